@@ -1,0 +1,27 @@
+# Two commands on a fresh machine with Python 3.11 and make: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Tests get their own embedded servers so they never touch the data of `make run`.
+TEST_MOLECULE_HOME ?= .molecule/test
+PYTEST_ARGS ?=
+
+.PHONY: run test venv clean-embedded
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m molecule_site.launcher
+
+test: $(VENV)/.installed
+	MOLECULE_HOME=$(TEST_MOLECULE_HOME) $(PY) -m molecule_site.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# Stop the embedded PostgreSQL/Redis of MOLECULE_HOME (default .molecule) if they were left running.
+clean-embedded: $(VENV)/.installed
+	$(PY) -m molecule_site.embedded stop

@@ -1,0 +1,27 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis the test command provides."""
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+
+@pytest.fixture
+def redis_client():
+    """The platform's Redis, emptied before and after the test so tests cannot see each other."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def operator(django_user_model):
+    """A staff superuser, as created by ``make run`` for the first operator."""
+    return django_user_model.objects.create_superuser("operator", "operator@example.com", "correct horse battery")
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client

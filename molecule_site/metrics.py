@@ -1,0 +1,54 @@
+"""Request and connection metrics in the original's names (spec §17).
+
+django-prometheus supplies the generic Django/DB/cache metrics; these add the series that
+dashboards built for the original platform read. ``path`` is the route template in the
+original's ``/workspaces/:id`` form, or ``unmatched``, so label cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from prometheus_client import Counter, Gauge
+
+HTTP_REQUESTS = Counter(
+    "molecule_http_requests",
+    "HTTP requests by method, route template and status.",
+    ["method", "path", "status"],
+)
+HTTP_REQUEST_SECONDS = Counter(
+    "molecule_http_request_duration_seconds",
+    "Total seconds spent serving requests by method, route template and status.",
+    ["method", "path", "status"],
+)
+WEBSOCKET_CONNECTIONS = Gauge(
+    "molecule_websocket_connections_active",
+    "WebSocket connections currently open.",
+)
+
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def route_template(request) -> str:
+    """``workspaces/<uuid:workspace_id>/a2a`` → ``/workspaces/:workspace_id/a2a``."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or not match.route:
+        return "unmatched"
+    route = _CONVERTER.sub(r":\1", match.route).lstrip("^").rstrip("$")
+    return "/" + route.lstrip("/")
+
+
+class RequestMetricsMiddleware:
+    """Counts every request and its duration under its route template."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        labels = (request.method, route_template(request), str(response.status_code))
+        HTTP_REQUESTS.labels(*labels).inc()
+        HTTP_REQUEST_SECONDS.labels(*labels).inc(time.perf_counter() - started)
+        return response

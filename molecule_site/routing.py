@@ -1,0 +1,3 @@
+"""WebSocket routes served through Channels (see ``molecule_site.asgi``)."""
+
+websocket_urlpatterns: list = []

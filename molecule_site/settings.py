@@ -1,0 +1,194 @@
+"""The platform's only settings module: every value comes from the environment.
+
+Environments differ only in their variables (README lists each). Bad values stop startup with
+a message naming the variable (``molecule_site.env``). With ``DATABASE_URL``/``REDIS_URL`` unset,
+embedded PostgreSQL and Redis under ``MOLECULE_HOME`` supply them (``molecule_site.embedded``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from molecule_site import embedded
+from molecule_site.env import EnvError, env_bool, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Mode -----------------------------------------------------------------------------------------
+# MOLECULE_ENV is free text in the original: dev/development turns on dev mode (spec §2.6),
+# prod/production turns on the production checks; anything else is neither.
+MOLECULE_ENV = (env_str("MOLECULE_ENV", "") or "").lower()
+IS_PRODUCTION = MOLECULE_ENV in {"prod", "production"}
+ADMIN_TOKEN = env_str("ADMIN_TOKEN")
+DEV_MODE = not ADMIN_TOKEN and MOLECULE_ENV in {"dev", "development"}
+
+MOLECULE_HOME = Path(env_str("MOLECULE_HOME", "./.molecule")).resolve()
+
+# --- Services ---------------------------------------------------------------------------------------
+_EMBEDDED_STARTED = embedded.ensure_environment(MOLECULE_HOME)  # no-op for URLs that are set
+DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql"), secret=True)
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"), secret=True)
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Platform ----------------------------------------------------------------------------------------
+HOST = env_str("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
+PLATFORM_URL = env_url("PLATFORM_URL", f"http://localhost:{PORT}", schemes=("http", "https"))
+CONFIGS_DIR = Path(env_str("CONFIGS_DIR", str(BASE_DIR / "workspace-configs-templates"))).resolve()
+PLUGINS_DIR = Path(env_str("PLUGINS_DIR", str(BASE_DIR / "plugins"))).resolve()
+WORKSPACE_DIR = env_str("WORKSPACE_DIR")
+AWARENESS_URL = env_url("AWARENESS_URL", schemes=("http", "https"))
+ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 7, minimum=1)
+ACTIVITY_CLEANUP_INTERVAL_HOURS = env_int("ACTIVITY_CLEANUP_INTERVAL_HOURS", 6, minimum=1)
+CORS_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:3001"])
+RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
+
+# --- Keys --------------------------------------------------------------------------------------------
+# AES-256-GCM key for secrets (spec §2.8). Outside production a key is generated once under
+# MOLECULE_HOME so secrets are always encrypted; production must be given one.
+SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+
+
+def _local_key(name: str, make) -> str:
+    path = MOLECULE_HOME / name
+    if not path.exists():
+        MOLECULE_HOME.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make())
+    return path.read_text().strip()
+
+
+if IS_PRODUCTION:
+    _missing = [name for name, value in (
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SECRETS_ENCRYPTION_KEY", SECRETS_ENCRYPTION_KEY),
+        ("DJANGO_SECRET_KEY", SECRET_KEY),
+    ) if not value]
+    if _missing:
+        raise EnvError(f"MOLECULE_ENV={MOLECULE_ENV} refuses to start without: {', '.join(_missing)}")
+else:
+    if not SECRETS_ENCRYPTION_KEY:
+        import base64
+
+        SECRETS_ENCRYPTION_KEY = _local_key(
+            "secrets_encryption.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+    SECRET_KEY = SECRET_KEY or _local_key("django_secret.key", lambda: secrets.token_urlsafe(50))
+
+# Fails startup on a key that is neither base64 of 32 bytes nor 32 raw characters.
+from secrets_app.crypto import parse_key  # noqa: E402
+
+SECRETS_KEY_BYTES = parse_key(SECRETS_ENCRYPTION_KEY, variable="SECRETS_ENCRYPTION_KEY")
+
+# --- Django ------------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PLATFORM_URL.rstrip("/")])
+SESSION_COOKIE_SECURE = IS_PRODUCTION
+CSRF_COOKIE_SECURE = IS_PRODUCTION
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "channels",
+    "django_prometheus",
+    "molecule_site",
+    "workspaces",
+    "registry",
+    "secrets_app",
+    "memory",
+    "activity",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "molecule_site.metrics.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "molecule_site.urls"
+ASGI_APPLICATION = "molecule_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Outside a built image there is no collectstatic step: serve straight from the finders.
+WHITENOISE_USE_FINDERS = not STATIC_ROOT.exists()
+
+# Bodies over this size are refused before any view parses them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024, minimum=1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["molecule_site.wire.CompactJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "molecule_site.wire.exception_handler",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+}

@@ -1,0 +1,71 @@
+"""The one wire contract (spec §0): compact JSON, ``{"error": ...}`` bodies, gin-style 404s.
+
+Clients of the original platform match literal substrings such as ``"status":"ok"``, so every
+JSON body leaves through :func:`json_bytes` (no spaces after ``:`` or ``,``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse
+from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+NOT_FOUND_BODY = "404 page not found"
+
+
+def json_bytes(data) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def json_response(data, status: int = 200) -> HttpResponse:
+    """A compact JSON response for plain Django views (DRF views use the renderer below)."""
+    return HttpResponse(json_bytes(data), status=status, content_type=JSON_CONTENT_TYPE)
+
+
+def error_response(message: str, status: int, **extra) -> HttpResponse:
+    return json_response({"error": message, **extra}, status=status)
+
+
+def not_found_response() -> HttpResponse:
+    return HttpResponse(NOT_FOUND_BODY, status=404, content_type="text/plain")
+
+
+class CompactJSONRenderer(JSONRenderer):
+    """DRF renderer with the original's separators and an explicit utf-8 charset."""
+
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return json_bytes(data)
+
+
+def handler404(request, exception=None):
+    """Unknown routes answer like gin: plain text ``404 page not found``."""
+    return not_found_response()
+
+
+def exception_handler(exc, context):
+    """Map DRF exceptions to ``{"error": ...}``; a wrong method is a 404 as in gin."""
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return not_found_response()
+    if isinstance(exc, exceptions.ParseError):
+        return Response({"error": "invalid request body"}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict) and "error" in detail:
+            body = detail
+        elif isinstance(detail, (list, dict)):
+            body = {"error": "invalid request body", "details": detail}
+        else:
+            body = {"error": str(detail)}
+        response = Response(body, status=exc.status_code)
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+    return None
