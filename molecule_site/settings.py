@@ -169,8 +169,13 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Outside a built image there is no collectstatic step: serve straight from the finders.
+# Outside a built image there is no collectstatic step: serve straight from the finders
+# (and whitenoise's warning about the missing STATIC_ROOT is expected there).
 WHITENOISE_USE_FINDERS = not STATIC_ROOT.exists()
+if WHITENOISE_USE_FINDERS:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # Bodies over this size are refused before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024, minimum=1024)

@@ -1,0 +1,122 @@
+"""Operator admin for the org tree. Lifecycle actions (pause/resume/restart) arrive with the services."""
+
+from django.contrib import admin
+from django.db.models import Count
+
+from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
+
+admin.site.site_header = "Molecule operator admin"
+admin.site.site_title = "Molecule operator admin"
+admin.site.index_title = "Control plane"
+
+
+class CanvasLayoutInline(admin.StackedInline):
+    model = CanvasLayout
+    can_delete = False
+    max_num = 1
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "tier", "runtime", "parent", "children_count", "last_heartbeat_at")
+    list_filter = ("status", "tier", "runtime")
+    search_fields = ("name", "role", "id")
+    list_select_related = ("parent",)
+    ordering = ("name",)
+    autocomplete_fields = ("parent", "forwarded_to")
+    inlines = (CanvasLayoutInline,)
+    # Runtime-reported fields: heartbeats overwrite them, so editing them here would only mislead.
+    readonly_fields = (
+        "id",
+        "last_heartbeat_at",
+        "liveness_deadline",
+        "last_error_rate",
+        "last_sample_error",
+        "active_tasks",
+        "uptime_seconds",
+        "current_task",
+        "last_outbound_at",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "name", "role", "tier", "status", "parent", "forwarded_to")}),
+        ("Runtime", {"fields": ("runtime", "url", "instance_id", "agent_card", "workspace_dir", "workspace_access")}),
+        (
+            "Liveness",
+            {
+                "fields": (
+                    "last_heartbeat_at",
+                    "liveness_deadline",
+                    "last_error_rate",
+                    "last_sample_error",
+                    "active_tasks",
+                    "uptime_seconds",
+                    "current_task",
+                    "last_outbound_at",
+                )
+            },
+        ),
+        (
+            "Limits",
+            {
+                "fields": (
+                    "max_concurrent_tasks",
+                    "budget_limit",
+                    "monthly_spend",
+                    "hibernation_idle_minutes",
+                    "awareness_namespace",
+                    "source_bundle_id",
+                )
+            },
+        ),
+        ("Timestamps", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(children_count=Count("children"))
+
+    @admin.display(description="children", ordering="children_count")
+    def children_count(self, workspace: Workspace) -> int:
+        return workspace.children_count
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ("model", "workspace", "status", "created_at", "removed_at")
+    list_filter = ("status",)
+    search_fields = ("model", "workspace__name", "removal_reason")
+    list_select_related = ("workspace",)
+    ordering = ("-created_at",)
+    autocomplete_fields = ("workspace",)
+    readonly_fields = ("id", "created_at")
+
+
+@admin.register(CanvasLayout)
+class CanvasLayoutAdmin(admin.ModelAdmin):
+    list_display = ("workspace", "x", "y", "collapsed")
+    list_filter = ("collapsed",)
+    search_fields = ("workspace__name",)
+    list_select_related = ("workspace",)
+    ordering = ("workspace__name",)
+    autocomplete_fields = ("workspace",)
+
+
+@admin.register(CanvasViewport)
+class CanvasViewportAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "x", "y", "zoom", "saved_at")
+    readonly_fields = ("saved_at",)
+
+    def has_add_permission(self, request):
+        # A single shared row (fixed id, enforced by a check constraint): add only while it is missing.
+        return super().has_add_permission(request) and not CanvasViewport.objects.exists()
+
+
+@admin.register(WorkspaceConfig)
+class WorkspaceConfigAdmin(admin.ModelAdmin):
+    list_display = ("workspace", "updated_at")
+    search_fields = ("workspace__name",)
+    list_select_related = ("workspace",)
+    ordering = ("workspace__name",)
+    autocomplete_fields = ("workspace",)
+    readonly_fields = ("updated_at",)
