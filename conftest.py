@@ -25,3 +25,9 @@ def operator(django_user_model):
 def operator_client(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit(settings):
+    """Keep the suite far below the per-IP rate limit; rate-limit tests set their own."""
+    settings.RATE_LIMIT = 1_000_000

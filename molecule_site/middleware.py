@@ -1,0 +1,155 @@
+"""Global HTTP middleware of the original's chain (spec §1): rate limiter and security headers.
+
+CORS (item 2) is django-cors-headers, configured in settings. There are no trusted proxies:
+the client IP is always ``REMOTE_ADDR`` (the TCP peer) and ``X-Forwarded-For`` is ignored, so a
+client cannot pick its own rate-limit bucket by sending that header.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+import redis
+from django.conf import settings
+
+from molecule_site.wire import error_response
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW_SECONDS = 60
+RATE_KEY_PREFIX = "ratelimit:"
+# A Redis outage must not stall every request behind a long socket timeout.
+REDIS_TIMEOUT_SECONDS = 0.5
+# During an outage every request fails the same way; one warning per interval is enough.
+REDIS_WARNING_INTERVAL_SECONDS = 60
+
+_pools: dict[str, redis.ConnectionPool] = {}
+_pools_lock = threading.Lock()
+_last_warning = float("-inf")
+
+
+def _redis() -> redis.Redis:
+    """A client on the shared pool for ``settings.REDIS_URL``, created on first use.
+
+    Keyed by URL so a changed setting (tests) gets its own pool instead of a stale one.
+    """
+    url = settings.REDIS_URL
+    pool = _pools.get(url)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(url)
+            if pool is None:
+                pool = redis.ConnectionPool.from_url(
+                    url,
+                    socket_timeout=REDIS_TIMEOUT_SECONDS,
+                    socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                )
+                _pools[url] = pool
+    return redis.Redis(connection_pool=pool)
+
+
+def _warn_redis_down(exc: Exception) -> None:
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning >= REDIS_WARNING_INTERVAL_SECONDS:
+        _last_warning = now
+        logger.warning("rate limiter: Redis unavailable, letting requests through: %s", exc)
+
+
+class RateLimitMiddleware:
+    """Per-client-IP fixed-window limit of ``settings.RATE_LIMIT`` requests per minute.
+
+    Each window is one Redis counter (``ratelimit:<ip>:<window>``), so every web replica shares
+    the same count; its TTL does the original's idle-bucket GC. Every response carries
+    ``X-RateLimit-Limit``/``-Remaining``/``-Reset``; over the limit the answer is 429
+    ``{"error":"rate limit exceeded","retry_after":<secs>}`` with ``Retry-After``. Dev mode
+    (spec §2.6) bypasses the limiter and says ``X-RateLimit-Limit: unlimited``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # Settings are read per request so tests (and nothing else) can flip them.
+        if settings.DEV_MODE:
+            response = self.get_response(request)
+            response["X-RateLimit-Limit"] = "unlimited"
+            return response
+
+        limit = settings.RATE_LIMIT
+        now = time.time()
+        window = int(now // RATE_WINDOW_SECONDS)
+        # Windows are aligned to the clock so all replicas agree on when they reset; never 0,
+        # so a client honouring Retry-After does not retry inside the same window.
+        reset = max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - now))
+        ip = request.META.get("REMOTE_ADDR") or "unknown"
+
+        try:
+            pipe = _redis().pipeline(transaction=False)
+            pipe.incr(f"{RATE_KEY_PREFIX}{ip}:{window}")
+            pipe.expire(f"{RATE_KEY_PREFIX}{ip}:{window}", RATE_WINDOW_SECONDS)
+            count = pipe.execute()[0]
+        except redis.RedisError as exc:
+            # Fail open: Redis is ephemeral infrastructure and losing it must not take the whole
+            # API down with it; the limiter is abuse protection, not an authorisation check.
+            _warn_redis_down(exc)
+            count = 0
+
+        if count > limit:
+            response = error_response("rate limit exceeded", 429, retry_after=reset)
+            response["Retry-After"] = str(reset)
+            # This 429 never reaches the inner SecurityHeadersMiddleware.
+            apply_security_headers(request, response)
+        else:
+            response = self.get_response(request)
+        response["X-RateLimit-Limit"] = str(limit)
+        response["X-RateLimit-Remaining"] = str(max(0, limit - count))
+        response["X-RateLimit-Reset"] = str(reset)
+        return response
+
+
+# API routes get the strict CSP; anything else (the Django admin at /django-admin/, the
+# server-rendered canvas pages) gets the relaxed one. Plain prefix matching as in the original,
+# so /admin/... is API but /django-admin/ is not.
+API_PREFIXES = (
+    "/workspaces", "/registry", "/health", "/admin", "/metrics", "/settings", "/bundles", "/org",
+    "/orgs", "/templates", "/plugins", "/webhooks", "/channels", "/ws", "/events", "/approvals",
+    "/canvas",
+)
+API_CSP = "default-src 'self'"
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self' ws: wss:"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def apply_security_headers(request, response):
+    """Set the original's security headers; assignment, so they win over Django's defaults."""
+    for name, value in SECURITY_HEADERS.items():
+        response[name] = value
+    response["Content-Security-Policy"] = API_CSP if request.path.startswith(API_PREFIXES) else PAGE_CSP
+    return response
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers of spec §1 item 6 to every response.
+
+    It sits outside Django's SecurityMiddleware and replaces XFrameOptionsMiddleware, so the
+    values on the wire are exactly the original's (Django's defaults differ, e.g. Referrer-Policy).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return apply_security_headers(request, self.get_response(request))
