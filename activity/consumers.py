@@ -1,0 +1,193 @@
+"""The ``/ws`` event stream (spec §15): every event to the canvas, topology-filtered to workspaces.
+
+A client without ``X-Workspace-ID`` is a *canvas client* and receives every frame. A client that
+sends ``X-Workspace-ID`` is a *workspace client* and receives only frames whose ``workspace_id``
+it may talk to under :func:`registry.selectors.can_communicate` (itself included); frames with an
+empty ``workspace_id`` never reach it. Frames come from :func:`activity.events.emit` through the
+``events`` group of the Redis channel layer, so every web replica sees every event. Messages from
+clients are read and ignored.
+
+Handshake rules, in order:
+
+1. ``Origin`` (when sent — non-browser clients send none) must case-insensitively equal one of
+   ``CORS_ORIGINS`` or be same-origin (its ``host[:port]`` equals the ``Host`` header). As in the
+   original, an empty ``CORS_ORIGINS`` allows any origin — outside production only.
+2. ``X-Workspace-ID``: must be a UUID. If the workspace has live tokens, the first
+   ``Authorization: Bearer`` value must validate for it, or be ``ADMIN_TOKEN``. A database error
+   during the check rejects the handshake (fail closed, like the original's in-handler re-checks).
+3. No ``X-Workspace-ID`` in production (``MOLECULE_ENV=production``): the client must be a
+   logged-in active staff user (session cookie) or present ``ADMIN_TOKEN`` — beyond the original,
+   which serves canvas clients unauthenticated; production takes no fail-open path.
+
+Deviation from the original: it answers a failed workspace check with HTTP 401 and
+``{"error":"missing workspace auth token"}`` / ``{"error":"invalid workspace auth token"}`` (500
+``{"error":"auth check failed"}`` on DB errors), and a bad origin with 403. An ASGI server cannot
+send a status or body for a rejected WebSocket handshake, so every rejection closes before accept
+(daphne answers 403) and the spec's error string is logged instead.
+
+The original's per-client send buffer of 256 with drop-on-full maps onto the channel layer's
+per-channel ``capacity``: ``group_send`` drops messages for a channel that is full.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from activity.events import EVENTS_GROUP
+from molecule_site.metrics import WEBSOCKET_CONNECTIONS
+from registry import selectors, services
+from registry.auth import BEARER, is_admin_token
+
+log = logging.getLogger(__name__)
+
+MISSING_TOKEN = "missing workspace auth token"
+INVALID_TOKEN = "invalid workspace auth token"
+AUTH_CHECK_FAILED = "auth check failed"
+BAD_ORIGIN = "origin not allowed"
+ADMIN_REQUIRED = "admin auth required"
+
+_DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
+
+
+def first_header(scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case bytes) in an ASGI scope, decoded as latin-1."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def scope_bearer_token(scope) -> str | None:
+    """Same parsing as ``registry.auth.bearer_token``: first header, case-sensitive ``Bearer ``.
+
+    Some servers comma-join duplicate headers into one value, so only its first part counts.
+    """
+    first = (first_header(scope, b"authorization") or "").split(",", 1)[0]
+    if not first.startswith(BEARER):
+        return None
+    return first[len(BEARER):].strip() or None
+
+
+def _host_port(scheme: str, netloc: str) -> str:
+    netloc = netloc.strip().lower()
+    host, sep, port = netloc.rpartition(":")
+    if sep and "]" not in port and port == _DEFAULT_PORTS.get(scheme):
+        return host
+    return netloc
+
+
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """No Origin (non-browser client), an allowed CORS origin, or same-origin."""
+    if origin is None:
+        return True
+    allowed = settings.CORS_ORIGINS
+    if not allowed and not settings.IS_PRODUCTION:
+        return True
+    wanted = origin.strip().lower()
+    if any(wanted == entry.strip().lower() for entry in allowed):
+        return True
+    parts = urlsplit(wanted)
+    if not parts.netloc or not host:
+        return False
+    return _host_port(parts.scheme, parts.netloc) == _host_port(parts.scheme, host)
+
+
+def _staff_user(scope) -> bool:
+    user = scope.get("user")
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", False)
+        and getattr(user, "is_staff", False)
+    )
+
+
+@database_sync_to_async
+def _workspace_auth_error(workspace_id: str, token: str | None) -> str | None:
+    """None when the client may connect as ``workspace_id``, else the spec's error string."""
+    if selectors.as_uuid(workspace_id) is None:
+        return INVALID_TOKEN  # the original's UUID-typed query errors, so the check fails closed
+    if is_admin_token(token):
+        return None
+    try:
+        if not selectors.workspace_has_live_token(workspace_id):
+            return None
+        if token is None:
+            return MISSING_TOKEN
+        if services.token_validate(token=token, workspace_id=workspace_id) is None:
+            return INVALID_TOKEN
+    except Exception:  # noqa: BLE001 - any failure of the check rejects the client
+        log.exception("ws: auth check for workspace %s failed", workspace_id)
+        return AUTH_CHECK_FAILED
+    return None
+
+
+@database_sync_to_async
+def _may_see(client_workspace_id: str, event_workspace_id: str) -> bool:
+    try:
+        return selectors.can_communicate(client_workspace_id, event_workspace_id)
+    except Exception:  # noqa: BLE001 - a failed lookup hides the frame (fail closed)
+        log.exception("ws: can_communicate(%s, %s) failed", client_workspace_id, event_workspace_id)
+        return False
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    """One ``/ws`` client: a canvas (all events) or a workspace (events it may communicate with)."""
+
+    workspace_id: str | None = None
+    accepted = False
+    joined = False
+
+    async def connect(self):
+        reason = await self._handshake_error()
+        if reason is not None:
+            log.info("ws: rejected handshake from %s: %s", self.scope.get("client"), reason)
+            await self.close()
+            return
+        await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+        self.accepted = True
+        WEBSOCKET_CONNECTIONS.inc()
+
+    async def _handshake_error(self) -> str | None:
+        if not origin_allowed(first_header(self.scope, b"origin"), first_header(self.scope, b"host")):
+            return BAD_ORIGIN
+        token = scope_bearer_token(self.scope)
+        workspace_id = (first_header(self.scope, b"x-workspace-id") or "").strip()
+        if workspace_id:
+            error = await _workspace_auth_error(workspace_id, token)
+            if error is None:
+                self.workspace_id = workspace_id
+            return error
+        if settings.IS_PRODUCTION and not (_staff_user(self.scope) or is_admin_token(token)):
+            return ADMIN_REQUIRED
+        return None
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Client messages are read and ignored (spec §15)."""
+
+    async def disconnect(self, code):
+        if self.joined:
+            self.joined = False
+            await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
+        if self.accepted:
+            self.accepted = False
+            WEBSOCKET_CONNECTIONS.dec()
+
+    async def event_message(self, message):
+        """A frame from :func:`activity.events.emit`, forwarded if this client may see it."""
+        if not self.accepted:
+            return
+        frame = message["frame"]
+        if self.workspace_id is not None:
+            event_workspace_id = frame.get("workspace_id") or ""
+            if not event_workspace_id or not await _may_see(self.workspace_id, event_workspace_id):
+                return
+        await self.send(text_data=json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str))
