@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from molecule_site import embedded
-from molecule_site.env import EnvError, env_bool, env_int, env_list, env_str, env_url
+from molecule_site.env import EnvError, env_bool, env_choice, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,17 @@ AWARENESS_URL = env_url("AWARENESS_URL", schemes=("http", "https"))
 ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 7, minimum=1)
 ACTIVITY_CLEANUP_INTERVAL_HOURS = env_int("ACTIVITY_CLEANUP_INTERVAL_HOURS", 6, minimum=1)
 CORS_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:3001"])
+# django-cors-headers, configured as the original's CORS (spec §1 item 2).
+CORS_ALLOWED_ORIGINS = CORS_ORIGINS
+CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["Origin", "Content-Type", "X-Workspace-ID", "Authorization"]
+CORS_ALLOW_CREDENTIALS = True
 RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
+# Which backend runs workspace runtimes; docker and local join the choices with their backends.
+MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none"))
+EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
+# GET /admin/workspaces/:id/test-token stays off in production unless this re-enables it.
+MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)
 
 # --- Keys --------------------------------------------------------------------------------------------
 # AES-256-GCM key for secrets (spec §2.8). Outside production a key is generated once under
@@ -112,6 +122,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "corsheaders",
     "channels",
     "django_prometheus",
     "molecule_site",
@@ -122,9 +133,15 @@ INSTALLED_APPS = [
     "activity",
 ]
 
+# Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,
+# carries CORS headers; the metrics middleware wraps the limiter so 429s are counted.
+# SecurityHeadersMiddleware owns X-Frame-Options and overrides SecurityMiddleware's defaults.
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "molecule_site.metrics.RequestMetricsMiddleware",
+    "molecule_site.middleware.RateLimitMiddleware",
+    "molecule_site.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,7 +149,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -182,7 +198,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 *
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["molecule_site.wire.CompactJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["molecule_site.wire.AnyContentTypeJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,

@@ -4,12 +4,29 @@ from django.contrib import admin
 from django.urls import path
 from django_prometheus.exports import ExportToDjangoView
 
+from activity.views import EventsApi
 from molecule_site import views
+from workspaces import views as ws
 
 handler404 = "molecule_site.wire.handler404"
 
 urlpatterns = [
     path("health", views.health, name="health"),
     path("metrics", ExportToDjangoView, name="metrics"),
+    # Workspaces (spec §5, §6)
+    path("workspaces", ws.WorkspaceCollectionApi.as_view()),
+    path("workspaces/<str:workspace_id>", ws.WorkspaceItemApi.as_view()),
+    path("workspaces/<str:workspace_id>/state", ws.WorkspaceStateApi.as_view()),
+    path("workspaces/<str:workspace_id>/pause", ws.WorkspacePauseApi.as_view()),
+    path("workspaces/<str:workspace_id>/resume", ws.WorkspaceResumeApi.as_view()),
+    path("workspaces/<str:workspace_id>/restart", ws.WorkspaceRestartApi.as_view()),
+    path("workspaces/<str:workspace_id>/tokens", ws.WorkspaceTokensApi.as_view()),
+    path("workspaces/<str:workspace_id>/tokens/<str:token_id>", ws.WorkspaceTokenApi.as_view()),
+    path("admin/workspaces/<str:workspace_id>/test-token", ws.TestTokenApi.as_view()),
+    # Canvas and events (spec §14)
+    path("canvas/viewport", ws.CanvasViewportApi.as_view()),
+    path("events", EventsApi.as_view()),
+    path("events/<str:workspace_id>", EventsApi.as_view()),
+    # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]

@@ -10,8 +10,11 @@ import json
 
 from django.http import HttpResponse
 from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+
+from molecule_site.errors import ApiError
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 NOT_FOUND_BODY = "404 page not found"
@@ -45,6 +48,13 @@ class CompactJSONRenderer(JSONRenderer):
         return json_bytes(data)
 
 
+class AnyContentTypeJSONParser(JSONParser):
+    """Bodies are JSON whatever Content-Type says: gin binds JSON without looking at the header,
+    and scripts written against it send ``curl -d '{...}'`` (form content type) or nothing."""
+
+    media_type = "*/*"
+
+
 def handler404(request, exception=None):
     """Unknown routes answer like gin: plain text ``404 page not found``."""
     return not_found_response()
@@ -52,6 +62,8 @@ def handler404(request, exception=None):
 
 def exception_handler(exc, context):
     """Map DRF exceptions to ``{"error": ...}``; a wrong method is a 404 as in gin."""
+    if isinstance(exc, ApiError):
+        return Response(exc.body, status=exc.status)
     if isinstance(exc, exceptions.MethodNotAllowed):
         return not_found_response()
     if isinstance(exc, exceptions.ParseError):
@@ -69,3 +81,10 @@ def exception_handler(exc, context):
             response["Retry-After"] = str(int(exc.wait))
         return response
     return None
+
+
+def rfc3339(moment) -> str:
+    """UTC timestamp as the original prints it: ``2026-04-27T11:36:15.123456Z``."""
+    from datetime import timezone as dt_timezone
+
+    return moment.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,8 +1,10 @@
-"""Operator admin for the org tree. Lifecycle actions (pause/resume/restart) arrive with the services."""
+"""Operator admin for the org tree. Lifecycle actions call the same services as the API."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 
+from molecule_site.errors import ApiError
+from workspaces import services
 from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
 
 admin.site.site_header = "Molecule operator admin"
@@ -25,6 +27,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     ordering = ("name",)
     autocomplete_fields = ("parent", "forwarded_to")
     inlines = (CanvasLayoutInline,)
+    actions = ("pause_selected", "resume_selected", "restart_selected", "remove_selected")
     # Runtime-reported fields: heartbeats overwrite them, so editing them here would only mislead.
     readonly_fields = (
         "id",
@@ -75,6 +78,43 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(children_count=Count("children"))
+
+    def has_delete_permission(self, request, obj=None):
+        # Removal is a lifecycle step (status "removed", tokens revoked, runtime stopped), not a
+        # row deletion: the "remove" action does it through the service.
+        return False
+
+    def _run_lifecycle(self, request, queryset, verb: str, call) -> None:
+        done, failures = 0, []
+        for workspace in queryset:
+            try:
+                call(workspace)
+                done += 1
+            except ApiError as error:
+                failures.append(f"{workspace.name}: {error.body.get('error') or error.body.get('message')}")
+        if done:
+            self.message_user(request, f"{verb} {done} workspace(s).", messages.SUCCESS)
+        for failure in failures:
+            self.message_user(request, failure, messages.ERROR)
+
+    @admin.action(description="Pause selected workspaces (and their sub-workspaces)", permissions=["change"])
+    def pause_selected(self, request, queryset):
+        self._run_lifecycle(request, queryset, "Paused", lambda w: services.workspace_pause(workspace_id=w.id))
+
+    @admin.action(description="Resume selected workspaces", permissions=["change"])
+    def resume_selected(self, request, queryset):
+        self._run_lifecycle(request, queryset, "Resumed", lambda w: services.workspace_resume(workspace_id=w.id))
+
+    @admin.action(description="Restart selected workspaces", permissions=["change"])
+    def restart_selected(self, request, queryset):
+        self._run_lifecycle(request, queryset, "Restarted", lambda w: services.workspace_restart(workspace_id=w.id))
+
+    @admin.action(description="Remove selected workspaces with all their sub-workspaces", permissions=["change"])
+    def remove_selected(self, request, queryset):
+        self._run_lifecycle(
+            request, queryset, "Removed",
+            lambda w: services.workspace_delete(workspace_id=w.id, confirm=True, purge=False),
+        )
 
     @admin.display(description="children", ordering="children_count")
     def children_count(self, workspace: Workspace) -> int:

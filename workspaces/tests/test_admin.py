@@ -149,3 +149,46 @@ def test_workspace_add_saves_canvas_layout_inline(operator_client):
     assert response.status_code == 302, response.context["adminform"].form.errors
     workspace = Workspace.objects.get(name="Research")
     assert (workspace.tier, workspace.layout.x, workspace.layout.y) == (2, 120.5, -40)
+
+
+# --- lifecycle actions call the same services as the API --------------------------------------
+
+def _run_action(operator_client, action, *workspaces):
+    return operator_client.post(
+        reverse("admin:workspaces_workspace_changelist"),
+        {"action": action, "_selected_action": [str(w.pk) for w in workspaces]},
+        follow=True,
+    )
+
+
+@pytest.mark.django_db
+def test_admin_pause_action_pauses_the_subtree(operator_client, django_capture_on_commit_callbacks):
+    root = Workspace.objects.create(name="Root", status="online")
+    child = Workspace.objects.create(name="Child", parent=root, status="online")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _run_action(operator_client, "pause_selected", root)
+    assert "Paused 1 workspace(s)." in response.content.decode()
+    assert set(Workspace.objects.values_list("status", flat=True)) == {"paused"}
+    assert StructureEvent.objects.filter(event_type="WORKSPACE_PAUSED", workspace_id=child.id).exists()
+
+
+@pytest.mark.django_db
+def test_admin_resume_action_reports_the_service_error(operator_client):
+    workspace = Workspace.objects.create(name="Dev", status="paused")
+    response = _run_action(operator_client, "resume_selected", workspace)
+    assert "Dev: provisioner not available" in response.content.decode()
+    workspace.refresh_from_db()
+    assert workspace.status == "paused"
+
+
+@pytest.mark.django_db
+def test_admin_remove_action_cascades_and_revokes_tokens(operator_client):
+    from registry.models import WorkspaceAuthToken
+
+    root = Workspace.objects.create(name="Root")
+    child = Workspace.objects.create(name="Child", parent=root)
+    token_mint(workspace=child)
+    response = _run_action(operator_client, "remove_selected", root)
+    assert "Removed 1 workspace(s)." in response.content.decode()
+    assert set(Workspace.objects.values_list("status", flat=True)) == {"removed"}
+    assert not WorkspaceAuthToken.objects.filter(revoked_at__isnull=True).exists()

@@ -1,0 +1,46 @@
+"""The Redis keys the original platform keeps per workspace (spec §3.2).
+
+Redis is a cache here: losing these keys only means a workspace re-registers on its next beat.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from molecule_site.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+URL_TTL_SECONDS = 300
+
+
+def liveness_key(workspace_id) -> str:
+    return f"ws:{workspace_id}"
+
+
+def url_key(workspace_id) -> str:
+    return f"ws:{workspace_id}:url"
+
+
+def internal_url_key(workspace_id) -> str:
+    return f"ws:{workspace_id}:internal_url"
+
+
+def cache_url(workspace_id, url: str) -> None:
+    try:
+        get_redis().set(url_key(workspace_id), url, ex=URL_TTL_SECONDS)
+    except redis.RedisError:
+        log.warning("could not cache the URL of workspace %s", workspace_id)
+
+
+def clear_workspace_keys(workspace_ids) -> None:
+    """Delete the liveness and URL keys of every given workspace (best effort)."""
+    keys = [key for wid in workspace_ids for key in (liveness_key(wid), url_key(wid), internal_url_key(wid))]
+    if not keys:
+        return
+    try:
+        get_redis().delete(*keys)
+    except redis.RedisError:
+        log.warning("could not clear Redis keys of %d workspace(s)", len(workspace_ids))

@@ -1,0 +1,363 @@
+"""Writes to the org tree: create, update, delete, pause, resume, restart (spec §5, §6).
+
+Every function is atomic and announces each state change once, after commit, through
+``activity.events.emit``. Provisioning goes through the provisioner interface; real
+provisioning work runs in Celery tasks started on commit, never inside the request.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from activity.events import emit
+from memory.models import AgentMemory, MemoryScope
+from memory.redaction import redact_secrets
+from molecule_site.errors import ApiError
+from registry.models import WorkspaceAuthToken
+from registry.redis_keys import cache_url, clear_workspace_keys
+from registry.services import token_mint, token_revoke
+from secrets_app.crypto import encrypt
+from secrets_app.models import WorkspaceSecret
+from workspaces import selectors
+from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
+from workspaces.provisioners import get_provisioner
+
+DEFAULT_RUNTIME = "langgraph"
+EXTERNAL_RUNTIME = "external"
+DEFAULT_API_TIER = 3
+MEMORY_CONTENT_LIMIT_BYTES = 100_000
+
+
+@dataclass
+class NewWorkspace:
+    """Validated input of ``POST /workspaces``."""
+
+    name: str
+    role: str | None = None
+    template: str | None = None
+    tier: int = 0
+    model: str | None = None
+    runtime: str | None = None
+    external: bool = False
+    url: str | None = None
+    workspace_dir: str | None = None
+    workspace_access: str = "none"
+    parent_id: uuid.UUID | None = None
+    budget_limit: int | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    max_concurrent_tasks: int = 1
+    x: float = 0
+    y: float = 0
+    initial_memories: list[dict] = field(default_factory=list)
+
+
+# --- create -------------------------------------------------------------------------------------
+
+@transaction.atomic
+def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
+    """Create a workspace and start provisioning it; returns the spec's 201 body."""
+    runtime, model = new.runtime, new.model
+    if new.template and not (runtime and model):
+        template_runtime, template_model = selectors.template_runtime_and_model(selectors.template_config(new.template))
+        runtime, model = runtime or template_runtime, model or template_model
+    external = new.external or runtime == EXTERNAL_RUNTIME
+    runtime = EXTERNAL_RUNTIME if external else (runtime or DEFAULT_RUNTIME)
+    if new.parent_id and not Workspace.objects.filter(pk=new.parent_id).exists():
+        raise ApiError("parent workspace not found")
+
+    workspace_id = uuid.uuid4()
+    workspace = Workspace.objects.create(
+        id=workspace_id,
+        name=new.name,
+        role=new.role or None,
+        tier=new.tier or DEFAULT_API_TIER,
+        runtime=runtime,
+        parent_id=new.parent_id,
+        workspace_dir=new.workspace_dir or None,
+        workspace_access=new.workspace_access or "none",
+        budget_limit=new.budget_limit,
+        max_concurrent_tasks=max(new.max_concurrent_tasks, 1),
+        awareness_namespace=f"workspace:{workspace_id}",
+        status=WorkspaceStatus.PROVISIONING,
+    )
+    for key, value in new.secrets.items():
+        ciphertext, version = encrypt(value)
+        WorkspaceSecret.objects.create(
+            workspace=workspace, key=key, encrypted_value=ciphertext, encryption_version=version
+        )
+    CanvasLayout.objects.create(workspace=workspace, x=new.x, y=new.y)
+    _seed_memories(workspace, new.initial_memories)
+    emit("WORKSPACE_PROVISIONING", workspace.id, {"name": workspace.name, "tier": workspace.tier, "runtime": runtime})
+
+    if external:
+        return _connect_external(workspace, url=new.url, platform_url=platform_url)
+
+    provisioner = get_provisioner()
+    if not provisioner.available:
+        WorkspaceConfig.objects.update_or_create(
+            workspace=workspace,
+            defaults={"data": {"name": workspace.name, "runtime": runtime, "tier": workspace.tier, "template": new.template or ""}},
+        )
+        _mark_failed(workspace, provisioner.unavailable_reason, {"error": provisioner.unavailable_event_error})
+    else:
+        _provision_on_commit([workspace.id])
+    # The original answers "provisioning" even when the row is already failed; clients rely on it.
+    return {
+        "id": str(workspace.id),
+        "status": WorkspaceStatus.PROVISIONING,
+        "awareness_namespace": workspace.awareness_namespace,
+        "workspace_access": workspace.workspace_access,
+    }
+
+
+def _seed_memories(workspace: Workspace, memories: list[dict]) -> None:
+    rows = []
+    for memory in memories:
+        content = memory.get("content")
+        scope = (memory.get("scope") or MemoryScope.LOCAL).upper()
+        if not isinstance(content, str) or not content or scope not in MemoryScope.values:
+            continue  # the original skips bad entries instead of failing the create
+        content = content.encode()[:MEMORY_CONTENT_LIMIT_BYTES].decode(errors="ignore")
+        rows.append(
+            AgentMemory(
+                workspace=workspace, content=redact_secrets(content), scope=scope,
+                namespace=workspace.awareness_namespace[:50],
+            )
+        )
+    AgentMemory.objects.bulk_create(rows)
+
+
+def _connect_external(workspace: Workspace, *, url: str | None, platform_url: str) -> dict:
+    if url:
+        workspace.url = url
+        workspace.status = WorkspaceStatus.ONLINE
+        workspace.save(update_fields=["url", "status", "updated_at"])
+        transaction.on_commit(lambda: cache_url(workspace.id, url))
+        emit("WORKSPACE_ONLINE", workspace.id, {"name": workspace.name, "external": True})
+        return {"id": str(workspace.id), "external": True, "status": WorkspaceStatus.ONLINE}
+
+    workspace.status = WorkspaceStatus.AWAITING_AGENT
+    workspace.save(update_fields=["status", "updated_at"])
+    _, token = token_mint(workspace=workspace)
+    emit("WORKSPACE_AWAITING_AGENT", workspace.id, {"name": workspace.name, "external": True})
+    return {
+        "id": str(workspace.id),
+        "external": True,
+        "status": WorkspaceStatus.AWAITING_AGENT,
+        "connection": connection_instructions(workspace, token=token, platform_url=platform_url),
+    }
+
+
+def connection_instructions(workspace: Workspace, *, token: str, platform_url: str) -> dict:
+    """What an external agent needs to join: endpoints, its token and ready-to-run snippets."""
+    base = platform_url.rstrip("/")
+    register, heartbeat = f"{base}/registry/register", f"{base}/registry/heartbeat"
+    body = json.dumps(
+        {"id": str(workspace.id), "url": "https://YOUR-AGENT-HOST/a2a", "agent_card": {"name": workspace.name}},
+        separators=(",", ":"),
+    )
+    curl = (
+        f"curl -X POST {register} -H 'Content-Type: application/json' "
+        f"-H 'Authorization: Bearer {token}' -d '{body}'"
+    )
+    python = (
+        "import time, requests\n"
+        f"PLATFORM = {base!r}\n"
+        f"WORKSPACE_ID = {str(workspace.id)!r}\n"
+        f"HEADERS = {{'Authorization': 'Bearer {token}'}}\n"
+        "requests.post(f'{PLATFORM}/registry/register', headers=HEADERS, json={\n"
+        "    'id': WORKSPACE_ID, 'url': 'https://YOUR-AGENT-HOST/a2a',\n"
+        f"    'agent_card': {{'name': {workspace.name!r}}},\n"
+        "}).raise_for_status()\n"
+        "while True:  # heartbeat every 30 s keeps the workspace online\n"
+        "    requests.post(f'{PLATFORM}/registry/heartbeat', headers=HEADERS,\n"
+        "                  json={'workspace_id': WORKSPACE_ID, 'error_rate': 0, 'active_tasks': 0})\n"
+        "    time.sleep(30)\n"
+    )
+    return {
+        "workspace_id": str(workspace.id),
+        "platform_url": base,
+        "auth_token": token,
+        "registry_endpoint": register,
+        "heartbeat_endpoint": heartbeat,
+        "curl_register_template": curl,
+        "python_snippet": python,
+    }
+
+
+def _mark_failed(workspace: Workspace, reason: str, event_payload: dict) -> None:
+    workspace.status = WorkspaceStatus.FAILED
+    workspace.last_sample_error = reason
+    workspace.save(update_fields=["status", "last_sample_error", "updated_at"])
+    emit("WORKSPACE_PROVISION_FAILED", workspace.id, event_payload)
+
+
+def _provision_on_commit(workspace_ids: list[uuid.UUID]) -> None:
+    from workspaces.tasks import provision_workspace
+
+    for workspace_id in workspace_ids:
+        transaction.on_commit(lambda wid=workspace_id: provision_workspace.delay(str(wid)))
+
+
+# --- update -------------------------------------------------------------------------------------
+
+@transaction.atomic
+def workspace_update(*, workspace: Workspace, changes: dict) -> dict:
+    """Apply the PATCH keys that are present; returns the spec's 200 body.
+
+    No event is emitted, as in the original (the canvas applies its own drags optimistically).
+    """
+    fields = [name for name in ("name", "role", "tier", "runtime") if name in changes]
+    for name in fields:
+        setattr(workspace, name, changes[name])
+    if "parent_id" in changes:
+        parent_id = changes["parent_id"]
+        if parent_id is not None:
+            if not Workspace.objects.filter(pk=parent_id).exists():
+                raise ApiError("parent workspace not found")
+            if selectors.would_create_cycle(workspace.id, parent_id):
+                raise ApiError("parent_id would create a cycle in the workspace hierarchy")
+        workspace.parent_id = parent_id
+        fields.append("parent")
+    body = {"status": "updated"}
+    if "workspace_dir" in changes:
+        workspace.workspace_dir = changes["workspace_dir"]
+        fields.append("workspace_dir")
+        body["needs_restart"] = True
+    if fields:
+        workspace.save(update_fields=[*fields, "updated_at"])
+
+    layout_changes = {}
+    if "collapsed" in changes:
+        layout_changes["collapsed"] = changes["collapsed"]
+    if "x" in changes and "y" in changes:
+        layout_changes.update(x=changes["x"], y=changes["y"])
+    if layout_changes:
+        CanvasLayout.objects.update_or_create(workspace=workspace, defaults=layout_changes)
+    return body
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+def workspace_delete(*, workspace_id: uuid.UUID, confirm: bool, purge: bool) -> dict:
+    """Remove a workspace and, with ``confirm``, its whole subtree (spec §5.5)."""
+    children = selectors.children_of(workspace_id)
+    if children and not confirm:
+        raise ApiError("confirmation_required", status=409, body={
+            "status": "confirmation_required",
+            "message": "This workspace has sub-workspaces. Delete with ?confirm=true to cascade delete.",
+            "children": [{"id": str(c.id), "name": c.name} for c in children],
+            "children_count": len(children),
+        })
+    with transaction.atomic():
+        descendants = selectors.descendant_ids(workspace_id)
+        doomed = [*descendants, workspace_id]
+        rows = list(Workspace.objects.select_for_update().filter(pk__in=doomed))
+        Workspace.objects.filter(pk__in=doomed).update(status=WorkspaceStatus.REMOVED, url="")
+        CanvasLayout.objects.filter(workspace_id__in=doomed).delete()
+        token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace_id__in=doomed))
+        for descendant in descendants:
+            emit("WORKSPACE_REMOVED", descendant, {})
+        emit("WORKSPACE_REMOVED", workspace_id, {"cascade_deleted": len(descendants)})
+        if purge:
+            _purge(doomed)
+    provisioner = get_provisioner()
+    for row in rows:
+        provisioner.stop(row)
+    clear_workspace_keys(doomed)
+    status = "purged" if purge else "removed"
+    return {"status": status, "cascade_deleted": len(descendants)}
+
+
+def _purge(workspace_ids: list[uuid.UUID]) -> None:
+    """Hard-delete the rows; the tables hanging off them go with them (Django cascades).
+
+    References are cut first: rows outside the set may point in, and inside the set a parent
+    reference would protect a row from deletion.
+    """
+    Workspace.objects.filter(parent_id__in=workspace_ids).update(parent=None)
+    Workspace.objects.filter(forwarded_to__in=workspace_ids).update(forwarded_to=None)
+    Workspace.objects.filter(pk__in=workspace_ids).delete()
+
+
+# --- pause / resume / restart ---------------------------------------------------------------------
+
+@transaction.atomic
+def workspace_pause(*, workspace_id: uuid.UUID) -> dict:
+    """Pause a workspace and every non-removed, non-paused descendant (spec §6.3)."""
+    workspace = (
+        Workspace.objects.select_for_update()
+        .filter(pk=workspace_id)
+        .exclude(status__in=[WorkspaceStatus.REMOVED, WorkspaceStatus.PAUSED])
+        .first()
+    )
+    if workspace is None:
+        raise ApiError("workspace not found or already paused", status=404)
+    targets = [workspace, *Workspace.objects.filter(pk__in=selectors.descendant_ids(workspace_id)).exclude(
+        status=WorkspaceStatus.PAUSED
+    )]
+    ids = [w.id for w in targets]
+    Workspace.objects.filter(pk__in=ids).update(status=WorkspaceStatus.PAUSED, url="")
+    for target in targets:
+        emit("WORKSPACE_PAUSED", target.id, {"name": target.name})
+    transaction.on_commit(lambda: _stop_and_forget(targets))
+    return {"status": "paused", "paused_count": len(targets)}
+
+
+def _stop_and_forget(workspaces: list[Workspace]) -> None:
+    provisioner = get_provisioner()
+    for workspace in workspaces:
+        provisioner.stop(workspace)
+    clear_workspace_keys([w.id for w in workspaces])
+
+
+def _refuse_under_paused_parent(workspace: Workspace) -> None:
+    paused = selectors.paused_ancestor(workspace)
+    if paused is not None:
+        raise ApiError(f'parent workspace "{paused.name}" is paused — resume it first', status=409)
+
+
+def _require_provisioner():
+    provisioner = get_provisioner()
+    if not provisioner.available:
+        raise ApiError("provisioner not available", status=503)
+    return provisioner
+
+
+@transaction.atomic
+def workspace_resume(*, workspace_id: uuid.UUID) -> dict:
+    """Resume a paused workspace and its paused descendants (spec §6.4)."""
+    workspace = Workspace.objects.select_for_update().filter(pk=workspace_id, status=WorkspaceStatus.PAUSED).first()
+    if workspace is None:
+        raise ApiError("workspace not found or not paused", status=404)
+    _require_provisioner()
+    _refuse_under_paused_parent(workspace)
+    targets = [workspace, *Workspace.objects.filter(
+        pk__in=selectors.descendant_ids(workspace_id), status=WorkspaceStatus.PAUSED
+    )]
+    Workspace.objects.filter(pk__in=[t.id for t in targets]).update(status=WorkspaceStatus.PROVISIONING)
+    for target in targets:
+        emit("WORKSPACE_PROVISIONING", target.id, {"name": target.name, "tier": target.tier, "runtime": target.runtime})
+    _provision_on_commit([t.id for t in targets])
+    return {"status": "provisioning", "resumed_count": len(targets)}
+
+
+@transaction.atomic
+def workspace_restart(*, workspace_id: uuid.UUID, reset: bool = False) -> dict:
+    """Restart a workspace's runtime (spec §6.1)."""
+    workspace = Workspace.objects.select_for_update().filter(pk=workspace_id).first()
+    if workspace is None:
+        raise ApiError("workspace not found", status=404)
+    _refuse_under_paused_parent(workspace)
+    _require_provisioner()
+    Workspace.objects.filter(pk=workspace.id).update(status=WorkspaceStatus.PROVISIONING, url="")
+    emit(
+        "WORKSPACE_PROVISIONING", workspace.id,
+        {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime},
+    )
+    _provision_on_commit([workspace.id])
+    return {"status": "provisioning", "config_dir": "", "reset_session": reset}
