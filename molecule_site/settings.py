@@ -199,9 +199,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 *
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["molecule_site.wire.CompactJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["molecule_site.wire.AnyContentTypeJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.auth.SessionUser"],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "molecule_site.wire.exception_handler",
 }
 

@@ -17,7 +17,7 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from rest_framework.authentication import CSRFCheck
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -59,6 +59,20 @@ def is_admin_token(token: str | None) -> bool:
 
 def dev_mode() -> bool:
     return settings.DEV_MODE and not settings.IS_PRODUCTION
+
+
+class SessionUser(BaseAuthentication):
+    """Hands DRF the user Django's session middleware found, without enforcing CSRF here.
+
+    Permission classes decide whether a session counts (``staff_session``, which checks CSRF);
+    without this, DRF would replace the session user with an anonymous one before they run.
+    """
+
+    def authenticate(self, request):
+        user = getattr(request._request, "user", None)
+        if user is not None and user.is_authenticated:
+            return user, None
+        return None
 
 
 def staff_session(request) -> bool:
