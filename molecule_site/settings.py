@@ -42,6 +42,8 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Task modules outside the apps' tasks.py files, so the worker registers them too.
+CELERY_IMPORTS = ["registry.a2a_queue", "registry.delegation"]
 
 # --- Platform ----------------------------------------------------------------------------------------
 HOST = env_str("HOST", "127.0.0.1")
@@ -65,6 +67,26 @@ MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none
 EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
 # GET /admin/workspaces/:id/test-token stays off in production unless this re-enables it.
 MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)
+
+# --- Registry, liveness and sweeps (spec §7, DESIGN flow 3) -----------------------------------------
+# A workspace that misses its deadline (last register/heartbeat + TTL) goes offline; runtimes
+# heartbeat every 30 s, so the default tolerates one missed beat.
+LIVENESS_TTL_SECONDS = env_int("LIVENESS_TTL_SECONDS", 60, minimum=1)
+LIVENESS_SWEEP_SECONDS = env_int("LIVENESS_SWEEP_SECONDS", 5, minimum=1)
+# Unset: 30 min for the hermes runtime, 10 min for the others (spec §7.4).
+PROVISION_TIMEOUT_SECONDS = env_int("PROVISION_TIMEOUT_SECONDS", 0, minimum=0) or None
+PROVISION_SWEEP_SECONDS = env_int("PROVISION_SWEEP_SECONDS", 30, minimum=1)
+STALE_TOKEN_SWEEP_SECONDS = env_int("STALE_TOKEN_SWEEP_SECONDS", 60, minimum=1)
+CONTAINER_SWEEP_SECONDS = env_int("CONTAINER_SWEEP_SECONDS", 15, minimum=1)
+# SaaS mode lets registered URLs and A2A targets sit on private (RFC-1918) networks.
+MOLECULE_DEPLOY_MODE = (env_str("MOLECULE_DEPLOY_MODE", "") or "").lower()
+MOLECULE_ORG_ID = env_str("MOLECULE_ORG_ID")
+SAAS_MODE = MOLECULE_DEPLOY_MODE == "saas" or (not MOLECULE_DEPLOY_MODE and bool(MOLECULE_ORG_ID))
+# MOLECULE_ENV=dev lets the A2A proxy reach loopback and private addresses, whatever ADMIN_TOKEN says.
+A2A_ALLOW_PRIVATE_TARGETS = MOLECULE_ENV in {"dev", "development"}
+A2A_IDLE_TIMEOUT_SECONDS = env_int("A2A_IDLE_TIMEOUT_SECONDS", 300, minimum=1)
+A2A_MAX_SECONDS = env_int("A2A_MAX_SECONDS", 1800, minimum=1)
+DELEGATION_RETRY_DELAY_SECONDS = env_int("DELEGATION_RETRY_DELAY_SECONDS", 8, minimum=0)
 
 # --- Keys --------------------------------------------------------------------------------------------
 # AES-256-GCM key for secrets (spec §2.8). Outside production a key is generated once under

@@ -1,7 +1,7 @@
 """Root URL map. API routes carry no trailing slash, exactly as the original's."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django_prometheus.exports import ExportToDjangoView
 
 from activity.views import EventsApi
@@ -27,6 +27,11 @@ urlpatterns = [
     path("canvas/viewport", ws.CanvasViewportApi.as_view()),
     path("events", EventsApi.as_view()),
     path("events/<str:workspace_id>", EventsApi.as_view()),
+    # Registry, A2A proxy and delegation (spec §7–§9); activity, notify, config (spec §10)
+    path("", include("registry.urls")),
+    path("", include("registry.a2a_urls")),
+    path("", include("registry.delegation_urls")),
+    path("", include("activity.urls")),
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]

@@ -14,6 +14,9 @@ class Provisioner(ABC):
 
     name: str
     available: bool
+    # True for backends that run runtimes on hosts we control (Docker, local processes): only
+    # those can tell whether a workspace's runtime is alive (stale-token sweep, health sweep).
+    runs_local_runtimes: bool = False
     unavailable_reason: str = ""
     unavailable_event_error: str = ""
 
@@ -28,3 +31,10 @@ class Provisioner(ABC):
     @abstractmethod
     def restart_workspaces(self, workspace_ids) -> None:
         """Ask for a restart of each workspace (secret changes, liveness); a no-op where nothing runs."""
+
+    def live_workspace_ids(self) -> set[str]:
+        """Ids (as strings) of workspaces whose runtime is alive; raises when it cannot tell.
+
+        Only meaningful where ``runs_local_runtimes``; other backends know of no runtimes.
+        """
+        return set()
