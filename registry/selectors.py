@@ -8,25 +8,12 @@ import uuid
 from django.db import connection
 
 from registry.models import WorkspaceAuthToken
-from workspaces.models import WorkspaceStatus
 
 MAX_ANCESTOR_HOPS = 32
 
 
 def token_digest(plaintext: str) -> bytes:
     return hashlib.sha256(plaintext.encode()).digest()
-
-
-def token_find_live(plaintext: str) -> WorkspaceAuthToken | None:
-    """The live token with this plaintext, on a workspace that is not removed."""
-    if not plaintext:
-        return None
-    return (
-        WorkspaceAuthToken.objects.filter(token_hash=token_digest(plaintext), revoked_at__isnull=True)
-        .exclude(workspace__status=WorkspaceStatus.REMOVED)
-        .only("id", "workspace_id")
-        .first()
-    )
 
 
 def workspace_has_live_token(workspace_id) -> bool:

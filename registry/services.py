@@ -6,7 +6,7 @@ import base64
 import hashlib
 import secrets
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -44,18 +44,31 @@ def token_revoke(*, tokens: QuerySet[WorkspaceAuthToken]) -> int:
 def token_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | None:
     """The live token matching ``token`` (bound to ``workspace_id`` when given), or None.
 
-    Any failure collapses into None, as in the original; a match records ``last_used_at``
-    (best effort: a failed update must not fail the request it authenticates).
+    One statement finds the token and records ``last_used_at``: tokens of removed workspaces
+    never match, and any failure collapses into None, as in the original.
     """
-    from registry.selectors import as_uuid, token_find_live
+    from registry.selectors import as_uuid, token_digest
 
-    found = token_find_live(token)
-    if found is None:
+    if not token:
         return None
-    if workspace_id is not None and found.workspace_id != as_uuid(workspace_id):
-        return None
-    try:
-        WorkspaceAuthToken.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
-    except Exception:  # noqa: BLE001 - see docstring
-        pass
-    return found
+    bound = ""
+    params: list = [token_digest(token)]
+    if workspace_id is not None:
+        parsed = as_uuid(workspace_id)
+        if parsed is None:
+            return None
+        bound = "AND t.workspace_id = %s"
+        params.append(parsed)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE workspace_auth_tokens AS t SET last_used_at = clock_timestamp()
+            FROM workspaces AS w
+            WHERE t.token_hash = %s AND t.revoked_at IS NULL AND w.id = t.workspace_id
+              AND w.status <> 'removed' {bound}
+            RETURNING t.id, t.workspace_id
+            """,
+            params,
+        )
+        row = cursor.fetchone()
+    return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
