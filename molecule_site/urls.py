@@ -32,6 +32,10 @@ urlpatterns = [
     path("", include("registry.a2a_urls")),
     path("", include("registry.delegation_urls")),
     path("", include("activity.urls")),
+    # Secrets, memory, templates/files/bundles (spec §11, §12, §14)
+    path("", include("secrets_app.urls")),
+    path("", include("memory.urls")),
+    path("", include("workspaces.content_urls")),
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]
