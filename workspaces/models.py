@@ -138,7 +138,13 @@ class Agent(models.Model):
     class Meta:
         db_table = "agents"
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=Q(status__in=AgentStatus.values), name="agents_status_valid")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=AgentStatus.values), name="agents_status_valid"),
+            # At most one active agent per workspace, whatever races the API sees.
+            models.UniqueConstraint(
+                fields=["workspace"], condition=Q(status=AgentStatus.ACTIVE), name="agents_one_active_per_workspace"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model} ({self.status})"

@@ -12,7 +12,7 @@ from registry import auth
 from registry.auth import AdminAuth, CanvasOrBearer, WorkspaceAuth
 from registry.models import WorkspaceAuthToken
 from registry.services import token_mint, token_revoke
-from workspaces import selectors, services
+from workspaces import agents, selectors, services
 from workspaces.models import CanvasViewport, WorkspaceStatus
 from workspaces.serializers import parse_new_workspace, parse_workspace_changes
 
@@ -197,3 +197,40 @@ class CanvasViewportApi(Api):
         CanvasViewport.objects.update_or_create(defaults=values)
         return Response({"status": "saved"})
 
+
+
+# --- agents -------------------------------------------------------------------------------------
+
+def _model(request) -> str:
+    data = json_body(request)
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, str) or not model.strip() or len(model) > 100:
+        raise ApiError("invalid request body")
+    return model
+
+
+class WorkspaceAgentApi(Api):
+    auth_by_method = {"POST": (WorkspaceAuth,), "PATCH": (WorkspaceAuth,), "DELETE": (WorkspaceAuth,)}
+
+    def post(self, request, workspace_id):
+        return Response(agents.agent_assign(workspace_id=parse_uuid(workspace_id), model=_model(request)), status=201)
+
+    def patch(self, request, workspace_id):
+        return Response(agents.agent_replace(workspace_id=parse_uuid(workspace_id), model=_model(request)))
+
+    def delete(self, request, workspace_id):
+        return Response(agents.agent_remove(workspace_id=parse_uuid(workspace_id)))
+
+
+class WorkspaceAgentMoveApi(Api):
+    auth_by_method = {"POST": (WorkspaceAuth,)}
+
+    def post(self, request, workspace_id):
+        data = json_body(request)
+        target = data.get("target_workspace_id") if isinstance(data, dict) else None
+        if not isinstance(target, str) or not target:
+            raise ApiError("invalid request body")
+        return Response(agents.agent_move(
+            workspace_id=parse_uuid(workspace_id),
+            target_workspace_id=parse_uuid(target, "target workspace not found", status=404),
+        ))
