@@ -15,6 +15,14 @@ app = Celery("molecule")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# The original's fixed cadence for the orphan container passes (spec §7.4); not tunable there.
+ORPHAN_CONTAINER_SWEEP_SECONDS = 60
+
+
+def _every(seconds: int) -> dict:
+    # A sweep still queued when the next one is due is dropped: the next one does its work.
+    return {"schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
+
 
 @app.on_after_finalize.connect
 def declare_periodic_jobs(sender, **kwargs):
@@ -24,5 +32,18 @@ def declare_periodic_jobs(sender, **kwargs):
         "activity-retention": {
             "task": "activity.tasks.purge_old_activity",
             "schedule": timedelta(hours=settings.ACTIVITY_CLEANUP_INTERVAL_HOURS),
+        },
+        "liveness-sweep": {"task": "registry.tasks.sweep_liveness", **_every(settings.LIVENESS_SWEEP_SECONDS)},
+        "provision-timeout-sweep": {
+            "task": "registry.tasks.sweep_provision_timeouts", **_every(settings.PROVISION_SWEEP_SECONDS)
+        },
+        "stale-token-sweep": {
+            "task": "registry.tasks.sweep_stale_tokens", **_every(settings.STALE_TOKEN_SWEEP_SECONDS)
+        },
+        "orphan-container-sweep": {
+            "task": "registry.tasks.sweep_orphan_containers", **_every(ORPHAN_CONTAINER_SWEEP_SECONDS)
+        },
+        "container-health-sweep": {
+            "task": "registry.tasks.sweep_container_health", **_every(settings.CONTAINER_SWEEP_SECONDS)
         },
     }

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from activity.events import emit
 from memory.models import AgentMemory, MemoryScope
@@ -257,7 +258,9 @@ def workspace_delete(*, workspace_id: uuid.UUID, confirm: bool, purge: bool) -> 
         descendants = selectors.descendant_ids(workspace_id)
         doomed = [*descendants, workspace_id]
         rows = list(Workspace.objects.select_for_update().filter(pk__in=doomed))
-        Workspace.objects.filter(pk__in=doomed).update(status=WorkspaceStatus.REMOVED, url="")
+        Workspace.objects.filter(pk__in=doomed).update(
+            status=WorkspaceStatus.REMOVED, url="", updated_at=timezone.now()
+        )
         CanvasLayout.objects.filter(workspace_id__in=doomed).delete()
         token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace_id__in=doomed))
         for descendant in descendants:
@@ -301,7 +304,7 @@ def workspace_pause(*, workspace_id: uuid.UUID) -> dict:
         status=WorkspaceStatus.PAUSED
     )]
     ids = [w.id for w in targets]
-    Workspace.objects.filter(pk__in=ids).update(status=WorkspaceStatus.PAUSED, url="")
+    Workspace.objects.filter(pk__in=ids).update(status=WorkspaceStatus.PAUSED, url="", updated_at=timezone.now())
     for target in targets:
         emit("WORKSPACE_PAUSED", target.id, {"name": target.name})
     transaction.on_commit(lambda: _stop_and_forget(targets))
@@ -339,7 +342,9 @@ def workspace_resume(*, workspace_id: uuid.UUID) -> dict:
     targets = [workspace, *Workspace.objects.filter(
         pk__in=selectors.descendant_ids(workspace_id), status=WorkspaceStatus.PAUSED
     )]
-    Workspace.objects.filter(pk__in=[t.id for t in targets]).update(status=WorkspaceStatus.PROVISIONING)
+    Workspace.objects.filter(pk__in=[t.id for t in targets]).update(
+        status=WorkspaceStatus.PROVISIONING, updated_at=timezone.now()
+    )
     for target in targets:
         emit("WORKSPACE_PROVISIONING", target.id, {"name": target.name, "tier": target.tier, "runtime": target.runtime})
     _provision_on_commit([t.id for t in targets])
@@ -354,7 +359,7 @@ def workspace_restart(*, workspace_id: uuid.UUID, reset: bool = False) -> dict:
         raise ApiError("workspace not found", status=404)
     _refuse_under_paused_parent(workspace)
     _require_provisioner()
-    Workspace.objects.filter(pk=workspace.id).update(status=WorkspaceStatus.PROVISIONING, url="")
+    Workspace.objects.filter(pk=workspace.id).update(status=WorkspaceStatus.PROVISIONING, url="", updated_at=timezone.now())
     emit(
         "WORKSPACE_PROVISIONING", workspace.id,
         {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime},

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container the Docker backend reports to the orphan sweeper (spec §7.4 items 1–2).
+
+    ``name`` is the container name without Docker's leading ``/`` (``ws-<id12>`` for workspace
+    containers); ``managed`` says whether it carries the ``molecule.platform.managed=true`` label.
+    """
+
+    name: str
+    managed: bool
 
 
 class Provisioner(ABC):
@@ -30,7 +43,13 @@ class Provisioner(ABC):
 
     @abstractmethod
     def restart_workspaces(self, workspace_ids) -> None:
-        """Ask for a restart of each workspace (secret changes, liveness); a no-op where nothing runs."""
+        """Ask for a restart of each workspace (secret changes, liveness); a no-op where nothing runs.
+
+        This is the original's ``RestartByID`` (spec §6.2): the backend applies its skip rules
+        (removed/paused/hibernated rows, runtime ``external``, a paused ancestor) and its
+        per-workspace try-lock, and must not block its caller — slow work goes to a Celery task.
+        The liveness and health sweeps call it after their transaction commits.
+        """
 
     def live_workspace_ids(self) -> set[str]:
         """Ids (as strings) of workspaces whose runtime is alive; raises when it cannot tell.
@@ -38,3 +57,16 @@ class Provisioner(ABC):
         Only meaningful where ``runs_local_runtimes``; other backends know of no runtimes.
         """
         return set()
+
+    # --- Docker only: the orphan container passes (spec §7.4) ---------------------------------------
+    # The sweeps call these only when ``name == "docker"``; other backends never reach them.
+
+    def list_managed_containers(self) -> list[ManagedContainer]:
+        """Every container named ``ws-*`` (running or stopped) and every container labelled
+        ``molecule.platform.managed=true``; raises when the engine cannot be listed."""
+        raise NotImplementedError(f"the {self.name!r} provisioner has no containers")
+
+    def remove_orphan_container(self, container: ManagedContainer) -> None:
+        """Stop and remove ``container`` together with the workspace volumes named after it;
+        raises when the engine refuses (the sweeper logs it and goes on with the next one)."""
+        raise NotImplementedError(f"the {self.name!r} provisioner has no containers")

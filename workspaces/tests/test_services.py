@@ -100,3 +100,16 @@ def test_resume_with_a_provisioner_resumes_the_paused_subtree(provisioner, monke
     assert services.workspace_resume(workspace_id=root.id) == {"status": "provisioning", "resumed_count": 2}
     assert sorted(queued) == sorted([str(root.id), str(child.id)])
     assert set(Workspace.objects.values_list("status", flat=True)) == {"provisioning"}
+
+
+def test_resume_restamps_updated_at_so_the_provision_timeout_starts_afresh(provisioner, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id: None)
+    workspace = Workspace.objects.create(name="Dev", status="paused")
+    Workspace.objects.filter(pk=workspace.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    services.workspace_resume(workspace_id=workspace.id)
+    workspace.refresh_from_db()
+    assert timezone.now() - workspace.updated_at < timedelta(minutes=1)

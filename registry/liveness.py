@@ -1,0 +1,317 @@
+"""The beat sweeps of the registry: liveness, provision timeout, stale tokens, containers (spec §7.4).
+
+Each sweep follows Healthchecks' ``sendalerts``: read candidate rows (through an index where
+there are many), then claim each one with a conditional UPDATE that repeats the condition it was
+selected by, and act only when the claim changed a row. Several sweepers may run at once (two
+beat ticks overlapping in the worker pool, or a stray second beat): a row is handled once, and
+each state change emits exactly one event, after commit (DESIGN flow 3, style rule 3).
+
+The Celery tasks in ``registry.tasks`` only call the functions here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from activity.events import emit
+from registry.models import WorkspaceAuthToken
+from registry.redis_keys import clear_workspace_keys
+from workspaces.models import LIVE_STATUSES, Workspace, WorkspaceStatus
+from workspaces.provisioners import get_provisioner
+from workspaces.provisioners.base import ManagedContainer, Provisioner
+
+log = logging.getLogger(__name__)
+
+EXTERNAL_RUNTIME = "external"
+
+
+# --- liveness (DESIGN flow 3) -------------------------------------------------------------------------
+
+def liveness_sweep(*, now: datetime | None = None, batch: int = 100) -> int:
+    """Take live workspaces whose ``liveness_deadline`` has passed offline; return how many.
+
+    Rows are read through the partial index on live rows, oldest deadline first, ``batch`` at a
+    time; another batch follows while the last one was full and made progress (each successful
+    claim removes a row from the selection, so the pass ends). A heartbeat that lands between
+    the read and the claim moves the deadline forward, and the claim then matches nothing.
+    """
+    now = now or timezone.now()
+    provisioner = get_provisioner()
+    offline = 0
+    while True:
+        expired = _expired_live_rows(now=now, batch=batch)
+        claimed = sum(
+            _take_offline(workspace_id, old_status=status, runtime=runtime, provisioner=provisioner, now=now,
+                          liveness_deadline__lt=now)
+            for workspace_id, status, runtime in expired
+        )
+        offline += claimed
+        if len(expired) < batch or not claimed:
+            return offline
+
+
+def _expired_live_rows(*, now: datetime, batch: int) -> list[tuple[uuid.UUID, str, str]]:
+    # The WHERE implies the predicate of idx_workspaces_live_deadline (status IN live statuses,
+    # deadline not null), so PostgreSQL reads the index in deadline order and stops at ``batch``.
+    return list(
+        Workspace.objects.filter(
+            status__in=LIVE_STATUSES, liveness_deadline__isnull=False, liveness_deadline__lt=now
+        )
+        .order_by("liveness_deadline")
+        .values_list("id", "status", "runtime")[:batch]
+    )
+
+
+def _take_offline(workspace_id, *, old_status: str, runtime: str, provisioner: Provisioner, now: datetime,
+                  **still) -> bool:
+    """Claim ``workspace_id`` for offline if it is still ``old_status`` (and matches ``still``).
+
+    On a successful claim, after commit: ``WORKSPACE_OFFLINE {}``, the workspace's Redis keys
+    cleared, and a restart asked of the provisioner where it owns the runtime (spec §6.2).
+    """
+    with transaction.atomic():
+        claimed = Workspace.objects.filter(pk=workspace_id, status=old_status, **still).update(
+            status=WorkspaceStatus.OFFLINE, updated_at=now
+        )
+        if not claimed:
+            return False  # another sweeper, a heartbeat or a lifecycle change got there first
+        emit("WORKSPACE_OFFLINE", workspace_id, {})
+        transaction.on_commit(lambda: clear_workspace_keys([workspace_id]), robust=True)
+        if provisioner.runs_local_runtimes and runtime != EXTERNAL_RUNTIME:
+            transaction.on_commit(lambda: provisioner.restart_workspaces([workspace_id]), robust=True)
+    log.info("workspace %s went offline (was %s)", workspace_id, old_status)
+    return True
+
+
+# --- provision timeout (spec §7.4) --------------------------------------------------------------------
+
+PROVISION_TIMEOUT_MESSAGE = (
+    "provisioning timed out — container started but never called /registry/register. "
+    "Check container logs and network connectivity to the platform."
+)
+DEFAULT_PROVISION_TIMEOUT_SECONDS = 10 * 60
+SLOW_RUNTIME_PROVISION_TIMEOUT_SECONDS = {"hermes": 30 * 60}
+
+
+def provision_timeout_seconds(runtime: str) -> int:
+    """``PROVISION_TIMEOUT_SECONDS`` when set, else 30 min for hermes and 10 min for the others."""
+    if settings.PROVISION_TIMEOUT_SECONDS:
+        return settings.PROVISION_TIMEOUT_SECONDS
+    return SLOW_RUNTIME_PROVISION_TIMEOUT_SECONDS.get(runtime, DEFAULT_PROVISION_TIMEOUT_SECONDS)
+
+
+def provision_timeout_sweep(*, now: datetime | None = None) -> int:
+    """Fail workspaces stuck in ``provisioning`` past their timeout; return how many."""
+    now = now or timezone.now()
+    return sum(
+        _fail_provisioning(workspace_id, runtime=runtime, now=now)
+        for workspace_id, runtime in _provisioning_candidates(now=now)
+    )
+
+
+def _provisioning_candidates(*, now: datetime) -> list[tuple[uuid.UUID, str]]:
+    """``provisioning`` rows old enough for the shortest timeout; the exact one is checked per row."""
+    shortest = settings.PROVISION_TIMEOUT_SECONDS or min(
+        DEFAULT_PROVISION_TIMEOUT_SECONDS, *SLOW_RUNTIME_PROVISION_TIMEOUT_SECONDS.values()
+    )
+    return list(
+        Workspace.objects.filter(status=WorkspaceStatus.PROVISIONING, updated_at__lte=now - timedelta(seconds=shortest))
+        .order_by("updated_at")
+        .values_list("id", "runtime")
+    )
+
+
+def _fail_provisioning(workspace_id, *, runtime: str, now: datetime) -> bool:
+    """Claim a timed-out ``provisioning`` row for ``failed``; the UPDATE repeats the age check, so a
+    workspace that registered or was re-provisioned meanwhile is left alone."""
+    timeout = provision_timeout_seconds(runtime)
+    with transaction.atomic():
+        claimed = Workspace.objects.filter(
+            pk=workspace_id, status=WorkspaceStatus.PROVISIONING, updated_at__lte=now - timedelta(seconds=timeout)
+        ).update(status=WorkspaceStatus.FAILED, last_sample_error=PROVISION_TIMEOUT_MESSAGE, updated_at=now)
+        if not claimed:
+            return False
+        emit("WORKSPACE_PROVISION_FAILED", workspace_id, {
+            "error": PROVISION_TIMEOUT_MESSAGE,
+            "timeout_secs": timeout,
+            "runtime": runtime,
+            "source": "provision_timeout_sweep",
+        })
+    log.warning("workspace %s (%s) timed out after %d s in provisioning", workspace_id, runtime, timeout)
+    return True
+
+
+# --- stale tokens without a runtime (spec §7.4 item 3, the seed's sweepStaleTokensWithoutContainer) -----
+
+STALE_TOKEN_AGE = timedelta(minutes=5)
+
+
+def stale_token_sweep(*, now: datetime | None = None) -> int:
+    """Revoke the live tokens of workspaces whose runtime is gone; return how many workspaces.
+
+    Only where the provisioner runs runtimes locally (Docker, local processes) — elsewhere it
+    cannot know which runtimes are alive, and the pass is a no-op. A workspace qualifies when
+    its runtime is not among the live ones, it is neither ``removed`` nor ``provisioning`` nor
+    ``external``, and none of its live tokens has been used (or minted) for 5 minutes. When the
+    runtimes cannot be listed the cycle is skipped; a database error ends the pass, and the next
+    cycle picks up what is left.
+    """
+    provisioner = get_provisioner()
+    if not provisioner.runs_local_runtimes:
+        return 0
+    try:
+        live = provisioner.live_workspace_ids()
+    except Exception:  # noqa: BLE001 - a backend failure must not look like "nothing is alive"
+        log.exception("stale-token sweep: could not list live runtimes; skipping this cycle")
+        return 0
+    now = now or timezone.now()
+    cutoff = now - STALE_TOKEN_AGE
+    try:
+        candidates = _stale_token_candidates(live_ids=live, cutoff=cutoff)
+    except DatabaseError:
+        log.exception("stale-token sweep: could not select candidates; retrying next cycle")
+        return 0
+    revoked_workspaces = 0
+    for workspace_id in candidates:
+        try:
+            revoked = _revoke_stale_tokens(workspace_id, cutoff=cutoff, now=now)
+        except DatabaseError:
+            log.exception("stale-token sweep: stopping at workspace %s; the next cycle retries", workspace_id)
+            break
+        if revoked:
+            revoked_workspaces += 1
+            log.info("stale-token sweep: revoked %d token(s) of workspace %s (no live runtime)", revoked, workspace_id)
+    return revoked_workspaces
+
+
+def _stale_token_candidates(*, live_ids, cutoff: datetime) -> list[uuid.UUID]:
+    """Workspaces with live tokens, no live runtime, and no token activity since ``cutoff``."""
+    live = [parsed for parsed in map(_as_uuid, live_ids) if parsed is not None]
+    return list(
+        WorkspaceAuthToken.objects.filter(revoked_at__isnull=True)
+        .exclude(workspace__status__in=[WorkspaceStatus.REMOVED, WorkspaceStatus.PROVISIONING])
+        .exclude(workspace__runtime=EXTERNAL_RUNTIME)
+        .exclude(workspace_id__in=live)
+        .values("workspace_id")
+        .annotate(last_activity=Max(Coalesce("last_used_at", "created_at")))
+        .filter(last_activity__lt=cutoff)
+        .order_by("last_activity")
+        .values_list("workspace_id", flat=True)
+    )
+
+
+def _revoke_stale_tokens(workspace_id, *, cutoff: datetime, now: datetime) -> int:
+    """Revoke the workspace's live tokens that are still stale: the UPDATE repeats the staleness
+    condition, so a token used since the candidates were read survives."""
+    return (
+        WorkspaceAuthToken.objects.alias(activity=Coalesce("last_used_at", "created_at"))
+        .filter(workspace_id=workspace_id, revoked_at__isnull=True, activity__lt=cutoff)
+        .update(revoked_at=now)
+    )
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+# --- Docker only: orphan containers and container health (spec §7.4) ------------------------------------
+
+ORPHAN_PASS_DEADLINE_SECONDS = 30
+WORKSPACE_CONTAINER_PREFIX = "ws-"
+_ID_PREFIX = re.compile(r"[0-9a-f-]+")
+
+
+def _docker_provisioner() -> Provisioner | None:
+    provisioner = get_provisioner()
+    return provisioner if provisioner.name == "docker" else None
+
+
+def orphan_container_sweep() -> int:
+    """Remove containers whose workspace is gone; return how many were removed (Docker only).
+
+    Pass 1: ``ws-<prefix>`` containers (running or stopped) whose prefix matches only removed
+    rows. Pass 2: containers labelled managed whose prefix matches no row at all (purged).
+    Prefixes must be hex/dash only; the pass gives up after 30 s and the next one continues.
+    """
+    provisioner = _docker_provisioner()
+    if provisioner is None:
+        return 0
+    started = time.monotonic()
+    try:
+        containers = provisioner.list_managed_containers()
+    except Exception:  # noqa: BLE001 - the engine may be down; try again next cycle
+        log.exception("orphan sweep: could not list containers")
+        return 0
+    removed = 0
+    for container in containers:
+        if time.monotonic() - started > ORPHAN_PASS_DEADLINE_SECONDS:
+            log.warning("orphan sweep: pass deadline reached; the next pass continues")
+            break
+        if not _is_orphan(container):
+            continue
+        try:
+            provisioner.remove_orphan_container(container)
+        except Exception:  # noqa: BLE001 - one stuck container must not stop the pass
+            log.exception("orphan sweep: could not remove container %s", container.name)
+            continue
+        removed += 1
+        log.info("orphan sweep: removed container %s", container.name)
+    return removed
+
+
+def _is_orphan(container: ManagedContainer) -> bool:
+    if not container.name.startswith(WORKSPACE_CONTAINER_PREFIX):
+        return False
+    prefix = container.name[len(WORKSPACE_CONTAINER_PREFIX):]
+    if not _ID_PREFIX.fullmatch(prefix):
+        return False
+    statuses = set(
+        Workspace.objects.annotate(id_text=Cast("id", TextField()))
+        .filter(id_text__startswith=prefix)
+        .values_list("status", flat=True)
+    )
+    if statuses:
+        return statuses == {WorkspaceStatus.REMOVED}
+    return container.managed
+
+
+def container_health_sweep(*, now: datetime | None = None) -> int:
+    """Take live workspaces whose container is not running offline; return how many (Docker only).
+
+    The spec's health sweep (a). Its part (b), external workspaces with a stale heartbeat, is the
+    deadline-based ``liveness_sweep``, which covers every runtime. A workspace written to after
+    the containers were listed (a register or heartbeat) is left for the next cycle.
+    """
+    provisioner = _docker_provisioner()
+    if provisioner is None:
+        return 0
+    now = now or timezone.now()
+    try:
+        running = {parsed for parsed in map(_as_uuid, provisioner.live_workspace_ids()) if parsed is not None}
+    except Exception:  # noqa: BLE001 - Docker errors are ignored: nothing is taken offline on them
+        log.exception("container health sweep: could not list running containers")
+        return 0
+    rows = (
+        Workspace.objects.filter(status__in=LIVE_STATUSES)
+        .exclude(runtime=EXTERNAL_RUNTIME)
+        .exclude(pk__in=running)
+        .values_list("id", "status", "runtime")
+    )
+    return sum(
+        _take_offline(workspace_id, old_status=status, runtime=runtime, provisioner=provisioner, now=now,
+                      updated_at__lte=now)
+        for workspace_id, status, runtime in rows
+    )
