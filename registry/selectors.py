@@ -1,13 +1,22 @@
-"""Reads for the registry: token lookups and the hierarchy rule ``can_communicate`` (spec §2.1, §8.1)."""
+"""Reads for the registry: token lookups, the hierarchy rule ``can_communicate``, discovery and
+peers, and the runtime overrides heartbeats leave in Redis (spec §2.1, §7.2, §8.1, §8.3)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import redis
 from django.db import connection
+from django.db.models import Case, IntegerField, Q, Value, When
 
+from molecule_site.redis_client import get_redis
 from registry.models import WorkspaceAuthToken
+from registry.redis_keys import URL_TTL_SECONDS, internal_url_key
+from registry.ssrf import discover_url_allowed
+from workspaces.models import Workspace, WorkspaceStatus
 
 MAX_ANCESTOR_HOPS = 32
 
@@ -84,3 +93,160 @@ def can_communicate(caller_id, target_id) -> bool:
     caller_ancestors = {node for node, _ in caller_chain[1:]}
     target_ancestors = {node for node, _ in target_chain[1:]}
     return target in caller_ancestors or caller in target_ancestors
+
+
+# --- registry reads: runtime overrides, discovery, peers (spec §7.2 step 6, §8.3) ----------------
+
+RUNTIME_IDLE_TIMEOUT_FIELD = "idle_timeout_seconds"
+RUNTIME_CAPABILITIES_FIELD = "capabilities"
+DISCOVERY_PORT = 8000
+
+
+def runtime_overrides_key(workspace_id) -> str:
+    """Redis hash of what the last heartbeat reported about the runtime (spec §7.2 step 6).
+
+    Fields: ``idle_timeout_seconds`` (decimal string, only when > 0) and ``capabilities``
+    (compact JSON object ``{name: bool}``, only when non-empty). Rewritten by every heartbeat
+    (absent fields are cleared) and expiring with the liveness TTL.
+    """
+    return f"ws:{workspace_id}:runtime"
+
+
+def workspace_runtime_overrides(workspace_id) -> dict:
+    """``{"idle_timeout_seconds": int | None, "capabilities": {name: bool}}`` from Redis.
+
+    Redis trouble or garbage reads as "no overrides": the callers (the A2A proxy) fall back to
+    their defaults.
+    """
+    overrides = {RUNTIME_IDLE_TIMEOUT_FIELD: None, RUNTIME_CAPABILITIES_FIELD: {}}
+    try:
+        raw = get_redis().hgetall(runtime_overrides_key(workspace_id))
+    except redis.RedisError:
+        return overrides
+    try:
+        if raw.get(RUNTIME_IDLE_TIMEOUT_FIELD):
+            overrides[RUNTIME_IDLE_TIMEOUT_FIELD] = int(raw[RUNTIME_IDLE_TIMEOUT_FIELD])
+        if raw.get(RUNTIME_CAPABILITIES_FIELD):
+            capabilities = json.loads(raw[RUNTIME_CAPABILITIES_FIELD])
+            if isinstance(capabilities, dict):
+                overrides[RUNTIME_CAPABILITIES_FIELD] = capabilities
+    except ValueError:
+        pass
+    return overrides
+
+
+def synthesized_internal_url(workspace_id) -> str:
+    """Where a provisioned container answers on the workspace network: ``http://ws-<id12>:8000``."""
+    return f"http://ws-{str(workspace_id)[:12]}:{DISCOVERY_PORT}"
+
+
+def rewrite_loopback_for_docker(url: str) -> str:
+    """``127.0.0.1``/``localhost`` → ``host.docker.internal`` (spec §8.3).
+
+    The original replaces the first occurrence of either string anywhere in the URL; only the
+    host is rewritten here, so a path or query that happens to contain ``localhost`` is kept.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url
+    if host not in ("127.0.0.1", "localhost"):
+        return url
+    netloc = "host.docker.internal" + (f":{port}" if port is not None else "")
+    if "@" in parts.netloc:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def workspace_discover(*, caller_id, target_id) -> tuple[int, dict]:
+    """``GET /registry/discover/:id`` after the caller passed auth: ``(status, body)`` (spec §8.3).
+
+    A read with a read-through cache fill: the synthesized container URL is written to
+    ``ws:{id}:internal_url`` as the original does. The hierarchy check comes first, so a target
+    that does not exist is normally a 403 (``can_communicate`` is false for unknown ids); the
+    404 is only reachable when a workspace discovers itself.
+    """
+    if not can_communicate(caller_id, target_id):
+        return 403, {"error": "not authorized to discover this workspace"}
+    caller, target = as_uuid(caller_id), as_uuid(target_id)
+    rows = {
+        row["id"]: row
+        for row in Workspace.objects.filter(pk__in={caller, target}).values("id", "name", "status", "runtime", "url")
+    }
+    row = rows.get(target)
+    caller_row = rows.get(caller)
+
+    if row is not None and row["runtime"] == "external" and row["url"]:
+        url = row["url"]
+        if not (caller_row is not None and caller_row["runtime"] == "external"):
+            url = rewrite_loopback_for_docker(url)
+        if not discover_url_allowed(url):
+            return 503, {"error": "workspace URL failed safety check"}
+        return 200, {"id": str(target), "url": url, "name": row["name"]}
+
+    name = row["name"] if row is not None else ""
+    try:
+        cached = get_redis().get(internal_url_key(target))
+    except redis.RedisError:
+        cached = None
+    if cached:
+        return 200, {"id": str(target), "url": cached, "name": name}
+    if row is None:
+        return 404, {"error": "workspace not found"}
+    if row["status"] in (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED):
+        url = synthesized_internal_url(target)
+        try:
+            get_redis().set(internal_url_key(target), url, ex=URL_TTL_SECONDS)
+        except redis.RedisError:
+            pass  # a cache; the next discovery synthesizes it again
+        return 200, {"id": str(target), "url": url, "name": name}
+    return 503, {"error": "workspace not available", "status": row["status"]}
+
+
+def peer_item(workspace) -> dict:
+    """An item of ``GET /registry/:id/peers`` (spec §8.3)."""
+    return {
+        "id": str(workspace.id),
+        "name": workspace.name,
+        "role": workspace.role or None,
+        "tier": workspace.tier,
+        "status": workspace.status,
+        "agent_card": workspace.agent_card,
+        "url": workspace.url or "",
+        "parent_id": str(workspace.parent_id) if workspace.parent_id else None,
+        "active_tasks": workspace.active_tasks,
+    }
+
+
+def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
+    """Siblings (all other roots for a root), then children, then the parent; None if no such row.
+
+    Removed workspaces are left out; ``q`` keeps those whose name or role contains it,
+    case-insensitively. Two queries: the workspace itself, then all its peers.
+    """
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        return None
+    me = Workspace.objects.filter(pk=parsed).values("id", "parent_id").first()
+    if me is None:
+        return None
+    siblings = Q(parent_id=me["parent_id"]) if me["parent_id"] else Q(parent_id__isnull=True)
+    siblings &= ~Q(pk=parsed)
+    children = Q(parent_id=parsed)
+    parent = Q(pk=me["parent_id"]) if me["parent_id"] else Q(pk__in=[])
+    peers = (
+        Workspace.objects.filter(siblings | children | parent)
+        .exclude(status=WorkspaceStatus.REMOVED)
+        .annotate(
+            peer_group=Case(
+                When(siblings, then=Value(0)), When(children, then=Value(1)), default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        .only("id", "name", "role", "tier", "status", "agent_card", "url", "parent_id", "active_tasks")
+        .order_by("peer_group", "created_at", "id")
+    )
+    if q:
+        peers = peers.filter(Q(name__icontains=q) | Q(role__icontains=q))
+    return [peer_item(peer) for peer in peers]

@@ -1,17 +1,37 @@
-"""Writes for the registry: workspace bearer tokens (spec §2.1)."""
+"""Writes for the registry: workspace bearer tokens; register, heartbeat, update-card (spec §2.1, §7.1–7.3)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
+import json
+import logging
 import secrets
+from datetime import timedelta
+from functools import lru_cache, partial
 
-from django.db import connection, transaction
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from activity.events import emit
+from molecule_site.errors import ApiError
+from molecule_site.redis_client import get_redis
+from registry import redis_keys
 from registry.models import WorkspaceAuthToken
-from workspaces.models import Workspace
+from registry.selectors import (
+    RUNTIME_CAPABILITIES_FIELD,
+    RUNTIME_IDLE_TIMEOUT_FIELD,
+    as_uuid,
+    runtime_overrides_key,
+    workspace_has_live_token,
+)
+from workspaces.models import Workspace, WorkspaceStatus
+
+log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 TOKEN_PREFIX_LENGTH = 8
@@ -72,3 +92,261 @@ def token_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | Non
         )
         row = cursor.fetchone()
     return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
+
+
+# --- register (spec §7.1) ---------------------------------------------------------------------------
+
+# Upsert in one statement. On conflict the row is locked until commit, so two concurrent registers
+# of one workspace serialise and only the first mints a token. A removed row is left alone (the
+# WHERE fails, nothing is returned).
+_REGISTER_SQL = """
+INSERT INTO workspaces (id, name, url, agent_card, status, last_heartbeat_at, liveness_deadline)
+VALUES (%s, %s, %s, %s::jsonb, 'online', %s, %s)
+ON CONFLICT (id) DO UPDATE SET
+    url = CASE WHEN starts_with(workspaces.url, 'http://127.0.0.1') THEN workspaces.url ELSE EXCLUDED.url END,
+    agent_card = EXCLUDED.agent_card,
+    status = 'online',
+    last_heartbeat_at = EXCLUDED.last_heartbeat_at,
+    liveness_deadline = EXCLUDED.liveness_deadline,
+    updated_at = EXCLUDED.last_heartbeat_at
+WHERE workspaces.status <> 'removed'
+RETURNING workspaces.url
+"""
+
+
+def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
+    """A runtime announces itself: upsert the row as online and cache where it answers (spec §7.1).
+
+    Unknown ids create a row named after the id; any other status (``failed`` included, §20.10)
+    becomes ``online``; a URL on ``http://127.0.0.1`` already stored is kept (local-process
+    workspaces were given it by the provisioner). The first register of a workspace without a
+    live token mints one and returns it as ``auth_token``.
+
+    Beyond the original: a ``removed`` row is answered ``{"status":"registered"}`` with no side
+    effect at all — the original still sets the Redis keys, announces WORKSPACE_ONLINE and mints
+    a token for it (the token is useless: validation ignores removed workspaces).
+    """
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        raise ApiError("registration failed", status=500)
+    now = timezone.now()
+    deadline = now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _REGISTER_SQL, [parsed, str(workspace_id), url, json.dumps(agent_card), now, deadline]
+                )
+                row = cursor.fetchone()
+            if row is None:
+                return {"status": "registered"}
+            stored_url = row[0]
+            plaintext = None
+            if not workspace_has_live_token(parsed):
+                _, plaintext = token_mint(workspace=Workspace.objects.only("id").get(pk=parsed))
+            transaction.on_commit(partial(_cache_registration, parsed, stored_url, url))
+            emit("WORKSPACE_ONLINE", parsed, {"url": stored_url, "agent_card": agent_card})
+    except DatabaseError:
+        log.exception("register of workspace %s failed", parsed)
+        raise ApiError("registration failed", status=500) from None
+    if plaintext is None:
+        return {"status": "registered"}
+    return {"status": "registered", "auth_token": plaintext}
+
+
+def _cache_registration(workspace_id, stored_url: str, reported_url: str) -> None:
+    """Liveness key (TTL = LIVENESS_TTL_SECONDS), proxy URL and discovery URL; best effort."""
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.set(redis_keys.liveness_key(workspace_id), WorkspaceStatus.ONLINE.value, ex=settings.LIVENESS_TTL_SECONDS)
+        pipe.set(redis_keys.url_key(workspace_id), stored_url, ex=redis_keys.URL_TTL_SECONDS)
+        pipe.set(redis_keys.internal_url_key(workspace_id), reported_url, ex=redis_keys.URL_TTL_SECONDS)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("could not cache the registration of workspace %s", workspace_id)
+
+
+# --- heartbeat (spec §7.2; DESIGN flow 2 — the hot path) ---------------------------------------------
+
+ERROR_RATE_DEGRADED = 0.5
+ERROR_RATE_RECOVERED = 0.1
+MONTHLY_SPEND_MAX = 10**12
+RUNTIME_STATE_WEDGED = "wedged"
+STATUS_MGMT_CAPABILITY = "status_mgmt"
+
+# One statement: lock the row, keep its previous status/task/capacity, write the beat. Removed rows
+# and unknown ids match nothing. ``monthly_spend`` is written only when the beat carries one (> 0).
+_HEARTBEAT_SQL = """
+UPDATE workspaces SET
+    last_heartbeat_at = %s,
+    liveness_deadline = %s,
+    last_error_rate = %s,
+    last_sample_error = %s,
+    active_tasks = %s,
+    uptime_seconds = %s,
+    current_task = %s,
+    monthly_spend = COALESCE(%s, workspaces.monthly_spend),
+    updated_at = %s
+FROM (SELECT status, current_task, max_concurrent_tasks FROM workspaces WHERE id = %s FOR UPDATE) AS old
+WHERE workspaces.id = %s AND workspaces.status <> 'removed'
+RETURNING old.status, old.current_task, old.max_concurrent_tasks
+"""
+
+# A status change is a claim on the status read above: it only applies if nobody moved it since.
+_TRANSITION_SQL = "UPDATE workspaces SET status = %s, updated_at = %s WHERE id = %s AND status = %s"
+
+
+def heartbeat_transition(
+    status: str, *, error_rate: float, sample_error: str, runtime_state: str, status_mgmt: bool
+) -> tuple[str, dict] | None:
+    """The status change a beat causes, as ``(new status, WORKSPACE_* payload)``, or None.
+
+    Spec §7.2 step 3, first matching rule wins (the original evaluates them one after another
+    against the same old status, which could announce ``degraded`` twice for one beat). Runtimes
+    that manage their own status (capability ``status_mgmt``) are exempt from the error-rate rules,
+    not from ``wedged``. failed / paused / hibernated / awaiting_agent / removed never change here.
+    """
+    if status == WorkspaceStatus.ONLINE and runtime_state == RUNTIME_STATE_WEDGED:
+        return WorkspaceStatus.DEGRADED, {"runtime_state": RUNTIME_STATE_WEDGED, "sample_error": sample_error}
+    if status == WorkspaceStatus.ONLINE and not status_mgmt and error_rate >= ERROR_RATE_DEGRADED:
+        return WorkspaceStatus.DEGRADED, {"error_rate": _go_number(error_rate), "sample_error": sample_error}
+    if (
+        status == WorkspaceStatus.DEGRADED and not status_mgmt
+        and error_rate < ERROR_RATE_RECOVERED and runtime_state == ""
+    ):
+        return WorkspaceStatus.ONLINE, {}
+    if status == WorkspaceStatus.OFFLINE:
+        return WorkspaceStatus.ONLINE, {}
+    if status == WorkspaceStatus.PROVISIONING:
+        return WorkspaceStatus.ONLINE, {"recovered_from": WorkspaceStatus.PROVISIONING.value}
+    return None
+
+
+def workspace_heartbeat(
+    *,
+    workspace_id,
+    error_rate: float = 0.0,
+    sample_error: str = "",
+    active_tasks: int = 0,
+    uptime_seconds: int = 0,
+    current_task: str = "",
+    monthly_spend: int = 0,
+    runtime_state: str = "",
+    capabilities: dict[str, bool] | None = None,
+    idle_timeout_seconds: int | None = None,
+) -> dict:
+    """Record a beat, move the deadline, apply the status rules and announce (spec §7.2).
+
+    The hot path: ONE SQL statement and ONE Redis round trip when the status does not change,
+    one more conditional UPDATE when it does. Deliberately not wrapped in ``transaction.atomic``
+    (that would add BEGIN/COMMIT or savepoint round trips): each statement is atomic on its own,
+    the first holds the row lock while it reads the old values, and the status change is a claim
+    (``WHERE status = <old>``) that a concurrent beat or sweep cannot double-apply.
+
+    Unknown ids and removed rows are answered ``ok`` with no write, event or Redis call (the
+    original still broadcasts their heartbeat events).
+    """
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        raise ApiError("failed to update", status=500)
+    now = timezone.now()
+    spend = min(monthly_spend, MONTHLY_SPEND_MAX) if monthly_spend > 0 else None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _HEARTBEAT_SQL,
+                [
+                    now, now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS), error_rate, sample_error,
+                    active_tasks, uptime_seconds, current_task, spend, now, parsed, parsed,
+                ],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return {"status": "ok"}
+            old_status, old_task, max_tasks = row
+            capabilities = capabilities or {}
+            change = heartbeat_transition(
+                old_status, error_rate=error_rate, sample_error=sample_error, runtime_state=runtime_state,
+                status_mgmt=capabilities.get(STATUS_MGMT_CAPABILITY) is True,
+            )
+            if change is not None:
+                new_status, payload = change
+                cursor.execute(_TRANSITION_SQL, [new_status, now, parsed, old_status])
+                if cursor.rowcount == 1:
+                    event = "WORKSPACE_DEGRADED" if new_status == WorkspaceStatus.DEGRADED else "WORKSPACE_ONLINE"
+                    emit(event, parsed, payload)
+    except DatabaseError:
+        log.exception("heartbeat of workspace %s failed", parsed)
+        raise ApiError("failed to update", status=500) from None
+
+    _refresh_liveness(parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds)
+    if (old_task or "") != current_task:
+        emit("TASK_UPDATED", parsed, {"current_task": current_task, "active_tasks": active_tasks}, persist=False)
+    emit("WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}, persist=False)
+    drain = _queue_drainer()
+    if drain is not None and active_tasks < max_tasks:
+        transaction.on_commit(partial(drain, parsed), robust=True)
+    return {"status": "ok"}
+
+
+def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None) -> None:
+    """One Redis round trip: EXPIRE the liveness key (never recreate it: only register does,
+    spec §20.1) and rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6)."""
+    ttl = settings.LIVENESS_TTL_SECONDS
+    overrides_key = runtime_overrides_key(workspace_id)
+    overrides = {}
+    if idle_timeout_seconds and idle_timeout_seconds > 0:
+        overrides[RUNTIME_IDLE_TIMEOUT_FIELD] = str(idle_timeout_seconds)
+    if capabilities:
+        overrides[RUNTIME_CAPABILITIES_FIELD] = json.dumps(capabilities, separators=(",", ":"))
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.expire(redis_keys.liveness_key(workspace_id), ttl)
+        pipe.delete(overrides_key)
+        if overrides:
+            pipe.hset(overrides_key, mapping=overrides)
+            pipe.expire(overrides_key, ttl)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("could not refresh the liveness keys of workspace %s", workspace_id)
+
+
+@lru_cache(maxsize=1)
+def _queue_drainer():
+    """``registry.a2a_queue.schedule_drain`` when that module is installed (the A2A proxy owns
+    the busy queue, spec §8.4 "Queue drain"); looked up once per process."""
+    try:
+        if importlib.util.find_spec("registry.a2a_queue") is None:
+            return None
+        from registry import a2a_queue
+    except Exception:  # noqa: BLE001 - a broken optional module must not fail heartbeats
+        log.exception("registry.a2a_queue could not be imported; heartbeats will not drain the A2A queue")
+        return None
+    return getattr(a2a_queue, "schedule_drain", None)
+
+
+def _go_number(value: float) -> float | int:
+    """Go prints integral floats without a fraction (``1``, not ``1.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
+# --- update-card (spec §7.3) -------------------------------------------------------------------------
+
+def workspace_update_card(*, workspace_id, agent_card) -> dict:
+    """Replace the agent card and announce AGENT_CARD_UPDATED (spec §7.3).
+
+    No existence check, as in the original: an unknown id is still ``updated``, but since nothing
+    changed no event is announced for it.
+    """
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        raise ApiError("failed to update card", status=500)
+    try:
+        with transaction.atomic():
+            updated = Workspace.objects.filter(pk=parsed).update(agent_card=agent_card, updated_at=timezone.now())
+            if updated:
+                emit("AGENT_CARD_UPDATED", parsed, {"agent_card": agent_card})
+    except DatabaseError:
+        log.exception("update-card of workspace %s failed", parsed)
+        raise ApiError("failed to update card", status=500) from None
+    return {"status": "updated"}

@@ -1,5 +1,15 @@
 """Routes of this module's area; included from molecule_site/urls.py with no prefix."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from registry import views
+
+urlpatterns: list = [
+    # Registry (spec §7.1–7.3) and discovery (spec §8.2, §8.3)
+    path("registry/register", views.RegisterApi.as_view()),
+    path("registry/heartbeat", views.HeartbeatApi.as_view()),
+    path("registry/update-card", views.UpdateCardApi.as_view()),
+    path("registry/check-access", views.CheckAccessApi.as_view()),
+    path("registry/discover/<str:workspace_id>", views.DiscoverApi.as_view()),
+    path("registry/<str:workspace_id>/peers", views.PeersApi.as_view()),
+]

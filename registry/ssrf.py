@@ -1,0 +1,150 @@
+"""Which agent URLs the platform will store or call (spec §7.1 register, §8.3 discover, §8.4 step 7).
+
+One checker, parameterised by a :class:`_Policy`: what is always refused (link-local and cloud
+metadata, TEST-NETs, CGNAT, multicast, unspecified, fc00::/8, documentation v6), what a policy
+may allow (loopback; RFC-1918 and fd00::/8), and which host names pass by name without being
+resolved. Host names are resolved with the system resolver and EVERY address must pass, so a name
+cannot smuggle in a private address next to a public one. IPv4-mapped IPv6 (``::ffff:127.0.0.1``)
+is judged as the IPv4 address it carries. Anything unparseable or unresolvable is refused, and so
+is any URL containing whitespace, control characters or a backslash (HTTP clients disagree on
+how to split those, which is how filters like this one get bypassed).
+
+Settings are read at call time (``SAAS_MODE``, ``A2A_ALLOW_PRIVATE_TARGETS``), so tests and
+operators can flip them without re-importing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+LOCALHOST = "localhost"
+DOCKER_HOST_NAME = "host.docker.internal"
+
+
+def _networks(*cidrs: str) -> tuple:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+# Refused by every policy. ``::`` and ff00::/8 are the IPv6 twins of 0.0.0.0/8 and 224/4; the
+# register list of the original names only the IPv4 ones, refusing them too is strictly safer.
+ALWAYS_BLOCKED = _networks(
+    "0.0.0.0/8",        # unspecified / "this network"
+    "169.254.0.0/16",   # link-local, cloud metadata (169.254.169.254)
+    "192.0.2.0/24",     # TEST-NET-1
+    "198.51.100.0/24",  # TEST-NET-2
+    "203.0.113.0/24",   # TEST-NET-3
+    "100.64.0.0/10",    # CGNAT
+    "224.0.0.0/4",      # multicast
+    "::/128",           # unspecified
+    "fe80::/10",        # link-local
+    "ff00::/8",         # multicast
+    "fc00::/8",         # ULA, the half no deployment mode allows
+    "2001:db8::/32",    # documentation
+)
+LOOPBACK = _networks("127.0.0.0/8", "::1/128")
+PRIVATE = _networks("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8")
+
+
+@dataclass(frozen=True)
+class _Policy:
+    allow_loopback: bool
+    allow_private: bool
+    names_allowed: frozenset[str] = frozenset()
+
+
+def register_url_allowed(url: str) -> bool:
+    """Whether ``POST /registry/register`` may store ``url`` (spec §7.1; dev mode does not relax it).
+
+    ``localhost`` is accepted by name (local-process workspaces register with it), loopback IP
+    literals are not; private ranges only in SaaS mode.
+    """
+    return _url_allowed(url, _register_policy(frozenset({LOCALHOST})))
+
+
+def discover_url_allowed(url: str) -> bool:
+    """The register rules, plus ``host.docker.internal`` by name (spec §8.3).
+
+    Discovery rewrites an external agent's ``localhost``/``127.0.0.1`` URL to
+    ``host.docker.internal`` for callers inside Docker; that name usually does not resolve where
+    the platform runs, and where it does it is a private bridge address, so it passes by name.
+    """
+    return _url_allowed(url, _register_policy(frozenset({LOCALHOST, DOCKER_HOST_NAME})))
+
+
+def a2a_target_allowed(url: str) -> bool:
+    """Whether the A2A proxy may forward to ``url`` (spec §8.4 step 7).
+
+    Loopback (including the name ``localhost``, which is resolved like any name) only with
+    ``A2A_ALLOW_PRIVATE_TARGETS``; RFC-1918 and fd00::/8 with that or in SaaS mode.
+    """
+    relaxed = bool(settings.A2A_ALLOW_PRIVATE_TARGETS)
+    policy = _Policy(allow_loopback=relaxed, allow_private=relaxed or bool(settings.SAAS_MODE))
+    return _url_allowed(url, policy)
+
+
+def _register_policy(names: frozenset[str]) -> _Policy:
+    return _Policy(allow_loopback=False, allow_private=bool(settings.SAAS_MODE), names_allowed=names)
+
+
+def _url_allowed(url: str, policy: _Policy) -> bool:
+    if not isinstance(url, str) or any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
+        return False  # no room for parser differentials: clients may split such URLs differently
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ALLOWED_SCHEMES or not host:
+        return False
+    if host in policy.names_allowed:
+        return True
+    literal = _parse_ip(host)
+    addresses = [literal] if literal is not None else _resolve(host)
+    return bool(addresses) and all(_address_allowed(address, policy) for address in addresses)
+
+
+def _address_allowed(address: IPAddress, policy: _Policy) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if _in(address, ALWAYS_BLOCKED):
+        return False
+    if _in(address, LOOPBACK):
+        return policy.allow_loopback
+    if _in(address, PRIVATE):
+        return policy.allow_private
+    return True
+
+
+def _in(address: IPAddress, networks) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _resolve(host: str) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host``; [] when it fails (→ refused)."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError, ValueError):
+        return []
+    addresses = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        parsed = _parse_ip(str(sockaddr[0]))
+        if parsed is None:
+            return []  # an address we cannot judge poisons the whole answer
+        addresses.append(parsed)
+    return addresses

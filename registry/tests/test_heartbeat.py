@@ -1,0 +1,416 @@
+"""``POST /registry/heartbeat`` and ``registry.services.workspace_heartbeat`` (spec §7.2, DESIGN flow 2).
+
+The hot path: one statement and one Redis round trip when nothing changes, one more conditional
+UPDATE when the status moves. Events leave after commit; broadcast-only ones (TASK_UPDATED,
+WORKSPACE_HEARTBEAT) never become StructureEvent rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from activity import events as events_module
+from activity.models import StructureEvent
+from registry import services
+from registry.selectors import runtime_overrides_key, workspace_runtime_overrides
+from registry.services import heartbeat_transition, token_mint, workspace_heartbeat
+from workspaces.models import Workspace, WorkspaceStatus
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_client")]
+
+TTL = 60
+BAD_BODY = {"error": "invalid request body"}
+
+
+@pytest.fixture(autouse=True)
+def _settings(settings):
+    settings.LIVENESS_TTL_SECONDS = TTL
+    settings.ADMIN_TOKEN = None
+    settings.DEV_MODE = False
+    return settings
+
+
+@pytest.fixture
+def delivered(monkeypatch):
+    """Every event as it leaves after commit, ``(type, payload, persist)``; delivery still happens."""
+    seen = []
+    original = events_module._deliver
+
+    def record(event_type, workspace_id, payload, persist, agent_id, target_id):
+        seen.append((event_type, payload, persist))
+        original(event_type, workspace_id, payload, persist, agent_id, target_id)
+
+    monkeypatch.setattr(events_module, "_deliver", record)
+    return seen
+
+
+@pytest.fixture
+def drains(monkeypatch):
+    """Calls to the A2A queue drain hook (owned by the proxy), instead of the real one."""
+    calls = []
+    monkeypatch.setattr(services, "_queue_drainer", lambda: calls.append)
+    return calls
+
+
+@pytest.fixture
+def beat(client, django_capture_on_commit_callbacks):
+    """POST a heartbeat (after-commit callbacks run); returns the response."""
+
+    def send(body, token=None, raw=None):
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        data = raw if raw is not None else json.dumps(body)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post("/registry/heartbeat", data, content_type="application/json", **headers)
+
+    return send
+
+
+def make(status=WorkspaceStatus.ONLINE, **fields) -> Workspace:
+    return Workspace.objects.create(name="Dev Lead", status=status, **fields)
+
+
+def persisted(workspace) -> list[tuple[str, dict]]:
+    return [(e.event_type, e.payload) for e in StructureEvent.objects.filter(workspace_id=workspace.id).order_by("created_at")]
+
+
+# --- the status table (spec §7.2 step 3) ---------------------------------------------------------------
+
+STATUS_TABLE = [
+    # (old status, beat fields, capabilities, new status, persisted event or None)
+    ("online", {"runtime_state": "wedged", "sample_error": "stuck"}, None,
+     "degraded", ("WORKSPACE_DEGRADED", {"runtime_state": "wedged", "sample_error": "stuck"})),
+    ("online", {"runtime_state": "wedged", "sample_error": "stuck", "error_rate": 0.9}, None,
+     "degraded", ("WORKSPACE_DEGRADED", {"runtime_state": "wedged", "sample_error": "stuck"})),
+    ("online", {"runtime_state": "wedged", "sample_error": "stuck"}, {"status_mgmt": True},
+     "degraded", ("WORKSPACE_DEGRADED", {"runtime_state": "wedged", "sample_error": "stuck"})),
+    ("online", {"error_rate": 0.5, "sample_error": "timeout"}, None,
+     "degraded", ("WORKSPACE_DEGRADED", {"error_rate": 0.5, "sample_error": "timeout"})),
+    ("online", {"error_rate": 1, "sample_error": "boom"}, None,
+     "degraded", ("WORKSPACE_DEGRADED", {"error_rate": 1, "sample_error": "boom"})),
+    ("online", {"error_rate": 0.49}, None, "online", None),
+    ("online", {"error_rate": 0.9}, {"status_mgmt": True}, "online", None),
+    ("online", {"error_rate": 0.9}, {"status_mgmt": False}, "degraded", ("WORKSPACE_DEGRADED", {"error_rate": 0.9, "sample_error": ""})),
+    ("degraded", {"error_rate": 0.05}, None, "online", ("WORKSPACE_ONLINE", {})),
+    ("degraded", {}, None, "online", ("WORKSPACE_ONLINE", {})),
+    ("degraded", {"error_rate": 0.1}, None, "degraded", None),
+    ("degraded", {"error_rate": 0.05, "runtime_state": "wedged"}, None, "degraded", None),
+    ("degraded", {"error_rate": 0.0}, {"status_mgmt": True}, "degraded", None),
+    ("degraded", {"error_rate": 0.9}, None, "degraded", None),
+    ("offline", {}, None, "online", ("WORKSPACE_ONLINE", {})),
+    ("offline", {"error_rate": 0.9, "runtime_state": "wedged"}, None, "online", ("WORKSPACE_ONLINE", {})),
+    ("provisioning", {}, None, "online", ("WORKSPACE_ONLINE", {"recovered_from": "provisioning"})),
+    ("provisioning", {"error_rate": 0.9}, None, "online", ("WORKSPACE_ONLINE", {"recovered_from": "provisioning"})),
+] + [
+    (status, fields, None, status, None)
+    for status in ("failed", "paused", "hibernated", "awaiting_agent", "hibernating")
+    for fields in ({}, {"error_rate": 0.9, "runtime_state": "wedged"}, {"error_rate": 0.0})
+]
+
+
+@pytest.mark.parametrize(("old", "fields", "capabilities", "new", "event"), STATUS_TABLE)
+def test_heartbeat_status_table(beat, old, fields, capabilities, new, event):
+    workspace = make(status=old)
+    body = {"workspace_id": str(workspace.id), **fields}
+    if capabilities is not None:
+        body["runtime_metadata"] = {"capabilities": capabilities}
+    response = beat(body)
+    assert response.status_code == 200
+    assert response.content == b'{"status":"ok"}'
+    workspace.refresh_from_db()
+    assert workspace.status == new
+    assert persisted(workspace) == ([event] if event else [])
+
+
+def test_heartbeat_marks_degraded_at_half_error_rate_and_recovers_below_a_tenth(beat):
+    workspace = make()
+    beat({"workspace_id": str(workspace.id), "error_rate": 0.5, "sample_error": "429 from model"})
+    beat({"workspace_id": str(workspace.id), "error_rate": 0.3})
+    workspace.refresh_from_db()
+    assert workspace.status == "degraded"
+    beat({"workspace_id": str(workspace.id), "error_rate": 0.05})
+    workspace.refresh_from_db()
+    assert workspace.status == "online"
+    assert [t for t, _ in persisted(workspace)] == ["WORKSPACE_DEGRADED", "WORKSPACE_ONLINE"]
+
+
+def test_transition_rules_as_a_function():
+    assert heartbeat_transition("online", error_rate=0.5, sample_error="x", runtime_state="", status_mgmt=False) == (
+        "degraded", {"error_rate": 0.5, "sample_error": "x"})
+    assert heartbeat_transition("removed", error_rate=1, sample_error="", runtime_state="wedged", status_mgmt=False) is None
+
+
+def test_transition_is_a_claim_on_the_old_status(monkeypatch, django_capture_on_commit_callbacks):
+    """A sweep that moves the row between the beat's two statements wins; no event is sent."""
+    workspace = make(status=WorkspaceStatus.OFFLINE)
+    real = services.heartbeat_transition
+
+    def sweep_in_between(*args, **kwargs):
+        Workspace.objects.filter(pk=workspace.pk).update(status=WorkspaceStatus.PAUSED)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "heartbeat_transition", sweep_in_between)
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace_heartbeat(workspace_id=workspace.id)
+    workspace.refresh_from_db()
+    assert workspace.status == "paused"
+    assert persisted(workspace) == []
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+def test_heartbeat_event_is_broadcast_only_and_always_sent(beat, delivered):
+    workspace = make(current_task="")
+    beat({"workspace_id": str(workspace.id), "active_tasks": 1, "uptime_seconds": 42})
+    assert delivered == [("WORKSPACE_HEARTBEAT", {"active_tasks": 1, "uptime_seconds": 42}, False)]
+    assert persisted(workspace) == []
+
+
+def test_task_updated_only_when_current_task_changes(beat, delivered):
+    workspace = make()  # current_task NULL: same as ""
+    beat({"workspace_id": str(workspace.id)})
+    assert [e[0] for e in delivered] == ["WORKSPACE_HEARTBEAT"]
+
+    delivered.clear()
+    beat({"workspace_id": str(workspace.id), "current_task": "writing tests", "active_tasks": 1, "uptime_seconds": 5})
+    assert delivered == [
+        ("TASK_UPDATED", {"current_task": "writing tests", "active_tasks": 1}, False),
+        ("WORKSPACE_HEARTBEAT", {"active_tasks": 1, "uptime_seconds": 5}, False),
+    ]
+
+    delivered.clear()
+    beat({"workspace_id": str(workspace.id), "current_task": "writing tests", "active_tasks": 1})
+    assert [e[0] for e in delivered] == ["WORKSPACE_HEARTBEAT"]
+
+    delivered.clear()
+    beat({"workspace_id": str(workspace.id), "current_task": ""})
+    assert delivered[0] == ("TASK_UPDATED", {"current_task": "", "active_tasks": 0}, False)
+    assert persisted(workspace) == []
+
+
+def test_status_event_comes_before_the_broadcast_ones(beat, delivered):
+    workspace = make(status=WorkspaceStatus.PROVISIONING)
+    beat({"workspace_id": str(workspace.id), "current_task": "boot"})
+    assert [(t, p) for t, p, _ in delivered] == [
+        ("WORKSPACE_ONLINE", {"recovered_from": "provisioning"}),
+        ("TASK_UPDATED", {"current_task": "boot", "active_tasks": 0}),
+        ("WORKSPACE_HEARTBEAT", {"active_tasks": 0, "uptime_seconds": 0}),
+    ]
+    assert [p for _, _, p in delivered] == [True, False, False]
+
+
+# --- what a beat writes ------------------------------------------------------------------------------
+
+def test_heartbeat_writes_the_sample_and_moves_the_liveness_deadline(beat):
+    past = timezone.now() - timedelta(hours=1)
+    workspace = make(liveness_deadline=past, last_heartbeat_at=past, current_task="old")
+    before = timezone.now()
+    beat({
+        "workspace_id": str(workspace.id), "error_rate": 0.25, "sample_error": "flaky tool", "active_tasks": 2,
+        "uptime_seconds": 3600, "current_task": "triage", "runtime_state": "",
+    })
+    workspace.refresh_from_db()
+    assert workspace.last_error_rate == 0.25
+    assert workspace.last_sample_error == "flaky tool"
+    assert (workspace.active_tasks, workspace.uptime_seconds, workspace.current_task) == (2, 3600, "triage")
+    assert workspace.last_heartbeat_at >= before
+    assert before + timedelta(seconds=TTL) <= workspace.liveness_deadline <= timezone.now() + timedelta(seconds=TTL)
+    assert workspace.updated_at >= before
+
+
+@pytest.mark.parametrize(("sent", "stored"), [(0, 500), (-10, 500), (1234, 1234), (10**15, 10**12)])
+def test_monthly_spend_written_only_when_positive_and_clamped(beat, sent, stored):
+    workspace = make(monthly_spend=500)
+    beat({"workspace_id": str(workspace.id), "monthly_spend": sent})
+    workspace.refresh_from_db()
+    assert workspace.monthly_spend == stored
+
+
+def test_removed_rows_are_untouched(beat, delivered, redis_client):
+    past = timezone.now() - timedelta(hours=1)
+    workspace = make(status=WorkspaceStatus.REMOVED, last_heartbeat_at=past, current_task="old", active_tasks=0)
+    response = beat({"workspace_id": str(workspace.id), "active_tasks": 3, "current_task": "new", "error_rate": 0.9})
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    workspace.refresh_from_db()
+    assert (workspace.status, workspace.active_tasks, workspace.current_task) == ("removed", 0, "old")
+    assert workspace.last_heartbeat_at == past
+    assert delivered == []
+    assert redis_client.keys("ws:*") == []
+
+
+def test_unknown_id_is_still_ok(beat, delivered):
+    response = beat({"workspace_id": str(uuid.uuid4()), "active_tasks": 1})
+    assert response.status_code == 200
+    assert response.content == b'{"status":"ok"}'
+    assert delivered == []
+
+
+def test_non_uuid_id_is_a_failed_update(beat):
+    response = beat({"workspace_id": "not-a-uuid"})
+    assert response.status_code == 500
+    assert response.content == b'{"error":"failed to update"}'
+
+
+# --- Redis ---------------------------------------------------------------------------------------------
+
+def test_heartbeat_refreshes_the_liveness_key_ttl(beat, redis_client):
+    workspace = make()
+    key = f"ws:{workspace.id}"
+    redis_client.set(key, "online", ex=5)
+    beat({"workspace_id": str(workspace.id)})
+    assert redis_client.get(key) == b"online"
+    assert TTL - 2 <= redis_client.ttl(key) <= TTL
+
+
+def test_heartbeat_does_not_recreate_an_expired_liveness_key(beat, redis_client):
+    workspace = make()
+    beat({"workspace_id": str(workspace.id)})
+    assert redis_client.exists(f"ws:{workspace.id}") == 0
+
+
+def test_runtime_overrides_are_stored_and_cleared(beat, redis_client):
+    workspace = make()
+    beat({"workspace_id": str(workspace.id), "runtime_metadata": {
+        "capabilities": {"session": True, "status_mgmt": False}, "idle_timeout_seconds": 900,
+    }})
+    key = runtime_overrides_key(workspace.id)
+    assert redis_client.hgetall(key) == {
+        b"idle_timeout_seconds": b"900", b"capabilities": b'{"session":true,"status_mgmt":false}',
+    }
+    assert 0 < redis_client.ttl(key) <= TTL
+    assert workspace_runtime_overrides(workspace.id) == {
+        "idle_timeout_seconds": 900, "capabilities": {"session": True, "status_mgmt": False},
+    }
+
+    beat({"workspace_id": str(workspace.id), "runtime_metadata": {"capabilities": {"retry": True}}})
+    assert redis_client.hgetall(key) == {b"capabilities": b'{"retry":true}'}
+
+    beat({"workspace_id": str(workspace.id)})
+    assert redis_client.exists(key) == 0
+    assert workspace_runtime_overrides(workspace.id) == {"idle_timeout_seconds": None, "capabilities": {}}
+
+
+# --- the hot path's cost -----------------------------------------------------------------------------
+
+def test_heartbeat_without_transition_is_one_statement(django_assert_num_queries):
+    workspace = make(current_task="same")
+    with django_assert_num_queries(1):
+        workspace_heartbeat(workspace_id=workspace.id, error_rate=0.2, active_tasks=1, current_task="other")
+
+
+def test_heartbeat_with_transition_is_two_statements(django_assert_num_queries):
+    workspace = make(status=WorkspaceStatus.OFFLINE)
+    with django_assert_num_queries(2):
+        workspace_heartbeat(workspace_id=workspace.id)
+    workspace.refresh_from_db()
+    assert workspace.status == "online"
+
+
+def test_heartbeat_endpoint_with_a_token_is_two_statements(client, django_assert_num_queries):
+    """The bearer check (one statement) plus the beat (one statement)."""
+    workspace = make()
+    _, token = token_mint(workspace=workspace)
+    with django_assert_num_queries(2):
+        response = client.post(
+            "/registry/heartbeat", json.dumps({"workspace_id": str(workspace.id), "active_tasks": 1}),
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+    assert response.status_code == 200
+
+
+# --- A2A queue drain hook ------------------------------------------------------------------------------
+
+def test_spare_capacity_asks_for_a_queue_drain_after_commit(beat, drains):
+    workspace = make(max_concurrent_tasks=2)
+    beat({"workspace_id": str(workspace.id), "active_tasks": 1})
+    assert drains == [workspace.id]
+    drains.clear()
+    beat({"workspace_id": str(workspace.id), "active_tasks": 2})
+    assert drains == []
+
+
+def test_queue_drainer_is_the_proxy_modules_hook_when_installed():
+    from importlib.util import find_spec
+
+    found = services._queue_drainer.__wrapped__()
+    if find_spec("registry.a2a_queue") is None:
+        assert found is None
+    else:
+        from registry import a2a_queue
+
+        assert found is a2a_queue.schedule_drain
+
+
+# --- auth and binding --------------------------------------------------------------------------------
+
+def test_registry_token_rule_applies_once_a_token_exists(beat):
+    workspace = make()
+    assert beat({"workspace_id": str(workspace.id)}).status_code == 200  # grandfathered
+    _, token = token_mint(workspace=workspace)
+    missing = beat({"workspace_id": str(workspace.id)})
+    assert (missing.status_code, missing.content) == (401, b'{"error":"missing workspace auth token"}')
+    invalid = beat({"workspace_id": str(workspace.id)}, token="wrong")
+    assert (invalid.status_code, invalid.content) == (401, b'{"error":"invalid workspace auth token"}')
+    other = make()
+    _, other_token = token_mint(workspace=other)
+    foreign = beat({"workspace_id": str(workspace.id)}, token=other_token)
+    assert (foreign.status_code, foreign.content) == (401, b'{"error":"invalid workspace auth token"}')
+    assert beat({"workspace_id": str(workspace.id)}, token=token).status_code == 200
+
+
+def test_bad_body_is_rejected_before_auth(beat):
+    workspace = make()
+    token_mint(workspace=workspace)
+    response = beat({"workspace_id": str(workspace.id), "active_tasks": "1"})
+    assert (response.status_code, response.json()) == (400, BAD_BODY)
+
+
+@pytest.mark.parametrize("body", [
+    {"workspace_id": ""},
+    {"workspace_id": 42},
+    {"workspace_id": None},
+    {"error_rate": "0.5"},
+    {"error_rate": True},
+    {"active_tasks": 1.5},
+    {"active_tasks": "1"},
+    {"active_tasks": 2**31},
+    {"uptime_seconds": [1]},
+    {"monthly_spend": 1.5},
+    {"sample_error": 1},
+    {"current_task": {}},
+    {"runtime_state": False},
+    {"runtime_metadata": []},
+    {"runtime_metadata": {"capabilities": {"session": "yes"}}},
+    {"runtime_metadata": {"capabilities": ["session"]}},
+    {"runtime_metadata": {"idle_timeout_seconds": "60"}},
+])
+def test_heartbeat_binding_is_strict(beat, body):
+    workspace = make()
+    response = beat({"workspace_id": str(workspace.id), **body})
+    assert response.status_code == 400
+    assert response.content == b'{"error":"invalid request body"}'
+
+
+def test_heartbeat_requires_workspace_id(beat):
+    response = beat({"error_rate": 0.1})
+    assert (response.status_code, response.content) == (400, b'{"error":"invalid request body"}')
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[]", '"text"', "null"])
+def test_heartbeat_rejects_non_object_bodies(beat, raw):
+    response = beat(None, raw=raw)
+    assert response.status_code == 400
+    assert response.content == b'{"error":"invalid request body"}'
+
+
+def test_null_fields_and_unknown_keys_are_ignored(beat):
+    workspace = make()
+    response = beat({
+        "workspace_id": str(workspace.id), "error_rate": None, "sample_error": None, "runtime_metadata": None,
+        "unknown": {"anything": 1},
+    })
+    assert response.status_code == 200
