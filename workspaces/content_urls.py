@@ -1,5 +1,15 @@
-"""Routes of this module's area; included from molecule_site/urls.py with no prefix."""
+"""Templates, files, shared context and bundles (spec §14); included from molecule_site/urls.py."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from workspaces import content_views as views
+
+urlpatterns = [
+    path("templates", views.TemplatesApi.as_view()),
+    path("templates/import", views.TemplateImportApi.as_view()),
+    path("workspaces/<str:workspace_id>/files", views.WorkspaceFilesApi.as_view()),
+    path("workspaces/<str:workspace_id>/files/<path:file_path>", views.WorkspaceFileApi.as_view()),
+    path("workspaces/<str:workspace_id>/shared-context", views.SharedContextApi.as_view()),
+    path("bundles/export/<str:workspace_id>", views.BundleExportApi.as_view()),
+    path("bundles/import", views.BundleImportApi.as_view()),
+]

@@ -97,15 +97,7 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
     if external:
         return _connect_external(workspace, url=new.url, platform_url=platform_url)
 
-    provisioner = get_provisioner()
-    if not provisioner.available:
-        WorkspaceConfig.objects.update_or_create(
-            workspace=workspace,
-            defaults={"data": {"name": workspace.name, "runtime": runtime, "tier": workspace.tier, "template": new.template or ""}},
-        )
-        _mark_failed(workspace, provisioner.unavailable_reason, {"error": provisioner.unavailable_event_error})
-    else:
-        _provision_on_commit([workspace.id])
+    workspace_start_provisioning(workspace=workspace, template=new.template or "")
     # The original answers "provisioning" even when the row is already failed; clients rely on it.
     return {
         "id": str(workspace.id),
@@ -188,6 +180,25 @@ def connection_instructions(workspace: Workspace, *, token: str, platform_url: s
         "curl_register_template": curl,
         "python_snippet": python,
     }
+
+
+def workspace_start_provisioning(*, workspace: Workspace, template: str = "") -> str | None:
+    """Hand a new ``provisioning`` row to the provisioner; returns the failure reason, if any.
+
+    Without a provisioner that can start runtimes the row fails at once with the original's
+    message and event (and its config recorded), synchronously, before the response.
+    """
+    provisioner = get_provisioner()
+    if provisioner.available:
+        _provision_on_commit([workspace.id])
+        return None
+    WorkspaceConfig.objects.update_or_create(
+        workspace=workspace,
+        defaults={"data": {"name": workspace.name, "runtime": workspace.runtime, "tier": workspace.tier,
+                           "template": template}},
+    )
+    _mark_failed(workspace, provisioner.unavailable_reason, {"error": provisioner.unavailable_event_error})
+    return provisioner.unavailable_reason
 
 
 def _mark_failed(workspace: Workspace, reason: str, event_payload: dict) -> None:
