@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
-import yaml
-from django.conf import settings
 from django.db import connection
 
 from molecule_site.wire import rfc3339
@@ -65,29 +62,6 @@ def children_of(workspace_id: uuid.UUID) -> list[Workspace]:
     return list(
         Workspace.objects.filter(parent_id=workspace_id).exclude(status=WorkspaceStatus.REMOVED).order_by("created_at")
     )
-
-
-# --- templates ------------------------------------------------------------------------------------
-
-def template_config(template: str | None) -> dict:
-    """The parsed ``config.yaml`` of a CONFIGS_DIR template, or ``{}``."""
-    if not template:
-        return {}
-    path = Path(settings.CONFIGS_DIR) / template / "config.yaml"
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def template_runtime_and_model(config: dict) -> tuple[str | None, str | None]:
-    runtime = config.get("runtime") if isinstance(config.get("runtime"), str) else None
-    model = config.get("model") if isinstance(config.get("model"), str) else None
-    runtime_config = config.get("runtime_config")
-    if model is None and isinstance(runtime_config, dict) and isinstance(runtime_config.get("model"), str):
-        model = runtime_config["model"]
-    return runtime, model
 
 
 # --- wire shapes ----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from registry.redis_keys import cache_url, clear_workspace_keys
 from registry.services import token_mint, token_revoke
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
-from workspaces import selectors
+from workspaces import selectors, templates
 from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 
@@ -63,7 +63,8 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
     """Create a workspace and start provisioning it; returns the spec's 201 body."""
     runtime, model = new.runtime, new.model
     if new.template and not (runtime and model):
-        template_runtime, template_model = selectors.template_runtime_and_model(selectors.template_config(new.template))
+        config = templates.read_config(templates.configs_dir() / new.template) or {}
+        template_runtime, template_model = templates.template_runtime_and_model(config)
         runtime, model = runtime or template_runtime, model or template_model
     external = new.external or runtime == EXTERNAL_RUNTIME
     runtime = EXTERNAL_RUNTIME if external else (runtime or DEFAULT_RUNTIME)

@@ -24,7 +24,7 @@ import yaml
 from django.conf import settings
 
 from molecule_site.errors import ApiError
-from workspaces import selectors, validators
+from workspaces import validators
 from workspaces.models import WorkspaceConfig
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def required_env(config: dict) -> list[str]:
 
 def template_summary(directory: Path, config: dict) -> dict:
     """An item of ``GET /templates``; optional keys are omitted when empty, as Go's omitempty does."""
-    runtime, model = selectors.template_runtime_and_model(config)
+    runtime, model = template_runtime_and_model(config)
     tier = config.get("tier")
     skills = _string_list(config.get("skills"))
     item = {
@@ -175,6 +175,15 @@ def template_dir_for(workspace) -> Path | None:
         or _template_dir(normalize_name(workspace.name))
         or template_dir_by_config_name(workspace.name)
     )
+
+
+def template_runtime_and_model(config: dict) -> tuple[str | None, str | None]:
+    runtime = config.get("runtime") if isinstance(config.get("runtime"), str) else None
+    model = config.get("model") if isinstance(config.get("model"), str) else None
+    runtime_config = config.get("runtime_config")
+    if model is None and isinstance(runtime_config, dict) and isinstance(runtime_config.get("model"), str):
+        model = runtime_config["model"]
+    return runtime, model
 
 
 # --- generated config.yaml -----------------------------------------------------------------------------
