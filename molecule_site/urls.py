@@ -22,6 +22,8 @@ urlpatterns = [
     path("workspaces/<str:workspace_id>/restart", ws.WorkspaceRestartApi.as_view()),
     path("workspaces/<str:workspace_id>/tokens", ws.WorkspaceTokensApi.as_view()),
     path("workspaces/<str:workspace_id>/tokens/<str:token_id>", ws.WorkspaceTokenApi.as_view()),
+    path("workspaces/<str:workspace_id>/expand", ws.WorkspaceExpandApi.as_view()),
+    path("workspaces/<str:workspace_id>/collapse", ws.WorkspaceCollapseApi.as_view()),
     path("workspaces/<str:workspace_id>/agent", ws.WorkspaceAgentApi.as_view()),
     path("workspaces/<str:workspace_id>/agent/move", ws.WorkspaceAgentMoveApi.as_view()),
     path("admin/workspaces/<str:workspace_id>/test-token", ws.TestTokenApi.as_view()),

@@ -2,7 +2,8 @@
 
 A value typed here is encrypted on save and never rendered back: not in lists, detail pages,
 re-rendered forms after a validation error, the admin log (it records changed field names
-only), nor in error reports (``sensitive_post_parameters``).
+only), nor in error reports (``sensitive_post_parameters``). Saves and deletes go through
+``secrets_app.services``, like the API's, so they also restart the workspaces they affect.
 """
 
 from django import forms
@@ -10,12 +11,13 @@ from django.contrib import admin
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from secrets_app.crypto import encrypt
+from molecule_site.errors import ApiError
+from secrets_app import services
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 
 
 class SecretValueForm(forms.ModelForm):
-    """Takes a new value, encrypts it into ``encrypted_value``; a blank value on change keeps the old one."""
+    """Takes a new value for the save service to encrypt; a blank value on change keeps the old one."""
 
     value = forms.CharField(label="Value", widget=forms.PasswordInput(render_value=False), required=False)
 
@@ -27,11 +29,11 @@ class SecretValueForm(forms.ModelForm):
         else:
             self.fields["value"].help_text = "Leave blank to keep the stored value."
 
-    def save(self, commit=True):
-        value = self.cleaned_data.get("value")
-        if value:
-            self.instance.encrypted_value, self.instance.encryption_version = encrypt(value)
-        return super().save(commit)
+    def clean_key(self):
+        key = self.cleaned_data.get("key")
+        if key and not services.is_valid_secret_key(key):
+            raise forms.ValidationError("A key cannot contain “=” (it becomes an environment variable name).")
+        return key
 
 
 class SecretAdmin(admin.ModelAdmin):
@@ -45,6 +47,25 @@ class SecretAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
+    def save_model(self, request, obj, form, change):
+        self.save_secret(obj, value=form.cleaned_data.get("value") or None)
+
+    def delete_model(self, request, obj):
+        try:
+            self.delete_secret(obj)
+        except ApiError:
+            pass  # already deleted by someone else: the outcome the operator asked for
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_secret(self, obj, *, value: str | None) -> None:
+        raise NotImplementedError
+
+    def delete_secret(self, obj) -> None:
+        raise NotImplementedError
+
 
 @admin.register(WorkspaceSecret)
 class WorkspaceSecretAdmin(SecretAdmin):
@@ -55,9 +76,21 @@ class WorkspaceSecretAdmin(SecretAdmin):
     ordering = ("workspace__name", "key")
     autocomplete_fields = ("workspace",)
 
+    def save_secret(self, obj, *, value):
+        services.workspace_secret_save(secret=obj, value=value)
+
+    def delete_secret(self, obj):
+        services.workspace_secret_delete(workspace_id=obj.workspace_id, key=obj.key)
+
 
 @admin.register(GlobalSecret)
 class GlobalSecretAdmin(SecretAdmin):
     fields = ("key", "value", "encryption_version", "created_at", "updated_at")
     list_display = ("key", "encryption_version", "updated_at")
     search_fields = ("key",)
+
+    def save_secret(self, obj, *, value):
+        services.global_secret_save(secret=obj, value=value)
+
+    def delete_secret(self, obj):
+        services.global_secret_delete(key=obj.key)

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 def provisioning_env(workspace: Workspace) -> dict[str, str]:
     """The variables every runtime needs to find the platform and itself."""
-    return {"WORKSPACE_ID": str(workspace.id), "PLATFORM_URL": settings.PLATFORM_URL}
+    env = {"WORKSPACE_ID": str(workspace.id), "PLATFORM_URL": settings.PLATFORM_URL}
+    if workspace.parent_id:
+        env["PARENT_ID"] = str(workspace.parent_id)  # team members learn their lead (spec §13 expand)
+    return env
 
 
 @shared_task

@@ -12,7 +12,7 @@ from registry import auth
 from registry.auth import AdminAuth, CanvasOrBearer, WorkspaceAuth
 from registry.models import WorkspaceAuthToken
 from registry.services import token_mint, token_revoke
-from workspaces import agents, selectors, services
+from workspaces import agents, selectors, services, team
 from workspaces.models import CanvasViewport, WorkspaceStatus
 from workspaces.serializers import parse_new_workspace, parse_workspace_changes
 
@@ -234,3 +234,19 @@ class WorkspaceAgentMoveApi(Api):
             workspace_id=parse_uuid(workspace_id),
             target_workspace_id=parse_uuid(target, "target workspace not found", status=404),
         ))
+
+
+# --- team -----------------------------------------------------------------------------------------
+
+class WorkspaceExpandApi(Api):
+    auth_by_method = {"POST": (WorkspaceAuth,)}
+
+    def post(self, request, workspace_id):
+        return Response(team.team_expand(workspace_id=_existing_id(workspace_id, "workspace not found")))
+
+
+class WorkspaceCollapseApi(Api):
+    auth_by_method = {"POST": (WorkspaceAuth,)}
+
+    def post(self, request, workspace_id):
+        return Response(team.team_collapse(workspace_id=_existing_id(workspace_id, "workspace not found")))

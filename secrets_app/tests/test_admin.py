@@ -125,3 +125,65 @@ def test_admin_log_records_the_change_but_never_the_value(operator_client, kind)
     for entry in entries:
         for text in (entry.change_message, entry.get_change_message(), entry.object_repr):
             assert VALUE not in text and NEW_VALUE not in text
+
+
+# --- saves and deletes go through the services, so they restart what they affect ---------------------------
+
+def _affected(kind: SecretKind, secret) -> list[str]:
+    """A workspace secret's owner; for a global one, every workspace inheriting it (both are running)."""
+    if kind.model is WorkspaceSecret:
+        return [str(secret.workspace_id)]
+    return sorted(str(w.id) for w in Workspace.objects.all())
+
+
+@pytest.fixture
+def bystander(db):
+    """A running workspace with no secrets of its own: it inherits every global one."""
+    return Workspace.objects.create(name="Bystander", status="online")
+
+
+@pytest.mark.django_db
+def test_add_and_change_restart_the_affected_workspace_on_commit(
+    operator_client, kind, bystander, provisioner, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        _add(operator_client, kind, key="OPENAI_API_KEY", value=VALUE)
+    secret = kind.model.objects.get(key="OPENAI_API_KEY")
+    expected = _affected(kind, secret)
+    assert provisioner.restarts == [expected]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _change(operator_client, kind, secret, key="OPENAI_API_KEY", value=NEW_VALUE)
+    assert provisioner.restarts == [expected, expected]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bulk", [False, True])
+def test_delete_restarts_the_affected_workspace(
+    operator_client, kind, bystander, provisioner, django_capture_on_commit_callbacks, bulk
+):
+    _add(operator_client, kind, key="OPENAI_API_KEY", value=VALUE)
+    secret = kind.model.objects.get(key="OPENAI_API_KEY")
+    provisioner.restarts.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if bulk:
+            response = operator_client.post(
+                kind.url("changelist"), {"action": "delete_selected", "_selected_action": [secret.pk], "post": "yes"}
+            )
+        else:
+            response = operator_client.post(kind.url("delete", secret.pk), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not kind.model.objects.exists()
+    assert provisioner.restarts == [_affected(kind, secret)]
+
+
+@pytest.mark.django_db
+def test_a_key_that_cannot_be_an_env_var_is_refused(operator_client, kind):
+    response = _add(operator_client, kind, key="A=B", value=VALUE)
+
+    assert response.status_code == 200
+    assert "key" in response.context["adminform"].form.errors
+    assert VALUE not in response.content.decode()
+    assert not kind.model.objects.exists()

@@ -75,7 +75,8 @@ def test_shipped_template_files_exist_for_everything_the_config_names(template):
 
 def test_team_lead_lists_specialists_as_sub_workspaces():
     config = yaml.safe_load((SHIPPED / "team-lead" / "config.yaml").read_text())
-    assert config["sub_workspaces"] == [{"config": "researcher"}]
+    assert [entry["config"] for entry in config["sub_workspaces"]] == ["researcher", "researcher"]
+    assert all((SHIPPED / entry["config"] / "config.yaml").is_file() for entry in config["sub_workspaces"])
     assert config["shared_context"] == ["team-brief.md"]
 
 
