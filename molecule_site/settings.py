@@ -42,6 +42,8 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Task modules outside the apps' tasks.py files, so the worker registers them too.
+CELERY_IMPORTS = ["registry.a2a_queue"]
 
 # --- Platform ----------------------------------------------------------------------------------------
 HOST = env_str("HOST", "127.0.0.1")

@@ -1,5 +1,9 @@
 """Routes of this module's area; included from molecule_site/urls.py with no prefix."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from registry.a2a_views import workspace_a2a
+
+urlpatterns: list = [
+    path("workspaces/<str:workspace_id>/a2a", workspace_a2a),
+]

@@ -1,0 +1,179 @@
+"""The busy-target A2A queue (spec §8.4 "Queue drain", §19 "A2A queue").
+
+When the proxy finds a target busy (its agent timed out, hung up or reset the connection) it
+stores the normalised request here and answers 202 ``queued``. A heartbeat reporting spare
+capacity calls :func:`schedule_drain`, which queues the Celery task :func:`drain_a2a_queue`;
+that task re-sends ONE item (highest priority, oldest first) through the proxy.
+
+The heartbeat is the hot path, so :func:`schedule_drain` must not cost a database query or a
+Celery message for the (usual) workspace with nothing queued: :func:`enqueue` raises a Redis
+flag ``ws:{id}:a2a_queued`` and :func:`schedule_drain` only queues the task while it is up (one
+Redis ``EXISTS``). A drain that finds nothing left lowers it. The flag is a hint: rows live in
+PostgreSQL, and if Redis is wiped the flag comes back with the next enqueue for that workspace
+(or any Redis error makes :func:`schedule_drain` queue the task anyway).
+
+NOTE for settings: ``molecule_site.celery`` autodiscovers only ``<app>.tasks`` modules, so
+``CELERY_IMPORTS`` must list ``"registry.a2a_queue"`` for workers to know
+``registry.a2a_queue.drain_a2a_queue`` (the lead adds it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+from celery import shared_task
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from molecule_site.redis_client import get_redis
+from molecule_site.wire import json_bytes
+from registry.models import A2AQueueItem, A2AQueueStatus
+from registry.selectors import as_uuid
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRIORITY = 50
+# The flag outlives any sane queue wait; admin drop-stale expires rows after an hour by default.
+QUEUED_FLAG_TTL_SECONDS = 24 * 3600
+
+
+def queued_flag_key(workspace_id) -> str:
+    return f"ws:{workspace_id}:a2a_queued"
+
+
+def _raise_flag(workspace_id) -> None:
+    try:
+        get_redis().set(queued_flag_key(workspace_id), "1", ex=QUEUED_FLAG_TTL_SECONDS)
+    except redis.RedisError:
+        log.warning("could not flag the A2A queue of workspace %s", workspace_id)
+
+
+def _lower_flag(workspace_id) -> None:
+    try:
+        get_redis().delete(queued_flag_key(workspace_id))
+    except redis.RedisError:
+        log.warning("could not clear the A2A queue flag of workspace %s", workspace_id)
+
+
+# --- Services -------------------------------------------------------------------------------------
+
+def enqueue(
+    *, workspace_id, caller_id: str | None, body: dict, priority: int = DEFAULT_PRIORITY,
+    idempotency_key: str | None = None,
+) -> A2AQueueItem:
+    """Queue ``body`` (a normalised JSON-RPC request) for ``workspace_id``; returns the row.
+
+    With an ``idempotency_key`` (the proxy uses ``params.message.messageId``), a request
+    already waiting under that key is returned instead of queued twice.
+    """
+    try:
+        with transaction.atomic():
+            item = A2AQueueItem.objects.create(
+                workspace_id=workspace_id, caller_id=caller_id, body=body, priority=priority,
+                idempotency_key=idempotency_key or None,
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        item = A2AQueueItem.objects.filter(
+            workspace_id=workspace_id, idempotency_key=idempotency_key, status=A2AQueueStatus.QUEUED
+        ).first()
+        if item is None:  # the waiting twin was drained meanwhile: queue this one after all
+            return enqueue(workspace_id=workspace_id, caller_id=caller_id, body=body, priority=priority)
+    _raise_flag(workspace_id)
+    return item
+
+
+def queue_depth(workspace_id) -> int:
+    """How many requests wait (status ``queued``) for ``workspace_id``."""
+    return A2AQueueItem.objects.filter(workspace_id=workspace_id, status=A2AQueueStatus.QUEUED).count()
+
+
+def claim_next(workspace_id) -> A2AQueueItem | None:
+    """Take the highest-priority, oldest ``queued`` item and mark it ``dispatched`` (committed).
+
+    ``FOR UPDATE SKIP LOCKED``: a concurrent drainer holding a row makes us take the next one
+    instead of waiting for it or sending it twice.
+    """
+    with transaction.atomic():
+        item = (
+            A2AQueueItem.objects.select_for_update(skip_locked=True)
+            .filter(workspace_id=workspace_id, status=A2AQueueStatus.QUEUED)
+            .order_by("-priority", "created_at")
+            .first()
+        )
+        if item is None:
+            return None
+        item.attempts += 1
+        item.status = A2AQueueStatus.DISPATCHED
+        item.dispatched_at = timezone.now()
+        item.save(update_fields=["attempts", "status", "dispatched_at"])
+    return item
+
+
+def _finish(item: A2AQueueItem, status: str, error: str | None = None) -> None:
+    A2AQueueItem.objects.filter(pk=item.pk).update(status=status, last_error=error, completed_at=timezone.now())
+
+
+def _error_text(result) -> str:
+    try:
+        decoded = json.loads(result.body)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+        return f"{result.status}: {decoded['error']}"
+    return f"{result.status}: {result.body[:500].decode(errors='replace')}"
+
+
+def drain_one(workspace_id) -> str | None:
+    """Dispatch one queued request of ``workspace_id``; returns its id, or None when none waits.
+
+    Outcome (spec §8.4): the target busy again → ``completed`` (the proxy queued the request
+    anew as a fresh item); an error → ``failed`` with ``last_error``; success → ``completed``.
+    No activity row is written for a drained request.
+    """
+    from registry.proxy import proxy_a2a_sync
+
+    if as_uuid(workspace_id) is None:
+        return None
+    item = claim_next(workspace_id)
+    if item is None:
+        _lower_flag(workspace_id)
+        return None
+    try:
+        result = proxy_a2a_sync(
+            target_id=str(item.workspace_id), caller_id=item.caller_id, body=json_bytes(item.body), log_activity=False
+        )
+    except Exception as exc:  # noqa: BLE001 - a crashed dispatch must not leave the row dispatched forever
+        log.exception("A2A queue item %s crashed while dispatching", item.pk)
+        _finish(item, A2AQueueStatus.FAILED, f"dispatch crashed: {exc}")
+        return str(item.pk)
+    if result.queued or result.status < 300:
+        _finish(item, A2AQueueStatus.COMPLETED)
+    else:
+        _finish(item, A2AQueueStatus.FAILED, _error_text(result))
+    return str(item.pk)
+
+
+def schedule_drain(workspace_id) -> None:
+    """Heartbeat hook (spare capacity): drain one item in a worker if any is waiting.
+
+    One Redis ``EXISTS`` when nothing is queued; never raises (a heartbeat must not fail here).
+    """
+    try:
+        if not get_redis().exists(queued_flag_key(workspace_id)):
+            return
+    except redis.RedisError:
+        pass  # cannot tell: let the worker look
+    try:
+        drain_a2a_queue.delay(str(workspace_id))
+    except Exception:  # noqa: BLE001 - broker down: the next heartbeat tries again
+        log.warning("could not schedule an A2A queue drain for workspace %s", workspace_id)
+
+
+@shared_task(ignore_result=True)
+def drain_a2a_queue(workspace_id: str) -> str | None:
+    """Celery entry point of :func:`drain_one` (queued by :func:`schedule_drain`)."""
+    return drain_one(workspace_id)

@@ -1,0 +1,94 @@
+"""``POST /workspaces/:id/a2a`` — the A2A proxy's HTTP face (spec §8.4 steps 1–4).
+
+A plain async Django view (DRF has no async views): it reads the request, applies the caller
+checks, and hands the rest to :mod:`registry.proxy`. ``message/stream`` answers that the agent
+streams come back as ``text/event-stream`` and are relayed as they arrive.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+from django.http import HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from molecule_site.wire import error_response, not_found_response
+from registry import proxy, selectors, services
+from registry.auth import bearer_token
+
+# Spec: "body read capped at 1 MiB". The original silently truncates (and the cut JSON then
+# fails as "invalid JSON"); an explicit 413 tells the client what happened instead.
+MAX_REQUEST_BYTES = 1 << 20
+
+
+def a2a_caller_auth_error(request, caller_id: str) -> str | None:
+    """The A2A caller rule (spec §2.3): the registry "grandfather" shape on the CALLER id.
+
+    A caller with no live token may call without one (a DB error on that probe lets it
+    through, as in the original); otherwise its own bearer token is required. Returns the
+    error message for a 401, or None.
+    """
+    try:
+        if not selectors.workspace_has_live_token(caller_id):
+            return None
+    except DatabaseError:
+        return None
+    token = bearer_token(request)
+    if token is None:
+        return "missing caller auth token"
+    if services.token_validate(token=token, workspace_id=caller_id) is None:
+        return "invalid caller auth token"
+    return None
+
+
+def _has_deadline(request) -> bool:
+    """``X-Timeout: N`` with N > 0 (step 1): the caller set its own deadline, so no ceiling."""
+    try:
+        return int(request.headers.get("X-Timeout", "")) > 0
+    except ValueError:
+        return False
+
+
+def _read_body(request) -> bytes | None:
+    """The body, or None when it is over 1 MiB (step 2)."""
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_REQUEST_BYTES:
+            return None
+    except ValueError:
+        pass
+    body = request.read(MAX_REQUEST_BYTES + 1)
+    return None if len(body) > MAX_REQUEST_BYTES else body
+
+
+def _http_response(result: proxy.ProxyResult) -> HttpResponse:
+    if result.stream is not None:
+        response = StreamingHttpResponse(result.stream, status=result.status, content_type=result.content_type)
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+    else:
+        response = HttpResponse(result.body, status=result.status, content_type=result.content_type)
+    for name, value in result.headers.items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt
+async def workspace_a2a(request, workspace_id: str):
+    if request.method != "POST":
+        return not_found_response()
+    caller_deadline = _has_deadline(request)
+    body = _read_body(request)
+    if body is None:
+        return error_response("request body too large", 413)
+    caller_id = request.headers.get("X-Workspace-ID", "")
+    if proxy.is_system_caller(caller_id):
+        return error_response("invalid caller ID", 403)
+    if caller_id and caller_id != workspace_id:
+        problem = await database_sync_to_async(a2a_caller_auth_error)(request, caller_id)
+        if problem:
+            return error_response(problem, 401)
+    result = await proxy.proxy_a2a_detached(
+        target_id=workspace_id, caller_id=caller_id or None, body=body, caller_deadline=caller_deadline,
+        allow_stream=True,
+    )
+    return _http_response(result)
