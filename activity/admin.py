@@ -1,9 +1,11 @@
 """Operator admin for activity logs, the append-only structure event log, and approvals."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.text import Truncator
 
+from activity import approvals
 from activity.models import ActivityLog, ApprovalRequest, StructureEvent
+from molecule_site.errors import ApiError
 
 
 @admin.register(ActivityLog)
@@ -57,3 +59,28 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
     autocomplete_fields = ("workspace",)
     readonly_fields = ("id", "created_at")
+    actions = ("approve_selected", "deny_selected")
+
+    def _decide(self, request, queryset, decision: str) -> None:
+        """Decide through the same service as the API, so the events and the race rules hold."""
+        decided_by = f"admin:{request.user.get_username()}"
+        done = skipped = 0
+        for approval in queryset:
+            try:
+                approvals.approval_decide(
+                    workspace_id=approval.workspace_id, approval_id=approval.id, decision=decision, decided_by=decided_by
+                )
+                done += 1
+            except ApiError:
+                skipped += 1
+        self.message_user(request, f"{decision.capitalize()} {done} request(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} request(s) were already decided.", messages.WARNING)
+
+    @admin.action(description="Approve selected pending requests", permissions=["change"])
+    def approve_selected(self, request, queryset):
+        self._decide(request, queryset, "approved")
+
+    @admin.action(description="Deny selected pending requests", permissions=["change"])
+    def deny_selected(self, request, queryset):
+        self._decide(request, queryset, "denied")

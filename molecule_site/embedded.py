@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "molecule"
 REDIS_START_TIMEOUT_SECONDS = 15
+START_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,17 @@ def _postgres_running(pgdata: Path) -> bool:
     return info is not None and info.is_running()
 
 
+def _wait_until_ready(pgdata: Path) -> None:
+    PostmasterInfo = _import_pgserver().utils.PostmasterInfo
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is not None and info.is_running() and info.status == "ready":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"embedded PostgreSQL did not start; see {pgdata / 'log'}")
+
+
 def ensure_postgres(home: Path) -> Started:
     """Start (or reuse) the embedded PostgreSQL and make sure the ``molecule`` database exists."""
     import psycopg
@@ -86,7 +99,12 @@ def ensure_postgres(home: Path) -> Started:
         pgdata.mkdir(parents=True, exist_ok=True)
         # Not pgserver.get_server(): it caches a handle per directory, which goes stale once the
         # server is stopped and started again in the same process.
-        server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+        try:
+            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+        except subprocess.TimeoutExpired:
+            # pgserver allows pg_ctl 10 s; on a loaded machine the server may simply need longer.
+            _wait_until_ready(pgdata)
+            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
         admin_uri = server.get_uri()
         with psycopg.connect(admin_uri, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
@@ -96,6 +114,8 @@ def ensure_postgres(home: Path) -> Started:
 
 
 def stop_postgres(home: Path) -> None:
+    """Fast shutdown; if pg_ctl gives up (a loaded machine can be slow to checkpoint), wait for
+    the server a little longer and then insist with an immediate shutdown."""
     _import_pgserver()
     from pgserver._commands import pg_ctl
 
@@ -103,7 +123,16 @@ def stop_postgres(home: Path) -> None:
     if not _postgres_running(pgdata):
         return
     user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    try:
+        pg_ctl(["-w", "-t", str(STOP_TIMEOUT_SECONDS), "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        return
+    except subprocess.CalledProcessError:
+        log.warning("embedded PostgreSQL did not stop in %ss; waiting before an immediate shutdown", STOP_TIMEOUT_SECONDS)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while _postgres_running(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _postgres_running(pgdata):
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user)
 
 
 # --- Redis --------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Task modules outside the apps' tasks.py files, so the worker registers them too.
-CELERY_IMPORTS = ["registry.a2a_queue"]
+CELERY_IMPORTS = ["registry.a2a_queue", "registry.delegation"]
 
 # --- Platform ----------------------------------------------------------------------------------------
 HOST = env_str("HOST", "127.0.0.1")
