@@ -204,21 +204,6 @@ def workspace_discover(*, caller_id, target_id) -> tuple[int, dict]:
     return 503, {"error": "workspace not available", "status": row["status"]}
 
 
-def peer_item(workspace) -> dict:
-    """An item of ``GET /registry/:id/peers`` (spec §8.3)."""
-    return {
-        "id": str(workspace.id),
-        "name": workspace.name,
-        "role": workspace.role or None,
-        "tier": workspace.tier,
-        "status": workspace.status,
-        "agent_card": workspace.agent_card,
-        "url": workspace.url or "",
-        "parent_id": str(workspace.parent_id) if workspace.parent_id else None,
-        "active_tasks": workspace.active_tasks,
-    }
-
-
 def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
     """Siblings (all other roots for a root), then children, then the parent; None if no such row.
 
@@ -249,4 +234,6 @@ def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
     )
     if q:
         peers = peers.filter(Q(name__icontains=q) | Q(role__icontains=q))
-    return [peer_item(peer) for peer in peers]
+    from workspaces.selectors import workspace_summary  # workspaces.selectors imports this module
+
+    return [workspace_summary(peer) for peer in peers]

@@ -79,8 +79,8 @@ def _position(workspace: Workspace) -> tuple[float | int, float | int, bool]:
     return number(layout.x), number(layout.y), layout.collapsed
 
 
-def _common(workspace: Workspace) -> dict:
-    x, y, collapsed = _position(workspace)
+def workspace_summary(workspace: Workspace) -> dict:
+    """The fields every workspace shape starts with (also the item of ``GET /registry/:id/peers``)."""
     return {
         "id": str(workspace.id),
         "name": workspace.name,
@@ -91,6 +91,13 @@ def _common(workspace: Workspace) -> dict:
         "url": workspace.url or "",
         "parent_id": str(workspace.parent_id) if workspace.parent_id else None,
         "active_tasks": workspace.active_tasks,
+    }
+
+
+def _common(workspace: Workspace) -> dict:
+    x, y, collapsed = _position(workspace)
+    return {
+        **workspace_summary(workspace),
         "max_concurrent_tasks": workspace.max_concurrent_tasks,
         "last_error_rate": number(workspace.last_error_rate),
         "uptime_seconds": workspace.uptime_seconds,
