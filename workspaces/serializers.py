@@ -13,6 +13,7 @@ import uuid
 from django.conf import settings
 
 from molecule_site.errors import ApiError
+from secrets_app.services import is_valid_secret_key
 from workspaces import validators
 from workspaces.services import NewWorkspace
 
@@ -63,7 +64,7 @@ def parse_new_workspace(data) -> NewWorkspace:
     parent_id = _uuid_or_none(data.get("parent_id"), bad_payload)
     secrets = _typed(
         data, "secrets",
-        lambda v: isinstance(v, dict) and all(isinstance(k, str) and k and isinstance(s, str) for k, s in v.items()),
+        lambda v: isinstance(v, dict) and all(is_valid_secret_key(k) and isinstance(s, str) for k, s in v.items()),
         bad_payload, {},
     )
     canvas = _typed(

@@ -115,6 +115,7 @@ def test_create_takes_runtime_and_model_from_the_template(api, settings, tmp_pat
         ({"name": "PM", "tier": "2"}, "invalid workspace payload"),
         ({"name": "PM", "parent_id": "not-a-uuid"}, "invalid workspace payload"),
         ({"name": "PM", "secrets": {"K": 1}}, "invalid workspace payload"),
+        ({"name": "PM", "secrets": {"A=B": "v"}}, "invalid workspace payload"),
         ({"name": "PM\nx"}, "invalid workspace fields"),
         ({"name": "P{M}"}, "invalid workspace fields"),
         ({"name": "x" * 256}, "invalid workspace fields"),
