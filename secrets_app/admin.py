@@ -37,6 +37,9 @@ class SecretValueForm(forms.ModelForm):
 
 
 class SecretAdmin(admin.ModelAdmin):
+    """Shared by both secret admins; each defines ``save_secret(obj, *, value)`` and
+    ``delete_secret(obj)`` to route writes through its service (restarts included)."""
+
     form = SecretValueForm
     exclude = ("encrypted_value",)
     readonly_fields = ("encryption_version", "created_at", "updated_at")
@@ -59,12 +62,6 @@ class SecretAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
-
-    def save_secret(self, obj, *, value: str | None) -> None:
-        raise NotImplementedError
-
-    def delete_secret(self, obj) -> None:
-        raise NotImplementedError
 
 
 @admin.register(WorkspaceSecret)

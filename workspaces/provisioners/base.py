@@ -63,10 +63,11 @@ class Provisioner(ABC):
 
     def list_managed_containers(self) -> list[ManagedContainer]:
         """Every container named ``ws-*`` (running or stopped) and every container labelled
-        ``molecule.platform.managed=true``; raises when the engine cannot be listed."""
-        raise NotImplementedError(f"the {self.name!r} provisioner has no containers")
+        ``molecule.platform.managed=true``; raises when the engine cannot be listed.
+        A backend without containers has none."""
+        return []
 
     def remove_orphan_container(self, container: ManagedContainer) -> None:
         """Stop and remove ``container`` together with the workspace volumes named after it;
         raises when the engine refuses (the sweeper logs it and goes on with the next one)."""
-        raise NotImplementedError(f"the {self.name!r} provisioner has no containers")
+        raise RuntimeError(f"the {self.name!r} provisioner has no containers to remove")
