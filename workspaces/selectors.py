@@ -108,9 +108,9 @@ def _common(workspace: Workspace) -> dict:
     }
 
 
-def workspace_list_item(workspace: Workspace) -> dict:
-    """An item of ``GET /workspaces``."""
-    return {
+def workspace_list_item(workspace: Workspace, provision_timeout_ms: int | None = None) -> dict:
+    """An item of ``GET /workspaces`` (``provision_timeout_ms`` only when the template sets one)."""
+    item = {
         **_common(workspace),
         "last_sample_error": workspace.last_sample_error or "",
         "current_task": workspace.current_task or "",
@@ -118,6 +118,9 @@ def workspace_list_item(workspace: Workspace) -> dict:
         "monthly_spend": workspace.monthly_spend,
         "budget_limit": workspace.budget_limit,
     }
+    if provision_timeout_ms:
+        item["provision_timeout_ms"] = provision_timeout_ms
+    return item
 
 
 def workspace_detail(workspace: Workspace) -> dict:

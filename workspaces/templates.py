@@ -118,11 +118,40 @@ def template_summary(directory: Path, config: dict) -> dict:
         item["required_env"] = env
     item["skills"] = skills
     item["skill_count"] = len(skills)
-    runtime_config = config.get("runtime_config") if isinstance(config.get("runtime_config"), dict) else {}
-    timeout = runtime_config.get("provision_timeout_seconds")
-    if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0:
+    timeout = provision_timeout_seconds(config)
+    if timeout:
         item["provision_timeout_seconds"] = timeout
     return item
+
+
+def provision_timeout_seconds(config: dict) -> int | None:
+    """``runtime_config.provision_timeout_seconds`` when it is a positive integer."""
+    runtime_config = config.get("runtime_config") if isinstance(config.get("runtime_config"), dict) else {}
+    timeout = runtime_config.get("provision_timeout_seconds")
+    return timeout if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0 else None
+
+
+def provision_timeouts_ms(workspaces) -> dict:
+    """``{workspace_id: ms}`` for workspaces whose recorded template sets a provision timeout.
+
+    One query for the recorded templates, one config read per distinct template.
+    """
+    recorded = dict(
+        WorkspaceConfig.objects.filter(workspace__in=workspaces).values_list("workspace_id", "data")
+    )
+    per_template: dict[str, int | None] = {}
+    timeouts = {}
+    for workspace_id, data in recorded.items():
+        template = data.get("template") if isinstance(data, dict) else None
+        if not isinstance(template, str) or not template:
+            continue
+        if template not in per_template:
+            directory = _template_dir(template)
+            config = read_config(directory) if directory else None
+            per_template[template] = provision_timeout_seconds(config) if config else None
+        if per_template[template]:
+            timeouts[workspace_id] = per_template[template] * 1000
+    return timeouts
 
 
 def template_list() -> list[dict]:

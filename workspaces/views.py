@@ -12,7 +12,7 @@ from registry import auth
 from registry.auth import AdminAuth, CanvasOrBearer, WorkspaceAuth
 from registry.models import WorkspaceAuthToken
 from registry.services import token_mint, token_revoke
-from workspaces import agents, selectors, services, team
+from workspaces import agents, selectors, services, team, templates
 from workspaces.models import CanvasViewport, WorkspaceStatus
 from workspaces.serializers import parse_new_workspace, parse_workspace_changes
 
@@ -32,7 +32,9 @@ class WorkspaceCollectionApi(Api):
     auth_by_method = {"GET": (AdminAuth,), "POST": (AdminAuth,)}
 
     def get(self, request):
-        return Response([selectors.workspace_list_item(w) for w in selectors.workspace_list()])
+        rows = selectors.workspace_list()
+        timeouts = templates.provision_timeouts_ms(rows)
+        return Response([selectors.workspace_list_item(w, timeouts.get(w.id)) for w in rows])
 
     def post(self, request):
         new = parse_new_workspace(json_body(request, "invalid workspace payload"))

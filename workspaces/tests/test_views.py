@@ -469,3 +469,13 @@ def test_viewport_rejects_bad_data(api, body):
 def test_wrong_method_on_a_known_path_is_a_plain_404(api):
     response = api("PUT", "/workspaces")
     assert (response.status_code, response.content) == (404, b"404 page not found")
+
+
+def test_list_adds_provision_timeout_ms_from_the_recorded_template(api):
+    with_timeout = Workspace.objects.create(name="Lead")
+    WorkspaceConfig.objects.create(workspace=with_timeout, data={"template": "team-lead"})  # 300 s in the template
+    plain = Workspace.objects.create(name="Plain")
+    WorkspaceConfig.objects.create(workspace=plain, data={"template": "researcher"})
+    items = {i["name"]: i for i in api("GET", "/workspaces").json()}
+    assert items["Lead"]["provision_timeout_ms"] == 300_000
+    assert "provision_timeout_ms" not in items["Plain"]
