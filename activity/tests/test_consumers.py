@@ -52,14 +52,14 @@ async def frames_until(communicator, event_type):
     """Every frame received up to and including the one of ``event_type``."""
     frames = []
     while True:
-        frame = json.loads(await communicator.receive_from(timeout=5))
+        frame = json.loads(await communicator.receive_from(timeout=10))
         frames.append(frame)
         if frame["event"] == event_type:
             return frames
 
 
 async def connect(communicator):
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=10)
     return connected
 
 
@@ -215,7 +215,7 @@ def test_origin_must_be_allowed_or_same_origin(tree, settings):
             results[label] = await connect(client)
             if results[label]:
                 await emit_all([(SENTINEL, tree["A"].id)])
-                frame = json.loads(await client.receive_from(timeout=5))
+                frame = json.loads(await client.receive_from(timeout=10))
                 assert frame["event"] == SENTINEL
             await client.disconnect()
         return results
@@ -315,7 +315,7 @@ def test_client_messages_are_ignored(tree):
         await client.send_to(text_data='{"event":"WORKSPACE_REMOVED"}')
         assert await client.receive_nothing(timeout=0.3)
         await emit_all([(SENTINEL, tree["A"].id)])
-        frame = json.loads(await client.receive_from(timeout=5))
+        frame = json.loads(await client.receive_from(timeout=10))
         await client.disconnect()
         return frame
 

@@ -39,7 +39,7 @@ def run_with_canvas(steps):
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws")
-        connected, _ = await communicator.connect(timeout=5)
+        connected, _ = await communicator.connect(timeout=10)
         assert connected
         try:
             return await steps(communicator)
@@ -54,7 +54,7 @@ def test_committed_emit_writes_one_row_and_sends_the_frame():
 
     async def steps(communicator):
         await emit_in_transaction("WORKSPACE_ONLINE", workspace.id, {"url": "http://pm:8000", "agent_card": None})
-        raw = await communicator.receive_from(timeout=5)
+        raw = await communicator.receive_from(timeout=10)
         assert await communicator.receive_nothing(timeout=0.3)
         return raw
 
@@ -80,7 +80,7 @@ def test_rolled_back_emit_writes_nothing_and_sends_nothing():
         await emit_in_transaction("WORKSPACE_OFFLINE", workspace.id, {}, roll_back=True)
         nothing = await communicator.receive_nothing(timeout=0.5)
         await emit_in_transaction("WORKSPACE_PAUSED", workspace.id, {"name": "PM"})
-        return nothing, json.loads(await communicator.receive_from(timeout=5))
+        return nothing, json.loads(await communicator.receive_from(timeout=10))
 
     nothing, next_frame = run_with_canvas(steps)
     assert nothing is True
@@ -95,7 +95,7 @@ def test_broadcast_only_emit_sends_but_writes_no_row():
         await emit_in_transaction(
             "WORKSPACE_HEARTBEAT", workspace.id, {"active_tasks": 2, "uptime_seconds": 30}, persist=False
         )
-        return json.loads(await communicator.receive_from(timeout=5))
+        return json.loads(await communicator.receive_from(timeout=10))
 
     frame = run_with_canvas(steps)
     assert frame["event"] == "WORKSPACE_HEARTBEAT"
@@ -111,7 +111,7 @@ def test_frames_are_compact_json():
         await emit_in_transaction(
             "AGENT_MESSAGE", workspace.id, {"message": "hi", "workspace_id": str(workspace.id), "name": "PM"}, persist=False
         )
-        return await communicator.receive_from(timeout=5)
+        return await communicator.receive_from(timeout=10)
 
     raw = run_with_canvas(steps)
     assert ": " not in raw and ", " not in raw
