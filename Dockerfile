@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt .
+COPY runtime/ runtime/
 RUN pip install -r requirements.txt
 
 COPY . .

@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 # Tests get their own embedded servers so they never touch the data of `make run`.
 TEST_MOLECULE_HOME ?= .molecule/test
 PYTEST_ARGS ?=
+RUNTIME_PYTEST_ARGS ?=
 
 .PHONY: run test venv clean-embedded
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt runtime/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -21,6 +22,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	MOLECULE_HOME=$(TEST_MOLECULE_HOME) $(PY) -m molecule_site.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	cd runtime && ../$(PY) -m pytest $(RUNTIME_PYTEST_ARGS)
 
 # Stop the embedded PostgreSQL/Redis of MOLECULE_HOME (default .molecule) if they were left running.
 clean-embedded: $(VENV)/.installed

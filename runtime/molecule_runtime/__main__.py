@@ -1,0 +1,5 @@
+"""`python -m molecule_runtime` = `molecule-runtime`."""
+
+from .main import main
+
+main()

@@ -1,0 +1,196 @@
+"""EchoExecutor: deterministic replies and scripted commands (spec/runtime.md §11).
+
+Commands (the first word of the message):
+- anything else      → `prefix + text` (with request history: `"[h=<n>] " + prefix + text`)
+- `/tool <name> <json-args>` → calls the tool, replies with its JSON result, records tool_trace
+- `/remember <text>` → `commit_memory(content=text)`; `/recall <query>` → `search_memory(query=…)`;
+  `/delegate <workspace_id> <task>` → `delegate_task(workspace_id=…, task=…)` (shorthands for /tool)
+- `/sleep <s>`       → waits s seconds (stopped by tasks/cancel), replies `slept <s>s`
+- `/fail`            → raises; the reply is `Agent error: echo /fail requested`
+- `/wedge <reason>`  → heartbeat `mark_wedged(reason)`, replies `wedged: <reason>`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import uuid
+from typing import Any, Awaitable, Callable
+
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.tasks import TaskUpdater
+from a2a.helpers.proto_helpers import new_task
+from a2a.types import Part, TaskState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "echo: "
+NO_TEXT = "Error: message contained no text content."
+FAIL_MESSAGE = "echo /fail requested"
+CHUNK_SIZE = 32
+TRACE_MAX = 200
+
+
+def extract_text(context: RequestContext) -> str:
+    """Join the text of every part with a space, stripped (spec §3.5 step 1)."""
+    message = context.message
+    if message is None:
+        return ""
+    return " ".join(p.text for p in message.parts if p.text).strip()
+
+
+def history_length(context: RequestContext) -> int:
+    history = None
+    try:
+        history = (context.metadata or {}).get("history")
+    except Exception:  # a malformed metadata struct must not break the reply
+        history = None
+    if history is None and context.message is not None and context.message.HasField("metadata"):
+        from google.protobuf.json_format import MessageToDict
+
+        history = MessageToDict(context.message.metadata).get("history")
+    return len(history) if isinstance(history, list) else 0
+
+
+def chunks(text: str, size: int = CHUNK_SIZE) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+class EchoExecutor(AgentExecutor):
+    def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
+                 tools: dict[str, Callable[..., Any]] | None = None, prefix: str = DEFAULT_PREFIX,
+                 transcript: Callable[[str, str], None] | None = None):
+        self.heartbeat = heartbeat
+        self.beat_now = beat_now
+        self.tools = dict(tools or {})
+        self.prefix = prefix
+        self.transcript = transcript
+        self._cancel_events: dict[str, asyncio.Event] = {}
+
+    # -------------------------------------------------------------- heartbeat hooks
+    async def _push(self) -> None:
+        if self.beat_now is None:
+            return
+        try:
+            await self.beat_now()
+        except Exception:
+            log.warning("heartbeat push failed", exc_info=True)
+
+    async def _task_started(self, brief: str) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.task_started(brief)
+        await self._push()
+
+    async def _task_finished(self, ok: bool, error: str | None) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.task_finished(ok, error)
+        await self._push()
+
+    # -------------------------------------------------------------- commands
+    async def call_tool(self, name: str, args: dict, trace: list[dict]) -> str:
+        fn = self.tools.get(name)
+        if fn is None:
+            raise ValueError(f"unknown tool '{name}' (available: {', '.join(sorted(self.tools)) or 'none'})")
+        entry = {"tool": name, "input": json.dumps(args, default=str)[:500]}
+        if len(trace) < TRACE_MAX:
+            trace.append(entry)
+        result = fn(**args)
+        if inspect.isawaitable(result):
+            result = await result
+        out = json.dumps(result, default=str)
+        entry["output_preview"] = out[:300]
+        return out
+
+    async def _reply(self, text: str, context: RequestContext, trace: list[dict]) -> str | None:
+        command, _, rest = text.partition(" ")
+        rest = rest.strip()
+        if command == "/tool":
+            name, _, raw_args = rest.partition(" ")
+            if not name:
+                raise ValueError("usage: /tool <name> <json-args>")
+            try:
+                args = json.loads(raw_args) if raw_args.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"/tool {name}: arguments are not valid JSON: {exc.msg}") from None
+            if not isinstance(args, dict):
+                raise ValueError(f"/tool {name}: arguments must be a JSON object")
+            return await self.call_tool(name, args, trace)
+        if command == "/remember":
+            return await self.call_tool("commit_memory", {"content": rest}, trace)
+        if command == "/recall":
+            return await self.call_tool("search_memory", {"query": rest}, trace)
+        if command == "/delegate":
+            target, _, task = rest.partition(" ")
+            return await self.call_tool("delegate_task", {"workspace_id": target, "task": task.strip()}, trace)
+        if command == "/sleep":
+            try:
+                seconds = float(rest)
+            except ValueError:
+                raise ValueError(f"/sleep needs a number of seconds, got {rest!r}") from None
+            event = self._cancel_events.setdefault(context.task_id or "", asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout=seconds)
+                return None  # cancelled: tasks/cancel already emitted the terminal status
+            except asyncio.TimeoutError:
+                return f"slept {rest}s"
+        if command == "/fail":
+            raise RuntimeError(FAIL_MESSAGE)
+        if command == "/wedge":
+            reason = rest or "wedged by /wedge"
+            if self.heartbeat is not None:
+                self.heartbeat.mark_wedged(reason)
+            return f"wedged: {reason}"
+        n = history_length(context)
+        return (f"[h={n}] " if n else "") + self.prefix + text
+
+    # -------------------------------------------------------------- AgentExecutor
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        text = extract_text(context)
+        if not text:
+            await event_queue.enqueue_event(updater.new_agent_message([Part(text=NO_TEXT)]))
+            return
+        if self.transcript:
+            self.transcript("user", text)
+        await self._task_started(text)
+        trace: list[dict] = []
+        ok, error = True, None
+        try:
+            if context.current_task is None:  # a2a-sdk 1.x: the Task must be enqueued first
+                await event_queue.enqueue_event(new_task(context.task_id, context.context_id,
+                                                         TaskState.TASK_STATE_SUBMITTED,
+                                                         history=[context.message]))
+            await updater.start_work()
+            reply = await self._reply(text, context, trace)
+            if reply is None:
+                return
+            artifact_id = uuid.uuid4().hex
+            for i, piece in enumerate(chunks(reply)):
+                await updater.add_artifact([Part(text=piece)], artifact_id=artifact_id,
+                                           append=i > 0, last_chunk=False)
+        except Exception as exc:
+            ok, error = False, f"{exc}"
+            log.info("echo task failed: %s", exc)
+            reply = f"Agent error: {exc}"
+        finally:
+            self._cancel_events.pop(context.task_id or "", None)
+            await self._task_finished(ok, error)
+        if self.transcript:
+            self.transcript("agent", reply)
+        metadata = {"tool_trace": trace} if trace else None
+        final = updater.new_agent_message([Part(text=reply)], metadata=metadata)
+        # 1.x forbids a bare Message after task events, so the final agent Message rides on the
+        # terminal status; the server flattens it back to a Message result for 0.3 message/send.
+        if ok:
+            await updater.complete(final)
+        else:
+            await updater.failed(final)
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        event = self._cancel_events.setdefault(context.task_id or "", asyncio.Event())
+        event.set()
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.cancel()

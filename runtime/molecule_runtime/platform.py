@@ -1,0 +1,310 @@
+"""HTTP client for the Molecule platform (wire contract: spec/platform-api.md §7–§13).
+
+One ``PlatformClient`` per runtime process. It owns the workspace bearer token
+(``<config_dir>/.auth_token``, mode 0600) and sends it on every platform call, plus
+``X-Workspace-ID`` where the platform identifies the caller by that header (discovery, peers,
+A2A). Methods return parsed JSON and raise ``PlatformError`` on a non-2xx answer or a transport
+failure; the agent-facing tools in ``molecule_runtime.tools`` turn those into ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+TOKEN_FILENAME = ".auth_token"
+
+
+class PlatformError(Exception):
+    """A platform (or peer) call failed: ``status`` is the HTTP status, or None for a transport error."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The platform's ``{"error": "..."}`` string, or a short description of the response."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return f"HTTP {response.status_code}: {body['error']}"
+    text = response.text.strip()[:200]
+    return f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class PlatformClient:
+    """Async client for the platform API, authenticated as one workspace."""
+
+    def __init__(self, *, platform_url: str, workspace_id: str, config_dir: Path, timeout: float = 10.0):
+        self.platform_url = platform_url.rstrip("/")
+        self.workspace_id = workspace_id
+        self.config_dir = Path(config_dir)
+        self.timeout = timeout
+        self.token: str | None = None
+        self.reload_token()
+        self._http = self._new_http()
+
+    # ------------------------------------------------------------------ token handling
+    @property
+    def token_path(self) -> Path:
+        return self.config_dir / TOKEN_FILENAME
+
+    def reload_token(self) -> str | None:
+        """Re-read the token file (the provisioner may rotate it while we run)."""
+        try:
+            value = self.token_path.read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            value = ""
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", self.token_path, exc)
+            value = ""
+        self.token = value or None
+        return self.token
+
+    def save_token(self, token: str) -> None:
+        """Write the token atomically with mode 0600 and no trailing newline."""
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_dir / f"{TOKEN_FILENAME}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(token)
+            os.chmod(tmp, 0o600)  # in case the umask or an odd filesystem widened it
+            os.replace(tmp, self.token_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.token = token
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def source_headers(self) -> dict[str, str]:
+        """Auth headers plus ``X-Workspace-ID`` (marks us as the calling workspace)."""
+        return {**self.auth_headers(), "X-Workspace-ID": self.workspace_id}
+
+    # ------------------------------------------------------------------ transport
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.platform_url, timeout=self.timeout)
+
+    async def reset_connection(self) -> None:
+        """Drop the pooled connections and start a fresh HTTP client (after repeated failures)."""
+        old, self._http = self._http, self._new_http()
+        await old.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        source: bool = False,
+        retry_on_401: bool = False,
+        expect: tuple[int, ...] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request with the current auth headers; raise PlatformError unless 2xx/``expect``.
+
+        ``retry_on_401``: on 401 re-read the token file and, if the token changed or appeared,
+        retry once (the provisioner rotates the token on restart).
+        """
+        attempt = 0
+        while True:
+            headers = self.source_headers() if source else self.auth_headers()
+            kwargs: dict[str, Any] = {"headers": headers}
+            if json is not None:
+                kwargs["json"] = json
+            if params:
+                kwargs["params"] = {k: v for k, v in params.items() if v not in (None, "")}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise PlatformError(f"{type(exc).__name__}: {exc} [{method} {path}]") from exc
+            if response.status_code == 401 and retry_on_401 and attempt == 0:
+                attempt += 1
+                self.reload_token()
+                logger.info("platform answered 401 on %s; re-read token file and retrying once", path)
+                continue
+            ok = response.is_success if expect is None else response.status_code in expect
+            if not ok:
+                raise PlatformError(
+                    _error_message(response), status=response.status_code, body=_json_or_none(response)
+                )
+            return response
+
+    def _ws(self, suffix: str = "") -> str:
+        return f"/workspaces/{self.workspace_id}{suffix}"
+
+    # ------------------------------------------------------------------ registry (§7)
+    async def register(self, *, url: str, agent_card: dict) -> None:
+        """POST /registry/register; persists the token when the platform issues one."""
+        response = await self.request(
+            "POST",
+            "/registry/register",
+            json={"id": self.workspace_id, "url": url, "agent_card": agent_card},
+            retry_on_401=True,
+        )
+        body = _json_or_none(response) or {}
+        token = body.get("auth_token") if isinstance(body, dict) else None
+        if token:
+            try:
+                self.save_token(token)
+            except OSError as exc:
+                # The platform issues a token only once; keep using it from memory rather than
+                # losing it, and make the operator aware that a restart will need a new one.
+                self.token = token
+                logger.error("registered, but cannot save the auth token to %s: %s", self.token_path, exc)
+            else:
+                logger.info("registered; saved new auth token to %s", self.token_path)
+
+    async def heartbeat(self, payload: dict) -> None:
+        """POST /registry/heartbeat; a 401 re-reads the token file and retries once."""
+        body = {"workspace_id": self.workspace_id, **payload}
+        await self.request("POST", "/registry/heartbeat", json=body, retry_on_401=True)
+
+    async def update_card(self, agent_card: dict) -> None:
+        await self.request(
+            "POST",
+            "/registry/update-card",
+            json={"workspace_id": self.workspace_id, "agent_card": agent_card},
+            retry_on_401=True,
+        )
+
+    # ------------------------------------------------------------------ discovery (§8.3)
+    async def discover(self, target_id: str) -> dict:
+        """GET /registry/discover/:id → ``{id, url, name}``."""
+        response = await self.request("GET", f"/registry/discover/{target_id}", source=True)
+        return response.json()
+
+    async def peers(self, q: str = "") -> list[dict]:
+        """GET /registry/:self/peers → siblings, children, parent."""
+        response = await self.request("GET", f"/registry/{self.workspace_id}/peers", params={"q": q}, source=True)
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    async def get_workspace(self, workspace_id: str | None = None) -> dict:
+        response = await self.request("GET", f"/workspaces/{workspace_id or self.workspace_id}")
+        return response.json()
+
+    # ------------------------------------------------------------------ A2A (runtime.md §4.3)
+    async def a2a(
+        self,
+        url: str,
+        text: str,
+        *,
+        metadata: dict | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        request_id: str | None = None,
+    ) -> httpx.Response:
+        """POST a JSON-RPC ``message/send`` directly to a peer's URL (no status check).
+
+        Returns the raw response so the caller can tell 200/JSON-RPC error/202-queued apart.
+        Transport errors propagate as ``httpx`` exceptions so callers can decide what to retry.
+        """
+        message_id = uuid.uuid4().hex
+        body = {
+            "jsonrpc": "2.0",
+            "id": request_id or f"req-{message_id}",
+            "method": "message/send",
+            "params": {
+                "message": {
+                    "role": "user",
+                    "messageId": f"msg-{message_id}",
+                    "parts": [{"kind": "text", "text": text}],
+                    "metadata": {"source_workspace_id": self.workspace_id, **(metadata or {})},
+                }
+            },
+        }
+        return await self._http.post(
+            url,
+            json=body,
+            headers=self.source_headers(),
+            timeout=timeout if timeout is not None else self.timeout,
+        )
+
+    async def a2a_via_proxy(self, target_id: str, text: str, *, timeout: float | None = None) -> httpx.Response:
+        """POST /workspaces/:target/a2a through the platform proxy, marked as sent by us."""
+        body = {
+            "method": "message/send",
+            "params": {"message": {"role": "user", "parts": [{"kind": "text", "text": text}]}},
+        }
+        return await self.request(
+            "POST", f"/workspaces/{target_id}/a2a", json=body, source=True, timeout=timeout, expect=(200, 202)
+        )
+
+    # ------------------------------------------------------------------ delegation (§9)
+    async def delegate(self, *, target_id: str, task: str, idempotency_key: str | None = None) -> dict:
+        body: dict[str, Any] = {"target_id": target_id, "task": task}
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        response = await self.request("POST", self._ws("/delegate"), json=body)
+        return response.json()
+
+    async def delegations(self) -> list[dict]:
+        response = await self.request("GET", self._ws("/delegations"))
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    # ------------------------------------------------------------------ memory (§11.1)
+    async def commit_memory(self, *, content: str, scope: str, namespace: str | None = None) -> dict:
+        body: dict[str, Any] = {"content": content, "scope": scope}
+        if namespace:
+            body["namespace"] = namespace
+        response = await self.request("POST", self._ws("/memories"), json=body, expect=(201,))
+        return response.json()
+
+    async def memories(self, *, q: str = "", scope: str = "", namespace: str = "", limit: int | None = None) -> list[dict]:
+        params = {"q": q, "scope": scope, "namespace": namespace, "limit": limit}
+        response = await self.request("GET", self._ws("/memories"), params=params)
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    # ------------------------------------------------------------------ approvals (§13)
+    async def create_approval(self, *, action: str, reason: str = "", task_id: str | None = None) -> dict:
+        body: dict[str, Any] = {"action": action, "reason": reason}
+        if task_id:
+            body["task_id"] = task_id
+        response = await self.request("POST", self._ws("/approvals"), json=body, expect=(201,))
+        return response.json()
+
+    async def approvals(self) -> list[dict]:
+        response = await self.request("GET", self._ws("/approvals"))
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    # ------------------------------------------------------------------ activity / notify (§10)
+    async def activity(self, *, activity_type: str, **fields: Any) -> None:
+        body = {"activity_type": activity_type, **{k: v for k, v in fields.items() if v is not None}}
+        await self.request("POST", self._ws("/activity"), json=body)
+
+    async def notify(self, message: str, *, attachments: list[dict] | None = None, type: str | None = None) -> None:
+        body: dict[str, Any] = {"message": message}
+        if attachments:
+            body["attachments"] = attachments
+        if type:
+            body["type"] = type
+        await self.request("POST", self._ws("/notify"), json=body)

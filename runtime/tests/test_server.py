@@ -1,0 +1,147 @@
+"""The A2A server over real HTTP on loopback: both JSON-RPC method generations and both card URLs."""
+
+import threading
+import time
+
+import httpx
+
+from molecule_runtime.card import build_agent_card
+from molecule_runtime.config import WorkspaceConfig
+from molecule_runtime.server import flatten_task_result
+
+from .a2a_helpers import msg03, msg10, rpc, rpc_stream, send03
+
+
+def test_card_is_served_at_both_well_known_paths(echo_runtime):
+    for path in ("/.well-known/agent-card.json", "/.well-known/agent.json"):
+        response = httpx.get(echo_runtime.url + path)
+        assert response.status_code == 200, path
+        card = response.json()
+        assert card["name"] == "Echo Agent" and card["description"] == "test agent"
+        assert card["capabilities"]["streaming"] is True
+        assert card["url"] == echo_runtime.url  # 0.3 field, kept for 0.3 clients
+        assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0", "0.3"}
+
+
+def test_served_card_follows_the_holder(echo_runtime):
+    echo_runtime.cards.card = build_agent_card(WorkspaceConfig(name="Renamed"), echo_runtime.url)
+    assert httpx.get(echo_runtime.url + "/.well-known/agent.json").json()["name"] == "Renamed"
+
+
+def test_v03_message_send_returns_a_message(echo_runtime):
+    result = send03(echo_runtime.url, "hi")
+    assert result["kind"] == "message"
+    assert result["parts"][0]["text"] == "echo: hi"
+
+
+def test_v10_send_message_returns_the_completed_task(echo_runtime):
+    out = rpc(echo_runtime.url, "SendMessage", {"message": msg10("hi")})
+    task = out["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert task["status"]["message"]["parts"][0]["text"] == "echo: hi"
+    assert task["artifacts"][0]["parts"][0]["text"] == "echo: hi"
+
+
+def test_v10_with_explicit_version_header(echo_runtime):
+    out = rpc(echo_runtime.url, "SendMessage", {"message": msg10("hdr")}, headers={"A2A-Version": "1.0"})
+    assert out["result"]["task"]["status"]["message"]["parts"][0]["text"] == "echo: hdr"
+
+
+def test_v03_message_stream(echo_runtime):
+    events = [e["result"] for e in rpc_stream(echo_runtime.url, "message/stream", {"message": msg03("s")})]
+    assert [e["kind"] for e in events] == ["task", "status-update", "artifact-update", "status-update", "message"]
+    assert events[-2]["final"] is True and events[-2]["status"]["message"]["parts"][0]["text"] == "echo: s"
+    assert events[-1]["parts"][0]["text"] == "echo: s"
+
+
+def test_v10_send_streaming_message(echo_runtime):
+    events = [e["result"] for e in rpc_stream(echo_runtime.url, "SendStreamingMessage", {"message": msg10("s")})]
+    assert [next(iter(e)) for e in events] == ["task", "statusUpdate", "artifactUpdate", "statusUpdate"]
+    final = events[-1]["statusUpdate"]["status"]
+    assert final["state"] == "TASK_STATE_COMPLETED" and final["message"]["parts"][0]["text"] == "echo: s"
+
+
+def test_tasks_get_in_both_generations(echo_runtime):
+    task_id = send03(echo_runtime.url, "remember me")["taskId"]
+    task = rpc(echo_runtime.url, "tasks/get", {"id": task_id})["result"]
+    assert task["kind"] == "task" and task["id"] == task_id and task["status"]["state"] == "completed"
+    assert task["artifacts"][0]["parts"][0]["text"] == "echo: remember me"
+    task = rpc(echo_runtime.url, "GetTask", {"id": task_id})["result"]
+    assert task["id"] == task_id and task["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+def test_tasks_get_unknown_is_a_jsonrpc_error(echo_runtime):
+    out = rpc(echo_runtime.url, "tasks/get", {"id": "nope"})
+    assert out["error"]["code"] == -32001
+
+
+def _cancel_while_sleeping(echo_runtime, method, params_for):
+    holder = {}
+
+    def sender():
+        holder["out"] = rpc(echo_runtime.url, "message/send", {"message": msg03("/sleep 5")}, timeout=10)
+
+    t = threading.Thread(target=sender)
+    started = time.monotonic()
+    t.start()
+    deadline = time.monotonic() + 5
+    task_id = None
+    while task_id is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        # the only running task is ours: find it through the executor's cancel registry
+        ids = [k for k in echo_runtime.adapter._executor._cancel_events if k]
+        task_id = ids[0] if ids else None
+    assert task_id, "sleep task did not start"
+    out = rpc(echo_runtime.url, method, params_for(task_id))
+    t.join(timeout=10)
+    assert time.monotonic() - started < 4  # the /sleep was stopped, not waited out
+    return out, holder["out"]
+
+
+def test_tasks_cancel_v03_stops_a_sleep(echo_runtime):
+    out, send_out = _cancel_while_sleeping(echo_runtime, "tasks/cancel", lambda tid: {"id": tid})
+    assert out["result"]["status"]["state"] == "canceled"
+    assert send_out["result"]["status"]["state"] == "canceled"
+
+
+def test_cancel_task_v10(echo_runtime):
+    out, _ = _cancel_while_sleeping(echo_runtime, "CancelTask", lambda tid: {"id": tid})
+    assert out["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+
+
+def test_unknown_method_is_method_not_found(echo_runtime):
+    assert rpc(echo_runtime.url, "message/nope", {})["error"]["code"] == -32601
+
+
+def test_flatten_only_touches_finished_task_results():
+    message = {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": "x"}]}
+    task = {"kind": "task", "id": "t1", "contextId": "c1", "status": {"state": "completed", "message": message}}
+    flat = flatten_task_result({"jsonrpc": "2.0", "id": 1, "result": task})["result"]
+    assert flat == {**message, "taskId": "t1", "contextId": "c1"}
+    canceled = {"jsonrpc": "2.0", "id": 1, "result": {"kind": "task", "status": {"state": "canceled"}}}
+    assert flatten_task_result(canceled) == canceled
+    error = {"jsonrpc": "2.0", "id": 1, "error": {"code": -1}}
+    assert flatten_task_result(error) == error
+
+
+def test_transcript_without_a_configured_token_is_refused(echo_runtime):
+    assert httpx.get(echo_runtime.url + "/transcript", headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_invalid_json_is_a_jsonrpc_error_not_a_crash(echo_runtime):
+    response = httpx.post(echo_runtime.url + "/", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["error"]["code"] in (-32700, -32600)
+
+
+def test_final_stream_message_only_for_final_status_with_message():
+    from molecule_runtime.server import final_stream_message
+
+    message = {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": "x"}]}
+    final = {"id": 7, "result": {"kind": "status-update", "final": True, "taskId": "t", "contextId": "c",
+                                 "status": {"state": "completed", "message": message}}}
+    assert final_stream_message(final) == {"jsonrpc": "2.0", "id": 7,
+                                           "result": {**message, "taskId": "t", "contextId": "c"}}
+    working = {"id": 7, "result": {"kind": "status-update", "final": False, "status": {"state": "working"}}}
+    assert final_stream_message(working) is None
+    assert final_stream_message({"id": 7, "error": {}}) is None
