@@ -221,7 +221,8 @@ async def amain(env=None) -> int:
 
         platform_url = env.get("PLATFORM_URL") or "http://localhost:8080"
         client = PlatformClient(platform_url=platform_url, workspace_id=workspace_id,
-                                config_dir=Path(env.get("CONFIGS_DIR") or config_path))
+                                config_dir=Path(env.get("CONFIGS_DIR") or config_path),
+                                initial_token=env.get("MOLECULE_AUTH_TOKEN"))
         heartbeat = HeartbeatLoop(client, state, workspace_id,
                                   interval=env_float(env, "HEARTBEAT_INTERVAL", 30.0))
 

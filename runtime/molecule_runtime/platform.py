@@ -53,13 +53,22 @@ def _json_or_none(response: httpx.Response) -> Any:
 class PlatformClient:
     """Async client for the platform API, authenticated as one workspace."""
 
-    def __init__(self, *, platform_url: str, workspace_id: str, config_dir: Path, timeout: float = 10.0):
+    def __init__(self, *, platform_url: str, workspace_id: str, config_dir: Path, timeout: float = 10.0,
+                 initial_token: str | None = None):
         self.platform_url = platform_url.rstrip("/")
         self.workspace_id = workspace_id
         self.config_dir = Path(config_dir)
         self.timeout = timeout
         self.token: str | None = None
         self.reload_token()
+        if self.token is None and initial_token:
+            # An external agent gets its token from the connection block (MOLECULE_AUTH_TOKEN);
+            # keep it where a rotated one would be written.
+            try:
+                self.save_token(initial_token)
+            except OSError as exc:
+                logger.error("cannot write %s (%s); keeping the token in memory", self.token_path, exc)
+                self.token = initial_token
         self._http = self._new_http()
 
     # ------------------------------------------------------------------ token handling

@@ -174,3 +174,19 @@ def test_unwritable_config_dir_keeps_the_issued_token_in_memory(fake_platform, m
     assert token == next(iter(fake_platform.tokens[workspace_id]))
     [hb] = fake_platform.requests_to("/registry/heartbeat")
     assert hb.headers["authorization"] == f"Bearer {token}"
+
+
+def test_initial_token_seeds_the_token_file_of_an_external_agent(tmp_path):
+    async def build(**kwargs):
+        client = PlatformClient(platform_url="http://127.0.0.1:9", workspace_id="ws", config_dir=tmp_path, **kwargs)
+        await client.aclose()
+        return client
+
+    seeded = asyncio.run(build(initial_token="from-connection-block"))
+    assert seeded.token == "from-connection-block"
+    token_file = tmp_path / ".auth_token"
+    assert token_file.read_text() == "from-connection-block"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+    token_file.write_text("rotated-by-platform")
+    assert asyncio.run(build(initial_token="from-connection-block")).token == "rotated-by-platform"  # the file wins
