@@ -9,7 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
 from django.conf import settings
 
 
@@ -56,3 +62,29 @@ class Launch:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=60)
+
+
+def _with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=path))
+
+
+@contextmanager
+def platform_on_fresh_database(home, redis_db: int = 1, **env: str):
+    """The whole platform (web + worker + beat) on a new database of the test PostgreSQL and a
+    Redis database of its own, both dropped/flushed afterwards. Yields the :class:`Launch`."""
+    database = f"e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    redis_url = _with_path(settings.REDIS_URL, f"/{redis_db}")
+    redis.Redis.from_url(redis_url).flushdb()
+    launch = Launch(
+        home, free_port(), DATABASE_URL=_with_path(settings.DATABASE_URL, f"/{database}"), REDIS_URL=redis_url, **env
+    )
+    try:
+        launch.wait_for("Listening on TCP address", "celery@", "beat: Starting")
+        yield launch
+    finally:
+        launch.stop()
+        redis.Redis.from_url(redis_url).flushdb()
+        with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -11,17 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
-import redis
-from django.conf import settings
 
-from molecule_site.tests.launch import Launch, free_port
+from molecule_site.tests.launch import platform_on_fresh_database
 
 ADMIN = "e2e-admin-token"
 TTL_SECONDS = 3
@@ -81,33 +76,14 @@ class Agent:
         self.server.shutdown()
 
 
-def _with_path(url: str, path: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=path))
-
-
 @pytest.fixture
 def platform(tmp_path):
     """The platform on a fresh database of the test PostgreSQL and Redis database 1."""
-    database = f"e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    redis_url = _with_path(settings.REDIS_URL, "/1")
-    redis.Redis.from_url(redis_url).flushdb()
-    launch = Launch(
-        tmp_path, free_port(),
-        DATABASE_URL=_with_path(settings.DATABASE_URL, f"/{database}"), REDIS_URL=redis_url,
-        MOLECULE_ENV="development", ADMIN_TOKEN=ADMIN,
+    with platform_on_fresh_database(
+        tmp_path, MOLECULE_ENV="development", ADMIN_TOKEN=ADMIN, MOLECULE_PROVISIONER="none",
         LIVENESS_TTL_SECONDS=str(TTL_SECONDS), LIVENESS_SWEEP_SECONDS=str(SWEEP_SECONDS),
-    )
-    try:
-        launch.wait_for("Listening on TCP address", "celery@", "beat: Starting")
+    ) as launch:
         yield launch
-    finally:
-        launch.stop()
-        redis.Redis.from_url(redis_url).flushdb()
-        with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def wait_until(check, timeout: float, what: str):
