@@ -58,10 +58,16 @@ class Launch:
             assert time.monotonic() < deadline, f"timed out waiting for {needles}:\n{self.output}"
             time.sleep(0.2)
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 180) -> int:
+        """Ctrl-C, as an operator would; a launcher that does not finish is killed and reported."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=60)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"launcher did not stop within {timeout}s:\n{self.output[-5000:]}") from None
 
 
 def _with_path(url: str, path: str) -> str:
