@@ -31,7 +31,7 @@ class PreflightReport:
         return not self.failures
 
 
-def _check_adapter(config: WorkspaceConfig, env, report: PreflightReport) -> None:
+def _check_adapter(config: WorkspaceConfig, env, report: PreflightReport, smoke_mode: bool = False) -> None:
     source = f"ADAPTER_MODULE={env['ADAPTER_MODULE']}" if env.get("ADAPTER_MODULE") else f"runtime '{config.runtime}'"
     try:
         adapter_cls = get_adapter(config.runtime, env)
@@ -58,6 +58,17 @@ def _check_adapter(config: WorkspaceConfig, env, report: PreflightReport) -> Non
     if name != config.runtime:
         report.warnings.append(PreflightIssue(
             "Runtime drift", f"config runtime '{config.runtime}' but the adapter is '{name}' (the adapter wins)"))
+    checks = getattr(adapter_cls, "preflight_checks", None)
+    if checks is None:
+        return
+    try:
+        issues = adapter_cls().preflight_checks(config, env)
+    except Exception as exc:
+        report.failures.append(PreflightIssue("Adapter preflight failed", f"{source}: {exc!r}"))
+        return
+    for check in issues or []:
+        issue = PreflightIssue(check.title, check.detail, check.fix)
+        (report.warnings if smoke_mode and check.demote_in_smoke else report.failures).append(issue)
 
 
 def run_preflight(config: WorkspaceConfig, config_path: str | Path | None = None, *,
@@ -68,7 +79,7 @@ def run_preflight(config: WorkspaceConfig, config_path: str | Path | None = None
         config_dir = config_dir.parent
     report = PreflightReport()
 
-    _check_adapter(config, env, report)
+    _check_adapter(config, env, report, smoke_mode)
 
     port = config.a2a.port
     if not (1 <= port <= 65535):

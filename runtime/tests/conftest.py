@@ -155,3 +155,28 @@ def make_client(fake_platform, workspace_id, config_dir):
 # ============================================================================================
 # end of fake platform fixtures
 # ============================================================================================
+
+
+# ============================================================================================
+# Fake OpenAI-compatible LLM server (owned by the openai / langgraph adapter tests; keep this block)
+# ============================================================================================
+from fake_openai import FakeOpenAIServer, FakeOpenAIState  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server():
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server) -> FakeOpenAIState:
+    """The fake LLM's state, emptied for each test; ``.base_url`` is its ``/v1`` endpoint."""
+    state = _fake_openai_server.state
+    state.reset()
+    yield state
+    state.reset()
+# ============================================================================================
+# end of fake OpenAI fixtures
+# ============================================================================================

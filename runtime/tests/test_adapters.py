@@ -37,8 +37,30 @@ def test_capabilities_wire_keys():
 
 
 def test_list_adapters():
-    assert list_adapters() == [{"name": "echo", "display_name": "Echo", "description": "Deterministic test adapter",
-                                "config_schema": {"reply_prefix": {"type": "string", "default": "echo: "}}}]
+    adapters = list_adapters()
+    assert [a["name"] for a in adapters] == ["echo", "langgraph", "openai"]
+    assert adapters[0] == {"name": "echo", "display_name": "Echo", "description": "Deterministic test adapter",
+                           "config_schema": {"reply_prefix": {"type": "string", "default": "echo: "}}}
+
+
+def test_empty_runtime_means_the_default_langgraph():
+    from molecule_runtime.adapters import DEFAULT_RUNTIME, adapter_module_for
+
+    assert DEFAULT_RUNTIME == "langgraph"
+    assert adapter_module_for("", env={}) == "molecule_runtime.adapters.langgraph"
+
+
+def test_llm_adapters_import_without_their_sdks():
+    """The registry and preflight can load every adapter package even where no LLM SDK is installed."""
+    import subprocess
+
+    code = ("import sys\n"
+            "for m in ('openai', 'langgraph', 'langchain_openai', 'langchain_core'): sys.modules[m] = None\n"
+            "from molecule_runtime.adapters import list_adapters\n"
+            "print(sorted(a['name'] for a in list_adapters()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['echo', 'langgraph', 'openai']"
 
 
 def test_append_to_memory_hook_is_idempotent_on_the_marker(tmp_path):

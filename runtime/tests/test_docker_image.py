@@ -55,3 +55,13 @@ def test_image_smoke_fails_on_a_broken_adapter_module(image, tmp_path):
     proc = _smoke(image, tmp_path, "ADAPTER_MODULE=no_such_adapter")
     assert proc.returncode != 0
     assert "no_such_adapter" in proc.stderr
+
+
+@pytest.mark.parametrize("runtime, model", [("langgraph", "openai:gpt-4.1-mini"), ("openai", "ollama:llama3.1")])
+def test_image_smoke_passes_for_the_llm_runtimes_without_network(image, tmp_path, runtime, model):
+    """The LLM extras are in the image: their lazy imports run and the call stops at the network."""
+    (tmp_path / "config.yaml").write_text(f"name: Smoke\nruntime: {runtime}\nmodel: {model}\n"
+                                          "runtime_config: {max_retries: 0}\n")
+    proc = _smoke(image, tmp_path, "OPENAI_API_KEY=sk-fake-smoke-key")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[smoke-mode] PASS" in proc.stdout

@@ -11,10 +11,15 @@ from __future__ import annotations
 import importlib
 import os
 
-# runtime name -> module exporting `Adapter`
+# runtime name -> module exporting `Adapter`. The LLM adapters import their SDKs lazily
+# (extras `molecule-runtime[openai]`, `[langgraph]`), so listing them costs nothing.
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "molecule_runtime.adapters.echo",
+    "openai": "molecule_runtime.adapters.openai",
+    "langgraph": "molecule_runtime.adapters.langgraph",
 }
+# the seed's default runtime (config.yaml without `runtime:`; spec §1.1)
+DEFAULT_RUNTIME = "langgraph"
 
 
 class AdapterNotFound(KeyError):
@@ -27,7 +32,7 @@ def adapter_module_for(runtime: str, env: dict[str, str] | None = None) -> str:
     override = (env.get("ADAPTER_MODULE") or "").strip()
     if override:
         return override
-    key = (runtime or "").strip().replace("_", "-")
+    key = (runtime or "").strip().replace("_", "-") or DEFAULT_RUNTIME
     module = BUILTIN_ADAPTERS.get(key) or BUILTIN_ADAPTERS.get(key.replace("-", "_"))
     if module is None:
         raise AdapterNotFound(

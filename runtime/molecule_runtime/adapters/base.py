@@ -39,6 +39,20 @@ class RuntimeCapabilities:
         }
 
 
+@dataclass(frozen=True)
+class AdapterCheck:
+    """A preflight problem an adapter reports (`BaseAdapter.preflight_checks`).
+
+    Preflight turns each one into a failure; `demote_in_smoke` ones (missing keys or endpoints,
+    like `required_env`) become warnings under smoke mode. A missing dependency never is.
+    """
+
+    title: str
+    detail: str
+    fix: str = ""
+    demote_in_smoke: bool = False
+
+
 @dataclass
 class AdapterConfig:
     """What `setup` and `create_executor` receive (spec §3.1; `tools` carries skill names)."""
@@ -90,6 +104,11 @@ class BaseAdapter(abc.ABC):
     # ---- optional, with defaults ----
     def get_config_schema(self) -> dict:
         return {}
+
+    def preflight_checks(self, config: Any, env: Any) -> list[AdapterCheck]:
+        """Adapter-specific preflight (missing dependency, API key, endpoint). `config` is the
+        loaded WorkspaceConfig, `env` the environment mapping. Must not do network I/O."""
+        return []
 
     def capabilities(self) -> RuntimeCapabilities:
         return RuntimeCapabilities()

@@ -1,0 +1,485 @@
+"""Shared pieces of the LLM adapters (`openai`, `langgraph`): settings, prompt, tools, executor skeleton.
+
+Adapters stay plugin-shaped (one package each, same file set); what they have in common lives
+here, like `base.py`: resolving the OpenAI-compatible endpoint from config + env, the system
+prompt (spec/runtime.md §3.4, trimmed), the tool map (built-in tools + skill tools), calling a
+tool for a model, and `LLMExecutor`, the A2A skeleton of spec §3.5 that both executors fill in
+with their own `run()`.
+
+Nothing here imports an LLM SDK: the adapters import theirs lazily, so the `echo` runtime works
+without them and preflight names a missing package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+from a2a.helpers.proto_helpers import new_task
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.tasks import TaskUpdater
+from a2a.types import Part, TaskState
+
+from ..tools.redact import redact_secrets
+from .base import AdapterCheck
+
+log = logging.getLogger(__name__)
+
+NO_TEXT = "Error: message contained no text content."
+NO_RESPONSE = "(no response generated)"
+TRACE_MAX = 200
+DEFAULT_MAX_TOOL_ROUNDS = 10
+DEFAULT_MAX_RETRIES = 2
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Provider:
+    """An OpenAI-compatible provider selected by the `<provider>:` prefix of `model`."""
+
+    base_url: str | None  # None: the SDK default (api.openai.com) or OPENAI_BASE_URL is required
+    key_envs: tuple[str, ...]  # tried in order; the first is the one named when all are missing
+    default_key: str | None = None  # servers that ignore the key (Ollama) get this placeholder
+    needs_base_url: bool = False
+
+
+# Prefixes that are stripped from `model`. Anything else is sent verbatim, so Ollama tags such
+# as `llama3.1:8b` keep their colon.
+PROVIDERS: dict[str, Provider] = {
+    "openai": Provider(None, ("OPENAI_API_KEY",)),
+    "ollama": Provider("http://localhost:11434/v1", ("OPENAI_API_KEY",), default_key="ollama"),
+    "litellm": Provider(None, ("OPENAI_API_KEY", "LITELLM_API_KEY"), needs_base_url=True),
+    "vllm": Provider(None, ("OPENAI_API_KEY",), default_key="EMPTY", needs_base_url=True),
+    "openrouter": Provider("https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY", "OPENAI_API_KEY")),
+    "groq": Provider("https://api.groq.com/openai/v1", ("GROQ_API_KEY", "OPENAI_API_KEY")),
+    "cerebras": Provider("https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",)),
+    # Anthropic's OpenAI-SDK compatibility endpoint: the shipped templates say anthropic:claude-…
+    "anthropic": Provider("https://api.anthropic.com/v1/", ("ANTHROPIC_API_KEY",)),
+}
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Everything an adapter needs to reach an OpenAI-compatible chat-completions endpoint."""
+
+    provider: str
+    model: str
+    base_url: str | None
+    api_key: str | None
+    api_key_env: str  # the variable named when the key is missing
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: float | None = None
+    temperature: float | None = None
+    stream: bool = True
+    needs_base_url: bool = False
+
+
+def _rc_int(rc: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
+    raw = rc.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"runtime_config.{key} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"runtime_config.{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def resolve_llm_settings(model: str, runtime_config: Mapping[str, Any] | None = None,
+                         env: Mapping[str, str] | None = None) -> LLMSettings:
+    """Model, endpoint and key for the OpenAI-compatible adapters.
+
+    - model: `model` (config.yaml, overridden by env `MODEL_PROVIDER`; `runtime_config.model` is
+      the CLI runtimes' setting and is not read here). A known provider prefix (`openai:gpt-4o`, `ollama:llama3.1`…) picks the
+      defaults below and is stripped; no prefix means `openai`.
+    - base URL: `OPENAI_BASE_URL`, else `runtime_config.base_url`, else the provider's default.
+    - key: `runtime_config.api_key_env` names the variable to read, else the provider's
+      variables (`OPENAI_API_KEY` for openai/ollama/litellm/vllm). Ollama and vLLM ignore the
+      key, so they get a placeholder when none is set.
+    - `runtime_config.max_tool_rounds` (10), `max_retries` (2), `timeout` (seconds, 0 = SDK
+      default), `temperature`, `stream` (true).
+    Raises ValueError on malformed runtime_config values.
+    """
+    rc = dict(runtime_config or {})
+    env = os.environ if env is None else env
+    raw_model = str(model or "").strip()
+    prefix, sep, rest = raw_model.partition(":")
+    if sep and prefix.lower() in PROVIDERS:
+        provider_name, model_name = prefix.lower(), rest.strip()
+    else:
+        provider_name, model_name = "openai", raw_model
+    provider = PROVIDERS[provider_name]
+
+    base_url = (env.get("OPENAI_BASE_URL") or str(rc.get("base_url") or "") or provider.base_url or None)
+    key_env = str(rc.get("api_key_env") or "").strip()
+    key_envs = (key_env,) if key_env else provider.key_envs
+    api_key = next((env[name] for name in key_envs if env.get(name)), None) or provider.default_key
+
+    timeout_raw = rc.get("timeout") or 0
+    try:
+        timeout = float(timeout_raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"runtime_config.timeout must be a number, got {timeout_raw!r}") from None
+    temperature = rc.get("temperature")
+    if temperature is not None:
+        try:
+            temperature = float(temperature)
+        except (TypeError, ValueError):
+            raise ValueError(f"runtime_config.temperature must be a number, got {temperature!r}") from None
+    stream = rc.get("stream", True)
+    if not isinstance(stream, bool):
+        raise ValueError(f"runtime_config.stream must be true or false, got {stream!r}")
+    return LLMSettings(
+        provider=provider_name, model=model_name, base_url=base_url, api_key=api_key, api_key_env=key_envs[0],
+        max_tool_rounds=_rc_int(rc, "max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS, 1),
+        max_retries=_rc_int(rc, "max_retries", DEFAULT_MAX_RETRIES, 0),
+        timeout=timeout if timeout > 0 else None, temperature=temperature, stream=stream,
+        needs_base_url=provider.needs_base_url,
+    )
+
+
+def settings_problems(settings: LLMSettings, runtime: str) -> list[AdapterCheck]:
+    """What is missing to call the model; preflight fails on these (warnings in smoke mode)."""
+    problems = []
+    if not settings.model:
+        problems.append(AdapterCheck("Missing model", f"runtime '{runtime}' needs `model` in config.yaml "
+                                     "(e.g. openai:gpt-4o or ollama:llama3.1) or MODEL_PROVIDER",
+                                     "Set `model:` in config.yaml", demote_in_smoke=True))
+    if not settings.api_key:
+        problems.append(AdapterCheck(
+            "Missing API key", f"{settings.api_key_env} is not set (runtime '{runtime}', model "
+            f"'{settings.provider}:{settings.model}')",
+            f"Set {settings.api_key_env} via the secrets API (a local Ollama accepts any non-empty value)",
+            demote_in_smoke=True))
+    if settings.needs_base_url and not settings.base_url:
+        problems.append(AdapterCheck(
+            "Missing base URL", f"OPENAI_BASE_URL is not set (provider '{settings.provider}' has no default "
+            f"endpoint; runtime '{runtime}')", "Set OPENAI_BASE_URL (or runtime_config.base_url)",
+            demote_in_smoke=True))
+    return problems
+
+
+def missing_modules(modules: tuple[str, ...]) -> list[str]:
+    return [name for name in modules if importlib.util.find_spec(name) is None]
+
+
+def dependency_problem(runtime: str, modules: tuple[str, ...], extra: str) -> AdapterCheck | None:
+    missing = missing_modules(modules)
+    if not missing:
+        return None
+    return AdapterCheck("Missing dependency",
+                        f"runtime '{runtime}' needs the Python package(s) {', '.join(missing)}, which are not installed",
+                        f"pip install 'molecule-runtime[{extra}]'")
+
+
+def check_adapter_config(runtime: str, model: str, runtime_config: Mapping[str, Any], env: Mapping[str, str],
+                         modules: tuple[str, ...], extra: str) -> list[AdapterCheck]:
+    """The preflight checks both LLM adapters share: dependency, config values, model/key/URL."""
+    checks = []
+    dep = dependency_problem(runtime, modules, extra)
+    if dep is not None:
+        checks.append(dep)
+    try:
+        settings = resolve_llm_settings(model, runtime_config, env)
+    except ValueError as exc:
+        checks.append(AdapterCheck("Invalid runtime_config", str(exc)))
+        return checks
+    return checks + settings_problems(settings, runtime)
+
+
+# ----------------------------------------------------------------------------- prompt + tools
+
+
+DELEGATION_RULES = """## Handling delegation failures
+1. If a delegation fails, read the error before doing anything else.
+2. Try a different peer when one fits, or retry once if the error looks transient.
+3. If no peer can do it, do the task yourself only when it is within your role; otherwise say so.
+4. Never pretend a delegated task succeeded: tell the user what failed and why."""
+
+
+def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills: list, *,
+                        tool_names: list[str] | None = None) -> str:
+    """Prompt files, MEMORY.md/USER.md, skills, the tool list and the delegation rules (§3.4)."""
+    config_dir = Path(config_path)
+    parts: list[str] = []
+    files = list(prompt_files or ["system-prompt.md"])
+    for extra in ("MEMORY.md", "USER.md"):
+        if extra not in files:
+            files.append(extra)
+    for rel in files:
+        path = config_dir / rel
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").strip()
+            if text:
+                parts.append(text)
+    skill_blocks = []
+    for skill in skills:
+        block = f"### {skill.metadata.name}"
+        if skill.metadata.description:
+            block += f"\n{skill.metadata.description}"
+        if skill.instructions:
+            block += f"\n{skill.instructions}"
+        skill_blocks.append(block)
+    if skill_blocks:
+        parts.append("## Your Skills\n" + "\n\n".join(skill_blocks))
+    if tool_names:
+        parts.append("## Your Tools\nYou can call these tools: " + ", ".join(sorted(tool_names)) +
+                     ". Use list_peers to find workspaces to delegate to, and commit_memory / search_memory "
+                     "to remember and recall facts.")
+        if "delegate_task" in tool_names:
+            parts.append(DELEGATION_RULES)
+    return "\n\n".join(parts)
+
+
+def collect_tools(builtin: Mapping[str, Callable], skills: list) -> dict[str, Callable]:
+    """Built-in tools first, then each skill's tools (a skill may override a built-in)."""
+    tools = dict(builtin)
+    for skill in skills:
+        tools.update(skill.tools)
+    return tools
+
+
+def replace_skills(loaded: list, reloaded: dict) -> list:
+    """Apply a hot-reload batch `{skill_id: LoadedSkill | None}` to the loaded skill list."""
+    by_id = {s.metadata.id: s for s in loaded}
+    for skill_id, skill in reloaded.items():
+        if skill is None:
+            by_id.pop(skill_id, None)
+        else:
+            by_id[skill_id] = skill
+    return list(by_id.values())
+
+
+def dump_result(result: Any) -> str:
+    return result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
+
+
+async def invoke_tool(fn: Callable[..., Any], args: dict) -> Any:
+    """Call a tool with keyword args; sync skill tools run in a thread so they cannot block the loop."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**args)
+    result = await asyncio.to_thread(fn, **args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def run_tool_for_model(tools: Mapping[str, Callable], name: str, raw_args: str | dict | None) -> str:
+    """Run one tool call from a model and return the text fed back to it.
+
+    A model's mistakes (unknown tool, bad JSON, wrong arguments) and unexpected tool exceptions
+    come back to the model as `{"error": ...}` so it can correct itself; they do not fail the task.
+    """
+    fn = tools.get(name)
+    if fn is None:
+        return dump_result({"error": f"unknown tool '{name}' (available: {', '.join(sorted(tools)) or 'none'})"})
+    if isinstance(raw_args, dict):
+        args = raw_args
+    else:
+        try:
+            args = json.loads(raw_args) if (raw_args or "").strip() else {}
+        except json.JSONDecodeError as exc:
+            return dump_result({"error": f"arguments for {name} are not valid JSON: {exc.msg}"})
+    if not isinstance(args, dict):
+        return dump_result({"error": f"arguments for {name} must be a JSON object"})
+    try:
+        return dump_result(await invoke_tool(fn, args))
+    except TypeError as exc:
+        return dump_result({"error": f"bad arguments for {name}: {exc}"})
+    except Exception as exc:  # noqa: BLE001 — the model reads the error and decides
+        log.warning("tool %s raised: %r", name, exc)
+        return dump_result({"error": f"{name} failed: {type(exc).__name__}: {exc}"})
+
+
+def trace_start(trace: list[dict], name: str, args: Any) -> dict:
+    entry = {"tool": name, "input": (args if isinstance(args, str) else json.dumps(args, default=str))[:500]}
+    if len(trace) < TRACE_MAX:
+        trace.append(entry)
+    return entry
+
+
+# ----------------------------------------------------------------------------- A2A request helpers
+
+
+def extract_text(context: RequestContext) -> str:
+    """Join the text of every part with a space, stripped (spec §3.5 step 1)."""
+    message = context.message
+    if message is None:
+        return ""
+    return " ".join(p.text for p in message.parts if p.text).strip()
+
+
+def _metadata_history(context: RequestContext) -> Any:
+    history = None
+    try:
+        history = (context.metadata or {}).get("history")
+    except Exception:  # noqa: BLE001 — malformed metadata must not break the reply
+        history = None
+    if history is None and context.message is not None and context.message.HasField("metadata"):
+        from google.protobuf.json_format import MessageToDict
+
+        history = MessageToDict(context.message.metadata).get("history")
+    return history
+
+
+def extract_history(context: RequestContext) -> list[tuple[str, str]]:
+    """`params.metadata.history` → [("user"|"assistant", text)], empty entries dropped (§3.5 step 5)."""
+    history = _metadata_history(context)
+    out: list[tuple[str, str]] = []
+    if not isinstance(history, list):
+        return out
+    for entry in history:
+        if not isinstance(entry, dict):
+            continue
+        role = "user" if str(entry.get("role", "")).lower() in ("user", "role_user", "human") else "assistant"
+        texts = []
+        for part in entry.get("parts") or []:
+            if isinstance(part, dict):
+                text = part.get("text") or (part.get("root") or {}).get("text")
+                if text:
+                    texts.append(str(text))
+        text = " ".join(texts).strip()
+        if text:
+            out.append((role, text))
+    return out
+
+
+def error_text(exc: BaseException) -> str:
+    """`<message>` of a provider/agent error, secrets redacted (an API error may echo a key)."""
+    text = str(exc).strip() or type(exc).__name__
+    return redact_secrets(text)[:2000]
+
+
+class TextStream:
+    """Emits model text as A2A artifact chunks: one artifact per model call, `append` after the first."""
+
+    def __init__(self, updater: TaskUpdater):
+        self.updater = updater
+        self._artifact_id: str | None = None
+        self._count = 0
+
+    def new_artifact(self) -> None:
+        self._artifact_id, self._count = None, 0
+
+    async def write(self, text: str) -> None:
+        if not text:
+            return
+        if self._artifact_id is None:
+            self._artifact_id = uuid.uuid4().hex
+        await self.updater.add_artifact([Part(text=text)], artifact_id=self._artifact_id,
+                                        append=self._count > 0, last_chunk=False)
+        self._count += 1
+
+
+class LLMExecutor(AgentExecutor):
+    """A2A skeleton shared by the LLM executors (spec §3.5), mirroring the echo executor's events.
+
+    Subclasses implement `run(text, history, stream, trace) -> final reply text`. This class
+    handles the empty-text error, heartbeat current task and error counting (+ an immediate
+    push), the submitted/working task events, `tool_trace` metadata, `Agent error: …` replies
+    (terminal status `failed`) and `tasks/cancel` (the running call is cancelled).
+    """
+
+    runtime_label = "llm"
+
+    def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
+                 tools: dict[str, Callable[..., Any]] | None = None, system_prompt: str = "",
+                 transcript: Callable[[str, str], None] | None = None):
+        self.heartbeat = heartbeat
+        self.beat_now = beat_now
+        self.tools = dict(tools or {})
+        self.system_prompt = system_prompt
+        self.transcript = transcript
+        self._running: dict[str, asyncio.Task] = {}
+        self._cancelled: set[str] = set()
+
+    async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream,
+                  trace: list[dict]) -> str:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- heartbeat hooks
+    async def _push(self) -> None:
+        if self.beat_now is None:
+            return
+        try:
+            await self.beat_now()
+        except Exception:  # noqa: BLE001
+            log.warning("heartbeat push failed", exc_info=True)
+
+    async def _task_started(self, brief: str) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.task_started(brief)
+        await self._push()
+
+    async def _task_finished(self, ok: bool, error: str | None) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.task_finished(ok, error)
+        await self._push()
+
+    # -------------------------------------------------------------- AgentExecutor
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        text = extract_text(context)
+        if not text:
+            await event_queue.enqueue_event(updater.new_agent_message([Part(text=NO_TEXT)]))
+            return
+        if self.transcript:
+            self.transcript("user", text)
+        task_key = context.task_id or ""
+        await self._task_started(text)
+        trace: list[dict] = []
+        ok, error = True, None
+        try:
+            if context.current_task is None:  # a2a-sdk 1.x: the Task must be enqueued first
+                await event_queue.enqueue_event(new_task(context.task_id, context.context_id,
+                                                         TaskState.TASK_STATE_SUBMITTED,
+                                                         history=[context.message]))
+            await updater.start_work()
+            inner = asyncio.ensure_future(self.run(text, extract_history(context), TextStream(updater), trace))
+            self._running[task_key] = inner
+            try:
+                reply = (await inner).strip() or NO_RESPONSE
+            except asyncio.CancelledError:
+                if task_key in self._cancelled:  # tasks/cancel: the terminal status is already out
+                    return  # a cancel is not an agent error (as echo's /sleep)
+                raise
+        except Exception as exc:  # noqa: BLE001 — errors are replies, not JSON-RPC errors
+            ok, error = False, error_text(exc)
+            log.info("%s task failed: %s", self.runtime_label, error)
+            reply = f"Agent error: {error}"
+        finally:
+            self._running.pop(task_key, None)
+            self._cancelled.discard(task_key)
+            await self._task_finished(ok, error)
+        if self.transcript:
+            self.transcript("agent", reply)
+        metadata = {"tool_trace": trace} if trace else None
+        final = updater.new_agent_message([Part(text=reply)], metadata=metadata)
+        # as echo: the final Message rides on the terminal status (0.3 message/send flattens it)
+        if ok:
+            await updater.complete(final)
+        else:
+            await updater.failed(final)
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task_key = context.task_id or ""
+        running = self._running.get(task_key)
+        if running is not None and not running.done():
+            self._cancelled.add(task_key)
+            running.cancel()
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.cancel()
