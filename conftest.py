@@ -31,3 +31,15 @@ def operator_client(client, operator):
 def _no_rate_limit(settings):
     """Keep the suite far below the per-IP rate limit; rate-limit tests set their own."""
     settings.RATE_LIMIT = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def _no_provisioner(settings):
+    """Pin the suite to the ``none`` backend: ``auto`` would pick the local-process backend here
+    (the runtime is installed in the venv). Tests that need ``local`` set it and clear the cache."""
+    from workspaces.provisioners import get_provisioner
+
+    settings.MOLECULE_PROVISIONER = "none"
+    get_provisioner.cache_clear()
+    yield
+    get_provisioner.cache_clear()

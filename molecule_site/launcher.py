@@ -3,8 +3,9 @@
 Starts the embedded PostgreSQL/Redis for unset URLs, migrates, makes sure an operator account
 exists, then runs web (daphne), a Celery worker and Celery beat. Output is prefixed with the
 process name. A child that dies is restarted with backoff; one that keeps dying right after
-start stops the group. Ctrl-C (or SIGTERM) stops every child, then the embedded servers this
-launcher started, so a second ``make run`` starts from the same data.
+start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local workspace runtimes
+(``manage.py stop_local_runtimes``), then the embedded servers this launcher started, so a second
+``make run`` starts from the same data (and restarts the workspaces that should run).
 """
 
 from __future__ import annotations
@@ -152,7 +153,14 @@ def main() -> int:
                  "-s", str(home / "celerybeat-schedule")],
             ),
         ]
-        return supervise(children)
+        code = supervise(children)
+        # Workspace runtimes are detached from the worker that started them: stop them now that
+        # nothing can start new ones; the next `make run` restarts those that should run.
+        try:
+            _manage("stop_local_runtimes")
+        except subprocess.CalledProcessError:
+            print("launcher: could not stop the local workspace runtimes", flush=True)
+        return code
     finally:
         embedded.stop_started(home, started)
 

@@ -62,8 +62,9 @@ CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_ALLOW_HEADERS = ["Origin", "Content-Type", "X-Workspace-ID", "Authorization"]
 CORS_ALLOW_CREDENTIALS = True
 RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
-# Which backend runs workspace runtimes; docker and local join the choices with their backends.
-MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none"))
+# Which backend runs workspace runtimes: local = `molecule-runtime` subprocesses on this machine;
+# none = nothing runs them (external workspaces only); auto = local when `molecule-runtime` is installed.
+MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none", "local"))
 EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
 # GET /admin/workspaces/:id/test-token stays off in production unless this re-enables it.
 MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)

@@ -288,14 +288,22 @@ def _is_orphan(container: ManagedContainer) -> bool:
     return container.managed
 
 
-def container_health_sweep(*, now: datetime | None = None) -> int:
-    """Take live workspaces whose container is not running offline; return how many (Docker only).
+def _health_swept_provisioner() -> Provisioner | None:
+    """Docker, and the backends that ask for the health sweep (``health_sweep``: local processes)."""
+    provisioner = get_provisioner()
+    return provisioner if provisioner.name == "docker" or provisioner.health_sweep else None
 
-    The spec's health sweep (a). Its part (b), external workspaces with a stale heartbeat, is the
-    deadline-based ``liveness_sweep``, which covers every runtime. A workspace written to after
-    the containers were listed (a register or heartbeat) is left for the next cycle.
+
+def container_health_sweep(*, now: datetime | None = None) -> int:
+    """Take live workspaces whose container (or local process) is gone offline; return how many.
+
+    The spec's health sweep (a), for Docker and for backends with ``health_sweep`` (local
+    processes: a crashed runtime is noticed within a sweep instead of the liveness TTL). Its part
+    (b), external workspaces with a stale heartbeat, is the deadline-based ``liveness_sweep``,
+    which covers every runtime. A workspace written to after the runtimes were listed (a register
+    or heartbeat) is left for the next cycle.
     """
-    provisioner = _docker_provisioner()
+    provisioner = _health_swept_provisioner()
     if provisioner is None:
         return 0
     now = now or timezone.now()

@@ -61,6 +61,7 @@ from registry.selectors import (
     RUNTIME_IDLE_TIMEOUT_FIELD,
     as_uuid,
     can_communicate,
+    is_provisioner_assigned_url,
     synthesized_internal_url,
     workspace_runtime_overrides,
 )
@@ -259,7 +260,9 @@ def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
         url = row["url"]
         redis_keys.cache_url(target_id, url)
     url = _docker_rewrite(target_id, url)
-    if not a2a_target_allowed(url):
+    # A URL equal to the one our own provisioner assigned (a local process on a loopback port)
+    # is trusted in every mode; any other URL — what agents report — goes through the filter.
+    if not (is_provisioner_assigned_url(target_id, url) or a2a_target_allowed(url)):
         return _error(502, "workspace URL is not publicly routable")
 
     overrides = workspace_runtime_overrides(target_id)

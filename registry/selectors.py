@@ -140,6 +140,27 @@ def synthesized_internal_url(workspace_id) -> str:
     return f"http://ws-{str(workspace_id)[:12]}:{DISCOVERY_PORT}"
 
 
+def provisioner_assigned_url(workspace_id) -> str | None:
+    """The URL our own provisioner gave the workspace's runtime (a local process's loopback
+    port), or None. Best effort: a backend that cannot tell trusts nothing."""
+    from workspaces.provisioners import get_provisioner
+
+    try:
+        return get_provisioner().assigned_url(workspace_id)
+    except Exception:  # noqa: BLE001 - fall back to the ordinary SSRF checks
+        return None
+
+
+def is_provisioner_assigned_url(workspace_id, url: str) -> bool:
+    """Whether ``url`` is exactly the one our provisioner assigned to ``workspace_id``.
+
+    Such a URL points at a process the platform started itself, so the SSRF filters of the proxy
+    and of discovery trust it in every mode (issue 6); a URL reported by an agent is trusted
+    only when it is this very URL, otherwise it is checked as before.
+    """
+    return bool(url) and url == provisioner_assigned_url(workspace_id)
+
+
 def rewrite_loopback_for_docker(url: str) -> str:
     """``127.0.0.1``/``localhost`` → ``host.docker.internal`` (spec §8.3).
 
@@ -181,7 +202,8 @@ def workspace_discover(*, caller_id, target_id) -> tuple[int, dict]:
         url = row["url"]
         if not (caller_row is not None and caller_row["runtime"] == "external"):
             url = rewrite_loopback_for_docker(url)
-        if not discover_url_allowed(url):
+        # Trusted without the SSRF check only when it is the URL our provisioner assigned.
+        if not (is_provisioner_assigned_url(target, url) or discover_url_allowed(url)):
             return 503, {"error": "workspace URL failed safety check"}
         return 200, {"id": str(target), "url": url, "name": row["name"]}
 
@@ -195,7 +217,9 @@ def workspace_discover(*, caller_id, target_id) -> tuple[int, dict]:
     if row is None:
         return 404, {"error": "workspace not found"}
     if row["status"] in (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED):
-        url = synthesized_internal_url(target)
+        # A runtime our provisioner placed itself (a local process) is where it was put; the
+        # synthesized Docker-network name only exists for containers.
+        url = provisioner_assigned_url(target) or synthesized_internal_url(target)
         try:
             get_redis().set(internal_url_key(target), url, ex=URL_TTL_SECONDS)
         except redis.RedisError:

@@ -34,5 +34,5 @@ def sweep_orphan_containers() -> int:
 
 @shared_task
 def sweep_container_health() -> int:
-    """Live workspaces whose container stopped go offline (Docker only, spec §7.4 health sweep)."""
+    """Live workspaces whose container or local process stopped go offline (spec §7.4 health sweep)."""
     return liveness.container_health_sweep()

@@ -2,10 +2,14 @@
 
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.html import format_html
 
 from molecule_site.errors import ApiError
 from workspaces import services
 from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
+from workspaces.provisioners.local import read_log_tail
+
+RUNTIME_LOG_TAIL_BYTES = 20 * 1024
 
 admin.site.site_header = "Molecule operator admin"
 admin.site.site_title = "Molecule operator admin"
@@ -41,6 +45,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "last_outbound_at",
         "created_at",
         "updated_at",
+        "runtime_log",
     )
     fieldsets = (
         (None, {"fields": ("id", "name", "role", "tier", "status", "parent", "forwarded_to")}),
@@ -74,6 +79,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
             },
         ),
         ("Timestamps", {"fields": ("created_at", "updated_at")}),
+        ("Runtime log", {"fields": ("runtime_log",), "classes": ("collapse",)}),
     )
 
     def get_queryset(self, request):
@@ -115,6 +121,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
             request, queryset, "Removed",
             lambda w: services.workspace_delete(workspace_id=w.id, confirm=True, purge=False),
         )
+
+    @admin.display(description="Runtime log (last 20 KB)")
+    def runtime_log(self, workspace: Workspace) -> str:
+        """The tail of the local runtime's log, as the runtime printed it (escaped, never rendered)."""
+        tail = read_log_tail(workspace.id, RUNTIME_LOG_TAIL_BYTES) if workspace.pk else ""
+        if not tail:
+            return "(no runtime log on this machine)"
+        return format_html('<pre style="max-height:30em;overflow:auto;white-space:pre-wrap">{}</pre>', tail)
 
     @admin.display(description="children", ordering="children_count")
     def children_count(self, workspace: Workspace) -> int:

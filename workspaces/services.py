@@ -186,18 +186,19 @@ def connection_instructions(workspace: Workspace, *, token: str, platform_url: s
 def workspace_start_provisioning(*, workspace: Workspace, template: str = "") -> str | None:
     """Hand a new ``provisioning`` row to the provisioner; returns the failure reason, if any.
 
-    Without a provisioner that can start runtimes the row fails at once with the original's
-    message and event (and its config recorded), synchronously, before the response.
+    The workspace's config (with its template, which expand, the file store and the provisioner
+    read later) is recorded first. Without a provisioner that can start runtimes the row fails at
+    once with the original's message and event, synchronously, before the response.
     """
-    provisioner = get_provisioner()
-    if provisioner.available:
-        _provision_on_commit([workspace.id])
-        return None
     WorkspaceConfig.objects.update_or_create(
         workspace=workspace,
         defaults={"data": {"name": workspace.name, "runtime": workspace.runtime, "tier": workspace.tier,
                            "template": template}},
     )
+    provisioner = get_provisioner()
+    if provisioner.available:
+        _provision_on_commit([workspace.id])
+        return None
     _mark_failed(workspace, provisioner.unavailable_reason, {"error": provisioner.unavailable_event_error})
     return provisioner.unavailable_reason
 
@@ -209,11 +210,12 @@ def _mark_failed(workspace: Workspace, reason: str, event_payload: dict) -> None
     emit("WORKSPACE_PROVISION_FAILED", workspace.id, event_payload)
 
 
-def _provision_on_commit(workspace_ids: list[uuid.UUID]) -> None:
+def _provision_on_commit(workspace_ids: list[uuid.UUID], *, restart: bool = False) -> None:
     from workspaces.tasks import provision_workspace
 
+    # With ``restart`` the task stops the running runtime first (see provision_workspace).
     for workspace_id in workspace_ids:
-        transaction.on_commit(lambda wid=workspace_id: provision_workspace.delay(str(wid)))
+        transaction.on_commit(lambda wid=workspace_id: provision_workspace.delay(str(wid), restart=restart))
 
 
 # --- update -------------------------------------------------------------------------------------
@@ -376,5 +378,5 @@ def workspace_restart(*, workspace_id: uuid.UUID, reset: bool = False) -> dict:
         "WORKSPACE_PROVISIONING", workspace.id,
         {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime},
     )
-    _provision_on_commit([workspace.id])
+    _provision_on_commit([workspace.id], restart=True)
     return {"status": "provisioning", "config_dir": "", "reset_session": reset}

@@ -105,6 +105,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "MOLECULE_ENV": "development",
         "ADMIN_TOKEN": WORKER_ADMIN_TOKEN,
         "DELEGATION_RETRY_DELAY_SECONDS": "1",
+        # Like the rest of the suite (root conftest): no local runtimes, whose absence would make
+        # the proxy treat an unreachable test agent as a crashed runtime to restart.
+        "MOLECULE_PROVISIONER": "none",
         "PYTHONUNBUFFERED": "1",
     }
     missing = [m for m in WORKER_TASK_MODULES if m not in (getattr(settings, "CELERY_IMPORTS", None) or ())]

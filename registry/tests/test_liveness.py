@@ -561,6 +561,22 @@ def test_health_sweep_takes_a_live_workspace_whose_container_stopped_offline(ins
     assert not redis_client.exists(liveness_key(stopped.id))
 
 
+def test_health_sweep_also_watches_backends_that_ask_for_it_such_as_local_processes(install, redis_client):
+    crashed = live_workspace(deadline=T0 + timedelta(minutes=1), name="crashed")
+    running = live_workspace(deadline=T0 + timedelta(minutes=1), name="running")
+
+    class LocalProcesses(LocalRuntimes):
+        health_sweep = True
+
+    backend = install(LocalProcesses(live=[running.id]))
+
+    assert liveness.container_health_sweep(now=timezone.now()) == 1
+
+    assert [status_of(w) for w in (crashed, running)] == ["offline", "online"]
+    assert [e.workspace_id for e in events("WORKSPACE_OFFLINE")] == [crashed.id]
+    assert backend.restarted == [crashed.id]
+
+
 def test_health_sweep_leaves_a_workspace_written_after_the_listing(install):
     workspace = live_workspace(deadline=T0 + timedelta(minutes=1))  # updated_at: just now, after T0
     install(DockerStandIn(live=[]))

@@ -1,9 +1,10 @@
 """Provisioner backends: what starts and stops a workspace's runtime.
 
-The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``, or ``auto`` (the default) which
-picks the best backend this build can run — today only ``none``, since the Docker and
-local-process backends are not part of this build yet. Services talk to the interface below and
-never to a backend directly.
+The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``; ``local`` (each workspace runs
+``molecule-runtime`` as a subprocess on this machine, :mod:`workspaces.provisioners.local`); or
+``auto`` (the default), which picks ``local`` when the ``molecule-runtime`` executable is
+installed and ``none`` otherwise. Services talk to the interface below and never to a backend
+directly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ __all__ = ["Provisioner", "get_provisioner"]
 @lru_cache(maxsize=1)
 def get_provisioner() -> Provisioner:
     choice = settings.MOLECULE_PROVISIONER
-    if choice in {"auto", "none"}:
+    if choice == "none":
         return NoProvisioner()
+    from workspaces.provisioners.local import LocalProcessProvisioner, runtime_executable
+
+    if choice == "local":
+        return LocalProcessProvisioner()
+    if choice == "auto":
+        return LocalProcessProvisioner() if runtime_executable() else NoProvisioner()
     raise AssertionError(f"unhandled MOLECULE_PROVISIONER {choice!r}")  # settings only admits the above

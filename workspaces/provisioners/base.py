@@ -30,6 +30,9 @@ class Provisioner(ABC):
     # True for backends that run runtimes on hosts we control (Docker, local processes): only
     # those can tell whether a workspace's runtime is alive (stale-token sweep, health sweep).
     runs_local_runtimes: bool = False
+    # True for backends whose ``live_workspace_ids`` is cheap and authoritative enough for the
+    # container-health sweep (spec §7.4, every 15 s): Docker and local processes.
+    health_sweep: bool = False
     unavailable_reason: str = ""
     unavailable_event_error: str = ""
 
@@ -50,6 +53,27 @@ class Provisioner(ABC):
         per-workspace try-lock, and must not block its caller — slow work goes to a Celery task.
         The liveness and health sweeps call it after their transaction commits.
         """
+
+    def restart(self, workspace, *, env: dict[str, str], on_stopped) -> None:
+        """The restart task's stop → ``on_stopped()`` → start (spec §6.2); no start when
+        ``on_stopped`` returns False (the row changed meanwhile). Backends with bookkeeping
+        across restarts (the local back-off) override it."""
+        self.stop(workspace)
+        if on_stopped() is False:
+            return
+        self.start(workspace, env=env)
+
+    def restart_backoff_seconds(self, workspace_id) -> float:
+        """Seconds the restart task must still wait before restarting ``workspace_id``; 0 = now."""
+        return 0.0
+
+    def assigned_url(self, workspace_id) -> str | None:
+        """The URL this backend gave the workspace's runtime, if it gave one.
+
+        The proxy's and discovery's SSRF filters trust exactly this URL (it points at a process
+        we started ourselves, e.g. a loopback port); URLs reported by agents are still checked.
+        """
+        return None
 
     def live_workspace_ids(self) -> set[str]:
         """Ids (as strings) of workspaces whose runtime is alive; raises when it cannot tell.

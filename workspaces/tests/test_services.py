@@ -70,7 +70,7 @@ def provisioner(monkeypatch):
 
 def test_create_queues_provisioning_on_commit_and_the_task_starts_the_runtime(provisioner, monkeypatch, settings):
     queued: list[str] = []
-    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id: queued.append(workspace_id))
+    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
     with transaction.atomic():
         body = services.workspace_create(new=services.NewWorkspace(name="Dev"), platform_url="http://p")
         assert queued == []  # nothing leaves the request before commit
@@ -94,7 +94,7 @@ def test_a_failing_backend_marks_the_workspace_failed_with_an_event(monkeypatch)
 
 def test_resume_with_a_provisioner_resumes_the_paused_subtree(provisioner, monkeypatch):
     queued: list[str] = []
-    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id: queued.append(workspace_id))
+    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
     root = Workspace.objects.create(name="Root", status="paused")
     child = Workspace.objects.create(name="Child", parent=root, status="paused")
     assert services.workspace_resume(workspace_id=root.id) == {"status": "provisioning", "resumed_count": 2}
@@ -107,7 +107,7 @@ def test_resume_restamps_updated_at_so_the_provision_timeout_starts_afresh(provi
 
     from django.utils import timezone
 
-    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id: None)
+    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id, restart=False: None)
     workspace = Workspace.objects.create(name="Dev", status="paused")
     Workspace.objects.filter(pk=workspace.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     services.workspace_resume(workspace_id=workspace.id)

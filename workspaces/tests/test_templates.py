@@ -39,10 +39,12 @@ def error_of(call) -> tuple[int, dict]:
 
 # --- shipped examples --------------------------------------------------------------------------------
 
-def test_shipped_templates_are_a_team_lead_and_a_specialist(settings):
+def test_shipped_templates_are_two_teams(settings):
     settings.CONFIGS_DIR = SHIPPED
     items = {item["id"]: item for item in templates.template_list()}
-    assert set(items) == {"team-lead", "researcher"}
+    assert set(items) == {"team-lead", "researcher", "demo-pm", "demo-specialist"}
+    assert (items["demo-pm"]["runtime"], items["demo-specialist"]["runtime"]) == ("echo", "echo")
+    assert "required_env" not in items["demo-pm"]  # deployable on a fresh install without keys
     assert items["team-lead"] == {
         "id": "team-lead", "name": "Team Lead",
         "description": "Coordinates a team of specialists, delegates every task and synthesises their answers.",

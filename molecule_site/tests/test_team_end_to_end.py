@@ -1,0 +1,110 @@
+"""A team of real runtimes on the real platform: the issue's end-to-end scenario.
+
+The platform runs as ``make run`` runs it (web + Celery worker + beat, local-process
+provisioner). The operator deploys the demo PM template and expands its team: three
+``molecule-runtime`` processes (echo adapter, no LLM) register and come online. A canvas message
+to the PM is delegated to a child and the answer comes back through the proxy; memories follow
+their scopes; a killed runtime goes offline and is brought back; deleting the team stops every
+process and revokes every token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from molecule_site.tests.launch import platform_on_fresh_database
+
+ADMIN = "team-e2e-admin"
+TTL_SECONDS = 4
+SWEEP_SECONDS = 1
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def say(api: httpx.Client, workspace_id: str, text: str) -> str:
+    """A canvas message (no X-Workspace-ID) through the proxy; returns the agent's text."""
+    response = api.post(f"/workspaces/{workspace_id}/a2a", json={
+        "method": "message/send",
+        "params": {"message": {"role": "user", "parts": [{"kind": "text", "text": text}]}},
+    })
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    return "".join(part.get("text", "") for part in result["parts"])
+
+
+def runtime_pid(home: Path, workspace_id: str) -> int | None:
+    try:
+        return json.loads((home / "workspaces" / workspace_id / "runtime.json").read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@pytest.fixture
+def platform(tmp_path):
+    with platform_on_fresh_database(
+        tmp_path, redis_db=2, ADMIN_TOKEN=ADMIN, MOLECULE_PROVISIONER="local",
+        LIVENESS_TTL_SECONDS=str(TTL_SECONDS), LIVENESS_SWEEP_SECONDS=str(SWEEP_SECONDS),
+        CONTAINER_SWEEP_SECONDS=str(SWEEP_SECONDS),
+    ) as launch:
+        yield launch
+
+
+def test_demo_team_runs_talks_delegates_remembers_recovers_and_is_deleted(platform, tmp_path):
+    home = tmp_path
+    with httpx.Client(base_url=platform.url, timeout=30, headers=ADMIN_HEADERS) as api:
+        pm = api.post("/workspaces", json={"name": "PM", "template": "demo-pm"}).json()["id"]
+        children = [c["id"] for c in api.post(f"/workspaces/{pm}/expand").json()["children"]]
+        team = [pm, *children]
+
+        def status(workspace_id):
+            return api.get(f"/workspaces/{workspace_id}").json()["status"]
+
+        wait_until(lambda: all(status(w) == "online" for w in team), 60, "the team to come online")
+        pids = {w: runtime_pid(home, w) for w in team}
+        assert all(pid and psutil.pid_exists(pid) for pid in pids.values()), pids
+
+        # Canvas → PM → delegated to a child → the child's answer comes back through the proxy.
+        researcher = children[0]
+        answer = say(api, pm, f"/delegate {researcher} find three facts")
+        assert "specialist: find three facts" in answer
+
+        # Memories follow their scopes: a sibling sees TEAM, never LOCAL.
+        say(api, researcher, '/tool commit_memory {"content": "launch is on friday", "scope": "TEAM"}')
+        say(api, researcher, '/tool commit_memory {"content": "my private note", "scope": "LOCAL"}')
+        team_view = say(api, children[1], '/tool search_memory {"query": "", "scope": "TEAM"}')
+        assert "launch is on friday" in team_view and "my private note" not in team_view
+        own_view = say(api, researcher, '/tool search_memory {"query": "", "scope": "LOCAL"}')
+        assert "my private note" in own_view
+
+        # A killed runtime goes offline (deadline missed) and the provisioner brings it back.
+        os.kill(pids[researcher], signal.SIGKILL)
+        wait_until(lambda: status(researcher) == "offline", TTL_SECONDS + SWEEP_SECONDS + 10, "offline")
+        wait_until(lambda: status(researcher) == "online", 60, "the runtime to be restarted")
+        assert runtime_pid(home, researcher) not in (None, pids[researcher])
+        assert "specialist: back" in say(api, researcher, "back")
+
+        # Deleting the team stops every process and revokes every token.
+        live_pids = [runtime_pid(home, w) for w in team]
+        response = api.delete(f"/workspaces/{pm}?confirm=true")
+        assert response.json() == {"status": "removed", "cascade_deleted": 2}
+        wait_until(lambda: not any(p and psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                                   for p in live_pids), 30, "every runtime to stop")
+        for workspace_id in team:
+            assert api.get(f"/workspaces/{workspace_id}/tokens").json() == {"tokens": [], "count": 0}

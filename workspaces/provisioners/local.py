@@ -1,0 +1,408 @@
+"""The local-process backend: each workspace runs ``molecule-runtime`` as a process on this machine.
+
+The embedded default (``make run`` with ``MOLECULE_PROVISIONER=auto`` and the runtime package
+installed). Per workspace, under ``MOLECULE_HOME/workspaces/<id>/``::
+
+    configs/        WORKSPACE_CONFIG_PATH: the template copied in, config.yaml generated when
+                    missing, .auth_token (0600) with the token minted at each start
+    runtime.log     the runtime's stdout and stderr, appended (rotated once past 5 MB)
+    runtime.json    {pid, port, url, started_at, restarts, next_restart_at} while it should run
+    .lock           serialises start/stop/restart of this workspace across worker processes
+
+**Start** (Celery task, never in a request): prepare ``configs``, rotate the token (revoke the
+live ones, mint one, write ``.auth_token``), pick a free loopback port, and spawn the runtime
+DETACHED: an intermediate Python process starts it in a new session and exits at once, and we
+reap that intermediate, so the runtime is re-parented and the Celery worker never holds a child
+that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and registers as
+``http://localhost:<port>`` (registration accepts ``localhost`` by name); that URL is
+:meth:`assigned_url`, which the proxy's and discovery's SSRF filters trust.
+
+The runtime's environment is built from scratch (spec §16): a short allow-list of the host's
+variables (PATH, HOME, locale, proxies, CA bundles — never the platform's own DATABASE_URL,
+keys or tokens), the merged secrets, then what the platform sets (WORKSPACE_ID, PLATFORM_URL,
+PARENT_ID, WORKSPACE_CONFIG_PATH, PORT, HOST, AGENT_URL…), which secrets cannot override.
+
+**Stop**: SIGTERM to the runtime's process group, up to 10 s, then SIGKILL; ``runtime.json`` goes.
+**Crashes**: a dead runtime drops out of :meth:`live_workspace_ids`; the container-health sweep
+(and, failing that, the liveness sweep) takes it offline and calls :meth:`restart_workspaces`,
+which queues ``workspaces.tasks.restart_workspace``. Restarts back off per workspace: 1 s
+doubling to 300 s, reset once a runtime stayed up 60 s (the state lives in ``runtime.json``,
+which survives a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from workspaces.provisioners.base import Provisioner
+
+log = logging.getLogger(__name__)
+
+RUNTIME_COMMAND = "molecule-runtime"
+RECORD_FILE = "runtime.json"
+LOG_FILE = "runtime.log"
+LOCK_FILE = ".lock"
+TOKEN_FILE = ".auth_token"
+CONFIG_FILE = "config.yaml"
+LOG_ROTATE_BYTES = 5 * 1024 * 1024
+STOP_GRACE_SECONDS = 10.0
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 300.0
+STABLE_AFTER_SECONDS = 60.0
+LOOPBACK = "127.0.0.1"
+SPAWN_TIMEOUT_SECONDS = 30
+
+# Host variables a runtime may inherit; everything else of the platform's environment (database
+# and Redis URLs, encryption keys, ADMIN_TOKEN…) stays out of agent processes.
+HOST_ENV_ALLOWED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)
+# What the platform sets; a secret with one of these names does not override it.
+PLATFORM_ENV = (
+    "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
+    "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER",
+)
+
+# The intermediate process: start the runtime in its own session with the log as stdout/stderr,
+# print its pid, exit without waiting (the runtime is re-parented, so no zombie stays with us).
+_SPAWNER = """
+import subprocess, sys
+log = open(sys.argv[1], "ab", buffering=0)
+child = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+print(child.pid, flush=True)
+"""
+
+
+def runtime_executable() -> str | None:
+    """``molecule-runtime`` next to this interpreter (the project venv), else on PATH."""
+    beside = Path(sys.executable).parent / RUNTIME_COMMAND
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(RUNTIME_COMMAND)
+
+
+def workspace_home(workspace_id) -> Path:
+    return Path(settings.MOLECULE_HOME) / "workspaces" / str(workspace_id)
+
+
+def log_path(workspace_id) -> Path:
+    return workspace_home(workspace_id) / LOG_FILE
+
+
+def read_log_tail(workspace_id, max_bytes: int = 20 * 1024) -> str:
+    """The last ``max_bytes`` of the workspace's runtime log ('' when there is none)."""
+    try:
+        with open(log_path(workspace_id), "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if size > max_bytes and "\n" in text:
+        text = text.split("\n", 1)[1]  # start at a line boundary
+    return text
+
+
+def read_record(workspace_id) -> dict | None:
+    """``runtime.json`` of the workspace, or None when missing or unreadable."""
+    try:
+        record = json.loads((workspace_home(workspace_id) / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_record(workspace_id, record: dict) -> None:
+    path = workspace_home(workspace_id) / RECORD_FILE
+    tmp = path.with_name(f".{RECORD_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _remove_record(workspace_id) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (workspace_home(workspace_id) / RECORD_FILE).unlink()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _runtime_process(workspace_id, record: dict | None) -> psutil.Process | None:
+    """The live process recorded for the workspace, if it is still OUR runtime (pids get reused)."""
+    pid = record.get("pid") if record else None
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if not _alive(process):
+            return None
+        if not any(RUNTIME_COMMAND in part for part in process.cmdline()):
+            return None
+        with contextlib.suppress(psutil.AccessDenied):
+            if process.environ().get("WORKSPACE_ID") != str(workspace_id):
+                return None
+        return process
+    except psutil.Error:
+        return None
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _workspace_lock(workspace_id):
+    """An exclusive lock on the workspace's process operations (all worker processes of this host)."""
+    home = workspace_home(workspace_id)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepare_configs(workspace) -> Path:
+    """``configs/``: the template copied in when the workspace has no files of its own, and a
+    generated ``config.yaml`` when there is still none."""
+    from workspaces.files import CONFIGS, HostDirectoryStore, host_root_dir
+    from workspaces.templates import default_config_yaml, template_dir_for
+
+    configs = host_root_dir(workspace.id, CONFIGS)
+    if configs.is_dir() and not any(p.name != TOKEN_FILE for p in configs.iterdir()):
+        shutil.rmtree(configs)  # nothing of its own yet (at most a token): seed it like a new one
+    if not configs.is_dir():
+        HostDirectoryStore(workspace.id).seed(template_dir_for(workspace))
+    config_file = configs / CONFIG_FILE
+    if not config_file.is_file():
+        config_file.write_text(default_config_yaml(name=workspace.name, tier=workspace.tier or 1,
+                                                   runtime=workspace.runtime))
+    return configs
+
+
+def _rotate_token(workspace, configs: Path) -> None:
+    """Spec §16 "issue-and-inject": revoke every live token, mint one, write ``.auth_token`` (0600)."""
+    from registry.models import WorkspaceAuthToken
+    from registry.services import token_mint, token_revoke
+
+    with transaction.atomic():
+        token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace_id=workspace.id))
+        _token, plaintext = token_mint(workspace=workspace)
+    tmp = configs / f".{TOKEN_FILE}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(plaintext)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, configs / TOKEN_FILE)
+
+
+def _runtime_env(workspace, *, env: dict[str, str], configs: Path, port: int, url: str) -> dict[str, str]:
+    from secrets_app.selectors import merged_env
+
+    result = {key: os.environ[key] for key in HOST_ENV_ALLOWED if key in os.environ}
+    result.update({key: value for key, value in merged_env(workspace).items() if key not in PLATFORM_ENV})
+    result.update(env)
+    platform_url = env.get("PLATFORM_URL") or settings.PLATFORM_URL
+    result.update({
+        "PLATFORM_URL": platform_url,
+        "MOLECULE_URL": platform_url,
+        "WORKSPACE_CONFIG_PATH": str(configs),
+        "CONFIGS_DIR": str(configs),
+        "PORT": str(port),
+        "HOST": LOOPBACK,
+        "AGENT_URL": url,
+        "TIER": str(workspace.tier),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return result
+
+
+def _open_log(workspace_id) -> Path:
+    path = log_path(workspace_id)
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(path, path.with_name(LOG_FILE + ".1"))
+    return path
+
+
+class LocalProcessProvisioner(Provisioner):
+    """Runs each workspace's ``molecule-runtime`` as a detached process on this machine."""
+
+    name = "local"
+    available = True
+    runs_local_runtimes = True
+    health_sweep = True
+
+    # --- the interface ------------------------------------------------------------------------------
+
+    def start(self, workspace, *, env):
+        with _workspace_lock(workspace.id):
+            self._stop_locked(workspace.id)
+            self._start_locked(workspace, env=env, restarts=0, next_restart_at=0.0)
+
+    def stop(self, workspace):
+        if not workspace_home(workspace.id).is_dir():
+            return  # never started on this machine
+        with _workspace_lock(workspace.id):
+            self._stop_locked(workspace.id)
+
+    def restart(self, workspace, *, env, on_stopped):
+        """Stop, ``on_stopped()``, start — carrying the crash-loop back-off forward."""
+        with _workspace_lock(workspace.id):
+            previous = read_record(workspace.id) or {}
+            now = time.time()
+            restarts = int(previous.get("restarts") or 0)
+            started_at = float(previous.get("started_at") or 0)
+            if started_at and now - started_at >= STABLE_AFTER_SECONDS:
+                restarts = 0  # it stayed up long enough: this is not a crash loop
+            delay = min(BACKOFF_BASE_SECONDS * 2 ** restarts, BACKOFF_MAX_SECONDS)
+            self._stop_locked(workspace.id)
+            if on_stopped() is False:
+                return  # the row changed under us (paused, removed…): leave it stopped
+            self._start_locked(workspace, env=env, restarts=restarts + 1, next_restart_at=now + delay)
+
+    def restart_backoff_seconds(self, workspace_id):
+        record = read_record(workspace_id) or {}
+        try:
+            return max(0.0, float(record.get("next_restart_at") or 0) - time.time())
+        except (TypeError, ValueError):
+            return 0.0
+
+    def restart_workspaces(self, workspace_ids):
+        from workspaces.tasks import restart_workspace
+
+        for workspace_id in workspace_ids:
+            restart_workspace.delay(str(workspace_id))
+
+    def assigned_url(self, workspace_id):
+        url = (read_record(workspace_id) or {}).get("url")
+        return url if isinstance(url, str) and url else None
+
+    def live_workspace_ids(self):
+        root = Path(settings.MOLECULE_HOME) / "workspaces"
+        live = set()
+        for record_file in root.glob(f"*/{RECORD_FILE}"):
+            workspace_id = record_file.parent.name
+            if _runtime_process(workspace_id, read_record(workspace_id)) is not None:
+                live.add(workspace_id)
+        return live
+
+    def stop_all(self) -> int:
+        """Stop every runtime recorded under ``MOLECULE_HOME`` at once (``make run`` stopping);
+        returns how many were running. Their rows stay as they are: on the next start the
+        health and liveness sweeps take them offline and restart the ones that should run."""
+        root = Path(settings.MOLECULE_HOME) / "workspaces"
+        found = []
+        for record_file in root.glob(f"*/{RECORD_FILE}"):
+            workspace_id = record_file.parent.name
+            process = _runtime_process(workspace_id, read_record(workspace_id))
+            if process is not None:
+                found.append(process)
+            _remove_record(workspace_id)
+        _terminate_groups(found)
+        return len(found)
+
+    # --- the work, under the workspace lock ---------------------------------------------------------------
+
+    def _start_locked(self, workspace, *, env, restarts: int, next_restart_at: float) -> None:
+        executable = runtime_executable()
+        if executable is None:
+            raise RuntimeError("molecule-runtime is not installed (pip install -e ./runtime)")
+        configs = _prepare_configs(workspace)
+        _rotate_token(workspace, configs)
+        port = _free_loopback_port()
+        url = f"http://localhost:{port}"
+        runtime_env = _runtime_env(workspace, env=env, configs=configs, port=port, url=url)
+        log_file = _open_log(workspace.id)
+        with open(log_file, "ab") as handle:
+            handle.write(f"--- {timezone.now().isoformat()} starting molecule-runtime on {url}\n".encode())
+        spawned = subprocess.run(
+            [sys.executable, "-I", "-c", _SPAWNER, str(log_file), str(workspace_home(workspace.id)), executable],
+            env=runtime_env, stdin=subprocess.DEVNULL, capture_output=True, timeout=SPAWN_TIMEOUT_SECONDS,
+            check=False,
+        )
+        try:
+            pid = int(spawned.stdout.decode().strip())
+        except ValueError:
+            detail = spawned.stderr.decode(errors="replace").strip()[-500:]
+            raise RuntimeError(f"could not start molecule-runtime: {detail or 'no pid'}") from None
+        _write_record(workspace.id, {
+            "pid": pid,
+            "port": port,
+            "url": url,
+            "started_at": time.time(),
+            "restarts": restarts,
+            "next_restart_at": next_restart_at,
+        })
+        log.info("workspace %s: molecule-runtime pid %d on %s", workspace.id, pid, url)
+
+    def _stop_locked(self, workspace_id) -> None:
+        process = _runtime_process(workspace_id, read_record(workspace_id))
+        if process is not None:
+            _terminate_group(process)
+        _remove_record(workspace_id)
+
+
+def _terminate_group(process: psutil.Process) -> None:
+    _terminate_groups([process])
+
+
+def _terminate_groups(leaders: list[psutil.Process]) -> None:
+    """SIGTERM each runtime's process group (it leads its own session), ≤ 10 s, then SIGKILL."""
+    members = []
+    for leader in leaders:
+        try:
+            members += [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            members.append(leader)
+        _signal_group(leader.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and any(_alive(p) for p in members):
+        time.sleep(0.05)
+    for leader in leaders:
+        if any(_alive(p) for p in members):
+            log.warning("molecule-runtime pid %d ignored SIGTERM for %.0f s; killing it", leader.pid,
+                        STOP_GRACE_SECONDS)
+            _signal_group(leader.pid, signal.SIGKILL)
+    for member in members:
+        if _alive(member):
+            with contextlib.suppress(psutil.Error):
+                member.kill()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        with contextlib.suppress(OSError):
+            os.kill(pgid, sig)

@@ -1,0 +1,497 @@
+"""The local-process provisioner with REAL ``molecule-runtime`` processes on loopback.
+
+The platform the runtimes register with is pytest-django's ``live_server``; Celery tasks that a
+worker would run are captured when queued and run in-process with ``.apply()``. Every runtime
+started here uses the ``echo`` adapter (no LLM). Whatever happens, the fixture teardown stops
+every runtime whose config lives under this test's ``MOLECULE_HOME``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+import uuid
+
+import httpx
+import psutil
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from activity.models import StructureEvent
+from registry import liveness, proxy
+from registry.models import WorkspaceAuthToken
+from registry.redis_keys import url_key
+from registry.selectors import workspace_discover
+from workspaces import services, tasks, team
+from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.provisioners import get_provisioner
+from workspaces.provisioners import local as local_backend
+from workspaces.provisioners.base import Provisioner
+from workspaces.provisioners.local import LocalProcessProvisioner, read_record
+from workspaces.provisioners.none import NoProvisioner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ONLINE_TIMEOUT_SECONDS = 20
+
+
+# --- fixtures -------------------------------------------------------------------------------------------
+
+class Queue:
+    """Celery tasks queued by the code under test, run here with ``.apply()`` like a worker would."""
+
+    def __init__(self):
+        self.items: list[tuple[object, tuple, dict, dict]] = []
+
+    def capture(self, task, monkeypatch):
+        def delay(*args, **kwargs):
+            self.items.append((task, args, kwargs, {}))
+
+        def apply_async(args=(), kwargs=None, **options):
+            self.items.append((task, tuple(args), kwargs or {}, options))
+
+        monkeypatch.setattr(task, "delay", delay)
+        monkeypatch.setattr(task, "apply_async", apply_async)
+
+    def names(self) -> list[str]:
+        return [task.name.rsplit(".", 1)[-1] for task, *_ in self.items]
+
+    def run(self) -> list:
+        results = []
+        while self.items:
+            task, args, kwargs, _options = self.items.pop(0)
+            results.append(task.apply(args=args, kwargs=kwargs).get())
+        return results
+
+
+def _our_runtimes(home) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if not any("molecule-runtime" in part for part in process.info["cmdline"] or []):
+                continue
+            if process.environ().get("WORKSPACE_CONFIG_PATH", "").startswith(str(home)):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+def local(settings, live_server, tmp_path, monkeypatch, redis_client):
+    """The local backend, the live server as the platform, captured Celery tasks; teardown kills
+    every runtime of this test even when it failed."""
+    home = tmp_path / "home"
+    settings.MOLECULE_HOME = home
+    settings.MOLECULE_PROVISIONER = "local"
+    settings.PLATFORM_URL = live_server.url
+    settings.A2A_ALLOW_PRIVATE_TARGETS = False  # MOLECULE_ENV is not dev
+    settings.SAAS_MODE = False
+    get_provisioner.cache_clear()
+    queue = Queue()
+    for task in (tasks.provision_workspace, tasks.restart_workspace):
+        queue.capture(task, monkeypatch)
+    provisioner = get_provisioner()
+    assert isinstance(provisioner, LocalProcessProvisioner)
+    try:
+        yield provisioner, queue
+    finally:
+        with _suppress():
+            LocalProcessProvisioner().stop_all()
+        proxy.close_db_connections()  # the proxy's DB threads served the live server
+        for process in _our_runtimes(home):
+            with _suppress():
+                os.killpg(process.pid, signal.SIGKILL)
+        get_provisioner.cache_clear()
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def create(queue: Queue, name: str = "Echo", *, parent: Workspace | None = None, secrets=None) -> Workspace:
+    body = services.workspace_create(
+        new=services.NewWorkspace(name=name, runtime="echo", parent_id=parent.id if parent else None,
+                                  secrets=secrets or {}),
+        platform_url="http://unused",
+    )
+    assert queue.names()[-1] == "provision_workspace"
+    return Workspace.objects.get(pk=body["id"])
+
+
+def wait_for(workspace: Workspace, status: str, timeout: float = ONLINE_TIMEOUT_SECONDS) -> Workspace:
+    deadline = time.monotonic() + timeout
+    while True:
+        workspace.refresh_from_db()
+        if workspace.status == status:
+            return workspace
+        if time.monotonic() > deadline:
+            log = local_backend.read_log_tail(workspace.id)
+            raise AssertionError(f"{workspace.name} is {workspace.status}, not {status}; runtime log:\n{log}")
+        time.sleep(0.1)
+
+
+def start_online(queue: Queue, name: str = "Echo", **kwargs) -> Workspace:
+    workspace = create(queue, name, **kwargs)
+    queue.run()
+    return wait_for(workspace, WorkspaceStatus.ONLINE)
+
+
+def pid_of(workspace: Workspace) -> int:
+    return read_record(workspace.id)["pid"]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def no_zombie_children() -> bool:
+    zombies = []
+    for child in psutil.Process().children(recursive=True):
+        with _suppress():
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(child.pid)
+    return not zombies
+
+
+def a2a_send(base_url: str, workspace: Workspace, text: str) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0", "id": "1", "method": "message/send",
+        "params": {"message": {"role": "user", "messageId": uuid.uuid4().hex, "parts": [{"kind": "text", "text": text}]}},
+    }
+    return httpx.post(f"{base_url}/workspaces/{workspace.id}/a2a", json=body, timeout=20)
+
+
+# --- start, register, A2A through the proxy, stop ----------------------------------------------------------
+
+def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answers_through_the_proxy(
+    local, live_server
+):
+    provisioner, queue = local
+    workspace = create(queue, secrets={"MY_API_KEY": "sk-test-123"})
+    queue.run()
+    record = read_record(workspace.id)
+    assert set(record) == {"pid", "port", "url", "started_at", "restarts", "next_restart_at"}
+    assert record["url"] == f"http://localhost:{record['port']}" == provisioner.assigned_url(workspace.id)
+    process = psutil.Process(record["pid"])
+    assert "molecule-runtime" in " ".join(process.cmdline())
+    assert process.ppid() != os.getpid()  # detached: not a child of the worker
+    assert no_zombie_children()
+
+    home = local_backend.workspace_home(workspace.id)
+    configs = home / "configs"
+    assert "runtime: echo" in (configs / "config.yaml").read_text()
+    token_file = configs / ".auth_token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    live_tokens = WorkspaceAuthToken.objects.filter(workspace=workspace, revoked_at__isnull=True)
+    assert live_tokens.count() == 1 and live_tokens.get().prefix == token_file.read_text()[:8]
+
+    env = process.environ()
+    assert env["WORKSPACE_ID"] == str(workspace.id)
+    assert env["PLATFORM_URL"] == live_server.url
+    assert env["WORKSPACE_CONFIG_PATH"] == str(configs)
+    assert (env["PORT"], env["HOST"], env["AGENT_URL"]) == (str(record["port"]), "127.0.0.1", record["url"])
+    assert env["MY_API_KEY"] == "sk-test-123"  # merged secrets
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env  # the platform's own env stays out
+
+    workspace = wait_for(workspace, WorkspaceStatus.ONLINE)
+    assert workspace.url == record["url"]
+    assert workspace.id and str(workspace.id) in provisioner.live_workspace_ids()
+
+    # Loopback is refused by the proxy's SSRF filter outside dev mode — but this URL is ours.
+    reply = a2a_send(live_server.url, workspace, "hello there")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["result"]["parts"][0]["text"] == "echo: hello there"
+
+    log = local_backend.read_log_tail(workspace.id)
+    assert "starting molecule-runtime" in log and token_file.read_text() not in log
+
+    provisioner.stop(workspace)
+    assert gone(record["pid"])
+    assert read_record(workspace.id) is None
+    assert provisioner.assigned_url(workspace.id) is None
+    assert str(workspace.id) not in provisioner.live_workspace_ids()
+    assert no_zombie_children()
+
+
+def test_a_url_an_agent_reports_is_still_checked_by_the_proxy(local, live_server, redis_client):
+    _provisioner, queue = local
+    workspace = start_online(queue)
+    other = f"http://localhost:{read_record(workspace.id)['port'] + 1}"
+    redis_client.set(url_key(workspace.id), other)
+    reply = a2a_send(live_server.url, workspace, "hi")
+    assert (reply.status_code, reply.json()) == (502, {"error": "workspace URL is not publicly routable"})
+
+
+def test_discovery_gives_the_assigned_url_of_an_online_local_workspace(local, redis_client):
+    _provisioner, queue = local
+    workspace = start_online(queue)
+    redis_client.flushdb()  # the cached internal URL expired
+    status, body = workspace_discover(caller_id=workspace.id, target_id=workspace.id)
+    assert (status, body["url"]) == (200, read_record(workspace.id)["url"])
+
+
+# --- crash, detection, restart with back-off -----------------------------------------------------------------
+
+def test_a_killed_runtime_is_taken_offline_by_the_health_sweep_and_restarted_with_backoff(local):
+    provisioner, queue = local
+    workspace = start_online(queue)
+    first_pid = pid_of(workspace)
+
+    os.kill(first_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while str(workspace.id) in provisioner.live_workspace_ids():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    assert liveness.container_health_sweep() == 1
+    assert wait_for(workspace, WorkspaceStatus.OFFLINE)
+    assert queue.names() == ["restart_workspace"]
+    assert queue.run() == ["restarted"]
+    workspace.refresh_from_db()
+    assert (workspace.status, workspace.url) == (WorkspaceStatus.PROVISIONING, "")
+    record = read_record(workspace.id)
+    assert record["pid"] != first_pid and record["restarts"] == 1
+    assert 0 < record["next_restart_at"] - record["started_at"] <= 1.5
+
+    # An immediate second restart is refused by the back-off and re-queued for later.
+    assert tasks.restart_workspace.apply(args=[str(workspace.id)]).get() == "backoff"
+    (_task, _args, _kwargs, options), = queue.items
+    assert options["countdown"] >= 1
+    queue.items.clear()
+    assert pid_of(workspace) == record["pid"]
+
+    wait_for(workspace, WorkspaceStatus.ONLINE)
+
+    def event_types():  # event rows are written on commit, just after the status
+        return [e.event_type for e in StructureEvent.objects.filter(workspace_id=workspace.id).order_by("created_at")]
+
+    expected = [
+        "WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE", "WORKSPACE_OFFLINE", "WORKSPACE_PROVISIONING", "WORKSPACE_ONLINE",
+    ]
+    deadline = time.monotonic() + 5
+    while event_types() != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert event_types() == expected
+    assert no_zombie_children()
+
+
+def test_the_liveness_sweep_restarts_a_runtime_that_missed_its_deadline(local):
+    _provisioner, queue = local
+    workspace = start_online(queue)
+    first_pid = pid_of(workspace)
+    os.kill(first_pid, signal.SIGKILL)
+    Workspace.objects.filter(pk=workspace.pk).update(liveness_deadline="2000-01-01T00:00:00Z")
+
+    assert liveness.liveness_sweep() == 1
+    assert queue.run() == ["restarted"]
+    wait_for(workspace, WorkspaceStatus.ONLINE)
+    assert pid_of(workspace) != first_pid
+
+
+def test_backoff_doubles_per_quick_restart_and_resets_after_a_stable_minute(local):
+    provisioner, queue = local
+    workspace = create(queue)
+    queue.run()
+    path = local_backend.workspace_home(workspace.id) / local_backend.RECORD_FILE
+
+    def restart_with(restarts: int, up_for: float) -> dict:
+        record = read_record(workspace.id)
+        record.update(restarts=restarts, started_at=time.time() - up_for, next_restart_at=0)
+        path.write_text(json.dumps(record))
+        provisioner.restart(workspace, env=tasks.provisioning_env(workspace), on_stopped=lambda: True)
+        return read_record(workspace.id)
+
+    record = restart_with(3, up_for=5)
+    assert record["restarts"] == 4
+    assert 7.5 <= record["next_restart_at"] - record["started_at"] <= 8.5
+    assert provisioner.restart_backoff_seconds(workspace.id) > 7
+
+    record = restart_with(20, up_for=5)
+    assert 299 <= record["next_restart_at"] - record["started_at"] <= 300.5  # capped at 300 s
+
+    record = restart_with(20, up_for=61)  # stayed up a minute: not a crash loop
+    assert record["restarts"] == 1
+    assert record["next_restart_at"] - record["started_at"] <= 1.5
+
+
+# --- lifecycle mapping ---------------------------------------------------------------------------------------------
+
+def test_pause_stops_the_runtime_resume_and_restart_start_it_again(local):
+    provisioner, queue = local
+    workspace = start_online(queue)
+    pid = pid_of(workspace)
+
+    services.workspace_pause(workspace_id=workspace.id)
+    assert gone(pid) and read_record(workspace.id) is None
+
+    services.workspace_resume(workspace_id=workspace.id)
+    assert queue.names() == ["provision_workspace"]
+    queue.run()
+    wait_for(workspace, WorkspaceStatus.ONLINE)
+    resumed_pid = pid_of(workspace)
+    assert resumed_pid != pid
+
+    services.workspace_restart(workspace_id=workspace.id)
+    queue.run()
+    assert gone(resumed_pid)
+    wait_for(workspace, WorkspaceStatus.ONLINE)
+    assert pid_of(workspace) != resumed_pid
+    assert no_zombie_children()
+
+
+def test_the_restart_task_skips_paused_external_and_removed_workspaces(local):
+    _provisioner, queue = local
+    paused = Workspace.objects.create(name="Paused", status=WorkspaceStatus.PAUSED, runtime="echo")
+    external = Workspace.objects.create(name="Ext", status=WorkspaceStatus.OFFLINE, runtime="external")
+    child = Workspace.objects.create(name="Child", status=WorkspaceStatus.OFFLINE, runtime="echo", parent=paused)
+    for workspace in (paused, external, child):
+        assert tasks.restart_workspace.apply(args=[str(workspace.id)]).get() == "skipped"
+    assert tasks.restart_workspace.apply(args=[str(uuid.uuid4())]).get() == "skipped"
+    assert read_record(child.id) is None and not queue.items
+
+
+def test_delete_with_cascade_stops_every_runtime_and_revokes_every_token(local):
+    _provisioner, queue = local
+    lead = create(queue, "Lead")
+    member = create(queue, "Member", parent=lead)
+    queue.run()
+    wait_for(lead, WorkspaceStatus.ONLINE)
+    wait_for(member, WorkspaceStatus.ONLINE)
+    pids = [pid_of(lead), pid_of(member)]
+
+    services.workspace_delete(workspace_id=lead.id, confirm=True, purge=False)
+
+    assert all(gone(pid) for pid in pids)
+    assert read_record(lead.id) is None and read_record(member.id) is None
+    tokens = WorkspaceAuthToken.objects.filter(workspace_id__in=[lead.id, member.id])
+    assert tokens.exists() and not tokens.filter(revoked_at__isnull=True).exists()
+    assert no_zombie_children()
+
+
+def test_collapse_stops_the_children_runtimes(local):
+    _provisioner, queue = local
+    lead = Workspace.objects.create(name="Lead", status=WorkspaceStatus.ONLINE, runtime="echo")
+    member = create(queue, "Member", parent=lead)
+    queue.run()
+    pid = pid_of(member)
+    team.team_collapse(workspace_id=lead.id)
+    assert gone(pid) and read_record(member.id) is None
+
+
+def test_stop_local_runtimes_stops_all_and_the_health_sweep_restarts_them_later(local):
+    provisioner, queue = local
+    first, second = create(queue, "One"), create(queue, "Two")
+    queue.run()
+    wait_for(first, WorkspaceStatus.ONLINE)
+    pids = [pid_of(first), pid_of(second)]
+
+    call_command("stop_local_runtimes")
+
+    assert all(gone(pid) for pid in pids)
+    assert provisioner.live_workspace_ids() == set()
+    assert liveness.container_health_sweep() >= 1  # the next `make run`: gone runtimes → offline + restart
+    assert "restart_workspace" in queue.names()
+
+
+# --- small rules -----------------------------------------------------------------------------------------------
+
+def test_stop_never_fails_without_a_process_and_foreign_pids_are_not_runtimes(local):
+    provisioner, _queue = local
+    workspace = Workspace.objects.create(name="Idle", status=WorkspaceStatus.OFFLINE, runtime="echo")
+    provisioner.stop(workspace)  # nothing recorded
+    home = local_backend.workspace_home(workspace.id)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / local_backend.RECORD_FILE).write_text(json.dumps({"pid": os.getpid(), "url": "http://localhost:1"}))
+    assert provisioner.live_workspace_ids() == set()  # our own pid is not a molecule-runtime
+    provisioner.stop(workspace)  # and is not signalled
+    assert read_record(workspace.id) is None
+
+
+def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(settings, monkeypatch):
+    settings.MOLECULE_PROVISIONER = "auto"
+    get_provisioner.cache_clear()
+    assert isinstance(get_provisioner(), LocalProcessProvisioner)
+    monkeypatch.setattr(local_backend, "runtime_executable", lambda: None)
+    get_provisioner.cache_clear()
+    assert isinstance(get_provisioner(), NoProvisioner)
+    settings.MOLECULE_PROVISIONER = "local"
+    get_provisioner.cache_clear()
+    assert get_provisioner().name == "local"
+    get_provisioner.cache_clear()
+
+
+def test_the_suite_runs_with_the_none_backend():
+    assert get_provisioner().name == "none"
+
+
+def test_a_missing_runtime_executable_fails_the_workspace(local, monkeypatch):
+    _provisioner, queue = local
+    monkeypatch.setattr(local_backend, "runtime_executable", lambda: None)
+    workspace = create(queue)
+    queue.run()
+    workspace.refresh_from_db()
+    assert workspace.status == WorkspaceStatus.FAILED
+    assert "molecule-runtime is not installed" in workspace.last_sample_error
+
+
+def test_discovery_trusts_an_external_url_only_when_our_provisioner_assigned_it(monkeypatch):
+    class Assigning(NoProvisioner):
+        def __init__(self, assigned):
+            self.assigned = assigned
+
+        def assigned_url(self, workspace_id):
+            return self.assigned.get(str(workspace_id))
+
+    caller = Workspace.objects.create(name="Caller", status=WorkspaceStatus.ONLINE, runtime="external")
+    target = Workspace.objects.create(name="Target", status=WorkspaceStatus.ONLINE, runtime="external",
+                                      url="http://127.0.0.1:9001")
+    monkeypatch.setattr("workspaces.provisioners.get_provisioner", lambda: Assigning({}))
+    assert workspace_discover(caller_id=caller.id, target_id=target.id) == (
+        503, {"error": "workspace URL failed safety check"}
+    )
+    monkeypatch.setattr("workspaces.provisioners.get_provisioner",
+                        lambda: Assigning({str(target.id): "http://127.0.0.1:9001"}))
+    assert workspace_discover(caller_id=caller.id, target_id=target.id) == (
+        200, {"id": str(target.id), "url": "http://127.0.0.1:9001", "name": "Target"}
+    )
+
+
+def test_admin_shows_the_escaped_tail_of_the_runtime_log(operator_client, settings, tmp_path):
+    settings.MOLECULE_HOME = tmp_path
+    workspace = Workspace.objects.create(name="Logged", status=WorkspaceStatus.ONLINE, runtime="echo")
+    path = local_backend.log_path(workspace.id)
+    path.parent.mkdir(parents=True)
+    path.write_text("x" * 30_000 + "\nold line\n<script>alert(1)</script> last line\n")
+    body = operator_client.get(reverse("admin:workspaces_workspace_change", args=[workspace.id])).content.decode()
+    assert "Runtime log (last 20 KB)" in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; last line" in body and "<script>alert(1)" not in body
+    assert "x" * 25_000 not in body  # only the tail
+
+
+def test_the_base_interface_assigns_no_urls():
+    class Plain(Provisioner):
+        name, available = "plain", True
+
+        def start(self, workspace, *, env):
+            pass
+
+        def stop(self, workspace):
+            pass
+
+        def restart_workspaces(self, workspace_ids):
+            pass
+
+    assert Plain().assigned_url(uuid.uuid4()) is None
+    assert Plain().restart_backoff_seconds(uuid.uuid4()) == 0
