@@ -13,6 +13,7 @@ without them and preflight names a missing package.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import inspect
 import json
@@ -30,7 +31,8 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Part, TaskState
 
 from ..tools.redact import redact_secrets
-from .base import AdapterCheck
+from ..skills import load_skills
+from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin
 
 log = logging.getLogger(__name__)
 
@@ -483,3 +485,69 @@ class LLMExecutor(AgentExecutor):
             running.cancel()
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         await updater.cancel()
+
+
+class LLMAdapter(TranscriptMixin, BaseAdapter):
+    """What the OpenAI-compatible adapters share: settings resolution, preflight, skills, tools,
+    system prompt and transcript. Subclasses name themselves, their extra and their executor."""
+
+    REQUIRED_MODULES: tuple[str, ...] = ()
+    EXTRA = ""
+
+    def __init__(self) -> None:  # no side effects: the heartbeat may instantiate this class
+        self.loaded_skills = []
+        self.all_tools = {}
+        self.system_prompt = ""
+        self.settings = None
+        self._executor = None
+
+    def executor_class(self):
+        """The executor class (imported lazily by subclasses, so the heavy SDK loads only when used)."""
+        raise TypeError(f"{type(self).__name__} must name its executor class")
+
+    def preflight_checks(self, config, env) -> list[AdapterCheck]:
+        return check_adapter_config(self.name(), config.model, config.runtime_config.as_dict(), env,
+                                    self.REQUIRED_MODULES, self.EXTRA)
+
+    async def setup(self, config: AdapterConfig) -> None:
+        missing = missing_modules(self.REQUIRED_MODULES)
+        if missing:
+            raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
+                               f"pip install 'molecule-runtime[{self.EXTRA}]'")
+        try:
+            settings = resolve_llm_settings(config.model, config.runtime_config, os.environ)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        problems = settings_problems(settings, self.name())
+        if problems and not config.smoke_mode:
+            raise RuntimeError("; ".join(p.detail for p in problems))
+        if config.smoke_mode and not settings.api_key:  # smoke mode never reaches a real provider
+            settings = dataclasses.replace(settings, api_key="sk-smoke-placeholder")
+        self.settings = settings
+        config_path = Path(config.config_path)
+        self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
+        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills)
+        self.system_prompt = config.system_prompt or build_system_prompt(
+            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools))
+
+    async def create_executor(self, config: AdapterConfig):
+        self._executor = self.executor_class()(settings=self.settings, heartbeat=config.heartbeat,
+                                               beat_now=config.beat_now, tools=self.all_tools,
+                                               system_prompt=self.system_prompt, transcript=self.record)
+        return self._executor
+
+    def replace_skills(self, reloaded: dict) -> None:
+        """Hot-reload hook: swap reloaded skills and rebuild the tool map the model sees (the
+        executor reads ``tools`` on its next task)."""
+        old_skill_tools = {n for s in self.loaded_skills for n in s.tools}
+        self.loaded_skills = replace_skills(self.loaded_skills, reloaded)
+        builtin = {n: f for n, f in self.all_tools.items() if n not in old_skill_tools}
+        self.all_tools = collect_tools(builtin, self.loaded_skills)
+        if self._executor is not None:
+            self._executor.tools = self.all_tools
+
+    async def transcript_lines(self, since: int = 0, limit: int = 100) -> dict:
+        lines = self._transcript()[since: since + limit]
+        cursor = since + len(lines)
+        return {"runtime": self.name(), "supported": True, "lines": lines, "cursor": cursor,
+                "more": cursor < len(self._transcript()), "source": "memory"}
