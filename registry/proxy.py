@@ -83,7 +83,8 @@ WAKE_RETRY_AFTER_SECONDS = 15
 BUSY_RETRY_AFTER_SECONDS = 30
 AGENT_JSON_CONTENT_TYPE = "application/json"  # 2xx passthrough, as the original sends it
 SSE_CONTENT_TYPE = "text/event-stream"
-STREAM_METHOD = "message/stream"
+# Streaming methods of both A2A generations (0.3 names, then 1.0 names).
+STREAM_METHODS = frozenset({"message/stream", "tasks/resubscribe", "SendStreamingMessage", "SubscribeToTask"})
 ACTIVITY_TYPE = "a2a_receive"
 EXTERNAL_RUNTIME = "external"
 
@@ -644,7 +645,7 @@ async def proxy_a2a(
     watchdog.touch()  # the headers are a sign of life
     status = response.status_code
     streamed = (
-        allow_stream and method == STREAM_METHOD and 200 <= status < 300
+        allow_stream and method in STREAM_METHODS and 200 <= status < 300
         and response.headers.get("content-type", "").startswith(SSE_CONTENT_TYPE)
     )
     if streamed:

@@ -16,9 +16,14 @@ import signal
 import time
 from pathlib import Path
 
+import asyncio
+import uuid
+
 import httpx
 import psutil
 import pytest
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.types import AgentCard, Message, Part, Role, SendMessageRequest
 
 from molecule_site.tests.launch import platform_on_fresh_database
 
@@ -56,6 +61,36 @@ def runtime_pid(home: Path, workspace_id: str) -> int | None:
         return None
 
 
+def sdk_reply_through_proxy(agent_url: str, proxy_url: str, version: str, streaming: bool) -> str:
+    """a2a-sdk's own client, pointed at the platform proxy instead of the agent, in one A2A
+    generation: the card comes from the agent, its interface URL is the proxy's."""
+
+    async def run() -> str:
+        async with httpx.AsyncClient(timeout=30) as http:
+            card = await A2ACardResolver(http, agent_url).get_agent_card()
+            via_proxy = AgentCard()
+            via_proxy.CopyFrom(card)
+            interfaces = [i for i in card.supported_interfaces if i.protocol_version == version]
+            del via_proxy.supported_interfaces[:]
+            for interface in interfaces:
+                interface.url = proxy_url
+                via_proxy.supported_interfaces.append(interface)
+            client = ClientFactory(ClientConfig(streaming=streaming, httpx_client=http)).create(via_proxy)
+            request = SendMessageRequest(message=Message(
+                role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[Part(text=f"sdk {version}")]))
+            texts = []
+            async for event in client.send_message(request):
+                for field in ("message", "task", "status_update"):
+                    if event.HasField(field):
+                        value = getattr(event, field)
+                        message = value if field == "message" else value.status.message
+                        texts.extend(part.text for part in message.parts if part.text)
+            await client.close()
+            return " ".join(texts)
+
+    return asyncio.run(run())
+
+
 @pytest.fixture
 def platform(tmp_path):
     with platform_on_fresh_database(
@@ -79,6 +114,13 @@ def test_demo_team_runs_talks_delegates_remembers_recovers_and_is_deleted(platfo
         wait_until(lambda: all(status(w) == "online" for w in team), 60, "the team to come online")
         pids = {w: runtime_pid(home, w) for w in team}
         assert all(pid and psutil.pid_exists(pid) for pid in pids.values()), pids
+
+        # a2a-sdk's own client talks to a runtime through the proxy, in both method generations.
+        agent_url = api.get(f"/workspaces/{pm}").json()["url"]
+        for version in ("0.3", "1.0"):
+            for streaming in (False, True):
+                reply = sdk_reply_through_proxy(agent_url, f"{platform.url}/workspaces/{pm}/a2a", version, streaming)
+                assert f"PM: sdk {version}" in reply, (version, streaming, reply)
 
         # Canvas → PM → delegated to a child → the child's answer comes back through the proxy.
         researcher = children[0]
