@@ -230,7 +230,7 @@ async def amain(env=None) -> int:
         model=config.model, tools=list(config.skills), runtime_config=config.runtime_config.as_dict(),
         config_path=str(config_path), workspace_id=workspace_id, prompt_files=list(config.prompt_files),
         a2a_port=port, heartbeat=state, beat_now=heartbeat.beat_now if heartbeat else None,
-        builtin_tools=_builtin_tools(client) if client else {}, smoke_mode=smoke,
+        builtin_tools=_builtin_tools(client) if client else {}, smoke_mode=smoke, platform=client,
     )
     setup_error: str | None = None
     try:

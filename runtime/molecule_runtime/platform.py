@@ -215,6 +215,12 @@ class PlatformClient:
         data = response.json()
         return data if isinstance(data, list) else []
 
+    async def shared_context(self, workspace_id: str) -> list[dict]:
+        """GET /workspaces/:id/shared-context → ``[{path, content}]`` (a parent's shared files)."""
+        response = await self.request("GET", f"/workspaces/{workspace_id}/shared-context", source=True)
+        data = response.json()
+        return data if isinstance(data, list) else []
+
     async def get_workspace(self, workspace_id: str | None = None) -> dict:
         response = await self.request("GET", f"/workspaces/{workspace_id or self.workspace_id}")
         return response.json()

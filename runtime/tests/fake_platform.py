@@ -85,6 +85,7 @@ class FakePlatformState:
     activity: list[dict] = field(default_factory=list)
     notifications: list[dict] = field(default_factory=list)
     awareness: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    shared_context: dict[str, list[dict]] = field(default_factory=dict)  # GET /workspaces/:id/shared-context
 
     def reset(self) -> None:
         base = self.base_url
@@ -354,7 +355,7 @@ def build_app(state: FakePlatformState) -> Starlette:
 
     async def shared_context(request: Request) -> Response:
         await record(request)
-        return _json([])
+        return _json(state.shared_context.get(request.path_params["id"], []))
 
     async def instructions_resolve(request: Request) -> Response:
         await record(request)

@@ -72,6 +72,8 @@ class AdapterConfig:
     # built-in tools (molecule_runtime.tools.build_tools(client)): name -> async callable
     builtin_tools: dict[str, Callable[..., Any]] = field(default_factory=dict)
     smoke_mode: bool = False
+    # PlatformClient (None in smoke mode / tests): coordinator detection and parent context (§8.1)
+    platform: Any = None
 
 
 class BaseAdapter(abc.ABC):

@@ -2,7 +2,8 @@
 
 Adapters stay plugin-shaped (one package each, same file set); what they have in common lives
 here, like `base.py`: resolving the OpenAI-compatible endpoint from config + env, the system
-prompt (spec/runtime.md §3.4, trimmed), the tool map (built-in tools + skill tools), calling a
+prompt (spec/runtime.md §3.4, trimmed; plugins §8.2 and coordinator/parent context §8.1 come in
+through `WorkspaceExtras`), the tool map (built-in tools + skill tools), calling a
 tool for a model, and `LLMExecutor`, the A2A skeleton of spec §3.5 that both executors fill in
 with their own `run()`.
 
@@ -31,6 +32,8 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Part, TaskState
 
 from ..tools.redact import redact_secrets
+from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
+from ..plugins import discover_plugins, fragments_text, load_plugin_skills, rules_text
 from ..skills import load_skills
 from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin
 
@@ -214,8 +217,9 @@ DELEGATION_RULES = """## Handling delegation failures
 
 
 def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills: list, *,
-                        tool_names: list[str] | None = None) -> str:
-    """Prompt files, MEMORY.md/USER.md, skills, the tool list and the delegation rules (§3.4)."""
+                        tool_names: list[str] | None = None, extras: "WorkspaceExtras | None" = None) -> str:
+    """Prompt files, MEMORY.md/USER.md, parent context, plugin rules, guidelines (plugin fragments +
+    coordinator team block), skills, the tool list and the delegation rules (§3.4)."""
     config_dir = Path(config_path)
     parts: list[str] = []
     files = list(prompt_files or ["system-prompt.md"])
@@ -228,6 +232,8 @@ def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills
             text = path.read_text(encoding="utf-8").strip()
             if text:
                 parts.append(text)
+    if extras is not None:
+        parts.extend(extras.prompt_sections())
     skill_blocks = []
     for skill in skills:
         block = f"### {skill.metadata.name}"
@@ -247,12 +253,54 @@ def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills
     return "\n\n".join(parts)
 
 
-def collect_tools(builtin: Mapping[str, Callable], skills: list) -> dict[str, Callable]:
-    """Built-in tools first, then each skill's tools (a skill may override a built-in)."""
+def collect_tools(builtin: Mapping[str, Callable], skills: list,
+                  extras: "WorkspaceExtras | None" = None) -> dict[str, Callable]:
+    """Built-in tools first, then each skill's tools (a skill may override a built-in), then
+    `route_task_to_team` for a coordinator (it delegates through the returned map)."""
     tools = dict(builtin)
     for skill in skills:
         tools.update(skill.tools)
+    if extras is not None and extras.children:
+        tools["route_task_to_team"] = make_route_tool(extras.children, tools)
     return tools
+
+
+@dataclass
+class WorkspaceExtras:
+    """What setup learns beyond config.yaml: plugins (§8.2), team children and parent context (§8.1)."""
+
+    plugins: list = dataclasses.field(default_factory=list)
+    plugin_skills: list = dataclasses.field(default_factory=list)
+    children: list[dict] = dataclasses.field(default_factory=list)
+    parent_context: list[dict] = dataclasses.field(default_factory=list)
+
+    def prompt_sections(self) -> list[str]:
+        sections = []
+        parent = parent_context_section(self.parent_context)
+        if parent:
+            sections.append(parent)
+        rules = rules_text(self.plugins)
+        if rules:
+            sections.append("## Platform Rules\n" + "\n\n".join(rules))
+        guidelines = fragments_text(self.plugins)
+        team = team_section(self.children)
+        if team:
+            guidelines.append(team)
+        if guidelines:
+            sections.append("## Platform Guidelines\n" + "\n\n".join(guidelines))
+        return sections
+
+
+async def gather_extras(config: AdapterConfig, runtime: str, env: Mapping[str, str] | None = None) -> WorkspaceExtras:
+    """Discover plugins and their skills, and ask the platform (if any) for children / parent context."""
+    env = os.environ if env is None else env
+    plugins = discover_plugins(config.config_path, env)
+    return WorkspaceExtras(
+        plugins=plugins,
+        plugin_skills=load_plugin_skills(plugins, runtime),
+        children=await find_children(config.platform, config.workspace_id),
+        parent_context=await fetch_parent_context(config.platform, env.get("PARENT_ID", "")),
+    )
 
 
 def replace_skills(loaded: list, reloaded: dict) -> list:
@@ -525,10 +573,12 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
             settings = dataclasses.replace(settings, api_key="sk-smoke-placeholder")
         self.settings = settings
         config_path = Path(config.config_path)
+        extras = await gather_extras(config, self.name())
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
-        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills)
+        self.loaded_skills += extras.plugin_skills
+        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
         self.system_prompt = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools))
+            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
 
     async def create_executor(self, config: AdapterConfig):
         self._executor = self.executor_class()(settings=self.settings, heartbeat=config.heartbeat,

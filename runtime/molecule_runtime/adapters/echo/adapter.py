@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...skills import load_skills
 from ..base import AdapterConfig, BaseAdapter, TranscriptMixin
+from ..shared_runtime import collect_tools, gather_extras
 from .executor import DEFAULT_PREFIX, EchoExecutor
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,13 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
         return {"reply_prefix": {"type": "string", "default": DEFAULT_PREFIX}}
 
     async def setup(self, config: AdapterConfig) -> None:
-        # skills filtered by runtime "echo"; built-in tools first, skill tools after
+        # skills filtered by runtime "echo" (workspace, then plugin skills); built-in tools first,
+        # skill tools after, route_task_to_team when the platform lists children (§8.1)
         config_path = Path(config.config_path)
+        extras = await gather_extras(config, self.name())
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
-        tools = dict(config.builtin_tools)
-        for skill in self.loaded_skills:
-            tools.update(skill.tools)
-        self.all_tools = tools
+        self.loaded_skills += extras.plugin_skills
+        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
         prompt_parts = []
         for rel in config.prompt_files or ["system-prompt.md"]:
             path = config_path / rel
