@@ -14,6 +14,7 @@ without them and preflight names a missing package.
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 import dataclasses
 import importlib.util
 import inspect
@@ -55,7 +56,7 @@ class Provider:
 
     base_url: str | None  # None: the SDK default (api.openai.com) or OPENAI_BASE_URL is required
     key_envs: tuple[str, ...]  # tried in order; the first is the one named when all are missing
-    default_key: str | None = None  # servers that ignore the key (Ollama) get this placeholder
+    default_key: str | None = None  # servers that ignore the key (Ollama) get this stand-in
     needs_base_url: bool = False
 
 
@@ -114,7 +115,7 @@ def resolve_llm_settings(model: str, runtime_config: Mapping[str, Any] | None = 
     - base URL: `OPENAI_BASE_URL`, else `runtime_config.base_url`, else the provider's default.
     - key: `runtime_config.api_key_env` names the variable to read, else the provider's
       variables (`OPENAI_API_KEY` for openai/ollama/litellm/vllm). Ollama and vLLM ignore the
-      key, so they get a placeholder when none is set.
+      key, so they get a stand-in when none is set.
     - `runtime_config.max_tool_rounds` (10), `max_retries` (2), `timeout` (seconds, 0 = SDK
       default), `temperature`, `stream` (true).
     Raises ValueError on malformed runtime_config values.
@@ -457,9 +458,10 @@ class LLMExecutor(AgentExecutor):
         self._running: dict[str, asyncio.Task] = {}
         self._cancelled: set[str] = set()
 
+    @abstractmethod
     async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream,
                   trace: list[dict]) -> str:
-        raise NotImplementedError
+        """Produce the final reply: stream text through ``stream``, append tool calls to ``trace``."""
 
     # -------------------------------------------------------------- heartbeat hooks
     async def _push(self) -> None:
@@ -570,7 +572,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         if problems and not config.smoke_mode:
             raise RuntimeError("; ".join(p.detail for p in problems))
         if config.smoke_mode and not settings.api_key:  # smoke mode never reaches a real provider
-            settings = dataclasses.replace(settings, api_key="sk-smoke-placeholder")
+            settings = dataclasses.replace(settings, api_key="sk-smoke-never-sent")
         self.settings = settings
         config_path = Path(config.config_path)
         extras = await gather_extras(config, self.name())
