@@ -254,6 +254,9 @@ def test_a_killed_runtime_is_taken_offline_by_the_health_sweep_and_restarted_wit
     while str(workspace.id) in provisioner.live_workspace_ids():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # A heartbeat the runtime sent just before it died may still be in the server; once handled it
+    # would (rightly) turn an offline row online again, so let it land before sweeping.
+    time.sleep(0.5)
 
     assert liveness.container_health_sweep() == 1
     assert wait_for(workspace, WorkspaceStatus.OFFLINE)
@@ -292,6 +295,7 @@ def test_the_liveness_sweep_restarts_a_runtime_that_missed_its_deadline(local):
     workspace = start_online(queue)
     first_pid = pid_of(workspace)
     os.kill(first_pid, signal.SIGKILL)
+    time.sleep(0.5)  # a heartbeat already in the server would move the deadline forward again
     Workspace.objects.filter(pk=workspace.pk).update(liveness_deadline="2000-01-01T00:00:00Z")
 
     assert liveness.liveness_sweep() == 1
