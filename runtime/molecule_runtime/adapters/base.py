@@ -157,3 +157,18 @@ class TranscriptMixin:
 
     def record(self, role: str, text: str) -> None:
         self._transcript().append({"role": role, "text": text, "ts": time.time()})
+
+
+async def finish_task(updater, *, reply: str, ok: bool, trace: list, transcript=None) -> None:
+    """Record the reply and end the task. a2a-sdk 1.x forbids a bare Message after task events,
+    so the final agent Message rides on the terminal status; the server flattens it back to a
+    Message result for 0.3 ``message/send``."""
+    from a2a.types import Part
+
+    if transcript:
+        transcript("agent", reply)
+    final = updater.new_agent_message([Part(text=reply)], metadata={"tool_trace": trace} if trace else None)
+    if ok:
+        await updater.complete(final)
+    else:
+        await updater.failed(final)

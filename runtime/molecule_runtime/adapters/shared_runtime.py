@@ -36,7 +36,7 @@ from ..tools.redact import redact_secrets
 from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
 from ..plugins import discover_plugins, fragments_text, load_plugin_skills, rules_text
 from ..skills import load_skills
-from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin
+from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin, finish_task
 
 log = logging.getLogger(__name__)
 
@@ -517,15 +517,7 @@ class LLMExecutor(AgentExecutor):
             self._running.pop(task_key, None)
             self._cancelled.discard(task_key)
             await self._task_finished(ok, error)
-        if self.transcript:
-            self.transcript("agent", reply)
-        metadata = {"tool_trace": trace} if trace else None
-        final = updater.new_agent_message([Part(text=reply)], metadata=metadata)
-        # as echo: the final Message rides on the terminal status (0.3 message/send flattens it)
-        if ok:
-            await updater.complete(final)
-        else:
-            await updater.failed(final)
+        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_key = context.task_id or ""

@@ -25,6 +25,8 @@ from a2a.server.tasks import TaskUpdater
 from a2a.helpers.proto_helpers import new_task
 from a2a.types import Part, TaskState
 
+from ..base import finish_task
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "echo: "
@@ -178,16 +180,7 @@ class EchoExecutor(AgentExecutor):
         finally:
             self._cancel_events.pop(context.task_id or "", None)
             await self._task_finished(ok, error)
-        if self.transcript:
-            self.transcript("agent", reply)
-        metadata = {"tool_trace": trace} if trace else None
-        final = updater.new_agent_message([Part(text=reply)], metadata=metadata)
-        # 1.x forbids a bare Message after task events, so the final agent Message rides on the
-        # terminal status; the server flattens it back to a Message result for 0.3 message/send.
-        if ok:
-            await updater.complete(final)
-        else:
-            await updater.failed(final)
+        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         event = self._cancel_events.setdefault(context.task_id or "", asyncio.Event())
