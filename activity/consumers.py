@@ -25,17 +25,18 @@ Deviation from the original: it answers a failed workspace check with HTTP 401 a
 send a status or body for a rejected WebSocket handshake, so every rejection closes before accept
 (daphne answers 403) and the spec's error string is logged instead.
 
-The original's per-client send buffer of 256 with drop-on-full maps onto the channel layer's
-per-channel ``capacity``: ``group_send`` drops messages for a channel that is full.
+The original gives each client a send buffer of 256 frames and drops frames for a full one.
+Here the channel layer (``molecule_site.channel_layer``) keeps a queue of ``WS_CLIENT_QUEUE_SIZE``
+frames per client; a client that falls that far behind (its socket does not drain: the server
+awaits each send) is closed with 1013 "try again later" instead of silently missing frames, and
+reconnects to a fresh snapshot. Idle connections are kept alive by the server's WebSocket pings.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -51,6 +52,7 @@ INVALID_TOKEN = "invalid workspace auth token"
 AUTH_CHECK_FAILED = "auth check failed"
 BAD_ORIGIN = "origin not allowed"
 ADMIN_REQUIRED = "admin auth required"
+TRY_AGAIN_LATER = 1013
 
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
 
@@ -108,19 +110,18 @@ def _staff_user(scope) -> bool:
     )
 
 
-@database_sync_to_async
-def _workspace_auth_error(workspace_id: str, token: str | None) -> str | None:
+async def _workspace_auth_error(workspace_id: str, token: str | None) -> str | None:
     """None when the client may connect as ``workspace_id``, else the spec's error string."""
     if selectors.as_uuid(workspace_id) is None:
         return INVALID_TOKEN  # the original's UUID-typed query errors, so the check fails closed
     if is_admin_token(token):
         return None
     try:
-        if not selectors.workspace_has_live_token(workspace_id):
+        if not await selectors.aworkspace_has_live_token(workspace_id):
             return None
         if token is None:
             return MISSING_TOKEN
-        if services.token_validate(token=token, workspace_id=workspace_id) is None:
+        if await services.atoken_validate(token=token, workspace_id=workspace_id) is None:
             return INVALID_TOKEN
     except Exception:  # noqa: BLE001 - any failure of the check rejects the client
         log.exception("ws: auth check for workspace %s failed", workspace_id)
@@ -128,10 +129,10 @@ def _workspace_auth_error(workspace_id: str, token: str | None) -> str | None:
     return None
 
 
-@database_sync_to_async
-def _may_see(client_workspace_id: str, event_workspace_id: str) -> bool:
+async def _may_see(client_workspace_id: str, event_workspace_id: str) -> bool:
+    """The hierarchy rule, from the per-process cache while the org tree is unchanged."""
     try:
-        return selectors.can_communicate(client_workspace_id, event_workspace_id)
+        return await selectors.acan_communicate(client_workspace_id, event_workspace_id)
     except Exception:  # noqa: BLE001 - a failed lookup hides the frame (fail closed)
         log.exception("ws: can_communicate(%s, %s) failed", client_workspace_id, event_workspace_id)
         return False
@@ -182,12 +183,17 @@ class EventsConsumer(AsyncWebsocketConsumer):
             WEBSOCKET_CONNECTIONS.dec()
 
     async def event_message(self, message):
-        """A frame from :func:`activity.events.emit`, forwarded if this client may see it."""
+        """A frame from :func:`activity.events.emit` (serialised once there), forwarded if this
+        client may see it."""
         if not self.accepted:
             return
-        frame = message["frame"]
         if self.workspace_id is not None:
-            event_workspace_id = frame.get("workspace_id") or ""
+            event_workspace_id = message["workspace_id"]
             if not event_workspace_id or not await _may_see(self.workspace_id, event_workspace_id):
                 return
-        await self.send(text_data=json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str))
+        await self.send(text_data=message["text"])
+
+    async def layer_overflow(self, message):
+        """This client fell ``WS_CLIENT_QUEUE_SIZE`` frames behind: let it reconnect and re-sync."""
+        log.warning("ws: closing %s, which could not keep up with the event stream", self.scope.get("client"))
+        await self.close(code=TRY_AGAIN_LATER)

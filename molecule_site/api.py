@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 
-from rest_framework.exceptions import ParseError
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.views import APIView
 
+from molecule_site.adb import DatabaseBusy
 from molecule_site.errors import ApiError
+from molecule_site.wire import datastore_busy_response, json_response, not_found_response
 
 
 class Api(APIView):
@@ -50,3 +56,47 @@ def query_int(request, name: str, default: int) -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+# --- Async routes (the hot paths: no DRF, no thread) -------------------------------------------------
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(request, error: str = "invalid request body", *, default=None):
+    """The JSON body of a plain Django request, read as DRF's parser would: whatever the
+    Content-Type, strict (no NaN/Infinity), empty → ``default``; malformed → ``ApiError(error)``."""
+    raw = request.body
+    if not raw.strip():
+        return default
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(error) from None
+
+
+def async_api(*methods: str):
+    """An async view that answers ``methods`` (others: gin's 404) and renders what it returns
+    or raises the way DRF views do (``ApiError``, auth errors, a busy datastore)."""
+
+    def decorate(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        async def run(request, *args, **kwargs):
+            if request.method not in methods:
+                return not_found_response()
+            try:
+                result = await view(request, *args, **kwargs)
+            except ApiError as exc:
+                return json_response(exc.body, status=exc.status)
+            except APIException as exc:
+                detail = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+                return json_response(detail, status=exc.status_code)
+            except DatabaseBusy:
+                return datastore_busy_response()
+            return result if isinstance(result, HttpResponse) else json_response(result)
+
+        return run
+
+    return decorate

@@ -1,4 +1,4 @@
-"""ASGI entry point served by daphne: HTTP goes to Django, WebSockets through Channels routing."""
+"""ASGI entry point of the web processes: HTTP goes to Django, WebSockets through Channels routing."""
 
 import os
 
@@ -10,8 +10,19 @@ django_application = get_asgi_application()  # sets Django up before the routing
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core import signals  # noqa: E402
+from django.db import close_old_connections, reset_queries  # noqa: E402
 
 from molecule_site.routing import websocket_urlpatterns  # noqa: E402
+
+# Django's per-request connection receivers are sync: under ASGI each costs a thread hop per
+# request. ReleaseDatabaseConnectionsMiddleware returns connections to the pool instead, and only
+# for requests that used one; the query log they reset exists only with DEBUG.
+signals.request_started.disconnect(close_old_connections)
+signals.request_finished.disconnect(close_old_connections)
+if not settings.DEBUG:
+    signals.request_started.disconnect(reset_queries)
 
 application = ProtocolTypeRouter(
     {

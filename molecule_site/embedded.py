@@ -26,12 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from molecule_site import capacity
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "molecule"
 REDIS_START_TIMEOUT_SECONDS = 15
 START_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 60
+STOCK_MAX_CONNECTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,28 @@ def ensure_postgres(home: Path) -> Started:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-        return Started(url=server.get_uri(DATABASE_NAME), started=not was_running)
+            resized = _fit_max_connections(conn)
+        if resized:
+            # max_connections only changes at a restart; done once, when the budget first outgrows it.
+            stop_postgres(home)
+            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+        return Started(url=server.get_uri(DATABASE_NAME), started=not was_running or resized)
+
+
+def wanted_max_connections() -> int:
+    """PostgreSQL's stock 100, or more when the platform's connection budget needs it."""
+    return max(STOCK_MAX_CONNECTIONS, capacity.budget().connection_bound + capacity.HEADROOM)
+
+
+def _fit_max_connections(conn) -> bool:
+    """Raise max_connections to :func:`wanted_max_connections` if below; True when it changed."""
+    wanted = wanted_max_connections()
+    current = int(conn.execute("SHOW max_connections").fetchone()[0])
+    if current >= wanted:
+        return False
+    log.info("embedded PostgreSQL: max_connections %d -> %d for the configured pools", current, wanted)
+    conn.execute(f"ALTER SYSTEM SET max_connections = {int(wanted)}")
+    return True
 
 
 def stop_postgres(home: Path) -> None:

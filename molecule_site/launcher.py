@@ -1,7 +1,10 @@
 """``make run``: the whole platform as one supervised group of processes.
 
 Starts the embedded PostgreSQL/Redis for unset URLs, migrates, makes sure an operator account
-exists, then runs web (daphne), a Celery worker and Celery beat. Output is prefixed with the
+exists, then runs ``WEB_CONCURRENCY`` web processes, a Celery worker and Celery beat. The web
+processes share one listening socket that the launcher binds and hands down (``--fd``), so the
+kernel spreads connections across them and a restarting one never frees the port; events reach
+every process's WebSockets through the Redis channel layer. Output is prefixed with the
 process name. A child that dies is restarted with backoff; one that keeps dying right after
 start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local workspace runtimes
 (``manage.py stop_local_runtimes``), then the embedded servers this launcher started, so a second
@@ -11,17 +14,29 @@ start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local wor
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from molecule_site import embedded
-from molecule_site.env import env_int, env_str
+from prometheus_client import multiprocess
+
+from molecule_site import capacity, embedded
+from molecule_site.env import env_choice, env_int, env_str
 
 STOP_GRACE_SECONDS = 15
+LISTEN_BACKLOG = 1024
+READY_TIMEOUT_SECONDS = 120
+WEB_SERVERS = ("uvicorn", "daphne")
+DEFAULT_WEB_SERVER = "uvicorn"
+# WebSocket keep-alive: a ping after this many idle seconds, closed if no pong within as many.
+WS_PING_SECONDS = 20
 FAST_EXIT_SECONDS = 10
 FAST_EXITS_BEFORE_GIVING_UP = 3
 MAX_BACKOFF_SECONDS = 30
@@ -39,10 +54,12 @@ class Child:
     backoff: float = 1.0
     restart_at: float | None = None
     pumps: list[threading.Thread] = field(default_factory=list)
+    pass_fds: tuple[int, ...] = ()
+    env: dict[str, str] | None = None
 
 
 def _pump(name: str, stream, out) -> None:
-    width = 6
+    width = 7
     for line in iter(stream.readline, b""):
         out.write(f"{name:<{width}}| ".encode() + line)
         out.flush()
@@ -55,6 +72,8 @@ def _start(child: Child) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+        pass_fds=child.pass_fds,
+        env=child.env,
     )
     child.started_at = time.monotonic()
     child.restart_at = None
@@ -105,6 +124,7 @@ def supervise(children: list[Child]) -> int:
                 if now - child.started_at > FAST_EXIT_SECONDS:
                     child.fast_exits, child.backoff = 0, 1.0
                 continue
+            _forget_metrics_of(child.process.pid)
             if now - child.started_at < FAST_EXIT_SECONDS:
                 child.fast_exits += 1
             if child.fast_exits >= FAST_EXITS_BEFORE_GIVING_UP:
@@ -124,6 +144,72 @@ def _manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True)
 
 
+def _announce_ready(base: str, host: str, port: int, web: int) -> None:
+    """One line once the web tier answers, so people (and tests) know when to start talking."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    print(f"launcher: ready: {web} web process{'es' if web > 1 else ''} serving {base}", flush=True)
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    print(f"launcher: the web tier did not answer within {READY_TIMEOUT_SECONDS}s", flush=True)
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """A dead process's live gauges (open WebSockets) must stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
+
+
+def _fresh_metrics_dir(home: Path) -> Path:
+    """Where every process writes its Prometheus samples, so ``/metrics`` from any web process
+    reports the whole platform (prometheus_client's multiprocess mode); emptied at each start."""
+    directory = home / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The web tier's one listening socket, inherited by every web process."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def web_command(server: str, fd: int) -> list[str]:
+    """One web process serving the ASGI app on the inherited socket ``fd``."""
+    python = sys.executable
+    if server == "uvicorn":
+        return [
+            python, "-m", "uvicorn", "--fd", str(fd), "--no-access-log", "--log-level", "warning",
+            "--ws-ping-interval", str(WS_PING_SECONDS), "--ws-ping-timeout", str(WS_PING_SECONDS),
+            "--timeout-graceful-shutdown", str(STOP_GRACE_SECONDS - 5), "--no-server-header",
+            "molecule_site.asgi:application",
+        ]
+    return [
+        python, "-m", "daphne", "--fd", str(fd), "-v", "1", "--access-log", os.devnull,
+        "--ping-interval", str(WS_PING_SECONDS), "--ping-timeout", str(WS_PING_SECONDS),
+        "molecule_site.asgi:application",
+    ]
+
+
+def web_children(server: str, fd: int, count: int) -> list[Child]:
+    return [
+        Child(f"web-{n}" if count > 1 else "web", web_command(server, fd), pass_fds=(fd,),
+              env={**os.environ, "MOLECULE_PROCESS_ROLE": "web"})
+        for n in range(1, count + 1)
+    ]
+
+
 def main() -> int:
     home = embedded.molecule_home()
     os.environ["MOLECULE_HOME"] = str(home)
@@ -133,26 +219,36 @@ def main() -> int:
     try:
         _manage("migrate", "--noinput", "-v", "0")
         _manage("ensure_operator")
+        python = sys.executable
+        sizes = capacity.budget()
+        web, workers = sizes.web_processes, sizes.worker_processes
+        server = env_choice("WEB_SERVER", DEFAULT_WEB_SERVER, WEB_SERVERS)
+        sock = listen_socket(host, port)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(home))
         shown_host = "localhost" if host in {"0.0.0.0", "127.0.0.1", "::"} else host
         base = f"http://{shown_host}:{port}"
         print(
             f"\nMolecule platform on {base}\n"
             f"  admin:   {base}/django-admin/\n"
             f"  API:     {base}/workspaces  (health: {base}/health, metrics: {base}/metrics)\n"
+            f"  web:     {web} {server} process{'es' if web > 1 else ''} on one socket; worker: {workers}; "
+            f"at most {sizes.connection_bound} database connections\n"
             f"  data:    {home}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        python = sys.executable
         children = [
-            Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "molecule_site.asgi:application"]),
-            Child("worker", [python, "-m", "celery", "-A", "molecule_site", "worker", "-l", "info", "--concurrency", "2"]),
+            *web_children(server, sock.fileno(), web),
+            Child("worker", [python, "-m", "celery", "-A", "molecule_site", "worker", "-l", "info",
+                             "--concurrency", str(workers)]),
             Child(
                 "beat",
                 [python, "-m", "celery", "-A", "molecule_site", "beat", "-l", "info",
                  "-s", str(home / "celerybeat-schedule")],
             ),
         ]
+        probe_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+        threading.Thread(target=_announce_ready, args=(base, probe_host, port, web), daemon=True).start()
         code = supervise(children)
         # Workspace runtimes are detached from the worker that started them: stop them now that
         # nothing can start new ones; the next `make run` restarts those that should run.

@@ -12,6 +12,8 @@ import time
 
 from prometheus_client import Counter, Gauge
 
+from molecule_site.middleware import DualModeMiddleware
+
 HTTP_REQUESTS = Counter(
     "molecule_http_requests",
     "HTTP requests by method, route template and status.",
@@ -25,6 +27,7 @@ HTTP_REQUEST_SECONDS = Counter(
 WEBSOCKET_CONNECTIONS = Gauge(
     "molecule_websocket_connections_active",
     "WebSocket connections currently open.",
+    multiprocess_mode="livesum",  # summed over the live web processes
 )
 
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -39,16 +42,20 @@ def route_template(request) -> str:
     return "/" + route.lstrip("/")
 
 
-class RequestMetricsMiddleware:
-    """Counts every request and its duration under its route template."""
+class RequestMetricsMiddleware(DualModeMiddleware):
+    """Counts every request and its duration under its route template (sync and async alike)."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def handle(self, request):
         started = time.perf_counter()
-        response = self.get_response(request)
-        labels = (request.method, route_template(request), str(response.status_code))
-        HTTP_REQUESTS.labels(*labels).inc()
-        HTTP_REQUEST_SECONDS.labels(*labels).inc(time.perf_counter() - started)
-        return response
+        return _count(request, self.get_response(request), started)
+
+    async def ahandle(self, request):
+        started = time.perf_counter()
+        return _count(request, await self.get_response(request), started)
+
+
+def _count(request, response, started: float):
+    labels = (request.method, route_template(request), str(response.status_code))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_REQUEST_SECONDS.labels(*labels).inc(time.perf_counter() - started)
+    return response

@@ -7,13 +7,18 @@ client cannot pick its own rate-limit bucket by sending that header.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
+import weakref
 
 import redis
+import redis.asyncio as aioredis
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from molecule_site.wire import error_response
 
@@ -25,6 +30,7 @@ RATE_KEY_PREFIX = "ratelimit:"
 REDIS_TIMEOUT_SECONDS = 0.5
 # During an outage every request fails the same way; one warning per interval is enough.
 REDIS_WARNING_INTERVAL_SECONDS = 60
+ASYNC_POOL_MAX_CONNECTIONS = 64
 
 _pools: dict[str, redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -51,6 +57,22 @@ def _redis() -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+_async_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_redis() -> aioredis.Redis:
+    """The async twin of :func:`_redis`: one pool per event loop and URL."""
+    per_loop = _async_pools.setdefault(asyncio.get_running_loop(), {})
+    url = settings.REDIS_URL
+    pool = per_loop.get(url)
+    if pool is None:
+        pool = per_loop[url] = aioredis.ConnectionPool.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            max_connections=ASYNC_POOL_MAX_CONNECTIONS,
+        )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _warn_redis_down(exc: Exception) -> None:
     global _last_warning
     now = time.monotonic()
@@ -59,7 +81,48 @@ def _warn_redis_down(exc: Exception) -> None:
         logger.warning("rate limiter: Redis unavailable, letting requests through: %s", exc)
 
 
-class RateLimitMiddleware:
+class DualModeMiddleware:
+    """A middleware that runs natively under both handlers: ``__call__`` for sync, ``__acall__``
+    for async (no thread hop); subclasses write :meth:`handle` / :meth:`ahandle`."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.ahandle(request)
+        return self.handle(request)
+
+
+class ReleaseDatabaseConnectionsMiddleware(DualModeMiddleware):
+    """Hands the ORM's connections back to the pool at the end of each ASGI request.
+
+    Django does this from ``request_started``/``request_finished`` receivers, which are sync and
+    cost a thread hop on every request, hot paths included; ``molecule_site.asgi`` disconnects
+    them. Here the hop is taken only after a sync view, in the request's own thread (where the
+    view's connection lives: asgiref keeps thread-sensitive state per thread), so async views
+    on the async driver never leave the event loop. Outermost, so it runs last.
+    """
+
+    def handle(self, request):
+        return self.get_response(request)  # sync handlers (test client, commands) keep Django's receivers
+
+    async def ahandle(self, request):
+        try:
+            return await self.get_response(request)
+        finally:
+            match = getattr(request, "resolver_match", None)
+            if match is None or not iscoroutinefunction(match.func):
+                await sync_to_async(close_old_connections, thread_sensitive=True)()
+
+
+class RateLimitMiddleware(DualModeMiddleware):
     """Per-client-IP fixed-window limit of ``settings.RATE_LIMIT`` requests per minute.
 
     Each window is one Redis counter (``ratelimit:<ip>:<window>``), so every web replica shares
@@ -69,45 +132,80 @@ class RateLimitMiddleware:
     (spec §2.6) bypasses the limiter and says ``X-RateLimit-Limit: unlimited``.
     """
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def handle(self, request):
         # Settings are read per request so tests (and nothing else) can flip them.
         if settings.DEV_MODE:
-            response = self.get_response(request)
-            response["X-RateLimit-Limit"] = "unlimited"
-            return response
+            return _unlimited(self.get_response(request))
+        window = _Window(request)
+        try:
+            pipe = _redis().pipeline(transaction=False)
+            window.queue(pipe)
+            count = window.counted(pipe.execute())
+        except redis.RedisError as exc:
+            count = _fail_open(exc)
+        if count > window.limit:
+            return window.refuse(request, count)
+        return window.stamp(self.get_response(request), count)
 
-        limit = settings.RATE_LIMIT
+    async def ahandle(self, request):
+        if settings.DEV_MODE:
+            return _unlimited(await self.get_response(request))
+        window = _Window(request)
+        try:
+            pipe = _async_redis().pipeline(transaction=False)
+            window.queue(pipe)
+            count = window.counted(await pipe.execute())
+        except (redis.RedisError, OSError) as exc:
+            count = _fail_open(exc)
+        if count > window.limit:
+            return window.refuse(request, count)
+        return window.stamp(await self.get_response(request), count)
+
+
+def _unlimited(response):
+    response["X-RateLimit-Limit"] = "unlimited"
+    return response
+
+
+def _fail_open(exc: Exception) -> int:
+    # Redis is ephemeral infrastructure and losing it must not take the whole API down with
+    # it; the limiter is abuse protection, not an authorisation check.
+    _warn_redis_down(exc)
+    return 0
+
+
+class _Window:
+    """The current window of one client: its Redis key, the limit and the reset time."""
+
+    def __init__(self, request):
+        self.limit = settings.RATE_LIMIT
         now = time.time()
         window = int(now // RATE_WINDOW_SECONDS)
         # Windows are aligned to the clock so all replicas agree on when they reset; never 0,
         # so a client honouring Retry-After does not retry inside the same window.
-        reset = max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - now))
+        self.reset = max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - now))
         ip = request.META.get("REMOTE_ADDR") or "unknown"
+        self.key = f"{RATE_KEY_PREFIX}{ip}:{window}"
 
-        try:
-            pipe = _redis().pipeline(transaction=False)
-            pipe.incr(f"{RATE_KEY_PREFIX}{ip}:{window}")
-            pipe.expire(f"{RATE_KEY_PREFIX}{ip}:{window}", RATE_WINDOW_SECONDS)
-            count = pipe.execute()[0]
-        except redis.RedisError as exc:
-            # Fail open: Redis is ephemeral infrastructure and losing it must not take the whole
-            # API down with it; the limiter is abuse protection, not an authorisation check.
-            _warn_redis_down(exc)
-            count = 0
+    def queue(self, pipe) -> None:
+        pipe.incr(self.key)
+        pipe.expire(self.key, RATE_WINDOW_SECONDS)
 
-        if count > limit:
-            response = error_response("rate limit exceeded", 429, retry_after=reset)
-            response["Retry-After"] = str(reset)
-            # This 429 never reaches the inner SecurityHeadersMiddleware.
-            apply_security_headers(request, response)
-        else:
-            response = self.get_response(request)
-        response["X-RateLimit-Limit"] = str(limit)
-        response["X-RateLimit-Remaining"] = str(max(0, limit - count))
-        response["X-RateLimit-Reset"] = str(reset)
+    @staticmethod
+    def counted(results) -> int:
+        return int(results[0])
+
+    def refuse(self, request, count: int):
+        response = error_response("rate limit exceeded", 429, retry_after=self.reset)
+        response["Retry-After"] = str(self.reset)
+        # This 429 never reaches the inner SecurityHeadersMiddleware.
+        apply_security_headers(request, response)
+        return self.stamp(response, count)
+
+    def stamp(self, response, count: int):
+        response["X-RateLimit-Limit"] = str(self.limit)
+        response["X-RateLimit-Remaining"] = str(max(0, self.limit - count))
+        response["X-RateLimit-Reset"] = str(self.reset)
         return response
 
 
@@ -141,15 +239,15 @@ def apply_security_headers(request, response):
     return response
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(DualModeMiddleware):
     """Adds the security headers of spec §1 item 6 to every response.
 
     It sits outside Django's SecurityMiddleware and replaces XFrameOptionsMiddleware, so the
     values on the wire are exactly the original's (Django's defaults differ, e.g. Referrer-Policy).
     """
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def handle(self, request):
         return apply_security_headers(request, self.get_response(request))
+
+    async def ahandle(self, request):
+        return apply_security_headers(request, await self.get_response(request))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from molecule_site import embedded
+from molecule_site import capacity, embedded
 from molecule_site.env import EnvError, env_bool, env_choice, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,11 +32,50 @@ _EMBEDDED_STARTED = embedded.ensure_environment(MOLECULE_HOME)  # no-op for URLs
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql"), secret=True)
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"), secret=True)
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# --- Database connections: bounded per process (docs/performance.md "Connection budget") -------------
+# The ORM uses Django's psycopg pool (persistent per-thread connections leak under ASGI, where
+# every request runs in a thread of its own); the async hot paths use a second, async pool
+# (molecule_site.adb). A process never holds more than DB_POOL_MAX + DB_ASYNC_POOL_MAX
+# connections, and waits at most DB_POOL_TIMEOUT_SECONDS for one before answering 503.
+# "web" for the web processes the launcher starts: they keep an async connection pool per event
+# loop (molecule_site.adb); other processes (worker, beat, commands, tests) have short-lived loops.
+PROCESS_ROLE = env_choice("MOLECULE_PROCESS_ROLE", "other", ("web", "other"))
+BUDGET = capacity.budget()
+WEB_CONCURRENCY = BUDGET.web_processes
+WORKER_CONCURRENCY = BUDGET.worker_processes
+DB_POOL_MIN = BUDGET.pool_min
+DB_POOL_MAX = BUDGET.pool_max
+DB_ASYNC_POOL_MAX = BUDGET.async_pool_max
+DB_POOL_TIMEOUT_SECONDS = BUDGET.pool_timeout_seconds
+DB_POOL_MAX_IDLE_SECONDS = BUDGET.pool_max_idle_seconds
+DB_CONNECTION_BOUND = BUDGET.connection_bound
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": DB_POOL_MIN,
+    "max_size": DB_POOL_MAX,
+    "timeout": DB_POOL_TIMEOUT_SECONDS,
+    "max_idle": DB_POOL_MAX_IDLE_SECONDS,
+    "name": "molecule-orm",
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+# Events fan out through Redis pub/sub: one PUBLISH per event whatever the number of clients, one
+# subscription per web process, then in-process queues (bounded: a client that cannot keep up is
+# disconnected, activity.consumers). Socket reads carry no timeout (pub/sub reads block by design;
+# redis-py 8 otherwise times out idle reads after 5 s), liveness comes from health checks.
+WS_CLIENT_QUEUE_SIZE = env_int("WS_CLIENT_QUEUE_SIZE", 256, minimum=1)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "molecule_site.channel_layer.BoundedPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 5, "health_check_interval": 15,
+                       "socket_keepalive": True, "retry_on_timeout": True}],
+            "capacity": WS_CLIENT_QUEUE_SIZE,
+        },
+    }
+}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
@@ -159,20 +198,23 @@ INSTALLED_APPS = [
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,
 # carries CORS headers; the metrics middleware wraps the limiter so 429s are counted.
 # SecurityHeadersMiddleware owns X-Frame-Options and overrides SecurityMiddleware's defaults.
+# Every entry runs natively on the event loop (molecule_site.async_middleware says why): one
+# sync-only middleware would put every request, the hot paths included, through threads.
 MIDDLEWARE = [
+    "molecule_site.middleware.ReleaseDatabaseConnectionsMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "molecule_site.async_middleware.PrometheusBeforeMiddleware",
     "molecule_site.metrics.RequestMetricsMiddleware",
     "molecule_site.middleware.RateLimitMiddleware",
     "molecule_site.middleware.SecurityHeadersMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "molecule_site.async_middleware.SecurityMiddleware",
+    "molecule_site.async_middleware.WhiteNoiseMiddleware",
+    "molecule_site.async_middleware.SessionMiddleware",
+    "molecule_site.async_middleware.CommonMiddleware",
+    "molecule_site.async_middleware.CsrfViewMiddleware",
+    "molecule_site.async_middleware.AuthenticationMiddleware",
+    "molecule_site.async_middleware.MessageMiddleware",
+    "molecule_site.async_middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "molecule_site.urls"

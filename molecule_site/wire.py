@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 
+from django import db
 from django.http import HttpResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from molecule_site.adb import DatabaseBusy
 from molecule_site.errors import ApiError
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -55,6 +58,26 @@ class AnyContentTypeJSONParser(JSONParser):
     media_type = "*/*"
 
 
+DATASTORE_BUSY_RETRY_AFTER_SECONDS = 1
+
+
+def datastore_busy_response() -> HttpResponse:
+    """503 for a request that waited ``DB_POOL_TIMEOUT_SECONDS`` without getting a connection."""
+    response = error_response(
+        "platform datastore busy — retry shortly", 503, code="platform_busy",
+        retry_after=DATASTORE_BUSY_RETRY_AFTER_SECONDS,
+    )
+    response["Retry-After"] = str(DATASTORE_BUSY_RETRY_AFTER_SECONDS)
+    return response
+
+
+def is_pool_exhausted(exc: BaseException) -> bool:
+    """A busy-datastore error from either pool (Django wraps psycopg's PoolTimeout)."""
+    return isinstance(exc, DatabaseBusy) or (
+        isinstance(exc, db.OperationalError) and isinstance(exc.__cause__, PoolTimeout)
+    )
+
+
 def handler404(request, exception=None):
     """Unknown routes answer like gin: plain text ``404 page not found``."""
     return not_found_response()
@@ -64,6 +87,8 @@ def exception_handler(exc, context):
     """Map DRF exceptions to ``{"error": ...}``; a wrong method is a 404 as in gin."""
     if isinstance(exc, ApiError):
         return Response(exc.body, status=exc.status)
+    if is_pool_exhausted(exc):
+        return datastore_busy_response()
     if isinstance(exc, exceptions.MethodNotAllowed):
         return not_found_response()
     if isinstance(exc, exceptions.ParseError):

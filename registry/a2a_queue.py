@@ -5,16 +5,15 @@ stores the normalised request here and answers 202 ``queued``. A heartbeat repor
 capacity calls :func:`schedule_drain`, which queues the Celery task :func:`drain_a2a_queue`;
 that task re-sends ONE item (highest priority, oldest first) through the proxy.
 
-The heartbeat is the hot path, so :func:`schedule_drain` must not cost a database query or a
-Celery message for the (usual) workspace with nothing queued: :func:`enqueue` raises a Redis
-flag ``ws:{id}:a2a_queued`` and :func:`schedule_drain` only queues the task while it is up (one
-Redis ``EXISTS``). A drain that finds nothing left lowers it. The flag is a hint: rows live in
-PostgreSQL, and if Redis is wiped the flag comes back with the next enqueue for that workspace
-(or any Redis error makes :func:`schedule_drain` queue the task anyway).
+The heartbeat is the hot path, so it must not cost a database query or a Celery message for
+the (usual) workspace with nothing queued: :func:`enqueue` raises a Redis flag
+``ws:{id}:a2a_queued``, the heartbeat reads it in the Redis round trip it makes anyway
+(``registry.services``), and only while it is up (or when Redis cannot tell) is the task
+queued. A drain that finds nothing left lowers it. The flag is a hint: rows live in
+PostgreSQL, and if Redis is wiped the flag comes back with the next enqueue for that workspace.
 
-NOTE for settings: ``molecule_site.celery`` autodiscovers only ``<app>.tasks`` modules, so
-``CELERY_IMPORTS`` must list ``"registry.a2a_queue"`` for workers to know
-``registry.a2a_queue.drain_a2a_queue`` (the lead adds it).
+``molecule_site.celery`` autodiscovers only ``<app>.tasks`` modules, so ``CELERY_IMPORTS``
+lists this module for workers to know :func:`drain_a2a_queue`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import json
 import logging
 
 import redis
+from asgiref.sync import sync_to_async
 from celery import shared_task
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -157,23 +157,16 @@ def drain_one(workspace_id) -> str | None:
     return str(item.pk)
 
 
-def schedule_drain(workspace_id) -> None:
-    """Heartbeat hook (spare capacity): drain one item in a worker if any is waiting.
-
-    One Redis ``EXISTS`` when nothing is queued; never raises (a heartbeat must not fail here).
-    """
-    try:
-        if not get_redis().exists(queued_flag_key(workspace_id)):
-            return
-    except redis.RedisError:
-        pass  # cannot tell: let the worker look
-    try:
-        drain_a2a_queue.delay(str(workspace_id))
-    except Exception:  # noqa: BLE001 - broker down: the next heartbeat tries again
-        log.warning("could not schedule an A2A queue drain for workspace %s", workspace_id)
-
-
 @shared_task(ignore_result=True)
 def drain_a2a_queue(workspace_id: str) -> str | None:
     """Celery entry point of :func:`drain_one` (queued by :func:`schedule_drain`)."""
     return drain_one(workspace_id)
+
+
+async def schedule_drain(workspace_id) -> None:
+    """Heartbeat hook (spare capacity, and the heartbeat saw the queued flag up or could not
+    tell): drain one item in a worker. Never raises: a heartbeat must not fail here."""
+    try:
+        await sync_to_async(drain_a2a_queue.delay, thread_sensitive=False)(str(workspace_id))
+    except Exception:  # noqa: BLE001 - broker down: the next heartbeat tries again
+        log.warning("could not schedule an A2A queue drain for workspace %s", workspace_id)

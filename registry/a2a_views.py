@@ -7,12 +7,12 @@ streams come back as ``text/event-stream`` and are relayed as they arrive.
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-from django.db import DatabaseError
+import psycopg
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from molecule_site.wire import error_response, not_found_response
+from molecule_site.adb import DatabaseBusy
+from molecule_site.wire import datastore_busy_response, error_response, not_found_response
 from registry import proxy, selectors, services
 from registry.auth import bearer_token
 
@@ -21,7 +21,7 @@ from registry.auth import bearer_token
 MAX_REQUEST_BYTES = 1 << 20
 
 
-def a2a_caller_auth_error(request, caller_id: str) -> str | None:
+async def a2a_caller_auth_error(request, caller_id: str) -> str | None:
     """The A2A caller rule (spec §2.3): the registry "grandfather" shape on the CALLER id.
 
     A caller with no live token may call without one (a DB error on that probe lets it
@@ -29,14 +29,14 @@ def a2a_caller_auth_error(request, caller_id: str) -> str | None:
     error message for a 401, or None.
     """
     try:
-        if not selectors.workspace_has_live_token(caller_id):
+        if not await selectors.aworkspace_has_live_token(caller_id):
             return None
-    except DatabaseError:
+    except psycopg.Error:
         return None
     token = bearer_token(request)
     if token is None:
         return "missing caller auth token"
-    if services.token_validate(token=token, workspace_id=caller_id) is None:
+    if await services.atoken_validate(token=token, workspace_id=caller_id) is None:
         return "invalid caller auth token"
     return None
 
@@ -84,7 +84,10 @@ async def workspace_a2a(request, workspace_id: str):
     if proxy.is_system_caller(caller_id):
         return error_response("invalid caller ID", 403)
     if caller_id and caller_id != workspace_id:
-        problem = await database_sync_to_async(a2a_caller_auth_error)(request, caller_id)
+        try:
+            problem = await a2a_caller_auth_error(request, caller_id)
+        except DatabaseBusy:
+            return datastore_busy_response()
         if problem:
             return error_response(problem, 401)
     result = await proxy.proxy_a2a_detached(

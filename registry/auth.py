@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
@@ -175,6 +176,19 @@ def check_registry_token(request, workspace_id) -> None:
         if not selectors.workspace_has_live_token(workspace_id):
             return
     except DatabaseError:
+        return  # the original fails open here; later calls re-check
+    raise AuthError("missing workspace auth token" if token is None else "invalid workspace auth token")
+
+
+async def acheck_registry_token(request, workspace_id) -> None:
+    """:func:`check_registry_token` for the async registry views (same rule, async driver)."""
+    token = bearer_token(request)
+    if token is not None and await services.atoken_validate(token=token, workspace_id=workspace_id) is not None:
+        return
+    try:
+        if not await selectors.aworkspace_has_live_token(workspace_id):
+            return
+    except psycopg.Error:
         return  # the original fails open here; later calls re-check
     raise AuthError("missing workspace auth token" if token is None else "invalid workspace auth token")
 

@@ -44,26 +44,28 @@ from http import HTTPStatus
 from pathlib import Path
 
 import httpx
+import psycopg
 import redis
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from activity.events import emit
-from activity.models import ActivityLog
-from molecule_site.redis_client import get_redis
-from molecule_site.wire import JSON_CONTENT_TYPE, json_bytes
+from activity.events import aemit, emit
+from molecule_site import adb
+from molecule_site.redis_client import get_async_redis
+from molecule_site.wire import JSON_CONTENT_TYPE, datastore_busy_response, json_bytes
 from registry import redis_keys
 from registry.selectors import (
     RUNTIME_CAPABILITIES_FIELD,
     RUNTIME_IDLE_TIMEOUT_FIELD,
+    acan_communicate,
     as_uuid,
-    can_communicate,
     is_provisioner_assigned_url,
+    parse_runtime_overrides,
+    runtime_overrides_key,
     synthesized_internal_url,
-    workspace_runtime_overrides,
 )
 from registry.ssrf import a2a_target_allowed
 from workspaces.models import Workspace, WorkspaceStatus
@@ -212,38 +214,59 @@ def _wake(target_id: str) -> None:
         log.exception("could not ask for the wake of hibernated workspace %s", target_id)
 
 
-def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
-    """Steps 5–7: the target to call, or the error result that ends the request."""
+# One statement serves the budget gate, the URL fallback, the activity summary and the
+# hierarchy cache's version check.
+_TARGET_SQL = """
+SELECT w.name, w.url, w.status, w.runtime, w.budget_limit, w.monthly_spend, v.version
+FROM workspace_tree_version v LEFT JOIN workspaces w ON w.id = %s
+"""
+
+
+async def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
+    """Steps 5–7: the target to call, or the error result that ends the request.
+
+    On the event loop: one SQL statement, one Redis round trip, and the hierarchy from the
+    per-process cache (one more statement when the org tree changed since it was filled).
+    A datastore with no free connection answers 503 rather than letting the call wait.
+    """
+    try:
+        return await _plan(target_id, caller_id)
+    except adb.DatabaseBusy:
+        response = datastore_busy_response()
+        return ProxyResult(response.status_code, response.content, headers={"Retry-After": response["Retry-After"]})
+
+
+async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
+    parsed = as_uuid(target_id)
+    row, lookup_failed, tree_version = None, parsed is None, None
+    if parsed is not None:
+        try:
+            found = await adb.fetchone(_TARGET_SQL, [parsed])
+            tree_version = found[6]
+            if found[0] is not None:
+                row = dict(zip(("name", "url", "status", "runtime", "budget_limit", "monthly_spend"), found[:6]))
+        except psycopg.Error:
+            lookup_failed = True
+
     if caller_id and caller_id != target_id and not is_system_caller(caller_id):
         try:
-            allowed = can_communicate(caller_id, target_id)
-        except DatabaseError:
+            allowed = await acan_communicate(caller_id, target_id, tree_version=tree_version)
+        except psycopg.Error:
             allowed = False
         if not allowed:
             return _error(403, ACCESS_DENIED)
 
-    # One read serves the budget gate, the URL fallback and the activity summary. A non-UUID id
-    # is what PostgreSQL would refuse: a lookup error, as in the original.
-    row, lookup_failed = None, False
-    parsed = as_uuid(target_id)
-    if parsed is None:
-        lookup_failed = True
-    else:
-        try:
-            row = (
-                Workspace.objects.filter(pk=parsed)
-                .values("name", "url", "status", "runtime", "budget_limit", "monthly_spend")
-                .first()
-            )
-        except DatabaseError:
-            lookup_failed = True
+    # A non-UUID id is what PostgreSQL would refuse: a lookup error, as in the original.
     if row is not None and row["budget_limit"] is not None and row["monthly_spend"] >= row["budget_limit"]:
         return _error(402, "workspace budget limit exceeded")
 
     try:
-        url = get_redis().get(redis_keys.url_key(target_id))
-    except redis.RedisError:
-        url = None
+        pipe = get_async_redis().pipeline(transaction=False)
+        pipe.get(redis_keys.url_key(target_id))
+        pipe.hgetall(runtime_overrides_key(target_id))
+        url, raw_overrides = await pipe.execute()
+    except (redis.RedisError, OSError):
+        url, raw_overrides = None, {}
     if not url:
         if lookup_failed:
             return _error(500, "lookup failed")
@@ -251,7 +274,7 @@ def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
             return _error(404, "workspace not found")
         if not row["url"]:
             if row["status"] == WorkspaceStatus.HIBERNATED:
-                _wake(target_id)
+                await sync_to_async(_wake, thread_sensitive=False)(target_id)
                 return _error(
                     503, "workspace is waking from hibernation — retry in ~15 seconds",
                     headers={"Retry-After": str(WAKE_RETRY_AFTER_SECONDS)}, waking=True,
@@ -259,14 +282,14 @@ def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
                 )
             return _error(503, "workspace has no URL", status=row["status"])
         url = row["url"]
-        redis_keys.cache_url(target_id, url)
+        await redis_keys.acache_url(target_id, url)
     url = _docker_rewrite(target_id, url)
     # A URL equal to the one our own provisioner assigned (a local process on a loopback port)
     # is trusted in every mode; any other URL — what agents report — goes through the filter.
     if not (is_provisioner_assigned_url(target_id, url) or a2a_target_allowed(url)):
         return _error(502, "workspace URL is not publicly routable")
 
-    overrides = workspace_runtime_overrides(target_id)
+    overrides = parse_runtime_overrides(raw_overrides)
     return _Target(
         id=target_id,
         url=url,
@@ -283,8 +306,9 @@ class AgentTimeout(Exception):
     """The agent showed no sign of life within the idle window, or the ceiling was reached."""
 
 
-def _last_heartbeat(target_id: str):
-    return Workspace.objects.filter(pk=target_id).values_list("last_heartbeat_at", flat=True).first()
+async def _last_heartbeat(target_id: str):
+    row = await adb.fetchone("SELECT last_heartbeat_at FROM workspaces WHERE id = %s", [as_uuid(target_id)])
+    return row[0] if row else None
 
 
 class _Watchdog:
@@ -306,8 +330,8 @@ class _Watchdog:
 
     async def _heartbeat_since_last_activity(self) -> bool:
         try:
-            beat = await _db(_last_heartbeat)(self.target_id)
-        except DatabaseError:
+            beat = await _last_heartbeat(self.target_id)
+        except (psycopg.Error, adb.DatabaseBusy):
             return False
         if beat is None:
             return False
@@ -446,36 +470,46 @@ def _tool_trace(decoded):
     return None
 
 
-def _insert_activity(*, target: _Target, caller_id, method, summary, request_body, response_body, tool_trace,
-                     duration_ms, status, error_detail=None) -> None:
+_INSERT_ACTIVITY_SQL = """
+INSERT INTO activity_logs (id, workspace_id, activity_type, source_id, target_id, method, summary, request_body,
+                           response_body, tool_trace, duration_ms, status, error_detail, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, clock_timestamp())
+"""
+
+
+def _jsonb(value) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+async def _insert_activity(*, target: _Target, caller_id, method, summary, request_body, response_body, tool_trace,
+                           duration_ms, status, error_detail=None) -> None:
     """One ``a2a_receive`` row on the target and its ``ACTIVITY_LOGGED`` (best effort, as the original)."""
     target_uuid = as_uuid(target.id)
     source_uuid = None if is_system_caller(caller_id) else as_uuid(caller_id)
     try:
-        with transaction.atomic():
-            ActivityLog.objects.create(
-                workspace_id=target_uuid, activity_type=ACTIVITY_TYPE, source_id=source_uuid, target_id=target_uuid,
-                method=method, summary=summary, request_body=request_body, response_body=response_body,
-                tool_trace=tool_trace, duration_ms=duration_ms, status=status, error_detail=error_detail,
-            )
-            payload = {
-                "activity_type": ACTIVITY_TYPE, "method": method, "summary": summary, "status": status,
-                "source_id": str(source_uuid) if source_uuid else None, "target_id": str(target_uuid),
-                "duration_ms": duration_ms,
-            }
-            if tool_trace is not None:
-                payload["tool_trace"] = tool_trace
-            emit("ACTIVITY_LOGGED", target_uuid, payload, persist=False)
-    except DatabaseError:
+        await adb.execute(_INSERT_ACTIVITY_SQL, [
+            uuid.uuid4(), target_uuid, ACTIVITY_TYPE, source_uuid, target_uuid, method, summary,
+            _jsonb(request_body), _jsonb(response_body), _jsonb(tool_trace), duration_ms, status, error_detail,
+        ])
+    except (psycopg.Error, adb.DatabaseBusy):
         log.warning("could not log the A2A activity of workspace %s", target.id, exc_info=True)
+        return
+    payload = {
+        "activity_type": ACTIVITY_TYPE, "method": method, "summary": summary, "status": status,
+        "source_id": str(source_uuid) if source_uuid else None, "target_id": str(target_uuid),
+        "duration_ms": duration_ms,
+    }
+    if tool_trace is not None:
+        payload["tool_trace"] = tool_trace
+    await aemit("ACTIVITY_LOGGED", target_uuid, payload, persist=False)
 
 
-def _record_exchange(*, target: _Target, caller_id, request_body, response_body: bytes, method, status_code,
-                     duration_ms) -> None:
+async def _record_exchange(*, target: _Target, caller_id, request_body, response_body: bytes, method, status_code,
+                           duration_ms) -> None:
     """The agent answered: activity row, then A2A_RESPONSE (canvas) or last_outbound_at (workspace)."""
     decoded = _decode(response_body)
     ok = status_code < 400
-    _insert_activity(
+    await _insert_activity(
         target=target, caller_id=caller_id, method=method, summary=f"{method} → {target.name}",
         request_body=request_body, response_body=decoded, tool_trace=_tool_trace(decoded), duration_ms=duration_ms,
         status="ok" if ok else "error",
@@ -483,17 +517,17 @@ def _record_exchange(*, target: _Target, caller_id, request_body, response_body:
     if not ok:
         return
     if caller_id is None:
-        emit("A2A_RESPONSE", target.id, {"response_body": decoded, "method": method, "duration_ms": duration_ms},
-             persist=False)
+        await aemit("A2A_RESPONSE", target.id, {"response_body": decoded, "method": method, "duration_ms": duration_ms},
+                    persist=False)
     elif not is_system_caller(caller_id) and (caller := as_uuid(caller_id)) is not None:
         try:
-            Workspace.objects.filter(pk=caller).update(last_outbound_at=timezone.now())
-        except DatabaseError:
+            await adb.execute("UPDATE workspaces SET last_outbound_at = %s WHERE id = %s", [timezone.now(), caller])
+        except (psycopg.Error, adb.DatabaseBusy):
             log.warning("could not record last_outbound_at of workspace %s", caller_id)
 
 
-def _record_failure(*, target: _Target, caller_id, request_body, method, error: str, duration_ms) -> None:
-    _insert_activity(
+async def _record_failure(*, target: _Target, caller_id, request_body, method, error: str, duration_ms) -> None:
+    await _insert_activity(
         target=target, caller_id=caller_id, method=method, summary=f"A2A request to {target.name} failed: {error}",
         request_body=request_body, response_body=None, tool_trace=None, duration_ms=duration_ms, status="error",
         error_detail=error,
@@ -606,7 +640,7 @@ async def proxy_a2a(
     every side effect.
     """
     target_id, caller_id = str(target_id), caller_id or None
-    plan = await _db(_prepare)(target_id, caller_id)
+    plan = await _prepare(target_id, caller_id)
     if isinstance(plan, ProxyResult):
         return _decided(plan, on_decided)
     target = plan
@@ -631,7 +665,7 @@ async def proxy_a2a(
 
     async def record(fn, **kwargs):
         if log_activity:
-            await _db(fn)(target=target, caller_id=caller_id, request_body=payload, method=method, **kwargs)
+            await fn(target=target, caller_id=caller_id, request_body=payload, method=method, **kwargs)
 
     try:
         response = await watchdog.run(client.send(request, stream=True))
@@ -811,7 +845,7 @@ def proxy_a2a_sync(**kwargs) -> ProxyResult:
     kwargs["allow_stream"] = False
 
     async def run() -> ProxyResult:
-        async with dedicated_client():
+        async with dedicated_client(), adb.dedicated_pool():
             return await proxy_a2a(**kwargs)
 
     return async_to_sync(run)()

@@ -9,7 +9,7 @@ import logging
 
 import redis
 
-from molecule_site.redis_client import get_redis
+from molecule_site.redis_client import get_async_redis, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ def cache_url(workspace_id, url: str) -> None:
     try:
         get_redis().set(url_key(workspace_id), url, ex=URL_TTL_SECONDS)
     except redis.RedisError:
+        log.warning("could not cache the URL of workspace %s", workspace_id)
+
+
+async def acache_url(workspace_id, url: str) -> None:
+    try:
+        await get_async_redis().set(url_key(workspace_id), url, ex=URL_TTL_SECONDS)
+    except (redis.RedisError, OSError):
         log.warning("could not cache the URL of workspace %s", workspace_id)
 
 

@@ -12,6 +12,7 @@ import redis
 from django.db import connection
 from django.db.models import Case, IntegerField, Q, Value, When
 
+from molecule_site import adb
 from molecule_site.redis_client import get_redis
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import URL_TTL_SECONDS, internal_url_key
@@ -31,6 +32,17 @@ def workspace_has_live_token(workspace_id) -> bool:
     if parsed is None:
         return False
     return WorkspaceAuthToken.objects.filter(workspace_id=parsed, revoked_at__isnull=True).exists()
+
+
+LIVE_TOKEN_SQL = "SELECT EXISTS (SELECT 1 FROM workspace_auth_tokens WHERE workspace_id = %s AND revoked_at IS NULL)"
+
+
+async def aworkspace_has_live_token(workspace_id, *, conn=None) -> bool:
+    """:func:`workspace_has_live_token` on the async driver (``conn``: inside a transaction)."""
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        return False
+    return (await adb.fetchone(LIVE_TOKEN_SQL, [parsed], conn=conn))[0]
 
 
 def any_live_token() -> bool:
@@ -57,6 +69,15 @@ WITH RECURSIVE chain(start_id, id, parent_id, depth) AS (
 )
 SELECT start_id, id, parent_id FROM chain ORDER BY start_id, depth
 """
+_ANCESTRY_WITH_VERSION_SQL = _ANCESTRY_SQL.replace(
+    "SELECT start_id, id, parent_id FROM chain",
+    "SELECT start_id, id, parent_id, (SELECT version FROM workspace_tree_version) FROM chain",
+)
+# The org tree's version: a trigger on workspaces bumps it with every insert, delete or parent
+# change, in the same transaction (workspaces migration 0003).
+TREE_VERSION_SQL = "SELECT version FROM workspace_tree_version"
+HIERARCHY_CACHE_SIZE = 10_000
+_hierarchy_cache: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]] = {}
 
 
 def ancestries(workspace_ids) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
@@ -66,9 +87,12 @@ def ancestries(workspace_ids) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID
         return {}
     with connection.cursor() as cursor:
         cursor.execute(_ANCESTRY_SQL, [ids, MAX_ANCESTOR_HOPS])
-        rows = cursor.fetchall()
+        return _chains(cursor.fetchall())
+
+
+def _chains(rows) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
     chains: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]] = {}
-    for start_id, node_id, parent_id in rows:
+    for start_id, node_id, parent_id, *_ in rows:
         chains.setdefault(start_id, []).append((node_id, parent_id))
     return chains
 
@@ -84,7 +108,34 @@ def can_communicate(caller_id, target_id) -> bool:
         return False
     if caller == target:
         return True
-    chains = ancestries([caller, target])
+    return hierarchy_allows(caller, target, ancestries([caller, target]))
+
+
+async def acan_communicate(caller_id, target_id, *, tree_version: int | None = None) -> bool:
+    """:func:`can_communicate` on the async driver, answered from :data:`_hierarchy_cache` while
+    the org tree is unchanged (the ``workspace_tree_version`` row moves with every change).
+    ``tree_version``: the version the caller already read in a statement of its own."""
+    caller, target = as_uuid(caller_id), as_uuid(target_id)
+    if caller is None or target is None:
+        return False
+    if caller == target:
+        return True
+    version = tree_version if tree_version is not None else (await adb.fetchone(TREE_VERSION_SQL))[0]
+    cached = _hierarchy_cache.get((caller, target))
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rows = await adb.fetchall(_ANCESTRY_WITH_VERSION_SQL, [[caller, target], MAX_ANCESTOR_HOPS])
+    # The version read in the same statement (same snapshot) as the chains it labels.
+    snapshot_version = rows[0][3] if rows else version
+    allowed = hierarchy_allows(caller, target, _chains(rows))
+    if len(_hierarchy_cache) >= HIERARCHY_CACHE_SIZE:
+        _hierarchy_cache.clear()
+    _hierarchy_cache[(caller, target)] = (snapshot_version, allowed)
+    return allowed
+
+
+def hierarchy_allows(caller: uuid.UUID, target: uuid.UUID, chains: dict) -> bool:
+    """The rule of :func:`can_communicate` over the two ancestor chains."""
     if caller not in chains or target not in chains:
         return False
     caller_chain, target_chain = chains[caller], chains[target]
@@ -118,11 +169,16 @@ def workspace_runtime_overrides(workspace_id) -> dict:
     Redis trouble or garbage reads as "no overrides": the callers (the A2A proxy) fall back to
     their defaults.
     """
-    overrides = {RUNTIME_IDLE_TIMEOUT_FIELD: None, RUNTIME_CAPABILITIES_FIELD: {}}
     try:
         raw = get_redis().hgetall(runtime_overrides_key(workspace_id))
     except redis.RedisError:
-        return overrides
+        raw = {}
+    return parse_runtime_overrides(raw)
+
+
+def parse_runtime_overrides(raw: dict) -> dict:
+    """The overrides hash as :func:`workspace_runtime_overrides` returns it (garbage ignored)."""
+    overrides = {RUNTIME_IDLE_TIMEOUT_FIELD: None, RUNTIME_CAPABILITIES_FIELD: {}}
     try:
         if raw.get(RUNTIME_IDLE_TIMEOUT_FIELD):
             overrides[RUNTIME_IDLE_TIMEOUT_FIELD] = int(raw[RUNTIME_IDLE_TIMEOUT_FIELD])

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import importlib.util
 import json
 import logging
 import secrets
+import uuid
 from datetime import timedelta
-from functools import lru_cache, partial
 
+import psycopg
 import redis
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from activity.events import emit
+from activity.events import aemit
+from molecule_site import adb
 from molecule_site.errors import ApiError
-from molecule_site.redis_client import get_redis
-from registry import redis_keys
+from molecule_site.redis_client import get_async_redis
+from registry import a2a_queue, redis_keys
 from registry.models import WorkspaceAuthToken
 from registry.selectors import (
     RUNTIME_CAPABILITIES_FIELD,
     RUNTIME_IDLE_TIMEOUT_FIELD,
     as_uuid,
+    aworkspace_has_live_token,
     runtime_overrides_key,
-    workspace_has_live_token,
+    token_digest,
 )
 from workspaces.models import Workspace, WorkspaceStatus
 
@@ -37,20 +38,35 @@ TOKEN_BYTES = 32
 TOKEN_PREFIX_LENGTH = 8
 
 
+def _new_token() -> tuple[str, bytes, str]:
+    """``(plaintext, sha256 digest, prefix)``: 32 random bytes, base64url without padding (43 chars)."""
+    plaintext = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
+    return plaintext, token_digest(plaintext), plaintext[:TOKEN_PREFIX_LENGTH]
+
+
 @transaction.atomic
 def token_mint(*, workspace: Workspace) -> tuple[WorkspaceAuthToken, str]:
     """Create a live token for ``workspace`` and return it with its plaintext.
 
-    The plaintext (32 random bytes, base64url without padding: 43 characters) exists only in
-    the return value; the row keeps its sha256 digest and first 8 characters.
+    The plaintext exists only in the return value; the row keeps its sha256 digest and first 8
+    characters.
     """
-    plaintext = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
-    token = WorkspaceAuthToken.objects.create(
-        workspace=workspace,
-        token_hash=hashlib.sha256(plaintext.encode()).digest(),
-        prefix=plaintext[:TOKEN_PREFIX_LENGTH],
-    )
+    plaintext, digest, prefix = _new_token()
+    token = WorkspaceAuthToken.objects.create(workspace=workspace, token_hash=digest, prefix=prefix)
     return token, plaintext
+
+
+_MINT_SQL = """
+INSERT INTO workspace_auth_tokens (id, workspace_id, token_hash, prefix, created_at)
+VALUES (%s, %s, %s, %s, clock_timestamp())
+"""
+
+
+async def atoken_mint(*, workspace_id, conn) -> str:
+    """:func:`token_mint` on the async driver, inside the caller's transaction ``conn``."""
+    plaintext, digest, prefix = _new_token()
+    await adb.execute(_MINT_SQL, [uuid.uuid4(), workspace_id, digest, prefix], conn=conn)
+    return plaintext
 
 
 def token_revoke(*, tokens: QuerySet[WorkspaceAuthToken]) -> int:
@@ -61,36 +77,49 @@ def token_revoke(*, tokens: QuerySet[WorkspaceAuthToken]) -> int:
     return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
+# One statement finds the token and records ``last_used_at``: tokens of removed workspaces never
+# match. ``{bound}`` is empty or the clause binding the token to one workspace.
+TOKEN_VALIDATE_SQL = """
+UPDATE workspace_auth_tokens AS t SET last_used_at = clock_timestamp()
+FROM workspaces AS w
+WHERE t.token_hash = %s AND t.revoked_at IS NULL AND w.id = t.workspace_id
+  AND w.status <> 'removed' {bound}
+RETURNING t.id, t.workspace_id
+"""
+TOKEN_BOUND_CLAUSE = "AND t.workspace_id = %s"
+
+
+def _token_query(token: str, workspace_id) -> tuple[str, list] | None:
+    if not token:
+        return None
+    if workspace_id is None:
+        return TOKEN_VALIDATE_SQL.format(bound=""), [token_digest(token)]
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        return None
+    return TOKEN_VALIDATE_SQL.format(bound=TOKEN_BOUND_CLAUSE), [token_digest(token), parsed]
+
+
 def token_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | None:
     """The live token matching ``token`` (bound to ``workspace_id`` when given), or None.
 
-    One statement finds the token and records ``last_used_at``: tokens of removed workspaces
-    never match, and any failure collapses into None, as in the original.
+    Any failure collapses into None, as in the original.
     """
-    from registry.selectors import as_uuid, token_digest
-
-    if not token:
+    query = _token_query(token, workspace_id)
+    if query is None:
         return None
-    bound = ""
-    params: list = [token_digest(token)]
-    if workspace_id is not None:
-        parsed = as_uuid(workspace_id)
-        if parsed is None:
-            return None
-        bound = "AND t.workspace_id = %s"
-        params.append(parsed)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE workspace_auth_tokens AS t SET last_used_at = clock_timestamp()
-            FROM workspaces AS w
-            WHERE t.token_hash = %s AND t.revoked_at IS NULL AND w.id = t.workspace_id
-              AND w.status <> 'removed' {bound}
-            RETURNING t.id, t.workspace_id
-            """,
-            params,
-        )
+        cursor.execute(*query)
         row = cursor.fetchone()
+    return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
+
+
+async def atoken_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | None:
+    """:func:`token_validate` on the async driver (the hot paths' auth check)."""
+    query = _token_query(token, workspace_id)
+    if query is None:
+        return None
+    row = await adb.fetchone(*query)
     return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
 
 
@@ -114,7 +143,7 @@ RETURNING workspaces.url
 """
 
 
-def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
+async def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
     """A runtime announces itself: upsert the row as online and cache where it answers (spec §7.1).
 
     Unknown ids create a row named after the id; any other status (``failed`` included, §20.10)
@@ -132,37 +161,35 @@ def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS)
     try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _REGISTER_SQL, [parsed, str(workspace_id), url, json.dumps(agent_card), now, deadline]
-                )
-                row = cursor.fetchone()
+        async with adb.transaction() as conn:
+            row = await adb.fetchone(
+                _REGISTER_SQL, [parsed, str(workspace_id), url, json.dumps(agent_card), now, deadline], conn=conn
+            )
             if row is None:
                 return {"status": "registered"}
             stored_url = row[0]
             plaintext = None
-            if not workspace_has_live_token(parsed):
-                _, plaintext = token_mint(workspace=Workspace.objects.only("id").get(pk=parsed))
-            transaction.on_commit(partial(_cache_registration, parsed, stored_url, url))
-            emit("WORKSPACE_ONLINE", parsed, {"url": stored_url, "agent_card": agent_card})
-    except DatabaseError:
+            if not await aworkspace_has_live_token(parsed, conn=conn):
+                plaintext = await atoken_mint(workspace_id=parsed, conn=conn)
+    except psycopg.Error:
         log.exception("register of workspace %s failed", parsed)
         raise ApiError("registration failed", status=500) from None
+    await _cache_registration(parsed, stored_url, url)
+    await aemit("WORKSPACE_ONLINE", parsed, {"url": stored_url, "agent_card": agent_card})
     if plaintext is None:
         return {"status": "registered"}
     return {"status": "registered", "auth_token": plaintext}
 
 
-def _cache_registration(workspace_id, stored_url: str, reported_url: str) -> None:
+async def _cache_registration(workspace_id, stored_url: str, reported_url: str) -> None:
     """Liveness key (TTL = LIVENESS_TTL_SECONDS), proxy URL and discovery URL; best effort."""
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = get_async_redis().pipeline(transaction=False)
         pipe.set(redis_keys.liveness_key(workspace_id), WorkspaceStatus.ONLINE.value, ex=settings.LIVENESS_TTL_SECONDS)
         pipe.set(redis_keys.url_key(workspace_id), stored_url, ex=redis_keys.URL_TTL_SECONDS)
         pipe.set(redis_keys.internal_url_key(workspace_id), reported_url, ex=redis_keys.URL_TTL_SECONDS)
-        pipe.execute()
-    except redis.RedisError:
+        await pipe.execute()
+    except (redis.RedisError, OSError):
         log.warning("could not cache the registration of workspace %s", workspace_id)
 
 
@@ -222,7 +249,7 @@ def heartbeat_transition(
     return None
 
 
-def workspace_heartbeat(
+async def workspace_heartbeat(
     *,
     workspace_id,
     error_rate: float = 0.0,
@@ -237,11 +264,11 @@ def workspace_heartbeat(
 ) -> dict:
     """Record a beat, move the deadline, apply the status rules and announce (spec §7.2).
 
-    The hot path: ONE SQL statement and ONE Redis round trip when the status does not change,
-    one more conditional UPDATE when it does. Deliberately not wrapped in ``transaction.atomic``
-    (that would add BEGIN/COMMIT or savepoint round trips): each statement is atomic on its own,
-    the first holds the row lock while it reads the old values, and the status change is a claim
-    (``WHERE status = <old>``) that a concurrent beat or sweep cannot double-apply.
+    The hot path, on the event loop: ONE SQL statement and ONE Redis round trip (plus the event
+    publish) when the status does not change, one more conditional UPDATE when it does. Not one
+    transaction: each statement is atomic and committed on its own, the first holds the row lock
+    while it reads the old values, and the status change is a claim (``WHERE status = <old>``)
+    that a concurrent beat or sweep cannot double-apply. Events go out after both committed.
 
     Unknown ids and removed rows are answered ``ok`` with no write, event or Redis call (the
     original still broadcasts their heartbeat events).
@@ -251,47 +278,50 @@ def workspace_heartbeat(
         raise ApiError("failed to update", status=500)
     now = timezone.now()
     spend = min(monthly_spend, MONTHLY_SPEND_MAX) if monthly_spend > 0 else None
+    capabilities = capabilities or {}
+    status_event = None
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(
+        async with adb.connection() as conn:
+            row = await adb.fetchone(
                 _HEARTBEAT_SQL,
                 [
                     now, now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS), error_rate, sample_error,
                     active_tasks, uptime_seconds, current_task, spend, now, parsed, parsed,
                 ],
+                conn=conn,
             )
-            row = cursor.fetchone()
             if row is None:
                 return {"status": "ok"}
             old_status, old_task, max_tasks = row
-            capabilities = capabilities or {}
             change = heartbeat_transition(
                 old_status, error_rate=error_rate, sample_error=sample_error, runtime_state=runtime_state,
                 status_mgmt=capabilities.get(STATUS_MGMT_CAPABILITY) is True,
             )
             if change is not None:
                 new_status, payload = change
-                cursor.execute(_TRANSITION_SQL, [new_status, now, parsed, old_status])
-                if cursor.rowcount == 1:
+                if await adb.execute(_TRANSITION_SQL, [new_status, now, parsed, old_status], conn=conn) == 1:
                     event = "WORKSPACE_DEGRADED" if new_status == WorkspaceStatus.DEGRADED else "WORKSPACE_ONLINE"
-                    emit(event, parsed, payload)
-    except DatabaseError:
+                    status_event = (event, payload)
+    except psycopg.Error:
         log.exception("heartbeat of workspace %s failed", parsed)
         raise ApiError("failed to update", status=500) from None
 
-    _refresh_liveness(parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds)
+    work_queued = await _refresh_liveness(parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds)
+    if status_event is not None:
+        await aemit(status_event[0], parsed, status_event[1])
     if (old_task or "") != current_task:
-        emit("TASK_UPDATED", parsed, {"current_task": current_task, "active_tasks": active_tasks}, persist=False)
-    emit("WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}, persist=False)
-    drain = _queue_drainer()
-    if drain is not None and active_tasks < max_tasks:
-        transaction.on_commit(partial(drain, parsed), robust=True)
+        await aemit("TASK_UPDATED", parsed, {"current_task": current_task, "active_tasks": active_tasks}, persist=False)
+    await aemit("WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}, persist=False)
+    if work_queued and active_tasks < max_tasks:
+        await a2a_queue.schedule_drain(parsed)
     return {"status": "ok"}
 
 
-def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None) -> None:
+async def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None) -> bool:
     """One Redis round trip: EXPIRE the liveness key (never recreate it: only register does,
-    spec §20.1) and rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6)."""
+    spec §20.1), rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6), and look
+    whether A2A requests wait in the busy queue (§8.4 "Queue drain"). Returns the latter; True
+    when Redis cannot tell, so the worker looks."""
     ttl = settings.LIVENESS_TTL_SECONDS
     overrides_key = runtime_overrides_key(workspace_id)
     overrides = {}
@@ -300,29 +330,18 @@ def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_seconds:
     if capabilities:
         overrides[RUNTIME_CAPABILITIES_FIELD] = json.dumps(capabilities, separators=(",", ":"))
     try:
-        pipe = get_redis().pipeline(transaction=True)
+        pipe = get_async_redis().pipeline(transaction=True)
         pipe.expire(redis_keys.liveness_key(workspace_id), ttl)
         pipe.delete(overrides_key)
         if overrides:
             pipe.hset(overrides_key, mapping=overrides)
             pipe.expire(overrides_key, ttl)
-        pipe.execute()
-    except redis.RedisError:
+        pipe.exists(a2a_queue.queued_flag_key(workspace_id))
+        results = await pipe.execute()
+    except (redis.RedisError, OSError):
         log.warning("could not refresh the liveness keys of workspace %s", workspace_id)
-
-
-@lru_cache(maxsize=1)
-def _queue_drainer():
-    """``registry.a2a_queue.schedule_drain`` when that module is installed (the A2A proxy owns
-    the busy queue, spec §8.4 "Queue drain"); looked up once per process."""
-    try:
-        if importlib.util.find_spec("registry.a2a_queue") is None:
-            return None
-        from registry import a2a_queue
-    except Exception:  # noqa: BLE001 - a broken optional module must not fail heartbeats
-        log.exception("registry.a2a_queue could not be imported; heartbeats will not drain the A2A queue")
-        return None
-    return getattr(a2a_queue, "schedule_drain", None)
+        return True
+    return bool(results[-1])
 
 
 def _go_number(value: float) -> float | int:
@@ -332,7 +351,7 @@ def _go_number(value: float) -> float | int:
 
 # --- update-card (spec §7.3) -------------------------------------------------------------------------
 
-def workspace_update_card(*, workspace_id, agent_card) -> dict:
+async def workspace_update_card(*, workspace_id, agent_card) -> dict:
     """Replace the agent card and announce AGENT_CARD_UPDATED (spec §7.3).
 
     No existence check, as in the original: an unknown id is still ``updated``, but since nothing
@@ -342,11 +361,13 @@ def workspace_update_card(*, workspace_id, agent_card) -> dict:
     if parsed is None:
         raise ApiError("failed to update card", status=500)
     try:
-        with transaction.atomic():
-            updated = Workspace.objects.filter(pk=parsed).update(agent_card=agent_card, updated_at=timezone.now())
-            if updated:
-                emit("AGENT_CARD_UPDATED", parsed, {"agent_card": agent_card})
-    except DatabaseError:
+        updated = await adb.execute(
+            "UPDATE workspaces SET agent_card = %s::jsonb, updated_at = %s WHERE id = %s",
+            [json.dumps(agent_card), timezone.now(), parsed],
+        )
+    except psycopg.Error:
         log.exception("update-card of workspace %s failed", parsed)
         raise ApiError("failed to update card", status=500) from None
+    if updated:
+        await aemit("AGENT_CARD_UPDATED", parsed, {"agent_card": agent_card})
     return {"status": "updated"}

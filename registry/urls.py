@@ -6,9 +6,9 @@ from registry import views
 
 urlpatterns: list = [
     # Registry (spec §7.1–7.3) and discovery (spec §8.2, §8.3)
-    path("registry/register", views.RegisterApi.as_view()),
-    path("registry/heartbeat", views.HeartbeatApi.as_view()),
-    path("registry/update-card", views.UpdateCardApi.as_view()),
+    path("registry/register", views.register),
+    path("registry/heartbeat", views.heartbeat),
+    path("registry/update-card", views.update_card),
     path("registry/check-access", views.CheckAccessApi.as_view()),
     path("registry/discover/<str:workspace_id>", views.DiscoverApi.as_view()),
     path("registry/<str:workspace_id>/peers", views.PeersApi.as_view()),

@@ -3,6 +3,9 @@
 Binding is strict like Go's: a field of the wrong JSON type is a bind failure, ``null`` reads as
 absent, and a required field rejects absence and its zero value (``""``). Auth is applied inside
 the handlers, after binding, exactly where the original applies it.
+
+register, heartbeat and update-card are what every runtime calls every 30 s: they are async
+views on the async database driver (``molecule_site.api.async_api``), never a thread.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 from django.db import DatabaseError
 from rest_framework.response import Response
 
-from molecule_site.api import Api, json_body
+from molecule_site.api import Api, async_api, parse_json
 from molecule_site.errors import ApiError
 from registry import selectors, services
-from registry.auth import check_registry_token, dev_mode
+from registry.auth import acheck_registry_token, check_registry_token, dev_mode
 from registry.ssrf import register_url_allowed
 
 BAD_BODY = "invalid request body"
@@ -23,7 +26,7 @@ INT32 = (-(2**31), 2**31 - 1)
 # --- binding helpers --------------------------------------------------------------------------------
 
 def _object(request) -> dict:
-    data = json_body(request, BAD_BODY, default={})
+    data = parse_json(request, BAD_BODY, default={})
     if not isinstance(data, dict):
         raise ApiError(BAD_BODY)
     return data
@@ -76,58 +79,55 @@ def _check_discovery_caller(request, workspace_id) -> None:
 
 # --- routes -----------------------------------------------------------------------------------------
 
-class RegisterApi(Api):
+@async_api("POST")
+async def register(request):
     """``POST /registry/register`` (spec §7.1)."""
-
-    def post(self, request):
-        data = _object(request)
-        workspace_id = _text(data, "id", required=True)
-        url = _text(data, "url", required=True)
-        agent_card = _json_value(data, "agent_card")
-        if not register_url_allowed(url):
-            raise ApiError(BAD_BODY)  # the specific reason never surfaces (spec §20.7)
-        check_registry_token(request, workspace_id)
-        return Response(services.workspace_register(workspace_id=workspace_id, url=url, agent_card=agent_card))
+    data = _object(request)
+    workspace_id = _text(data, "id", required=True)
+    url = _text(data, "url", required=True)
+    agent_card = _json_value(data, "agent_card")
+    if not register_url_allowed(url):
+        raise ApiError(BAD_BODY)  # the specific reason never surfaces (spec §20.7)
+    await acheck_registry_token(request, workspace_id)
+    return await services.workspace_register(workspace_id=workspace_id, url=url, agent_card=agent_card)
 
 
-class HeartbeatApi(Api):
+@async_api("POST")
+async def heartbeat(request):
     """``POST /registry/heartbeat`` (spec §7.2) — the hot path: no serializer, no ORM instance."""
-
-    def post(self, request):
-        data = _object(request)
-        workspace_id = _text(data, "workspace_id", required=True)
-        error_rate = _field(data, "error_rate", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), 0)
-        monthly_spend = _field(data, "monthly_spend", _is_int, 0)
-        metadata = _field(data, "runtime_metadata", lambda v: isinstance(v, dict), {})
-        capabilities = _field(
-            metadata, "capabilities",
-            lambda v: isinstance(v, dict) and all(isinstance(flag, bool) for flag in v.values()), None,
-        )
-        idle_timeout = _field(metadata, "idle_timeout_seconds", _is_int)
-        beat = {
-            "error_rate": float(error_rate),
-            "sample_error": _text(data, "sample_error"),
-            "active_tasks": _int32(data, "active_tasks"),
-            "uptime_seconds": _int32(data, "uptime_seconds"),
-            "current_task": _text(data, "current_task"),
-            "monthly_spend": monthly_spend,
-            "runtime_state": _text(data, "runtime_state"),
-            "capabilities": capabilities,
-            "idle_timeout_seconds": idle_timeout,
-        }
-        check_registry_token(request, workspace_id)
-        return Response(services.workspace_heartbeat(workspace_id=workspace_id, **beat))
+    data = _object(request)
+    workspace_id = _text(data, "workspace_id", required=True)
+    error_rate = _field(data, "error_rate", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), 0)
+    monthly_spend = _field(data, "monthly_spend", _is_int, 0)
+    metadata = _field(data, "runtime_metadata", lambda v: isinstance(v, dict), {})
+    capabilities = _field(
+        metadata, "capabilities",
+        lambda v: isinstance(v, dict) and all(isinstance(flag, bool) for flag in v.values()), None,
+    )
+    idle_timeout = _field(metadata, "idle_timeout_seconds", _is_int)
+    beat = {
+        "error_rate": float(error_rate),
+        "sample_error": _text(data, "sample_error"),
+        "active_tasks": _int32(data, "active_tasks"),
+        "uptime_seconds": _int32(data, "uptime_seconds"),
+        "current_task": _text(data, "current_task"),
+        "monthly_spend": monthly_spend,
+        "runtime_state": _text(data, "runtime_state"),
+        "capabilities": capabilities,
+        "idle_timeout_seconds": idle_timeout,
+    }
+    await acheck_registry_token(request, workspace_id)
+    return await services.workspace_heartbeat(workspace_id=workspace_id, **beat)
 
 
-class UpdateCardApi(Api):
+@async_api("POST")
+async def update_card(request):
     """``POST /registry/update-card`` (spec §7.3)."""
-
-    def post(self, request):
-        data = _object(request)
-        workspace_id = _text(data, "workspace_id", required=True)
-        agent_card = _json_value(data, "agent_card")
-        check_registry_token(request, workspace_id)
-        return Response(services.workspace_update_card(workspace_id=workspace_id, agent_card=agent_card))
+    data = _object(request)
+    workspace_id = _text(data, "workspace_id", required=True)
+    agent_card = _json_value(data, "agent_card")
+    await acheck_registry_token(request, workspace_id)
+    return await services.workspace_update_card(workspace_id=workspace_id, agent_card=agent_card)
 
 
 class CheckAccessApi(Api):

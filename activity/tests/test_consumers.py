@@ -13,8 +13,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
 
-from activity.events import emit
+from activity.events import EVENTS_GROUP, emit
 from molecule_site.asgi import application
+from molecule_site.channel_layer import group_channel_name
 from molecule_site.metrics import WEBSOCKET_CONNECTIONS
 from registry.services import token_mint
 from workspaces.models import Workspace
@@ -251,18 +252,19 @@ def test_connection_gauge_follows_accepted_connections():
 
 
 def test_disconnected_client_leaves_the_events_group(redis_client):
+    """The process subscribes to the group's pub/sub channel while a member is connected, and
+    drops the subscription once the last one leaves."""
+    group_channel = group_channel_name(EVENTS_GROUP).encode()
+
     async def scenario():
         client = ws_client()
         assert await connect(client)
+        during = dict(redis_client.pubsub_numsub(group_channel))[group_channel]
         await client.disconnect()
-        from channels.layers import get_channel_layer
+        return during, dict(redis_client.pubsub_numsub(group_channel))[group_channel]
 
-        layer = get_channel_layer()
-        key = layer._group_key("events")
-        return key
-
-    key = async_to_sync(scenario)()
-    assert redis_client.zcard(key) == 0
+    during, after = async_to_sync(scenario)()
+    assert (during, after) == (1, 0)
 
 
 def test_production_canvas_client_needs_staff_session_or_admin_token(tree, settings, django_user_model):

@@ -87,7 +87,7 @@ def platform_on_fresh_database(home, redis_db: int = 1, **env: str):
         home, free_port(), DATABASE_URL=_with_path(settings.DATABASE_URL, f"/{database}"), REDIS_URL=redis_url, **env
     )
     try:
-        launch.wait_for("Listening on TCP address", "celery@", "beat: Starting")
+        launch.wait_for("launcher: ready", "celery@", "beat: Starting")
         yield launch
     finally:
         launch.stop()

@@ -15,7 +15,7 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
     port = free_port()
     first = Launch(tmp_path, port)
     try:
-        first.wait_for("Molecule platform on", "Listening on TCP address", "celery@", "beat: Starting")
+        first.wait_for("Molecule platform on", "launcher: ready", "celery@", "beat: Starting")
         assert "Created operator account 'admin' with password" in first.output
         assert f"admin:   http://localhost:{port}/django-admin/" in first.output
         assert get(f"http://127.0.0.1:{port}/health") == (200, b'{"status":"ok"}')
@@ -31,7 +31,7 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
 
     second = Launch(tmp_path, port)
     try:
-        second.wait_for("Molecule platform on", "Listening on TCP address")
+        second.wait_for("Molecule platform on", "launcher: ready")
         assert "Created operator account" not in second.output  # same database, operator kept
     finally:
         assert second.stop() == 0

@@ -8,20 +8,25 @@ WORKSPACE_HEARTBEAT) never become StructureEvent rows.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.db import connections
 from django.utils import timezone
 
-from activity import events as events_module
 from activity.models import StructureEvent
-from registry import services
+from molecule_site import adb
+from registry import a2a_queue, services
+from registry.a2a_queue import queued_flag_key
 from registry.selectors import runtime_overrides_key, workspace_runtime_overrides
-from registry.services import heartbeat_transition, token_mint, workspace_heartbeat
+from registry.services import heartbeat_transition, token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_client")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
 TTL = 60
 BAD_BODY = {"error": "invalid request body"}
@@ -35,17 +40,20 @@ def _settings(settings):
     return settings
 
 
+workspace_heartbeat = async_to_sync(services.workspace_heartbeat)
+
+
 @pytest.fixture
 def delivered(monkeypatch):
-    """Every event as it leaves after commit, ``(type, payload, persist)``; delivery still happens."""
+    """Every event the heartbeat announces, ``(type, payload, persist)``; delivery still happens."""
     seen = []
-    original = events_module._deliver
+    original = services.aemit
 
-    def record(event_type, workspace_id, payload, persist, agent_id, target_id):
+    async def record(event_type, workspace_id, payload=None, *, persist=True, **kwargs):
         seen.append((event_type, payload, persist))
-        original(event_type, workspace_id, payload, persist, agent_id, target_id)
+        await original(event_type, workspace_id, payload, persist=persist, **kwargs)
 
-    monkeypatch.setattr(events_module, "_deliver", record)
+    monkeypatch.setattr(services, "aemit", record)
     return seen
 
 
@@ -53,7 +61,11 @@ def delivered(monkeypatch):
 def drains(monkeypatch):
     """Calls to the A2A queue drain hook (owned by the proxy), instead of the real one."""
     calls = []
-    monkeypatch.setattr(services, "_queue_drainer", lambda: calls.append)
+
+    async def record(workspace_id):
+        calls.append(workspace_id)
+
+    monkeypatch.setattr(a2a_queue, "schedule_drain", record)
     return calls
 
 
@@ -144,18 +156,23 @@ def test_transition_rules_as_a_function():
     assert heartbeat_transition("removed", error_rate=1, sample_error="", runtime_state="wedged", status_mgmt=False) is None
 
 
-def test_transition_is_a_claim_on_the_old_status(monkeypatch, django_capture_on_commit_callbacks):
+def test_transition_is_a_claim_on_the_old_status(monkeypatch):
     """A sweep that moves the row between the beat's two statements wins; no event is sent."""
     workspace = make(status=WorkspaceStatus.OFFLINE)
     real = services.heartbeat_transition
 
-    def sweep_in_between(*args, **kwargs):
+    def sweep():
         Workspace.objects.filter(pk=workspace.pk).update(status=WorkspaceStatus.PAUSED)
+        connections.close_all()
+
+    def sweep_in_between(*args, **kwargs):
+        sweeper = threading.Thread(target=sweep)  # another session, as a sweeper would be
+        sweeper.start()
+        sweeper.join()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(services, "heartbeat_transition", sweep_in_between)
-    with django_capture_on_commit_callbacks(execute=True):
-        workspace_heartbeat(workspace_id=workspace.id)
+    workspace_heartbeat(workspace_id=workspace.id)
     workspace.refresh_from_db()
     assert workspace.status == "paused"
     assert persisted(workspace) == []
@@ -296,53 +313,47 @@ def test_runtime_overrides_are_stored_and_cleared(beat, redis_client):
 
 # --- the hot path's cost -----------------------------------------------------------------------------
 
-def test_heartbeat_without_transition_is_one_statement(django_assert_num_queries):
+def test_heartbeat_without_transition_is_one_statement():
     workspace = make(current_task="same")
-    with django_assert_num_queries(1):
+    with adb.capture_statements() as statements:
         workspace_heartbeat(workspace_id=workspace.id, error_rate=0.2, active_tasks=1, current_task="other")
+    assert len(statements) == 1
 
 
-def test_heartbeat_with_transition_is_two_statements(django_assert_num_queries):
+def test_heartbeat_with_transition_is_two_statements_and_the_event_row():
     workspace = make(status=WorkspaceStatus.OFFLINE)
-    with django_assert_num_queries(2):
+    with adb.capture_statements() as statements:
         workspace_heartbeat(workspace_id=workspace.id)
+    assert [sql.split()[0] for sql in statements] == ["UPDATE", "UPDATE", "INSERT"]  # beat, claim, WORKSPACE_ONLINE
     workspace.refresh_from_db()
     assert workspace.status == "online"
 
 
 def test_heartbeat_endpoint_with_a_token_is_two_statements(client, django_assert_num_queries):
-    """The bearer check (one statement) plus the beat (one statement)."""
+    """The bearer check (one statement) plus the beat (one statement), none through the ORM."""
     workspace = make()
     _, token = token_mint(workspace=workspace)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(0), adb.capture_statements() as statements:
         response = client.post(
             "/registry/heartbeat", json.dumps({"workspace_id": str(workspace.id), "active_tasks": 1}),
             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
         )
     assert response.status_code == 200
+    assert len(statements) == 2
 
 
 # --- A2A queue drain hook ------------------------------------------------------------------------------
 
-def test_spare_capacity_asks_for_a_queue_drain_after_commit(beat, drains):
+def test_spare_capacity_asks_for_a_queue_drain_when_requests_wait(beat, drains, redis_client):
     workspace = make(max_concurrent_tasks=2)
+    beat({"workspace_id": str(workspace.id), "active_tasks": 1})
+    assert drains == []  # nothing queued: no Celery message
+    redis_client.set(queued_flag_key(workspace.id), "1")
     beat({"workspace_id": str(workspace.id), "active_tasks": 1})
     assert drains == [workspace.id]
     drains.clear()
     beat({"workspace_id": str(workspace.id), "active_tasks": 2})
     assert drains == []
-
-
-def test_queue_drainer_is_the_proxy_modules_hook_when_installed():
-    from importlib.util import find_spec
-
-    found = services._queue_drainer.__wrapped__()
-    if find_spec("registry.a2a_queue") is None:
-        assert found is None
-    else:
-        from registry import a2a_queue
-
-        assert found is a2a_queue.schedule_drain
 
 
 # --- auth and binding --------------------------------------------------------------------------------
@@ -414,3 +425,16 @@ def test_null_fields_and_unknown_keys_are_ignored(beat):
         "unknown": {"anything": 1},
     })
     assert response.status_code == 200
+
+
+def test_a_drain_is_asked_for_when_redis_cannot_tell(beat, drains, monkeypatch):
+    """Without Redis the heartbeat cannot see the queued flag: it lets the worker look."""
+
+    def down():
+        raise redis.ConnectionError("down")
+
+    workspace = make(max_concurrent_tasks=2)
+    monkeypatch.setattr(services, "get_async_redis", down)
+    response = beat({"workspace_id": str(workspace.id), "active_tasks": 0})
+    assert response.content == b'{"status":"ok"}'
+    assert drains == [workspace.id]

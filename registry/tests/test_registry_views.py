@@ -26,7 +26,7 @@ from registry.models import WorkspaceAuthToken
 from registry.services import token_mint, token_validate
 from workspaces.models import Workspace, WorkspaceStatus
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_client")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
 TTL = 60
 URL_TTL = 300

@@ -1,0 +1,108 @@
+"""The Channels layer: channels-redis' pub/sub layer with a bounded queue per client.
+
+Why pub/sub rather than the list-based ``RedisChannelLayer``: that layer keeps one Redis list per
+consumer and ``group_send`` writes the message into every member's list (1,000 canvases = 1,000
+writes per event, in one Lua call that blocks Redis), and every idle consumer holds a blocking
+``BZPOPMIN`` whose read redis-py 8 times out after 5 s, closing idle WebSockets with 1011. Here
+an event is one ``PUBLISH``; each web process holds one subscription and copies the frame into
+the local queues of its own clients.
+
+The original platform gives each client a send buffer of 256 frames and drops frames for a full
+one. A dropped frame silently desynchronises a canvas, so here a client whose queue is full is
+told to go (:data:`OVERFLOW_TYPE`, the consumer closes with 1013 "try again later") and its
+queue is emptied: it reconnects and re-reads the snapshot, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close, decode_hosts
+
+from molecule_site.redis_client import get_binary_redis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CAPACITY = 256
+OVERFLOW_TYPE = "layer.overflow"
+
+
+class _BoundedShard(RedisSingleShardConnection):
+    def _receive_message(self, message):
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels:
+            layer.deliver(name, message["data"])
+        elif name in layer.groups:
+            for channel_name in tuple(layer.groups[name]):
+                layer.deliver(channel_name, message["data"])
+
+
+class _BoundedLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, hosts=None, *, capacity: int = DEFAULT_CAPACITY, **kwargs):
+        super().__init__(hosts, **kwargs)
+        self.capacity = capacity
+        self._shards = [_BoundedShard(host, self) for host in decode_hosts(hosts)]
+        self._overflow = self.channel_layer.serialize({"type": OVERFLOW_TYPE})
+        self._evicted: set[str] = set()
+
+    async def _subscribe_to_channel(self, channel):
+        # One slot more than the capacity so the overflow notice always fits.
+        self.channels[channel] = asyncio.Queue(maxsize=self.capacity + 1)
+        await self._get_shard(channel).subscribe(channel)
+
+    def deliver(self, channel: str, data: bytes) -> None:
+        queue = self.channels.get(channel)
+        if queue is None:
+            self._evicted.discard(channel)
+            return
+        if channel in self._evicted:
+            return  # told to go; nothing more until it has
+        if queue.qsize() < self.capacity:
+            queue.put_nowait(data)
+            return
+        log.warning("ws: client %s fell %d frames behind; disconnecting it", channel, self.capacity)
+        self._evicted.add(channel)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(self._overflow)
+
+    async def group_discard(self, group, channel):
+        self._evicted.discard(channel)
+        await super().group_discard(group, channel)
+
+
+class BoundedPubSubChannelLayer(RedisPubSubChannelLayer):
+    """``RedisPubSubChannelLayer`` whose per-channel queues hold at most ``capacity`` frames."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            layer = _BoundedLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+            return layer
+
+
+def group_channel_name(group: str, prefix: str = "asgi") -> str:
+    """The Redis pub/sub channel the layer uses for ``group`` (channels-redis' naming)."""
+    return f"{prefix}__group__{group}"
+
+
+def publish_sync(group: str, message: dict) -> None:
+    """``group_send`` for sync code without an event loop of its own (Celery tasks, commands).
+
+    ``async_to_sync(group_send)`` would open a layer, a Redis connection and an event loop per
+    call there; one PUBLISH on the process's Redis pool carries the same bytes.
+    """
+    layer = get_channel_layer()
+    get_binary_redis().publish(group_channel_name(group), layer.serialize(message))
