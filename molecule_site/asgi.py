@@ -16,13 +16,19 @@ from django.db import close_old_connections, reset_queries  # noqa: E402
 
 from molecule_site.routing import websocket_urlpatterns  # noqa: E402
 
-# Django's per-request connection receivers are sync: under ASGI each costs a thread hop per
-# request. ReleaseDatabaseConnectionsMiddleware returns connections to the pool instead, and only
-# for requests that used one; the query log they reset exists only with DEBUG.
-signals.request_started.disconnect(close_old_connections)
-signals.request_finished.disconnect(close_old_connections)
-if not settings.DEBUG:
-    signals.request_started.disconnect(reset_queries)
+
+
+def release_connections_in_middleware() -> None:
+    """Django's per-request connection receivers are sync: under ASGI each costs a thread hop per
+    request. ReleaseDatabaseConnectionsMiddleware returns connections to the pool instead, and
+    only after views that used one; the query log they reset exists only with DEBUG."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    if not settings.DEBUG:
+        signals.request_started.disconnect(reset_queries)
+
+
+release_connections_in_middleware()
 
 application = ProtocolTypeRouter(
     {

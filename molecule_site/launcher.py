@@ -190,7 +190,8 @@ def web_command(server: str, fd: int) -> list[str]:
     python = sys.executable
     if server == "uvicorn":
         return [
-            python, "-m", "uvicorn", "--fd", str(fd), "--no-access-log", "--log-level", "warning",
+            # --workers 1: uvicorn would otherwise read WEB_CONCURRENCY and fork that many of its own.
+            python, "-m", "uvicorn", "--fd", str(fd), "--workers", "1", "--no-access-log", "--log-level", "warning",
             "--ws-ping-interval", str(WS_PING_SECONDS), "--ws-ping-timeout", str(WS_PING_SECONDS),
             "--timeout-graceful-shutdown", str(STOP_GRACE_SECONDS - 5), "--no-server-header",
             "molecule_site.asgi:application",

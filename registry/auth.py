@@ -22,6 +22,7 @@ from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from molecule_site.wire import is_pool_exhausted
 from registry import selectors, services
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ def fresh_install() -> bool:
         return False
     try:
         return not selectors.any_live_token()
-    except DatabaseError:
+    except DatabaseError as exc:
+        if is_pool_exhausted(exc):
+            raise  # busy, not down: answered 503 "busy" by the exception handler
         raise AuthError(**PLATFORM_UNAVAILABLE) from None
 
 

@@ -86,6 +86,7 @@ def platform_on_fresh_database(home, redis_db: int = 1, **env: str):
     launch = Launch(
         home, free_port(), DATABASE_URL=_with_path(settings.DATABASE_URL, f"/{database}"), REDIS_URL=redis_url, **env
     )
+    launch.database = database
     try:
         launch.wait_for("launcher: ready", "celery@", "beat: Starting")
         yield launch

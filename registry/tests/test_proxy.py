@@ -119,7 +119,7 @@ def a2a(target, body=None, *, caller=None, token=None, headers=None, method="pos
                     message = await asyncio.wait_for(layer.receive(channel), timeout=0.4)
                 except asyncio.TimeoutError:
                     break
-                frames.append(message["frame"])
+                frames.append(json.loads(message["text"]))
             return Call(response, content, frames)
         finally:
             await layer.group_discard("events", channel)
