@@ -22,4 +22,5 @@ RUN DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:63
 USER molecule
 
 EXPOSE 8080
-CMD ["sh", "-c", "exec python -m daphne -b \"$HOST\" -p \"$PORT\" molecule_site.asgi:application"]
+# WEB_CONCURRENCY web processes (default: the container's cores) on one socket, supervised.
+CMD ["python", "-m", "molecule_site.launcher", "web"]

@@ -40,9 +40,14 @@ class Budget:
         return web + worker + OTHER_ORM_PROCESSES * self.pool_max
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 def budget() -> Budget:
     result = Budget(
-        web_processes=env_int("WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1, maximum=64),
+        web_processes=env_int("WEB_CONCURRENCY", usable_cores(), minimum=1, maximum=64),
         worker_processes=env_int("WORKER_CONCURRENCY", 2, minimum=1, maximum=64),
         pool_min=env_int("DB_POOL_MIN", 1, minimum=0, maximum=100),
         pool_max=env_int("DB_POOL_MAX", 4, minimum=1, maximum=100),

@@ -9,6 +9,8 @@ process name. A child that dies is restarted with backoff; one that keeps dying 
 start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local workspace runtimes
 (``manage.py stop_local_runtimes``), then the embedded servers this launcher started, so a second
 ``make run`` starts from the same data (and restarts the workspaces that should run).
+
+``python -m molecule_site.launcher web`` runs only the supervised web processes (containers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -262,5 +265,27 @@ def main() -> int:
         embedded.stop_started(home, started)
 
 
+def main_web_tier() -> int:
+    """``python -m molecule_site.launcher web``: only the web processes, on services given by URL.
+
+    For container deployments (the Dockerfile's command), where migrations, the worker and beat
+    run as services of their own.
+    """
+    host = env_str("HOST", "127.0.0.1")
+    port = env_int("PORT", 8080, minimum=1, maximum=65535)
+    web = capacity.budget().web_processes
+    server = env_choice("WEB_SERVER", DEFAULT_WEB_SERVER, WEB_SERVERS)
+    sock = listen_socket(host, port)
+    metrics_home = Path(tempfile.mkdtemp(prefix="molecule-web-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(metrics_home))
+    print(f"launcher: {web} {server} web process{'es' if web > 1 else ''} on {host}:{port}", flush=True)
+    probe_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    threading.Thread(target=_announce_ready, args=(f"http://{probe_host}:{port}", probe_host, port, web), daemon=True).start()
+    try:
+        return supervise(web_children(server, sock.fileno(), web))
+    finally:
+        shutil.rmtree(metrics_home, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_web_tier() if sys.argv[1:] == ["web"] else main())

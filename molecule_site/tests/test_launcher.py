@@ -1,6 +1,13 @@
 """``make run`` end to end: embedded servers, migrate, operator, web + worker + beat, clean stop."""
 
+import os
+import signal
+import subprocess
+import sys
 import urllib.request
+
+import psutil
+from django.conf import settings
 
 from molecule_site import embedded
 from molecule_site.tests.launch import Launch, free_port
@@ -35,3 +42,27 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
         assert "Created operator account" not in second.output  # same database, operator kept
     finally:
         assert second.stop() == 0
+
+
+def test_web_tier_alone_serves_on_one_port_from_several_processes(tmp_path):
+    """The container command: only the web processes, on the services given by URL."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "MOLECULE_HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "molecule_site.launcher", "web"], cwd=settings.BASE_DIR, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "launcher: ready" in line:
+                break
+        assert "launcher: ready: 2 web processes" in "".join(lines), "".join(lines)
+        assert get(f"http://127.0.0.1:{port}/health") == (200, b'{"status":"ok"}')
+        servers = [p for p in psutil.Process(process.pid).children() if "uvicorn" in " ".join(p.cmdline())]
+        assert len(servers) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in servers)
