@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from activity.models import StructureEvent
 from molecule_site import adb
-from molecule_site.channel_layer import publish_sync
+from molecule_site.channel_layer import group_publication, publish_sync
 from molecule_site.wire import rfc3339
 
 log = logging.getLogger(__name__)
@@ -109,4 +109,10 @@ async def aemit(
         log.warning("could not publish %s for workspace %s", event_type, workspace_id)
 
 
-__all__ = ["emit", "aemit", "EVENTS_GROUP", "CONSUMER_MESSAGE_TYPE"]
+def broadcast_publication(event_type: str, workspace_id, payload: dict) -> tuple[str, bytes]:
+    """A broadcast-only event (never persisted) as ``(channel, bytes)`` for a Redis pipeline the
+    caller sends itself, right after its state change committed."""
+    return group_publication(EVENTS_GROUP, _message(event_type, workspace_id, timezone.now(), payload))
+
+
+__all__ = ["emit", "aemit", "broadcast_publication", "EVENTS_GROUP", "CONSUMER_MESSAGE_TYPE"]

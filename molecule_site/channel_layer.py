@@ -98,11 +98,16 @@ def group_channel_name(group: str, prefix: str = "asgi") -> str:
     return f"{prefix}__group__{group}"
 
 
+def group_publication(group: str, message: dict) -> tuple[str, bytes]:
+    """``(channel, bytes)`` that, PUBLISHed to Redis, is ``group_send(group, message)``; lets a
+    caller add an event to a Redis pipeline it sends anyway (the heartbeat does)."""
+    return group_channel_name(group), get_channel_layer().serialize(message)
+
+
 def publish_sync(group: str, message: dict) -> None:
     """``group_send`` for sync code without an event loop of its own (Celery tasks, commands).
 
     ``async_to_sync(group_send)`` would open a layer, a Redis connection and an event loop per
     call there; one PUBLISH on the process's Redis pool carries the same bytes.
     """
-    layer = get_channel_layer()
-    get_binary_redis().publish(group_channel_name(group), layer.serialize(message))
+    get_binary_redis().publish(*group_publication(group, message))

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from activity.events import aemit
+from activity.events import aemit, broadcast_publication
 from molecule_site import adb
 from molecule_site.errors import ApiError
 from molecule_site.redis_client import get_async_redis
@@ -306,22 +306,29 @@ async def workspace_heartbeat(
         log.exception("heartbeat of workspace %s failed", parsed)
         raise ApiError("failed to update", status=500) from None
 
-    work_queued = await _refresh_liveness(parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds)
     if status_event is not None:
-        await aemit(status_event[0], parsed, status_event[1])
+        await aemit(status_event[0], parsed, status_event[1])  # before the broadcasts below
+    broadcasts = []
     if (old_task or "") != current_task:
-        await aemit("TASK_UPDATED", parsed, {"current_task": current_task, "active_tasks": active_tasks}, persist=False)
-    await aemit("WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}, persist=False)
+        broadcasts.append(broadcast_publication(
+            "TASK_UPDATED", parsed, {"current_task": current_task, "active_tasks": active_tasks}))
+    broadcasts.append(broadcast_publication(
+        "WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}))
+    work_queued = await _refresh_liveness(
+        parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds, broadcasts=broadcasts,
+    )
     if work_queued and active_tasks < max_tasks:
         await a2a_queue.schedule_drain(parsed)
     return {"status": "ok"}
 
 
-async def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None) -> bool:
+async def _refresh_liveness(
+    workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None, broadcasts: list[tuple[str, bytes]],
+) -> bool:
     """One Redis round trip: EXPIRE the liveness key (never recreate it: only register does,
-    spec §20.1), rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6), and look
-    whether A2A requests wait in the busy queue (§8.4 "Queue drain"). Returns the latter; True
-    when Redis cannot tell, so the worker looks."""
+    spec §20.1), rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6), publish the
+    beat's broadcast events, and look whether A2A requests wait in the busy queue (§8.4 "Queue
+    drain"). Returns the latter; True when Redis cannot tell, so the worker looks."""
     ttl = settings.LIVENESS_TTL_SECONDS
     overrides_key = runtime_overrides_key(workspace_id)
     overrides = {}
@@ -336,6 +343,8 @@ async def _refresh_liveness(workspace_id, *, capabilities: dict, idle_timeout_se
         if overrides:
             pipe.hset(overrides_key, mapping=overrides)
             pipe.expire(overrides_key, ttl)
+        for channel, message in broadcasts:
+            pipe.publish(channel, message)
         pipe.exists(a2a_queue.queued_flag_key(workspace_id))
         results = await pipe.execute()
     except (redis.RedisError, OSError):

@@ -15,11 +15,14 @@ from datetime import timedelta
 import pytest
 import redis
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import connections
 from django.utils import timezone
 
+from activity.events import EVENTS_GROUP
 from activity.models import StructureEvent
 from molecule_site import adb
+from molecule_site.channel_layer import group_channel_name
 from registry import a2a_queue, services
 from registry.a2a_queue import queued_flag_key
 from registry.selectors import runtime_overrides_key, workspace_runtime_overrides
@@ -43,18 +46,44 @@ def _settings(settings):
 workspace_heartbeat = async_to_sync(services.workspace_heartbeat)
 
 
+class Delivered:
+    """The ``events`` group as a ``/ws`` client would hear it, read straight from Redis pub/sub:
+    ``(type, payload, persisted)`` in the order published (persisted = a StructureEvent row)."""
+
+    def __init__(self, redis_client):
+        self.pubsub = redis_client.pubsub()
+        self.pubsub.subscribe(group_channel_name(EVENTS_GROUP))
+        self.seen: list[tuple[str, dict, bool]] = []
+
+    def _drain(self) -> list:
+        while (message := self.pubsub.get_message(timeout=0.2)) is not None:
+            if message["type"] != "message":
+                continue  # the subscription's confirmation
+            frame = json.loads(get_channel_layer().deserialize(message["data"])["text"])
+            persisted = StructureEvent.objects.filter(
+                event_type=frame["event"], workspace_id=frame["workspace_id"] or None
+            ).exists()
+            self.seen.append((frame["event"], frame["payload"], persisted))
+        return self.seen
+
+    def __eq__(self, other):
+        return self._drain() == other
+
+    def __iter__(self):
+        return iter(self._drain())
+
+    def __getitem__(self, index):
+        return self._drain()[index]
+
+    def clear(self):
+        self._drain().clear()
+
+
 @pytest.fixture
-def delivered(monkeypatch):
-    """Every event the heartbeat announces, ``(type, payload, persist)``; delivery still happens."""
-    seen = []
-    original = services.aemit
-
-    async def record(event_type, workspace_id, payload=None, *, persist=True, **kwargs):
-        seen.append((event_type, payload, persist))
-        await original(event_type, workspace_id, payload, persist=persist, **kwargs)
-
-    monkeypatch.setattr(services, "aemit", record)
-    return seen
+def delivered(redis_client):
+    frames = Delivered(redis_client)
+    yield frames
+    frames.pubsub.close()
 
 
 @pytest.fixture
