@@ -4,9 +4,13 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "molecule_site.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+import django  # noqa: E402
 
-django_application = get_asgi_application()  # sets Django up before the routing imports models
+django.setup(set_prefix=False)  # before the routing imports models, as get_asgi_application() does
+
+from molecule_site.handler import MoleculeASGIHandler  # noqa: E402
+
+django_application = MoleculeASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

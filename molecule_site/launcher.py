@@ -30,7 +30,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from molecule_site import capacity, embedded
+from molecule_site import capacity, embedded, serve
 from molecule_site.env import env_choice, env_int, env_str
 
 STOP_GRACE_SECONDS = 15
@@ -38,8 +38,7 @@ LISTEN_BACKLOG = 1024
 READY_TIMEOUT_SECONDS = 120
 WEB_SERVERS = ("uvicorn", "daphne")
 DEFAULT_WEB_SERVER = "uvicorn"
-# WebSocket keep-alive: a ping after this many idle seconds, closed if no pong within as many.
-WS_PING_SECONDS = 20
+
 FAST_EXIT_SECONDS = 10
 FAST_EXITS_BEFORE_GIVING_UP = 3
 MAX_BACKOFF_SECONDS = 30
@@ -192,16 +191,10 @@ def web_command(server: str, fd: int) -> list[str]:
     """One web process serving the ASGI app on the inherited socket ``fd``."""
     python = sys.executable
     if server == "uvicorn":
-        return [
-            # --workers 1: uvicorn would otherwise read WEB_CONCURRENCY and fork that many of its own.
-            python, "-m", "uvicorn", "--fd", str(fd), "--workers", "1", "--no-access-log", "--log-level", "warning",
-            "--ws-ping-interval", str(WS_PING_SECONDS), "--ws-ping-timeout", str(WS_PING_SECONDS),
-            "--timeout-graceful-shutdown", str(STOP_GRACE_SECONDS - 5), "--no-server-header",
-            "molecule_site.asgi:application",
-        ]
+        return [python, "-m", "molecule_site.serve", "--fd", str(fd)]
     return [
         python, "-m", "daphne", "--fd", str(fd), "-v", "1", "--access-log", os.devnull,
-        "--ping-interval", str(WS_PING_SECONDS), "--ping-timeout", str(WS_PING_SECONDS),
+        "--ping-interval", str(serve.WS_PING_SECONDS), "--ping-timeout", str(serve.WS_PING_SECONDS),
         "molecule_site.asgi:application",
     ]
 

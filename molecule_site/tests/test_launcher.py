@@ -60,7 +60,7 @@ def test_web_tier_alone_serves_on_one_port_from_several_processes(tmp_path):
                 break
         assert "launcher: ready: 2 web processes" in "".join(lines), "".join(lines)
         assert get(f"http://127.0.0.1:{port}/health") == (200, b'{"status":"ok"}')
-        servers = [p for p in psutil.Process(process.pid).children() if "uvicorn" in " ".join(p.cmdline())]
+        servers = [p for p in psutil.Process(process.pid).children() if "molecule_site.serve" in " ".join(p.cmdline())]
         assert len(servers) == 2
     finally:
         process.send_signal(signal.SIGINT)

@@ -63,7 +63,7 @@ def next_frame_for(client, workspace_id: str, event: str = AWAITING, timeout: fl
 def web_pids(launch) -> list[int]:
     return [
         child.pid for child in psutil.Process(launch.process.pid).children(recursive=True)
-        if "uvicorn" in " ".join(child.cmdline()) or "daphne" in " ".join(child.cmdline())
+        if "molecule_site.serve" in " ".join(child.cmdline()) or "daphne" in " ".join(child.cmdline())
     ]
 
 

@@ -1,0 +1,50 @@
+"""One web process: uvicorn serving ``molecule_site.asgi`` on a listening socket it inherited.
+
+``python -m molecule_site.serve --fd N`` (the launcher starts ``WEB_CONCURRENCY`` of these).
+Not ``uvicorn --fd``: uvicorn rebuilds that socket as ``AF_UNIX`` whatever it is, so asyncio never
+sets ``TCP_NODELAY`` on the connections it accepts, and every response (headers and body leave
+in two writes) waits ~40 ms for the client's delayed ACK. ``socket.socket(fileno=N)`` reads the
+socket's real family. ``--workers`` is never used either: uvicorn would read WEB_CONCURRENCY
+and fork that many of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import socket
+import sys
+
+import uvicorn
+
+# WebSocket keep-alive: a ping after this many idle seconds, closed if no pong within as many.
+WS_PING_SECONDS = 20
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m molecule_site.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+    from molecule_site.asgi import application  # noqa: PLC0415 - Django is set up here, after argument parsing
+
+    # Everything loaded so far lives as long as the process: keep it out of the collector's way,
+    # so full collections only walk what requests allocate.
+    gc.freeze()
+    config = uvicorn.Config(
+        application,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="off",  # neither Django nor Channels speaks the lifespan protocol
+        ws_ping_interval=WS_PING_SECONDS,
+        ws_ping_timeout=WS_PING_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
