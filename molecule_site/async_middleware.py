@@ -20,10 +20,9 @@ from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 from django.middleware import common, csrf, security
-from django_prometheus import middleware as prometheus_middleware
 from whitenoise import middleware as whitenoise_middleware
 
-VIEW_HOOKS = ("process_view", "process_template_response")
+VIEW_HOOKS = ("process_view", "process_template_response")  # Django adapts these one by one
 
 
 class InlineHooks:
@@ -93,14 +92,6 @@ class MessageMiddleware(InlineHooks, messages_middleware.MessageMiddleware):
     def response_needs_thread(self, request, response) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and (storage.used or storage.added_new)
-
-
-class PrometheusBeforeMiddleware(InlineHooks, prometheus_middleware.PrometheusBeforeMiddleware):
-    pass
-
-
-class PrometheusAfterMiddleware(InlineHooks, prometheus_middleware.PrometheusAfterMiddleware):
-    pass
 
 
 class WhiteNoiseMiddleware(whitenoise_middleware.WhiteNoiseMiddleware):

@@ -38,11 +38,13 @@ class _BoundedShard(RedisSingleShardConnection):
         if isinstance(name, bytes):
             name = name.decode()
         layer = self.channel_layer
+        # Decoded once per publication, not once per client (channels-redis decodes in receive()).
         if name in layer.channels:
-            layer.deliver(name, message["data"])
+            layer.deliver(name, layer.channel_layer.deserialize(message["data"]))
         elif name in layer.groups:
+            decoded = layer.channel_layer.deserialize(message["data"])
             for channel_name in tuple(layer.groups[name]):
-                layer.deliver(channel_name, message["data"])
+                layer.deliver(channel_name, decoded)
 
 
 class _BoundedLoopLayer(RedisPubSubLoopLayer):
@@ -50,7 +52,6 @@ class _BoundedLoopLayer(RedisPubSubLoopLayer):
         super().__init__(hosts, **kwargs)
         self.capacity = capacity
         self._shards = [_BoundedShard(host, self) for host in decode_hosts(hosts)]
-        self._overflow = self.channel_layer.serialize({"type": OVERFLOW_TYPE})
         self._evicted: set[str] = set()
 
     async def _subscribe_to_channel(self, channel):
@@ -58,7 +59,7 @@ class _BoundedLoopLayer(RedisPubSubLoopLayer):
         self.channels[channel] = asyncio.Queue(maxsize=self.capacity + 1)
         await self._get_shard(channel).subscribe(channel)
 
-    def deliver(self, channel: str, data: bytes) -> None:
+    def deliver(self, channel: str, message: dict) -> None:
         queue = self.channels.get(channel)
         if queue is None:
             self._evicted.discard(channel)
@@ -66,13 +67,30 @@ class _BoundedLoopLayer(RedisPubSubLoopLayer):
         if channel in self._evicted:
             return  # told to go; nothing more until it has
         if queue.qsize() < self.capacity:
-            queue.put_nowait(data)
+            queue.put_nowait(dict(message))  # each consumer its own copy, as if decoded for it
             return
         log.warning("ws: client %s fell %d frames behind; disconnecting it", channel, self.capacity)
         self._evicted.add(channel)
         while not queue.empty():
             queue.get_nowait()
-        queue.put_nowait(self._overflow)
+        queue.put_nowait({"type": OVERFLOW_TYPE})
+
+    async def receive(self, channel):
+        """channels-redis' receive, on queues that already hold decoded messages."""
+        if channel not in self.channels:
+            await self._subscribe_to_channel(channel)
+        queue = self.channels[channel]
+        try:
+            return await queue.get()
+        except (asyncio.CancelledError, asyncio.TimeoutError, GeneratorExit):
+            # As upstream: a cancelled receive means the consumer is going away.
+            if channel in self.channels:
+                del self.channels[channel]
+                try:
+                    await self._get_shard(channel).unsubscribe(channel)
+                except BaseException:
+                    log.exception("could not unsubscribe channel %s", channel)
+            raise
 
     async def group_discard(self, group, channel):
         self._evicted.discard(channel)
@@ -111,3 +129,38 @@ def publish_sync(group: str, message: dict) -> None:
     call there; one PUBLISH on the process's Redis pool carries the same bytes.
     """
     get_binary_redis().publish(*group_publication(group, message))
+
+
+_FAILED = object()
+
+
+async def dispatch_in_order(sources, dispatch) -> None:
+    """channels' ``await_many_dispatch`` without a new task and an ``asyncio.wait`` per message.
+
+    One reader per source hands its messages over a one-slot queue, so messages are dispatched
+    one at a time in arrival order, and a reader waits while a message is being handled: the
+    layer's bounded queue keeps filling for a client that cannot keep up (see the layer above).
+    Ends with the first exception of a handler or a source (``StopConsumer`` included).
+    """
+    inbox: asyncio.Queue = asyncio.Queue(maxsize=1)
+
+    async def read(source):
+        try:
+            while True:
+                await inbox.put(await source())
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the dispatching loop
+            await inbox.put((_FAILED, exc))
+
+    readers = [asyncio.ensure_future(read(source)) for source in sources]
+    try:
+        while True:
+            message = await inbox.get()
+            if isinstance(message, tuple) and message and message[0] is _FAILED:
+                raise message[1]
+            await dispatch(message)
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)

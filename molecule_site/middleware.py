@@ -57,20 +57,21 @@ def _redis() -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-_async_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _async_redis() -> aioredis.Redis:
-    """The async twin of :func:`_redis`: one pool per event loop and URL."""
-    per_loop = _async_pools.setdefault(asyncio.get_running_loop(), {})
+    """The async twin of :func:`_redis`: one client (and pool) per event loop and URL, kept —
+    building a client costs more than the round trip it makes."""
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     url = settings.REDIS_URL
-    pool = per_loop.get(url)
-    if pool is None:
-        pool = per_loop[url] = aioredis.ConnectionPool.from_url(
+    client = per_loop.get(url)
+    if client is None:
+        client = per_loop[url] = aioredis.Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             max_connections=ASYNC_POOL_MAX_CONNECTIONS,
         )
-    return aioredis.Redis(connection_pool=pool)
+    return client
 
 
 def _warn_redis_down(exc: Exception) -> None:

