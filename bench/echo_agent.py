@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import json
 
-
-async def _read_body(receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+from raw_asgi import answer, read_body
 
 
 async def app(scope, receive, send):
@@ -25,12 +18,10 @@ async def app(scope, receive, send):
         body, status = b'{"error":"POST only"}', 405
     else:
         try:
-            request_id = json.loads(await _read_body(receive)).get("id")
+            request_id = json.loads(await read_body(receive)).get("id")
         except (ValueError, AttributeError):
             request_id = None
         result = {"kind": "message", "role": "agent", "messageId": "x", "parts": [{"kind": "text", "text": "echo"}]}
         body = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}, separators=(",", ":")).encode()
         status = 200
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await answer(send, status, body)

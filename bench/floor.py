@@ -33,6 +33,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402 - needs django.setup()
 
+from raw_asgi import answer, read_body  # noqa: E402 - bench/ is on the path when uvicorn loads this file
 from registry import services  # noqa: E402
 from registry.selectors import token_digest  # noqa: E402
 
@@ -70,21 +71,6 @@ async def _shutdown() -> None:
     await _state["redis"].aclose()
 
 
-async def _answer(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 def _bearer(scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization" and value.startswith(b"Bearer "):
@@ -93,7 +79,7 @@ def _bearer(scope) -> str:
 
 
 async def _heartbeat(scope, receive, send) -> None:
-    data = json.loads(await _read_body(receive))
+    data = json.loads(await read_body(receive))
     workspace_id = uuid.UUID(data["workspace_id"])
     red = _state["redis"]
 
@@ -107,7 +93,7 @@ async def _heartbeat(scope, receive, send) -> None:
     async with _state["pool"].connection() as conn:
         cursor = await conn.execute(TOKEN_CHECK_SQL, (token_digest(_bearer(scope)), workspace_id))
         if await cursor.fetchone() is None:
-            await _answer(send, 401, b'{"error":"invalid workspace auth token"}')
+            await answer(send, 401, b'{"error":"invalid workspace auth token"}')
             return
         cursor = await conn.execute(_HEARTBEAT_SQL, [
             now, now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS), float(data.get("error_rate") or 0), "",
@@ -124,7 +110,7 @@ async def _heartbeat(scope, receive, send) -> None:
     frame = {"event": "WORKSPACE_HEARTBEAT", "workspace_id": str(workspace_id), "timestamp": now.isoformat(),
              "payload": payload}
     await red.publish(EVENTS_CHANNEL, json.dumps(frame, separators=(",", ":")))
-    await _answer(send, 200, OK)
+    await answer(send, 200, OK)
 
 
 async def app(scope, receive, send):
@@ -144,6 +130,6 @@ async def app(scope, receive, send):
     if route == ("POST", "/registry/heartbeat"):
         await _heartbeat(scope, receive, send)
     elif route == ("GET", "/health"):
-        await _answer(send, 200, OK)
+        await answer(send, 200, OK)
     else:
-        await _answer(send, 404, b'{"error":"not found"}')
+        await answer(send, 404, b'{"error":"not found"}')

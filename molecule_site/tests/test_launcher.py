@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import psutil
@@ -44,6 +45,10 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
         assert second.stop() == 0
 
 
+def serve_children(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children() if "molecule_site.serve" in " ".join(p.cmdline())]
+
+
 def test_web_tier_alone_serves_on_one_port_from_several_processes(tmp_path):
     """The container command: only the web processes, on the services given by URL."""
     port = free_port()
@@ -60,7 +65,9 @@ def test_web_tier_alone_serves_on_one_port_from_several_processes(tmp_path):
                 break
         assert "launcher: ready: 2 web processes" in "".join(lines), "".join(lines)
         assert get(f"http://127.0.0.1:{port}/health") == (200, b'{"status":"ok"}')
-        servers = [p for p in psutil.Process(process.pid).children() if "molecule_site.serve" in " ".join(p.cmdline())]
+        deadline = time.monotonic() + 30
+        while len(servers := serve_children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(servers) == 2
     finally:
         process.send_signal(signal.SIGINT)

@@ -28,7 +28,7 @@ def test_metrics_exposes_request_counters_by_route_template(client):
     assert 'molecule_http_requests_total{method="GET",path="unmatched",status="404"}' in body
     assert 'molecule_http_request_duration_seconds_total{method="GET",path="/health",status="200"}' in body
     assert "molecule_websocket_connections_active 0.0" in body
-    assert "django_http_requests_total_by_method_total" in body
+    assert 'molecule_http_request_latency_seconds_bucket{le="0.005",path="/health"}' in body
 
 
 def test_route_template_uses_colon_parameters(rf):
