@@ -31,6 +31,24 @@ OVERFLOW_TYPE = "layer.overflow"
 
 
 class _BoundedShard(RedisSingleShardConnection):
+    async def _do_receiving(self):
+        """Upstream's receive loop, yielding after every message: several publications arrive in
+        one socket read, and without a yield none of the consumers would run until the whole
+        batch had been queued, so a burst longer than the queues would evict every client."""
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                    self._receive_message(message)
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(0.1)
+            except (asyncio.CancelledError, asyncio.TimeoutError, GeneratorExit):
+                raise
+            except BaseException:
+                log.exception("channel layer: receive failed; retrying in 1 s")
+                await asyncio.sleep(1)
+
     def _receive_message(self, message):
         if message is None:
             return

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 
 import httpx
 import psutil
@@ -19,7 +20,6 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from molecule_site import capacity
@@ -96,18 +96,15 @@ def test_two_web_processes_share_the_port_and_both_fan_out_every_event(tmp_path)
         pids = web_pids(launch)
         assert len(pids) == 2
         clients, served_by = [], {}
-        try:
+        with ExitStack() as open_clients:
             # The kernel decides which process accepts; open clients until both serve some.
             while len(set(served_by.values())) < 2:
                 assert len(clients) < 60, f"every connection went to one process: {set(served_by.values())} of {pids}"
-                client = ws_connect(ws_url(launch), additional_headers=AUTH, open_timeout=30)
+                client = open_clients.enter_context(ws_connect(ws_url(launch), additional_headers=AUTH, open_timeout=30))
                 clients.append(client)
                 served_by[client] = serving_process(pids, client.socket.getsockname()[1])
             created = create_external(launch, "Everyone Sees Me")
             frames = [next_frame_for(client, created["id"]) for client in clients]
-        finally:
-            for client in clients:
-                client.close()
         assert {frame["payload"]["name"] for frame in frames} == {"Everyone Sees Me"}
         assert set(served_by.values()) == set(pids)
 
