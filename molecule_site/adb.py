@@ -32,7 +32,7 @@ from molecule_site.capacity import DEDICATED_ASYNC_POOL
 
 __all__ = [
     "DatabaseBusy", "connection", "dedicated_pool", "execute", "fetchall", "fetchone", "transaction",
-    "capture_statements", "close_pools",
+    "capture_statements",
 ]
 
 WEB_ROLE = "web"
@@ -105,13 +105,6 @@ async def dedicated_pool(max_size: int = DEDICATED_ASYNC_POOL) -> AsyncIterator[
         await pool.close()
 
 
-async def close_pools() -> None:
-    """Close this loop's pool (tests, shutdown); the next use opens a new one."""
-    pool = _pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
-        await pool.close()
-
-
 @asynccontextmanager
 async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
     """A connection in autocommit mode; :class:`DatabaseBusy` when no pooled one frees up in time."""
@@ -143,29 +136,32 @@ def _note(sql: str) -> None:
         hook(sql)
 
 
-async def execute(sql: str, params=(), *, conn: psycopg.AsyncConnection | None = None) -> int:
-    """Run one statement; returns its row count."""
-    _note(sql)
+@asynccontextmanager
+async def _using(conn: psycopg.AsyncConnection | None) -> AsyncIterator[psycopg.AsyncConnection]:
     if conn is not None:
-        return (await conn.execute(sql, params)).rowcount
-    async with connection() as own:
-        return (await own.execute(sql, params)).rowcount
+        yield conn
+    else:
+        async with connection() as own:
+            yield own
+
+
+async def execute(sql: str, params=(), *, conn: psycopg.AsyncConnection | None = None) -> int:
+    """Run one statement (on ``conn``, else a connection of its own); returns its row count."""
+    _note(sql)
+    async with _using(conn) as c:
+        return (await c.execute(sql, params)).rowcount
 
 
 async def fetchone(sql: str, params=(), *, conn: psycopg.AsyncConnection | None = None):
     _note(sql)
-    if conn is not None:
-        return await (await conn.execute(sql, params)).fetchone()
-    async with connection() as own:
-        return await (await own.execute(sql, params)).fetchone()
+    async with _using(conn) as c:
+        return await (await c.execute(sql, params)).fetchone()
 
 
 async def fetchall(sql: str, params=(), *, conn: psycopg.AsyncConnection | None = None) -> list:
     _note(sql)
-    if conn is not None:
-        return await (await conn.execute(sql, params)).fetchall()
-    async with connection() as own:
-        return await (await own.execute(sql, params)).fetchall()
+    async with _using(conn) as c:
+        return await (await c.execute(sql, params)).fetchall()
 
 
 class capture_statements:

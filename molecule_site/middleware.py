@@ -32,29 +32,26 @@ REDIS_TIMEOUT_SECONDS = 0.5
 REDIS_WARNING_INTERVAL_SECONDS = 60
 ASYNC_POOL_MAX_CONNECTIONS = 64
 
-_pools: dict[str, redis.ConnectionPool] = {}
-_pools_lock = threading.Lock()
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
 _last_warning = float("-inf")
 
 
 def _redis() -> redis.Redis:
-    """A client on the shared pool for ``settings.REDIS_URL``, created on first use.
+    """The client (on its own pool) for ``settings.REDIS_URL``, created on first use.
 
-    Keyed by URL so a changed setting (tests) gets its own pool instead of a stale one.
+    Keyed by URL so a changed setting (tests) gets its own client instead of a stale one.
     """
     url = settings.REDIS_URL
-    pool = _pools.get(url)
-    if pool is None:
-        with _pools_lock:
-            pool = _pools.get(url)
-            if pool is None:
-                pool = redis.ConnectionPool.from_url(
-                    url,
-                    socket_timeout=REDIS_TIMEOUT_SECONDS,
-                    socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    client = _clients.get(url)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(url)
+            if client is None:
+                client = _clients[url] = redis.Redis.from_url(
+                    url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 )
-                _pools[url] = pool
-    return redis.Redis(connection_pool=pool)
+    return client
 
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -83,8 +80,8 @@ def _warn_redis_down(exc: Exception) -> None:
 
 
 class DualModeMiddleware:
-    """A middleware that runs natively under both handlers: ``__call__`` for sync, ``__acall__``
-    for async (no thread hop); subclasses write :meth:`handle` / :meth:`ahandle`."""
+    """A middleware that runs natively under both handlers (no thread hop): subclasses write
+    :meth:`handle` for the sync one and :meth:`ahandle` for the async one."""
 
     sync_capable = True
     async_capable = True

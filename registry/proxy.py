@@ -17,10 +17,11 @@ one is given up on after the idle timeout (runtime override from the last heartb
 ``A2A_IDLE_TIMEOUT_SECONDS``). Callers other than the canvas also get the absolute ceiling
 ``A2A_MAX_SECONDS`` unless they sent ``X-Timeout``.
 
-Database work runs in a small pool of threads of its own (:func:`_db`), never on the event loop,
-and without ties to the request's threads: a detached call outlives its request (under sync
-middleware the view runs inside ``async_to_sync``, whose thread is gone once the view returns).
-The pool's connections are reused and recycled per ``CONN_MAX_AGE`` like any other.
+The call's own database work (target row, hierarchy, activity row, the watchdog's heartbeat
+read) runs on the event loop through ``molecule_site.adb``. Only the rare transport-error outcome
+(provisioner and ORM work: marking a runtime gone, queueing a busy request) runs in a small pool
+of threads of its own (:func:`_db`), untied to the request's threads, since a detached call
+outlives its request.
 Entry points: :func:`proxy_a2a` (async), :func:`proxy_a2a_detached` (the view: survives a
 client disconnect, answers as soon as the result is known), :func:`proxy_a2a_sync` (Celery).
 """

@@ -163,21 +163,10 @@ def runtime_overrides_key(workspace_id) -> str:
     return f"ws:{workspace_id}:runtime"
 
 
-def workspace_runtime_overrides(workspace_id) -> dict:
-    """``{"idle_timeout_seconds": int | None, "capabilities": {name: bool}}`` from Redis.
-
-    Redis trouble or garbage reads as "no overrides": the callers (the A2A proxy) fall back to
-    their defaults.
-    """
-    try:
-        raw = get_redis().hgetall(runtime_overrides_key(workspace_id))
-    except redis.RedisError:
-        raw = {}
-    return parse_runtime_overrides(raw)
-
-
 def parse_runtime_overrides(raw: dict) -> dict:
-    """The overrides hash as :func:`workspace_runtime_overrides` returns it (garbage ignored)."""
+    """``{"idle_timeout_seconds": int | None, "capabilities": {name: bool}}`` from the overrides
+    hash a heartbeat left in Redis; garbage reads as "no override", so callers (the A2A proxy)
+    fall back to their defaults."""
     overrides = {RUNTIME_IDLE_TIMEOUT_FIELD: None, RUNTIME_CAPABILITIES_FIELD: {}}
     try:
         if raw.get(RUNTIME_IDLE_TIMEOUT_FIELD):
@@ -314,6 +303,8 @@ def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
     )
     if q:
         peers = peers.filter(Q(name__icontains=q) | Q(role__icontains=q))
-    from workspaces.selectors import workspace_summary  # workspaces.selectors imports this module
+    from workspaces.selectors import (
+        workspace_summary,  # workspaces.selectors imports this module
+    )
 
     return [workspace_summary(peer) for peer in peers]

@@ -25,7 +25,7 @@ from molecule_site import adb
 from molecule_site.channel_layer import group_channel_name
 from registry import a2a_queue, services
 from registry.a2a_queue import queued_flag_key
-from registry.selectors import runtime_overrides_key, workspace_runtime_overrides
+from registry.selectors import parse_runtime_overrides, runtime_overrides_key
 from registry.services import heartbeat_transition, token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
@@ -328,7 +328,7 @@ def test_runtime_overrides_are_stored_and_cleared(beat, redis_client):
         b"idle_timeout_seconds": b"900", b"capabilities": b'{"session":true,"status_mgmt":false}',
     }
     assert 0 < redis_client.ttl(key) <= TTL
-    assert workspace_runtime_overrides(workspace.id) == {
+    assert parse_runtime_overrides({k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()}) == {
         "idle_timeout_seconds": 900, "capabilities": {"session": True, "status_mgmt": False},
     }
 
@@ -337,7 +337,7 @@ def test_runtime_overrides_are_stored_and_cleared(beat, redis_client):
 
     beat({"workspace_id": str(workspace.id)})
     assert redis_client.exists(key) == 0
-    assert workspace_runtime_overrides(workspace.id) == {"idle_timeout_seconds": None, "capabilities": {}}
+    assert parse_runtime_overrides({k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()}) == {"idle_timeout_seconds": None, "capabilities": {}}
 
 
 # --- the hot path's cost -----------------------------------------------------------------------------

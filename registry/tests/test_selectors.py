@@ -15,8 +15,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from asgiref.sync import async_to_sync
 
-from registry.selectors import MAX_ANCESTOR_HOPS, ancestries, can_communicate
+from molecule_site import adb
+from registry.selectors import (
+    MAX_ANCESTOR_HOPS,
+    TREE_VERSION_SQL,
+    acan_communicate,
+    ancestries,
+    can_communicate,
+)
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = pytest.mark.django_db
@@ -199,3 +207,32 @@ def test_ancestries_of_nothing_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert ancestries([]) == {}
         assert ancestries(["junk", None]) == {}
+
+
+# --- acan_communicate: the cached hierarchy of the async paths ------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_cached_hierarchy_answers_follow_every_change_of_the_tree():
+    """Answers are cached under the tree's version; the trigger moves it with every insert,
+    delete or parent change, whoever makes it, so no answer outlives the tree it came from."""
+    lead = Workspace.objects.create(name="Lead")
+    dev = Workspace.objects.create(name="Dev", parent=lead)
+    ops = Workspace.objects.create(name="Ops")
+    allowed = async_to_sync(acan_communicate)
+
+    assert allowed(dev.id, ops.id) is False  # nephew ↔ uncle
+    with adb.capture_statements() as statements:
+        assert allowed(dev.id, ops.id) is False
+    assert statements == [TREE_VERSION_SQL]  # from the cache: only the version is read
+
+    Workspace.objects.filter(pk=dev.pk).update(parent=None)  # raw UPDATE, no model hooks
+    assert allowed(dev.id, ops.id) is True  # both roots now: siblings
+    assert allowed(dev.id, ops.id) == can_communicate(dev.id, ops.id)
+
+    Workspace.objects.filter(pk=dev.pk).update(parent=ops)
+    assert allowed(dev.id, lead.id) is False
+    assert allowed(dev.id, ops.id) is True  # child ↔ parent
+    Workspace.objects.filter(pk=dev.pk).update(parent=None)
+    assert allowed(lead.id, ops.id) is True  # cached as siblings (both roots)...
+    lead.delete()
+    assert allowed(lead.id, ops.id) is False  # ...and denied once one of them is gone
