@@ -331,7 +331,10 @@ class HeartbeatLoop:
         """Send the wake-up to ourselves through the platform proxy (marked as agent-originated)."""
         try:
             text = self.self_message_text(results, await self._lookup_parent_name())
-            await self.client.a2a_via_proxy(self.workspace_id, text, timeout=SELF_MESSAGE_TIMEOUT)
+            response = await self.client.a2a_via_proxy(self.workspace_id, text, timeout=SELF_MESSAGE_TIMEOUT)
+            if not response.is_success:
+                logger.warning("delegation wake-up self-message refused: HTTP %s %s",
+                               response.status_code, response.text[:200])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -5,6 +5,10 @@ One ``PlatformClient`` per runtime process. It owns the workspace bearer token
 ``X-Workspace-ID`` where the platform identifies the caller by that header (discovery, peers,
 A2A). Methods return parsed JSON and raise ``PlatformError`` on a non-2xx answer or a transport
 failure; the agent-facing tools in ``molecule_runtime.tools`` turn those into ``{"error": ...}``.
+
+The token only ever goes to ``PLATFORM_URL``: every request is a path on that base URL
+(``request`` refuses anything else), and peers are reached through the platform's A2A proxy
+(``a2a_via_proxy``), never directly, because a peer holding our token could act as us.
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ class PlatformClient:
         ``retry_on_401``: on 401 re-read the token file and, if the token changed or appeared,
         retry once (the provisioner rotates the token on restart).
         """
+        if not path.startswith("/"):
+            raise ValueError(f"platform requests take a path under PLATFORM_URL, not {path!r}")
         attempt = 0
         while True:
             headers = self.source_headers() if source else self.auth_headers()
@@ -226,18 +232,20 @@ class PlatformClient:
         return response.json()
 
     # ------------------------------------------------------------------ A2A (runtime.md §4.3)
-    async def a2a(
+    async def a2a_via_proxy(
         self,
-        url: str,
+        target_id: str,
         text: str,
         *,
         metadata: dict | None = None,
         timeout: float | httpx.Timeout | None = None,
         request_id: str | None = None,
     ) -> httpx.Response:
-        """POST a JSON-RPC ``message/send`` directly to a peer's URL (no status check).
+        """POST a JSON-RPC ``message/send`` to ``target_id`` through the platform proxy
+        (``POST /workspaces/:target/a2a``, platform-api.md §8.4), marked as sent by us.
 
-        Returns the raw response so the caller can tell 200/JSON-RPC error/202-queued apart.
+        Returns the raw response (no status check) so the caller can tell a reply, a JSON-RPC
+        error, the proxy's 202 ``{"queued": true}`` and its non-2xx ``{"error": ...}`` apart.
         Transport errors propagate as ``httpx`` exceptions so callers can decide what to retry.
         """
         message_id = uuid.uuid4().hex
@@ -255,20 +263,10 @@ class PlatformClient:
             },
         }
         return await self._http.post(
-            url,
+            f"/workspaces/{target_id}/a2a",
             json=body,
             headers=self.source_headers(),
             timeout=timeout if timeout is not None else self.timeout,
-        )
-
-    async def a2a_via_proxy(self, target_id: str, text: str, *, timeout: float | None = None) -> httpx.Response:
-        """POST /workspaces/:target/a2a through the platform proxy, marked as sent by us."""
-        body = {
-            "method": "message/send",
-            "params": {"message": {"role": "user", "parts": [{"kind": "text", "text": text}]}},
-        }
-        return await self.request(
-            "POST", f"/workspaces/{target_id}/a2a", json=body, source=True, timeout=timeout, expect=(200, 202)
         )
 
     # ------------------------------------------------------------------ delegation (§9)

@@ -9,6 +9,12 @@ whose behaviour is chosen per peer in ``state.peer_modes``:
 ``"echo"`` (default; replies ``"echo: <text>"``), ``"sleep:<s>"`` (sleeps, then echoes),
 ``"rpc_error"`` (JSON-RPC error), ``"agent_error"`` (reply text ``"Agent error: boom"``),
 ``"queued"`` (HTTP 202 ``{"queued": true}``), ``"http_500"``.
+
+Its A2A proxy (``POST /workspaces/{id}/a2a``, platform-api.md §8.4) applies the caller token
+rule, forwards to the target's registered URL with ``X-Molecule-Inbound-Secret`` when
+``state.inbound_secrets`` has one for the target (and never the caller's ``Authorization``),
+answers an agent status >= 300 with ``{"error": ...}``, and drops the connection of the next
+``state.proxy_disconnects`` calls mid-answer (a transport error for the caller).
 """
 
 from __future__ import annotations
@@ -49,6 +55,17 @@ def _bearer(request: Request) -> str | None:
     return raw[len("Bearer "):].strip() if raw.startswith("Bearer ") else None
 
 
+class DroppedConnection(Response):
+    """Starts a response and fails before its body, so uvicorn closes the connection mid-answer."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+        raise ConnectionAbortedError("fake platform drops this connection on purpose")
+
+
 @dataclass
 class Recorded:
     method: str
@@ -76,6 +93,8 @@ class FakePlatformState:
     peer_modes: dict[str, str] = field(default_factory=dict)
     peer_hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     proxy_queued: bool = False
+    proxy_disconnects: int = 0
+    inbound_secrets: dict[str, str] = field(default_factory=dict)  # workspace id -> X-Molecule-Inbound-Secret
     delegations: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # newest first
     memories: list[dict] = field(default_factory=list)
     approvals: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
@@ -125,16 +144,17 @@ def build_app(state: FakePlatformState) -> Starlette:
         ))
         return body
 
-    def token_error(request: Request, workspace_id: str) -> Response | None:
-        """Registry/WorkspaceAuth rule: once a workspace has a token, the bearer must match it."""
+    def token_error(request: Request, workspace_id: str, subject: str = "workspace") -> Response | None:
+        """Registry/WorkspaceAuth rule (and, with subject "caller", the A2A caller rule): once a
+        workspace has a token, the bearer must match it."""
         live = state.tokens.get(workspace_id)
         if not live:
             return None
         token = _bearer(request)
         if token is None:
-            return _json({"error": "missing workspace auth token"}, 401)
+            return _json({"error": f"missing {subject} auth token"}, 401)
         if token not in live:
-            return _json({"error": "invalid workspace auth token"}, 401)
+            return _json({"error": f"invalid {subject} auth token"}, 401)
         return None
 
     # ------------------------------------------------------------------ registry
@@ -207,6 +227,12 @@ def build_app(state: FakePlatformState) -> Starlette:
     async def a2a_proxy(request: Request) -> Response:
         body = await record(request)
         target = request.path_params["id"]
+        caller = request.headers.get("x-workspace-id")
+        if caller and caller != target and (err := token_error(request, caller, "caller")) is not None:
+            return err
+        if state.proxy_disconnects > 0:
+            state.proxy_disconnects -= 1
+            return DroppedConnection()
         if state.proxy_queued:
             return _json({"queued": True, "queue_id": str(uuid.uuid4()), "queue_depth": 1,
                           "message": "workspace agent busy — request queued, will dispatch when capacity available"},
@@ -221,11 +247,20 @@ def build_app(state: FakePlatformState) -> Starlette:
         message = (body.get("params") or {}).get("message")
         if isinstance(message, dict) and "messageId" not in message:
             message["messageId"] = str(uuid.uuid4())
+        secret = state.inbound_secrets.get(target)
+        headers = {"X-Molecule-Inbound-Secret": secret} if secret else {}
         async with httpx.AsyncClient(timeout=30) as http:
             try:
-                resp = await http.post(state.registered[target]["url"], json=body)
+                resp = await http.post(state.registered[target]["url"], json=body, headers=headers)
             except httpx.HTTPError:
                 return _json({"error": "failed to reach workspace agent"}, 502)
+        if resp.status_code >= 300:
+            try:
+                agent_error = resp.json().get("error")
+            except (ValueError, AttributeError):
+                agent_error = None
+            message = agent_error if isinstance(agent_error, str) else resp.reason_phrase
+            return _json({"error": message}, resp.status_code)
         return Response(resp.content, status_code=resp.status_code, media_type="application/json")
 
     def workspace_auth(handler):

@@ -135,6 +135,22 @@ def test_platform_errors_carry_status_and_error_string(fake_platform, make_clien
     assert str(excinfo.value) == "HTTP 404: workspace not found"
 
 
+def test_requests_cannot_leave_the_platform_url(fake_platform, make_client, config_dir):
+    """The bearer token rides on every request(), so a full URL (say, a peer's) is refused before any I/O."""
+    (config_dir / ".auth_token").write_text("platform-only-token")
+
+    async def scenario():
+        client = make_client()
+        try:
+            await client.request("POST", fake_platform.peer_url("elsewhere"), json={})
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ValueError, match="path under PLATFORM_URL"):
+        asyncio.run(scenario())
+    assert fake_platform.requests == []
+
+
 def test_unreachable_platform_raises_platform_error(tmp_path, workspace_id):
     import socket
 

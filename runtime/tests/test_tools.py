@@ -5,12 +5,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 import time
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from molecule_runtime.tools import build_tools, tool_schemas
+from molecule_runtime.adapters.base import AdapterConfig
+from molecule_runtime.adapters.echo import Adapter as EchoAdapter
+from molecule_runtime.card import build_agent_card
+from molecule_runtime.config import load_config
+from molecule_runtime.server import CardHolder, build_app
+from molecule_runtime.tools import DELEGATION_FAILED_HINT, build_tools, tool_schemas
+
+from .a2a_helpers import send03
+from .conftest import ThreadServer, free_port, write_config
 
 TOKEN = "tools-token"
 
@@ -130,22 +141,73 @@ def test_list_peers_when_isolated(authed, call):
 
 
 # ------------------------------------------------------------------------------ delegate_task (sync)
-def test_delegate_task_discovers_then_calls_the_peer_directly(authed, call, workspace_id):
+class PeerListener:
+    """A stand-in peer agent on its own loopback port: records every request, answers like echo."""
+
+    def __init__(self):
+        self.requests: list[dict] = []  # {"headers": lower-cased, "json": body}
+        self._server = None
+
+    def app(self) -> Starlette:
+        async def message_send(request: Request) -> JSONResponse:
+            body = await request.json()
+            self.requests.append({"headers": {k.lower(): v for k, v in request.headers.items()}, "json": body})
+            text = body["params"]["message"]["parts"][0]["text"]
+            return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": {
+                "kind": "message", "role": "agent", "messageId": "m-1", "parts": [{"kind": "text", "text": f"peer: {text}"}],
+            }})
+
+        return Starlette(routes=[Route("/", message_send, methods=["POST"])])
+
+
+@pytest.fixture
+def peer_listener():
+    listener = PeerListener()
+    with ThreadServer(listener.app(), free_port()) as server:
+        listener.url = server.url
+        yield listener
+
+
+def test_delegate_task_goes_through_the_platform_proxy_and_the_peer_never_sees_the_token(
+        authed, call, workspace_id, peer_listener):
     authed.add_peer(workspace_id, "peer-dev", name="Dev")
+    authed.registered["peer-dev"]["url"] = peer_listener.url
+    authed.inbound_secrets["peer-dev"] = "peer-dev-inbound-secret"
     result = call("delegate_task", "peer-dev", "write the tests")
 
-    assert result == {"success": True, "workspace_id": "peer-dev", "peer": "Dev", "response": "echo: write the tests"}
+    assert result == {"success": True, "workspace_id": "peer-dev", "peer": "Dev", "response": "peer: write the tests"}
     [disc] = authed.requests_to("/registry/discover/peer-dev")
     assert_auth(disc, source=True, workspace_id=workspace_id)
-    [a2a] = authed.requests_to("/_peers/peer-dev")
-    assert_auth(a2a, source=True, workspace_id=workspace_id)
-    assert a2a.json["jsonrpc"] == "2.0" and a2a.json["method"] == "message/send"
-    message = a2a.json["params"]["message"]
+    [proxied] = authed.requests_to("/workspaces/peer-dev/a2a", "POST")
+    assert_auth(proxied, source=True, workspace_id=workspace_id)
+    assert proxied.json["jsonrpc"] == "2.0" and proxied.json["method"] == "message/send"
+    assert proxied.json["id"].startswith("delegation-")
+    message = proxied.json["params"]["message"]
     assert message["role"] == "user" and message["messageId"]
     assert message["parts"] == [{"kind": "text", "text": "write the tests"}]
-    assert message["metadata"]["source_workspace_id"] == workspace_id
+    assert message["metadata"] == {"source_workspace_id": workspace_id,
+                                   "parent_task_id": proxied.json["id"].split("-")[1]}
+    # the peer got the task from the platform, with the platform's credential and not ours
+    [delivered] = peer_listener.requests
+    assert "authorization" not in delivered["headers"]
+    assert TOKEN not in json.dumps(delivered)
+    assert delivered["headers"]["x-molecule-inbound-secret"] == "peer-dev-inbound-secret"
+    assert delivered["json"]["params"]["message"]["parts"] == [{"kind": "text", "text": "write the tests"}]
     kinds = [a.json["activity_type"] for a in authed.requests_to(f"/workspaces/{workspace_id}/activity")]
     assert kinds == ["a2a_send", "a2a_receive"]
+
+
+def test_delegate_task_never_posts_to_the_url_discovery_returns(authed, call, workspace_id, peer_listener):
+    """The attack: discovery (or whoever controls the peer's registration) names a URL that
+    collects bearer tokens. Nothing is sent there; the platform proxy routes the task."""
+    authed.add_peer(workspace_id, "peer-dev", name="Dev")
+    authed.discover_overrides["peer-dev"] = (200, {"id": "peer-dev", "url": peer_listener.url, "name": "Dev"})
+    result = call("delegate_task", "peer-dev", "hi")
+
+    assert peer_listener.requests == []
+    assert result["success"] is True and result["response"] == "echo: hi"
+    [delivered] = authed.requests_to("/_peers/peer-dev")
+    assert "authorization" not in delivered.headers
 
 
 def test_delegate_task_retries_timeouts_then_returns_an_error(authed, call, workspace_id, monkeypatch):
@@ -160,26 +222,38 @@ def test_delegate_task_retries_timeouts_then_returns_an_error(authed, call, work
 
     assert result["success"] is False and result["attempts"] == 3
     assert result["error"].startswith("DELEGATION FAILED to Slow: [A2A_ERROR] ReadTimeout")
-    assert "[target=" + authed.peer_url("peer-slow") + "]" in result["error"]
+    assert "[target=peer-slow]" in result["error"]
     assert authed.peer_hits["peer-slow"] == 3
-    ids = [r.json["id"] for r in authed.requests_to("/_peers/peer-slow")]
+    ids = [r.json["id"] for r in authed.requests_to("/workspaces/peer-slow/a2a")]
     assert len(set(ids)) == 3 and all(i.startswith("delegation-") for i in ids)
     receive = [a.json for a in authed.requests_to(f"/workspaces/{workspace_id}/activity")][-1]
     assert receive["activity_type"] == "a2a_receive" and receive["status"] == "error"
 
 
-def test_delegate_task_retries_connection_errors(authed, call, workspace_id, monkeypatch):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    dead_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
-    authed.discover_overrides["peer-gone"] = (200, {"id": "peer-gone", "url": dead_url, "name": "Gone"})
+def test_delegate_task_retries_dropped_connections_then_succeeds(authed, call, workspace_id, monkeypatch):
+    authed.add_peer(workspace_id, "peer-dev", name="Dev")
+    authed.proxy_disconnects = 2
+    monkeypatch.setenv("DELEGATION_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DELEGATION_RETRY_DELAY", "0.01")
+
+    result = call("delegate_task", "peer-dev", "hello")
+    assert result == {"success": True, "workspace_id": "peer-dev", "peer": "Dev", "response": "echo: hello"}
+    ids = [r.json["id"] for r in authed.requests_to("/workspaces/peer-dev/a2a")]
+    assert [i.rsplit("-", 1)[1] for i in ids] == ["1", "2", "3"]
+    assert authed.peer_hits["peer-dev"] == 1
+
+
+def test_delegate_task_gives_up_after_the_last_dropped_connection(authed, call, workspace_id, monkeypatch):
+    authed.add_peer(workspace_id, "peer-dev", name="Dev")
+    authed.proxy_disconnects = 2
     monkeypatch.setenv("DELEGATION_RETRY_ATTEMPTS", "2")
     monkeypatch.setenv("DELEGATION_RETRY_DELAY", "0.01")
 
-    result = call("delegate_task", "peer-gone", "hello")
+    result = call("delegate_task", "peer-dev", "hello")
     assert result["success"] is False and result["attempts"] == 2
-    assert "ConnectError" in result["error"] and f"[target={dead_url}]" in result["error"]
+    assert result["error"].startswith("DELEGATION FAILED to Dev: [A2A_ERROR] RemoteProtocolError")
+    assert "[target=peer-dev]" in result["error"]
+    assert authed.peer_hits["peer-dev"] == 0
 
 
 def test_delegate_task_does_not_retry_a_json_rpc_error(authed, call, workspace_id, monkeypatch):
@@ -187,7 +261,7 @@ def test_delegate_task_does_not_retry_a_json_rpc_error(authed, call, workspace_i
     monkeypatch.setenv("DELEGATION_RETRY_DELAY", "0.01")
     result = call("delegate_task", "peer-err", "hello")
     assert result["success"] is False and result["attempts"] == 1
-    assert "[A2A_ERROR] kaput (code=-32603)" in result["error"]
+    assert "[A2A_ERROR] kaput (code=-32603) [target=peer-err]" in result["error"]
     assert authed.peer_hits["peer-err"] == 1
 
 
@@ -203,12 +277,63 @@ def test_delegate_task_reports_a_queued_peer(authed, call, workspace_id):
     assert result["success"] is True and result["status"] == "queued" and result["queue_id"] == "q-1"
 
 
+def test_delegate_task_reports_a_task_the_proxy_queued(authed, call, workspace_id):
+    authed.add_peer(workspace_id, "peer-busy", name="Busy")
+    authed.proxy_queued = True
+    result = call("delegate_task", "peer-busy", "hello")
+
+    assert result["success"] is True and result["status"] == "queued"
+    assert result["message"].startswith("Busy is busy; the task was queued")
+    assert result["queue_id"] and result["queue_id"] != "q-1"
+    assert authed.peer_hits["peer-busy"] == 0
+
+
+def test_delegate_task_returns_the_proxy_error_answer(authed, call, workspace_id):
+    authed.add_peer(workspace_id, "peer-down", name="Down", mode="http_500")
+    result = call("delegate_task", "peer-down", "hello")
+    assert result == {
+        "success": False, "workspace_id": "peer-down", "attempts": 1,
+        "error": "DELEGATION FAILED to Down: [A2A_ERROR] HTTP 500: internal error [target=peer-down]. "
+                 + DELEGATION_FAILED_HINT,
+    }
+
+    authed.discover_overrides["ghost"] = (200, {"id": "ghost", "url": "http://ghost:8000", "name": "Ghost"})
+    result = call("delegate_task", "ghost", "hello")
+    assert result["error"].startswith("DELEGATION FAILED to Ghost: [A2A_ERROR] HTTP 404: workspace not found")
+
+
 def test_delegate_task_discovery_denied_is_an_error_dict(authed, call, workspace_id):
     authed.discover_overrides["stranger"] = (403, {"error": "not authorized to discover this workspace"})
     result = call("delegate_task", "stranger", "hello")
     assert result["success"] is False
     assert "HTTP 403: not authorized to discover this workspace" in result["error"]
-    assert authed.requests_to("/_peers/stranger") == []
+    assert authed.requests_to("/workspaces/stranger/a2a") == []
+
+
+def test_echo_delegate_command_takes_the_proxy_route(authed, make_client, workspace_id, tmp_path, peer_listener):
+    """`/delegate <B> hi` sent to an echo agent (what the attacker did) reaches B only through the
+    platform proxy; B never sees the agent's token."""
+    authed.add_peer(workspace_id, "peer-b", name="B")
+    authed.registered["peer-b"]["url"] = peer_listener.url
+    config_dir = write_config(tmp_path / "echo-configs")
+
+    async def build():
+        adapter = EchoAdapter()
+        cfg = AdapterConfig(config_path=str(config_dir), builtin_tools=build_tools(make_client()))
+        await adapter.setup(cfg)
+        return adapter, await adapter.create_executor(cfg)
+
+    adapter, executor = asyncio.run(build())
+    port = free_port()
+    cards = CardHolder(build_agent_card(load_config(config_dir, env={}), f"http://127.0.0.1:{port}", []))
+    with ThreadServer(build_app(executor, cards, adapter=adapter), port) as echo:
+        reply = send03(echo.url, "/delegate peer-b hi")["parts"][0]["text"]
+
+    assert json.loads(reply) == {"success": True, "workspace_id": "peer-b", "peer": "B", "response": "peer: hi"}
+    [proxied] = authed.requests_to("/workspaces/peer-b/a2a", "POST")
+    assert_auth(proxied, source=True, workspace_id=workspace_id)
+    [delivered] = peer_listener.requests
+    assert "authorization" not in delivered["headers"] and TOKEN not in json.dumps(delivered)
 
 
 # ------------------------------------------------------------------------------ async delegation

@@ -230,9 +230,11 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
     async def delegate_task(workspace_id: str, task: str) -> dict:
         """Send a task to a peer workspace and wait for its answer (synchronous delegation).
 
-        Finds the peer through the platform, then calls it directly over A2A. Use list_peers to
-        find workspace ids. For long work prefer delegate_task_async.
+        Asks the platform about the peer, then sends the task through the platform's A2A proxy.
+        Use list_peers to find workspace ids. For long work prefer delegate_task_async.
         """
+        # Discovery checks that we may talk to the peer and gives its name; the URL it returns is
+        # not used: only the platform proxy gets our bearer token (platform.py).
         if not workspace_id or not task:
             return _error("workspace_id and task are required")
         try:
@@ -240,17 +242,14 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
         except PlatformError as exc:
             return _error(f"DELEGATION FAILED to {workspace_id}: discovery failed: {exc}. {DELEGATION_FAILED_HINT}",
                           workspace_id=workspace_id)
-        url = peer.get("url") if isinstance(peer, dict) else None
         name = (peer.get("name") if isinstance(peer, dict) else None) or workspace_id
-        if not url:
-            return _error(f"DELEGATION FAILED to {name}: peer has no URL. {DELEGATION_FAILED_HINT}",
-                          workspace_id=workspace_id)
 
         timeout = _env_float("DELEGATION_TIMEOUT", 300.0)
         attempts = _env_int("DELEGATION_RETRY_ATTEMPTS", 3)
         delay = _env_float("DELEGATION_RETRY_DELAY", 5.0)
         http_timeout = httpx.Timeout(timeout, connect=min(30.0, timeout))
         task_id = uuid.uuid4().hex[:12]
+        target = f"[target={workspace_id}]"
         started = time.monotonic()
         await _log_activity("a2a_send", target_id=workspace_id, method="message/send",
                             summary=f"Delegating to {name}"[:256], status="ok")
@@ -271,18 +270,18 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
         last_error = ""
         for attempt in range(1, attempts + 1):
             try:
-                response = await client.a2a(
-                    url, task, timeout=http_timeout, request_id=f"delegation-{task_id}-{attempt}",
+                response = await client.a2a_via_proxy(
+                    workspace_id, task, timeout=http_timeout, request_id=f"delegation-{task_id}-{attempt}",
                     metadata={"parent_task_id": task_id},
                 )
             except (httpx.TimeoutException, httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                last_error = f"[A2A_ERROR] {type(exc).__name__}: {exc or 'timed out'} [target={url}]"
-                logger.info("delegation attempt %d/%d to %s failed: %s", attempt, attempts, url, last_error)
+                last_error = f"[A2A_ERROR] {type(exc).__name__}: {exc or 'timed out'} {target}"
+                logger.info("delegation attempt %d/%d to %s failed: %s", attempt, attempts, workspace_id, last_error)
                 if attempt < attempts:
                     await asyncio.sleep(delay * attempt)
                 continue
             except httpx.HTTPError as exc:
-                detail = f"[A2A_ERROR] {type(exc).__name__}: {exc} [target={url}]"
+                detail = f"[A2A_ERROR] {type(exc).__name__}: {exc} {target}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
 
             try:
@@ -298,14 +297,14 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
                 }, ok=True)
             if response.status_code >= 400 or not isinstance(body, dict):
                 err = body.get("error") if isinstance(body, dict) else None
-                detail = f"[A2A_ERROR] HTTP {response.status_code}: {err or response.text[:200]} [target={url}]"
+                detail = f"[A2A_ERROR] HTTP {response.status_code}: {err or response.text[:200]} {target}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
             if body.get("error") is not None:
                 err = body["error"]
                 if isinstance(err, dict):
-                    detail = f"[A2A_ERROR] {err.get('message', err)} (code={err.get('code')}) [target={url}]"
+                    detail = f"[A2A_ERROR] {err.get('message', err)} (code={err.get('code')}) {target}"
                 else:
-                    detail = f"[A2A_ERROR] {err} [target={url}]"
+                    detail = f"[A2A_ERROR] {err} {target}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
             text = extract_text(body.get("result"))
             if text.startswith("Agent error:"):
