@@ -7,10 +7,13 @@
   delegation tool, canvas) uses the 0.3 names, so this flag is what keeps them working.
 - The card at `/.well-known/agent-card.json` (1.0) and `/.well-known/agent.json` (0.3 path);
   both serve the current card from a `CardHolder`, so a skills hot reload shows up at once.
+- With an inbound secret (env `MOLECULE_INBOUND_SECRET`, set by the platform's provisioner),
+  JSON-RPC answers only calls carrying it in `X-Molecule-Inbound-Secret` (`InboundSecretGuard`).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 
@@ -31,6 +34,9 @@ logging.getLogger("a2a.utils.proto_utils").addFilter(
     lambda record: "REQUIRED fields missing or empty: skills" not in record.getMessage())
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+INBOUND_SECRET_ENV = "MOLECULE_INBOUND_SECRET"
+INBOUND_SECRET_HEADER = "X-Molecule-Inbound-Secret"
+INBOUND_SECRET_ERROR = "platform credential required (X-Molecule-Inbound-Secret missing or invalid)"
 # the 1.0 JSON-RPC method names (a2a-sdk JsonRpcDispatcher.METHOD_TO_MODEL)
 V10_METHODS = frozenset({
     "SendMessage", "SendStreamingMessage", "GetTask", "ListTasks", "CancelTask", "SubscribeToTask",
@@ -174,6 +180,36 @@ class JsonRpcNormaliser:
         return await self.app(scope, replay, capture)
 
 
+class InboundSecretGuard:
+    """ASGI layer refusing JSON-RPC calls that lack the platform's inbound secret (beyond the original).
+
+    Anything that can reach the agent's port (another process on the host, a peer that learnt its
+    URL) could otherwise make it work, and spend its credentials, without the platform's
+    hierarchy and budget checks. The platform sends the secret on every call its proxy forwards;
+    a missing or different value is a 401 with ``{"error": INBOUND_SECRET_ERROR}``, compared in
+    constant time. Only the JSON-RPC endpoint is guarded: the agent card stays public because
+    A2A cards exist to be discovered, carry nothing secret (the platform's registry hands the
+    same card to every peer) and cannot start any work; ``/health`` reports liveness only; and
+    ``/transcript`` has its own bearer check.
+    """
+
+    header = INBOUND_SECRET_HEADER.lower().encode()
+
+    def __init__(self, app, secret: str, rpc_path: str = "/"):
+        self.app = app
+        self.secret = secret.encode()
+        self.rpc_path = rpc_path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == self.rpc_path:
+            # raw bytes: compare_digest refuses non-ASCII str, and a header may carry any byte
+            presented = next((value for name, value in scope["headers"] if name == self.header), b"")
+            if not hmac.compare_digest(presented, self.secret):
+                refusal = JSONResponse({"error": INBOUND_SECRET_ERROR}, status_code=401)
+                return await refusal(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class CardHolder:
     """The card currently served (swapped after setup and after every skills reload)."""
 
@@ -186,8 +222,6 @@ class CardHolder:
 
 def _bearer_ok(request: Request, token_provider) -> bool:
     """Fail closed: no token configured, no header, or a mismatch are all refusals."""
-    import hmac
-
     expected = token_provider() if token_provider else None
     header = request.headers.get("authorization", "")
     if not expected or not header.lower().startswith("bearer "):
@@ -195,8 +229,10 @@ def _bearer_ok(request: Request, token_provider) -> bool:
     return hmac.compare_digest(header[7:].strip(), expected)
 
 
-def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token_provider=None) -> Starlette:
-    """The A2A app. `token_provider()` returns the workspace token that guards `/transcript`."""
+def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token_provider=None,
+              inbound_secret: str | None = None) -> Starlette:
+    """The A2A app. `token_provider()` returns the workspace token that guards `/transcript`;
+    `inbound_secret`, when given, guards JSON-RPC (`InboundSecretGuard`)."""
     handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(),
                                     agent_card=cards.card)
     routes = []
@@ -226,4 +262,7 @@ def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token
     app.state.cards = cards
     app.state.adapter = adapter
     app.add_middleware(JsonRpcNormaliser)
+    if inbound_secret:
+        # added last, so outermost: a refused call is answered before its body is read
+        app.add_middleware(InboundSecretGuard, secret=inbound_secret)
     return app

@@ -1,15 +1,22 @@
-"""The A2A server over real HTTP on loopback: both JSON-RPC method generations and both card URLs."""
+"""The A2A server over real HTTP on loopback: both JSON-RPC method generations, both card URLs,
+and the inbound secret that guards JSON-RPC."""
 
+import asyncio
 import threading
 import time
+import uuid
 
 import httpx
+import pytest
 
+from molecule_runtime.adapters.base import AdapterConfig
+from molecule_runtime.adapters.echo import Adapter as EchoAdapter
 from molecule_runtime.card import build_agent_card
-from molecule_runtime.config import WorkspaceConfig
-from molecule_runtime.server import flatten_task_result
+from molecule_runtime.config import WorkspaceConfig, load_config
+from molecule_runtime.server import CardHolder, build_app, flatten_task_result
 
 from .a2a_helpers import msg03, msg10, rpc, rpc_stream, send03
+from .conftest import ThreadServer, free_port, write_config
 
 
 def test_card_is_served_at_both_well_known_paths(echo_runtime):
@@ -145,3 +152,87 @@ def test_final_stream_message_only_for_final_status_with_message():
     working = {"id": 7, "result": {"kind": "status-update", "final": False, "status": {"state": "working"}}}
     assert final_stream_message(working) is None
     assert final_stream_message({"id": 7, "error": {}}) is None
+
+
+# ------------------------------------------------------------------------------ inbound secret
+SECRET = "inbound-secret-0123456789abcdef"
+REFUSAL = {"error": "platform credential required (X-Molecule-Inbound-Secret missing or invalid)"}
+
+
+@pytest.fixture
+def guarded_runtime(tmp_path):
+    """An echo agent served with `inbound_secret=SECRET` (what MOLECULE_INBOUND_SECRET sets)."""
+    config_dir = write_config(tmp_path / "configs")
+    adapter = EchoAdapter()
+    cfg = AdapterConfig(config_path=str(config_dir))
+    asyncio.run(adapter.setup(cfg))
+    executor = asyncio.run(adapter.create_executor(cfg))
+    port = free_port()
+    cards = CardHolder(build_agent_card(load_config(config_dir, env={}), f"http://127.0.0.1:{port}", []))
+    with ThreadServer(build_app(executor, cards, adapter=adapter, inbound_secret=SECRET), port) as srv:
+        srv.adapter = adapter
+        yield srv
+
+
+def _post(url: str, method: str, params: dict, headers: dict | None = None) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "id": uuid.uuid4().hex[:8], "method": method, "params": params}
+    return httpx.post(url + "/", json=body, headers=headers or {}, timeout=10)
+
+
+def test_json_rpc_without_the_inbound_secret_is_refused_and_does_no_work(guarded_runtime):
+    for method, params in (("message/send", {"message": msg03("hi")}),
+                           ("message/stream", {"message": msg03("hi")}),
+                           ("SendMessage", {"message": msg10("hi")}),
+                           ("tasks/get", {"id": "t-1"})):
+        response = _post(guarded_runtime.url, method, params)
+        assert response.status_code == 401, method
+        assert response.json() == REFUSAL, method
+    transcript = asyncio.run(guarded_runtime.adapter.transcript_lines())
+    assert transcript["lines"] == []  # the executor never saw a message
+
+
+def test_json_rpc_with_a_wrong_inbound_secret_is_refused(guarded_runtime):
+    for wrong in ("nope", SECRET[:-1], SECRET + "x", SECRET.upper(), "", "caf\xe9".encode("latin-1")):
+        response = _post(guarded_runtime.url, "message/send", {"message": msg03("hi")},
+                         headers={"X-Molecule-Inbound-Secret": wrong})
+        assert response.status_code == 401 and response.json() == REFUSAL, wrong
+    # a bearer token is not the platform's credential either
+    response = _post(guarded_runtime.url, "message/send", {"message": msg03("hi")},
+                     headers={"Authorization": f"Bearer {SECRET}"})
+    assert response.status_code == 401 and response.json() == REFUSAL
+
+
+def test_json_rpc_with_the_inbound_secret_gets_the_normal_answer(guarded_runtime):
+    out = rpc(guarded_runtime.url, "message/send", {"message": msg03("hi")},
+              headers={"X-Molecule-Inbound-Secret": SECRET})
+    assert out["result"]["kind"] == "message" and out["result"]["parts"][0]["text"] == "echo: hi"
+    task = rpc(guarded_runtime.url, "SendMessage", {"message": msg10("hi")},
+               headers={"x-molecule-inbound-secret": SECRET})["result"]["task"]
+    assert task["status"]["message"]["parts"][0]["text"] == "echo: hi"
+
+
+def test_card_and_health_stay_public_with_an_inbound_secret(guarded_runtime):
+    for path in ("/.well-known/agent-card.json", "/.well-known/agent.json"):
+        response = httpx.get(guarded_runtime.url + path)
+        assert response.status_code == 200 and response.json()["name"] == "Echo Agent", path
+    assert httpx.get(guarded_runtime.url + "/health").json() == {"status": "ok"}
+
+
+def test_without_an_inbound_secret_json_rpc_is_open_as_before(echo_runtime):
+    assert send03(echo_runtime.url, "hi")["parts"][0]["text"] == "echo: hi"
+    out = rpc(echo_runtime.url, "message/send", {"message": msg03("hi")},
+              headers={"X-Molecule-Inbound-Secret": "anything"})
+    assert out["result"]["parts"][0]["text"] == "echo: hi"
+
+
+def test_the_platform_proxy_reaches_a_guarded_agent_only_with_its_secret(guarded_runtime, fake_platform):
+    peer = "44444444-4444-4444-8444-444444444444"
+    fake_platform.registered[peer] = {"url": guarded_runtime.url, "agent_card": {"name": "Guarded"}}
+    body = {"method": "message/send", "params": {"message": {"role": "user", "parts": [{"kind": "text", "text": "hi"}]}}}
+
+    refused = httpx.post(f"{fake_platform.base_url}/workspaces/{peer}/a2a", json=body, timeout=10)
+    assert refused.status_code == 401 and refused.json() == REFUSAL
+
+    fake_platform.inbound_secrets[peer] = SECRET
+    answered = httpx.post(f"{fake_platform.base_url}/workspaces/{peer}/a2a", json=body, timeout=10)
+    assert answered.status_code == 200 and answered.json()["result"]["parts"][0]["text"] == "echo: hi"

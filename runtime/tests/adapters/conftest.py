@@ -89,7 +89,8 @@ import time  # noqa: E402
 
 # variables a developer's shell may carry that would change what the runtime under test does
 _SCRUB = ("ADAPTER_MODULE", "MOLECULE_SMOKE_MODE", "AGENT_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-          "MODEL_PROVIDER", "ANTHROPIC_API_KEY", "LANGGRAPH_RECURSION_LIMIT", "WORKSPACE_ID")
+          "MODEL_PROVIDER", "ANTHROPIC_API_KEY", "LANGGRAPH_RECURSION_LIMIT", "WORKSPACE_ID",
+          "MOLECULE_INBOUND_SECRET")
 
 
 def process_env(**extra: str) -> dict:
