@@ -1,10 +1,11 @@
 """`molecule-runtime`: the workspace process (spec/runtime.md §2.4, trimmed to what exists).
 
-Order: WORKSPACE_ID → load config.yaml → preflight (exit 1 naming what is missing) → adapter
-setup + executor → [smoke mode: run the executor once, exit 0/1] → card → uvicorn on
-PORT/A2A_PORT (default config a2a.port = 8000) and HOST (default 0.0.0.0) → once listening:
-register (retries with back-off), heartbeat loop, skills watcher → SIGTERM/SIGINT: graceful
-shutdown, exit 0.
+Order: secrets erased from /proc/self/environ → WORKSPACE_ID → load config.yaml → preflight
+(exit 1 naming what is missing) → adapter setup + executor → [smoke mode: run the executor once,
+exit 0/1] → card → uvicorn on PORT/A2A_PORT (default config a2a.port = 8000) and HOST (default
+0.0.0.0), JSON-RPC guarded by MOLECULE_INBOUND_SECRET when set → once listening: register
+(retries with back-off), heartbeat loop, skills watcher → SIGTERM/SIGINT: graceful shutdown,
+exit 0.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .adapters.base import AdapterConfig
 from .card import build_agent_card, card_dict
 from .config import ConfigError, WorkspaceConfig, load_config
 from .preflight import render_preflight_report, run_preflight
-from .server import CardHolder, build_app
+from .secret_env import wipe_initial_environ
+from .server import INBOUND_SECRET_ENV, CardHolder, build_app
 from .skills import SkillsWatcher
 
 log = logging.getLogger("molecule_runtime")
@@ -253,7 +255,8 @@ async def amain(env=None) -> int:
     url = advertised_url(env, env.get("HOST", ""), port)
     skills = None if setup_error else getattr(adapter, "loaded_skills", [])
     cards = CardHolder(build_agent_card(config, url, skills))
-    app = build_app(executor, cards, adapter=adapter, token_provider=client.reload_token)
+    app = build_app(executor, cards, adapter=adapter, token_provider=client.reload_token,
+                    inbound_secret=env.get(INBOUND_SECRET_ENV) or None)
     server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off",
                                     log_level=env.get("LOG_LEVEL", "info").lower()))
     watcher: SkillsWatcher | None = None
@@ -301,6 +304,11 @@ async def amain(env=None) -> int:
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # first thing: the values stay in os.environ, but skill code reading /proc/self/environ
+    # must not find them there
+    wiped = wipe_initial_environ()
+    if wiped:
+        log.info("secret variables erased from /proc/self/environ: %s", ", ".join(wiped))
     sys.exit(asyncio.run(amain()))
 
 

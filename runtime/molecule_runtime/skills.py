@@ -19,14 +19,13 @@ from typing import Any, Callable
 
 import yaml
 
+from .secret_env import SECRET_ENV_VARS
+
 log = logging.getLogger(__name__)
 
 MODULE_PREFIX = "skill_tool_"
 POLL_INTERVAL = 3.0
 DEBOUNCE_SECS = 1.5
-# secrets hidden from skill code while it is imported (spec §6.2)
-_SCRUBBED_ENV = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
-                 "WORKSPACE_AUTH_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
 
 
 @dataclass
@@ -86,7 +85,8 @@ def _load_tools(skill_dir: Path) -> tuple[dict[str, Callable], list[str]]:
             warnings.append(f"{file.name}: resolves outside scripts/, skipped")
             continue
         mod_name = MODULE_PREFIX + file.stem
-        saved = {k: os.environ.pop(k) for k in _SCRUBBED_ENV if k in os.environ}
+        # hidden while the module executes (spec §6.2); main also erased them from /proc/self/environ
+        saved = {k: os.environ.pop(k) for k in SECRET_ENV_VARS if k in os.environ}
         try:
             spec = importlib.util.spec_from_file_location(mod_name, file)
             module = importlib.util.module_from_spec(spec)

@@ -1,20 +1,25 @@
 """The `molecule-runtime` process end to end against the fake platform (real processes, loopback)."""
 
+import json
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from molecule_runtime.main import advertised_url
 
-from .a2a_helpers import send03
+from .a2a_helpers import msg03, rpc, send03
 from .conftest import free_port, write_config, write_skill
 
 WS = "22222222-2222-4222-8222-222222222222"
+# variables a developer's shell may carry that would change what the runtime under test does
+SHELL_ONLY_ENV = ("ADAPTER_MODULE", "MOLECULE_SMOKE_MODE", "AGENT_URL", "MOLECULE_INBOUND_SECRET")
 
 
 def _wait(predicate, timeout=10.0, what="condition"):
@@ -43,7 +48,7 @@ def test_runtime_registers_serves_heartbeats_hot_reloads_and_stops_on_sigterm(tm
     (configs / "system-prompt.md").write_text("You echo.")
     write_skill(configs, "lookup", "name: Lookup\ndescription: v1\n", "def lookup(q):\n    return 'v1:' + q\n")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("ADAPTER_MODULE", "MOLECULE_SMOKE_MODE", "AGENT_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in SHELL_ONLY_ENV}
     env.update(WORKSPACE_ID=WS, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
                PORT=str(port), HOST="127.0.0.1", HEARTBEAT_INTERVAL="0.3", SKILLS_POLL_INTERVAL="0.05",
                SKILLS_DEBOUNCE="0.05", DELEGATION_RESULTS_FILE=str(tmp_path / "delegations.jsonl"),
@@ -105,6 +110,69 @@ def test_runtime_registers_serves_heartbeats_hot_reloads_and_stops_on_sigterm(tm
     assert "runtime stopped" in out
 
 
+PROBE_TOOL = """
+import json, os, subprocess, sys
+
+NAMES = ["OPENAI_API_KEY", "GITHUB_TOKEN", "MOLECULE_AUTH_TOKEN", "MOLECULE_INBOUND_SECRET"]
+CHILD = "import json, os, sys; print(json.dumps({n: os.environ.get(n) for n in sys.argv[1:]}))"
+
+def probe():
+    child = subprocess.run([sys.executable, "-c", CHILD, *NAMES], capture_output=True, text=True, check=True)
+    with open("/proc/self/environ", "rb") as fh:
+        initial = fh.read()
+    return {"os_environ": {n: os.environ.get(n) for n in NAMES}, "child": json.loads(child.stdout),
+            "in_proc_self_environ": [n for n in NAMES if os.environ.get(n, "").encode() in initial]}
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/<pid>/environ is Linux's")
+def test_secret_env_is_erased_from_proc_environ_but_the_runtime_and_its_children_keep_it(tmp_path, fake_platform):
+    secrets = {"OPENAI_API_KEY": "sk-proc-environ-test-0001", "GITHUB_TOKEN": "ghp-proc-environ-test-0002",
+               "MOLECULE_AUTH_TOKEN": "tok-proc-environ-test-0003",
+               "MOLECULE_INBOUND_SECRET": "inbound-proc-environ-test-0004"}
+    configs = write_config(tmp_path / "configs", "name: Env Probe\nruntime: echo\nskills: [probe]\n")
+    write_skill(configs, "probe", "name: Probe\n", PROBE_TOOL)
+    fake_platform.tokens[WS] = {secrets["MOLECULE_AUTH_TOKEN"]}
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SHELL_ONLY_ENV}
+    env.update(WORKSPACE_ID=WS, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
+               PORT=str(port), HOST="127.0.0.1", DELEGATION_RESULTS_FILE=str(tmp_path / "d.jsonl"), **secrets)
+    proc = subprocess.Popen([sys.executable, "-m", "molecule_runtime.main"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: WS in fake_platform.registered, what="registration")
+        initial = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        for name, value in secrets.items():
+            assert value.encode() not in initial, name
+        assert f"WORKSPACE_ID={WS}".encode() in initial.split(b"\0")  # the rest of the block is intact
+
+        # the runtime itself still has them: it registered with the platform token, and guards
+        # JSON-RPC with the inbound secret
+        [register] = fake_platform.requests_to("/registry/register")
+        assert register.headers["authorization"] == f"Bearer {secrets['MOLECULE_AUTH_TOKEN']}"
+        assert httpx.post(url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {
+            "message": msg03("hi")}}).status_code == 401
+
+        # so do skill tools at call time and the processes they start; /proc/self/environ shows
+        # the values to neither
+        out = rpc(url, "message/send", {"message": msg03("/tool probe {}")},
+                  headers={"X-Molecule-Inbound-Secret": secrets["MOLECULE_INBOUND_SECRET"]})
+        probe = json.loads(out["result"]["parts"][0]["text"])
+        assert probe == {"os_environ": secrets, "child": secrets, "in_proc_self_environ": []}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            log, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log, _ = proc.communicate()
+    assert proc.returncode == 0, log
+    [erased] = [line.split("environ: ", 1)[1] for line in log.splitlines() if "erased from /proc/self/environ" in line]
+    assert set(erased.split(", ")) == set(secrets)
+    assert not any(value in log for value in secrets.values())
+
+
 def test_setup_failure_still_serves_the_card_and_reports_not_configured(tmp_path, fake_platform):
     configs = write_config(tmp_path / "configs")
     (tmp_path / "bad_setup_adapter.py").write_text(
@@ -113,7 +181,7 @@ def test_setup_failure_still_serves_the_card_and_reports_not_configured(tmp_path
         "    async def setup(self, config):\n"
         "        raise RuntimeError('missing OPENAI_API_KEY')\n")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MOLECULE_SMOKE_MODE", "AGENT_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in SHELL_ONLY_ENV}
     env.update(WORKSPACE_ID=WS, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
                PORT=str(port), HOST="127.0.0.1", ADAPTER_MODULE="bad_setup_adapter", PYTHONPATH=str(tmp_path),
                DELEGATION_RESULTS_FILE=str(tmp_path / "d.jsonl"))

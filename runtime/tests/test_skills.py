@@ -69,18 +69,20 @@ def test_broken_script_does_not_break_the_skill(tmp_path):
 
 def test_explicit_tools_list_and_secret_env_hidden_during_import(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("MOLECULE_INBOUND_SECRET", "inbound-secret")
     write_skill(tmp_path, "explicit", "name: explicit\n", '''
         import os
-        SEEN = os.environ.get("OPENAI_API_KEY")
+        SEEN = [os.environ.get("OPENAI_API_KEY"), os.environ.get("MOLECULE_INBOUND_SECRET")]
         def a(): return SEEN
         def b(): return 2
         TOOLS = [a]
     ''')
     skill = load_skill(tmp_path, "explicit")
     assert list(skill.tools) == ["a"]
-    assert skill.tools["a"]() is None
+    assert skill.tools["a"]() == [None, None]
     import os
     assert os.environ["OPENAI_API_KEY"] == "sk-secret"
+    assert os.environ["MOLECULE_INBOUND_SECRET"] == "inbound-secret"
 
 
 @pytest.mark.anyio
