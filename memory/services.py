@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from activity.models import ActivityLog
 from memory import selectors
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
-from memory.redaction import redact_secrets
+from memory.redaction import redact_json_secrets, redact_secrets
 from molecule_site.errors import ApiError
 from registry.selectors import as_uuid
 from workspaces.models import Workspace
@@ -126,6 +126,10 @@ def workspace_memory_set(
     ``ttl_seconds`` > 0 makes the entry expire that many seconds from now; otherwise it never
     expires. With ``if_match_version`` the write only happens when the live entry has that
     version (0: when there is no live entry); else a 409 carrying the current version.
+
+    Beyond the spec, the value is secret-redacted like a memory's content (every string in it,
+    see :func:`memory.redaction.redact_json_secrets`). The key is not: it is the entry's address,
+    which the agent reads back by the name it wrote.
     """
     if not key:
         raise ApiError("key is required")
@@ -136,7 +140,7 @@ def workspace_memory_set(
         "id": uuid.uuid4(),
         "workspace_id": workspace.id,
         "key": key,
-        "value": json.dumps(value),
+        "value": json.dumps(redact_json_secrets(value)),
         "ttl": ttl_seconds if ttl_seconds is not None and ttl_seconds > 0 else None,
         "expected": if_match_version,
     }

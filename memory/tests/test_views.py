@@ -310,3 +310,43 @@ def test_kv_delete_is_idempotent(client, root):
     for _ in range(2):
         assert answer(client.delete(f"{url}/k", **ADMIN)) == (200, b'{"status":"deleted"}')
     assert not WorkspaceMemory.objects.exists()
+
+
+# --- secret redaction on both memory kinds (read back through the API) -----------------------------
+
+PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\n-----END EC PRIVATE KEY-----"
+DSN = "postgres://u:p4ss@db/x"
+
+
+def own_token(workspace) -> dict:
+    _, token = token_mint(workspace=workspace)
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def test_a_scoped_memory_is_stored_and_read_back_redacted(client, child):
+    auth = own_token(child)
+    content = f"db is {DSN}; deploy key:\n{PEM}\npassword: hunter2"
+    assert post(client, f"/workspaces/{child.id}/memories", {"content": content, "scope": "LOCAL"}, auth).status_code == 201
+    [item] = client.get(f"/workspaces/{child.id}/memories", **auth).json()
+    assert item["content"] == (
+        "db is postgres://[REDACTED:URL_CREDENTIALS]@db/x; deploy key:\n[REDACTED:PRIVATE_KEY]\n[REDACTED:PASSWORD]"
+    )
+
+
+def test_a_key_value_memory_is_stored_and_read_back_redacted(client, root):
+    auth, url = own_token(root), f"/workspaces/{root.id}/memory"
+    value = {"dsn": DSN, "tls": {"key": PEM, "password": "hunter2", "port": 5432}, "notes": ["ok", "AKIAIOSFODNN7EXAMPLE"]}
+    assert answer(post(client, url, {"key": "db", "value": value}, auth)) == (200, b'{"status":"ok","key":"db","version":1}')
+    redacted = {
+        "dsn": "postgres://[REDACTED:URL_CREDENTIALS]@db/x",
+        "tls": {"key": "[REDACTED:PRIVATE_KEY]", "password": "[REDACTED:PASSWORD]", "port": 5432},
+        "notes": ["ok", "[REDACTED:AWS_ACCESS_KEY]"],
+    }
+    assert client.get(f"{url}/db", **auth).json()["value"] == redacted
+    assert [entry["value"] for entry in client.get(url, **auth).json()] == [redacted]
+
+
+def test_a_key_value_memory_that_is_a_plain_string_is_redacted_and_its_key_kept(client, root):
+    auth, url = own_token(root), f"/workspaces/{root.id}/memory"
+    assert post(client, url, {"key": "dsn", "value": DSN}, auth).status_code == 200
+    assert client.get(f"{url}/dsn", **auth).json()["value"] == "postgres://[REDACTED:URL_CREDENTIALS]@db/x"
