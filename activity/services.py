@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from activity.events import emit
 from activity.models import ActivityLog
+from memory.redaction import redact_secrets
 from workspaces.models import Workspace
 
 
@@ -43,7 +44,15 @@ def activity_report(
     response_body=None,
     tool_trace=None,
 ) -> ActivityLog:
-    """``POST /workspaces/:id/activity``: one row plus a broadcast-only ``ACTIVITY_LOGGED``."""
+    """``POST /workspaces/:id/activity``: one row plus a broadcast-only ``ACTIVITY_LOGGED``.
+
+    Beyond the spec, ``summary`` and ``error_detail`` are secret-redacted (an agent's summary or
+    a provider error may quote a credential). The bodies and tool trace are stored as sent: they
+    are the A2A messages the canvas chat and delegation results are rebuilt from, and the
+    redaction patterns (base64 runs above all) would alter file parts and code in them.
+    """
+    summary = redact_secrets(summary) if summary else summary
+    error_detail = redact_secrets(error_detail) if error_detail else error_detail
     with transaction.atomic():
         row = ActivityLog.objects.create(
             workspace_id=workspace_id, activity_type=activity_type, source_id=source_id, target_id=target_id,
@@ -79,8 +88,11 @@ def workspace_notify(*, workspace: Workspace, message: str, attachments: list[di
     """``POST /workspaces/:id/notify``: an agent speaks to the user on the canvas.
 
     Broadcast-only ``AGENT_MESSAGE`` and an ``a2a_receive``/``notify`` row (no source: it shows
-    in the canvas chat as the agent's reply).
+    in the canvas chat as the agent's reply). Beyond the spec, the message is secret-redacted
+    first, so the stored row and the broadcast say the same thing. Attachment URIs are not: they
+    are links the canvas downloads from.
     """
+    message = redact_secrets(message)
     files = [_attachment_file(a) for a in attachments]
     summary = "Agent message: " + (
         message[:NOTIFY_SUMMARY_CHARS] + "…" if len(message) > NOTIFY_SUMMARY_CHARS else message

@@ -222,6 +222,21 @@ def test_report_rejects_an_unbindable_body(api, workspace, body):
     assert not ActivityLog.objects.exists()
 
 
+def test_report_stores_summary_and_error_detail_redacted_and_the_bodies_as_sent(api, workspace, delivered):
+    _, token = token_mint(workspace=workspace)
+    body = {
+        "activity_type": "error", "summary": f"connecting to {DSN}", "error_detail": f"bad key\n{PEM}",
+        "request_body": {"text": f"connect to {DSN}"},
+    }
+    assert api("POST", f"/workspaces/{workspace.id}/activity", body, token=token).status_code == 200
+    [item] = api("GET", f"/workspaces/{workspace.id}/activity", token=token).json()
+    assert (item["summary"], item["error_detail"]) == (
+        "connecting to postgres://[REDACTED:URL_CREDENTIALS]@db/x", "bad key\n[REDACTED:PRIVATE_KEY]",
+    )
+    assert item["request_body"] == {"text": f"connect to {DSN}"}  # an A2A body: not rewritten
+    assert delivered[0][2]["summary"] == "connecting to postgres://[REDACTED:URL_CREDENTIALS]@db/x"
+
+
 def test_report_rejects_malformed_json(api, workspace):
     response = api("POST", f"/workspaces/{workspace.id}/activity", raw="{nope")
     assert (response.status_code, response.content) == (400, INVALID_BODY)
@@ -253,7 +268,7 @@ def test_report_for_an_unknown_workspace_is_not_found(api):
 # --- POST /workspaces/:id/notify ---------------------------------------------------------------------
 
 def test_notify_logs_the_message_with_file_parts_and_broadcasts(api, workspace, delivered):
-    message = "x" * 81
+    message = "x " * 40 + "y"  # 81 characters, with no run the secret redaction would take
     response = api(
         "POST", f"/workspaces/{workspace.id}/notify",
         {"message": message, "type": "delegation_result", "attachments": [
@@ -270,7 +285,7 @@ def test_notify_logs_the_message_with_file_parts_and_broadcasts(api, workspace, 
     assert (row.activity_type, row.method, row.source_id, row.target_id, row.status) == (
         "a2a_receive", "notify", None, None, "ok"
     )
-    assert row.summary == "Agent message: " + "x" * 80 + "…"
+    assert row.summary == "Agent message: " + "x " * 40 + "…"
     assert row.response_body == {"result": message, "parts": [{"kind": "file", "file": f} for f in files]}
     assert json.dumps(row.response_body["parts"][0]["file"]["size"]) == "2048"  # stays an integer
     assert delivered == [(
@@ -290,6 +305,20 @@ def test_notify_without_attachments_has_no_parts(api, workspace, delivered):
         "AGENT_MESSAGE", str(workspace.id),
         {"message": "Build is green", "workspace_id": str(workspace.id), "name": "Dev Lead"}, False,
     )]
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----"
+DSN = "postgres://u:p4ss@db/x"
+
+
+def test_notify_stores_and_broadcasts_the_message_redacted(api, workspace, delivered):
+    _, token = token_mint(workspace=workspace)
+    response = api("POST", f"/workspaces/{workspace.id}/notify", {"message": f"use {DSN}\n{PEM}"}, token=token)
+    assert (response.status_code, response.content) == (200, b'{"status":"sent"}')
+    redacted = "use postgres://[REDACTED:URL_CREDENTIALS]@db/x\n[REDACTED:PRIVATE_KEY]"
+    [item] = api("GET", f"/workspaces/{workspace.id}/activity", token=token).json()
+    assert (item["summary"], item["response_body"]) == ("Agent message: " + redacted, {"result": redacted})
+    assert delivered[0][2]["message"] == redacted
 
 
 @pytest.mark.parametrize("body", [{}, {"message": ""}, {"attachments": [{"uri": "u", "name": "n"}]}])
