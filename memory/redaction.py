@@ -3,7 +3,8 @@ memory values (§11.2), notify messages and activity summaries (§10).
 
 runtime/molecule_runtime/tools/redact.py is the runtime's copy of :func:`redact_secrets` (the
 runtime is a separate, dependency-free package, so the patterns are copied, not imported): change
-both together. The runtime redacts before a memory leaves it; the platform redacts again here.
+both together; memory/tests/test_redaction.py checks that they agree. The runtime redacts before
+a memory leaves it; the platform redacts again here.
 
 Each credential shape is replaced whole by ``[REDACTED:<LABEL>]``. Where this goes beyond the
 spec's wording it only redacts *more* (a missed credential is the worse failure), except for
@@ -68,7 +69,6 @@ _VALUE = re.compile(r""""[^"\n]*"?|'[^'\n]*'?|(?:(?i:bearer|basic)[ \t]+)?\S+"""
 _REST_OF_LINE_BLANK = re.compile(r"[ \t]*(?:\r?\n|\Z)")
 _TRAILING_PUNCTUATION = ".,;!?)]}"
 _NAME_PART_SEPARATOR = re.compile(r"[-_]+")
-_JSON_MEMBER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PATH_START = re.compile(r"""["']?[/~]""")
 
 _PRIVATE_KEY_BLOCK = re.compile(
@@ -191,6 +191,9 @@ def redact_secrets(content: str) -> str:
     for pattern, replacement in _PATTERNS:
         content = pattern.sub(replacement, content)
     return _BASE64_RUN.sub(_redact_base64_run, content)
+
+
+_JSON_MEMBER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def redact_json_secrets(value):

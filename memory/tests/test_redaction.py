@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from molecule_runtime.tools import redact as runtime_redact
 
 from memory.redaction import redact_json_secrets, redact_secrets
 
@@ -185,33 +186,33 @@ def test_each_further_credential_shape_is_replaced_by_its_label(content, stored)
     assert redact_secrets(content) == stored
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        "reset your password: see the docs",  # the keyword and prose after ":"
-        "the API key rotates monthly",
-        "the secret: keep it short",
-        "Password reset emails go out hourly; token rotation is weekly; key ceremonies are yearly.",
-        "see https://docs.example.com/a/b?page=2#top and http://localhost:8000/health",
-        "ssh://git@github.com/org/repo.git",  # a user name without a password is not a credential
-        "mail bob@example.com via https://example.com/contact?from=alice@example.com",
-        "2024-05-01T10:00:00Z and 2024-05-01T10:00:00.123456+02:00",
-        "/usr/local/lib/python3.11/site-packages/django/db/models/query.py",
-        "/home/me/Projects/MyApp/src/components/settings/panel/index.tsx",
-        f"/var/lib/molecule/workspaces/{uuid.UUID(int=7)}/configs/system-prompt-for-research.md",
-        "test_a_string_under_a_credential_name_is_redacted_whole and long-kebab-case-component-name-here",
-        "C:\\Users\\me\\project\\README.md",
-        "commit 3f9a2c1 and build deadbeef",
-        "def redact_json_secrets(value): return value  # myObject.someMethod()",
-        "PWD=/work/main\nOLDPWD=/home/me",  # the shell's working directory, not a password
-        "Basic usage: call it twice",
-        "AKIA is how AWS access key ids start",
-        "ghp_ and xoxb- are token prefixes",
-        "-----BEGIN CERTIFICATE-----",
-        "Authorization: required on every route",
-        "max_tokens=4096 token_count: 3 password_reset_url: https://example.com/reset",
-    ],
-)
+ORDINARY_TEXT = [
+    "reset your password: see the docs",  # the keyword and prose after ":"
+    "the API key rotates monthly",
+    "the secret: keep it short",
+    "Password reset emails go out hourly; token rotation is weekly; key ceremonies are yearly.",
+    "see https://docs.example.com/a/b?page=2#top and http://localhost:8000/health",
+    "ssh://git@github.com/org/repo.git",  # a user name without a password is not a credential
+    "mail bob@example.com via https://example.com/contact?from=alice@example.com",
+    "2024-05-01T10:00:00Z and 2024-05-01T10:00:00.123456+02:00",
+    "/usr/local/lib/python3.11/site-packages/django/db/models/query.py",
+    "/home/me/Projects/MyApp/src/components/settings/panel/index.tsx",
+    f"/var/lib/molecule/workspaces/{uuid.UUID(int=7)}/configs/system-prompt-for-research.md",
+    "test_a_string_under_a_credential_name_is_redacted_whole and long-kebab-case-component-name-here",
+    "C:\\Users\\me\\project\\README.md",
+    "commit 3f9a2c1 and build deadbeef",
+    "def redact_json_secrets(value): return value  # myObject.someMethod()",
+    "PWD=/work/main\nOLDPWD=/home/me",  # the shell's working directory, not a password
+    "Basic usage: call it twice",
+    "AKIA is how AWS access key ids start",
+    "ghp_ and xoxb- are token prefixes",
+    "-----BEGIN CERTIFICATE-----",
+    "Authorization: required on every route",
+    "max_tokens=4096 token_count: 3 password_reset_url: https://example.com/reset",
+]
+
+
+@pytest.mark.parametrize("content", ORDINARY_TEXT)
 def test_ordinary_text_survives(content):
     assert redact_secrets(content) == content
 
@@ -300,3 +301,10 @@ def test_member_names_are_redacted_too():
 def test_json_scalars_and_lists_at_the_top(value):
     expected = "[REDACTED:AWS_ACCESS_KEY]" if value == "AKIAIOSFODNN7EXAMPLE" else value
     assert redact_json_secrets(value) == expected
+
+
+# --- the runtime's copy -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [row[0] for row in SPEC_PATTERNS + MORE_SHAPES] + ORDINARY_TEXT)
+def test_the_runtime_copy_redacts_exactly_like_the_platform(content):
+    assert runtime_redact.redact_secrets(content) == redact_secrets(content)
