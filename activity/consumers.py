@@ -11,13 +11,14 @@ Handshake rules, in order:
 
 1. ``Origin`` (when sent — non-browser clients send none) must case-insensitively equal one of
    ``CORS_ORIGINS`` or be same-origin (its ``host[:port]`` equals the ``Host`` header). As in the
-   original, an empty ``CORS_ORIGINS`` allows any origin — outside production only.
-2. ``X-Workspace-ID``: must be a UUID. If the workspace has live tokens, the first
-   ``Authorization: Bearer`` value must validate for it, or be ``ADMIN_TOKEN``. A database error
-   during the check rejects the handshake (fail closed, like the original's in-handler re-checks).
-3. No ``X-Workspace-ID`` in production (``MOLECULE_ENV=production``): the client must be a
-   logged-in active staff user (session cookie) or present ``ADMIN_TOKEN`` — beyond the original,
-   which serves canvas clients unauthenticated; production takes no fail-open path.
+   original, an empty ``CORS_ORIGINS`` allows any origin — in dev mode only.
+2. ``X-Workspace-ID``: must be a UUID. The first ``Authorization: Bearer`` value must validate
+   for it, or be ``ADMIN_TOKEN``; a workspace with no live token connects without one in dev
+   mode only (the original's grandfathering). A database error during the check rejects the
+   handshake (fail closed, like the original's in-handler re-checks).
+3. No ``X-Workspace-ID`` outside dev mode: the client must be a logged-in active staff user
+   (session cookie) or present ``ADMIN_TOKEN`` — beyond the original, which serves canvas
+   clients unauthenticated.
 
 Deviation from the original: it answers a failed workspace check with HTTP 401 and
 ``{"error":"missing workspace auth token"}`` / ``{"error":"invalid workspace auth token"}`` (500
@@ -94,7 +95,7 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
     if origin is None:
         return True
     allowed = settings.CORS_ORIGINS
-    if not allowed and not settings.IS_PRODUCTION:
+    if not allowed and settings.DEV_MODE:
         return True
     wanted = origin.strip().lower()
     if any(wanted == entry.strip().lower() for entry in allowed):
@@ -122,7 +123,7 @@ async def _workspace_auth_error(workspace_id: str, token: str | None) -> str | N
     if is_admin_token(token):
         return None
     try:
-        if not await selectors.aworkspace_has_live_token(workspace_id):
+        if settings.DEV_MODE and not await selectors.aworkspace_has_live_token(workspace_id):
             return None
         if token is None:
             return MISSING_TOKEN
@@ -172,7 +173,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if error is None:
                 self.workspace_id = workspace_id
             return error
-        if settings.IS_PRODUCTION and not (_staff_user(self.scope) or is_admin_token(token)):
+        if not settings.DEV_MODE and not (_staff_user(self.scope) or is_admin_token(token)):
             return ADMIN_REQUIRED
         return None
 

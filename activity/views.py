@@ -11,6 +11,7 @@ from activity.models import StructureEvent
 from molecule_site.api import Api, json_body, parse_uuid, query_int
 from molecule_site.errors import ApiError
 from molecule_site.wire import rfc3339
+from registry import auth
 from registry.auth import AdminAuth, WorkspaceAuth
 from registry.selectors import as_uuid
 from workspaces.models import Workspace, WorkspaceStatus
@@ -236,13 +237,19 @@ class ApprovalsApi(Api):
 
 
 class ApprovalDecideApi(Api):
+    """Beyond the original: only an operator decides (its WorkspaceAuth let the requesting
+    workspace approve itself), and ``decided_by`` is the authenticated operator — a
+    ``decided_by`` in the body is ignored, not stored as given."""
+
     auth_by_method = {"POST": (WorkspaceAuth,)}
 
     def post(self, request, workspace_id, approval_id):
+        decided_by = auth.require_operator(request, "deciding an approval")
         body = json_body(request)
         if not isinstance(body, dict):
             raise ApiError(INVALID_BODY)
-        decided_by = _optional(body, "decided_by", str) or "human"
+        if decided_by == auth.DEV_MODE_ACTOR:
+            decided_by = _optional(body, "decided_by", str) or "human"  # the original's free text
         not_found = "approval not found or already decided"
         return Response(approvals.approval_decide(
             workspace_id=parse_uuid(workspace_id, not_found, status=404),

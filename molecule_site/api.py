@@ -8,7 +8,7 @@ import uuid
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, MethodNotAllowed, ParseError
 from rest_framework.views import APIView
 
 from molecule_site.adb import DatabaseBusy
@@ -16,17 +16,41 @@ from molecule_site.errors import ApiError
 from molecule_site.wire import datastore_busy_response, json_response, not_found_response
 
 
+OPEN = ()  # an ``auth_by_method`` entry for a method anyone may call (spec §4 "Open")
+
+# Methods a route may serve; HEAD is answered like GET (Django's View makes ``head`` call ``get``).
+_HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
+
+
 class Api(APIView):
-    """An API view whose auth class may differ per HTTP method (``auth_by_method``).
+    """An API view whose permission classes are declared per HTTP method (``auth_by_method``).
 
     Several routes of the original share a path but not an auth rule, e.g. ``GET
     /workspaces/:id`` is open while ``PATCH`` needs WorkspaceAuth and ``DELETE`` AdminAuth.
+
+    One rule for every method (docs/security.md): ``auth_by_method`` lists every method the
+    route serves (``OPEN`` for the open ones — a class that defines a handler without listing
+    it fails at import); HEAD goes through GET's classes — never none, which once let HEAD
+    answer 200 with the real ``Content-Length`` where GET answered 401; any other method
+    (OPTIONS included: CORS preflights are answered by the CORS middleware before any view)
+    is gin's 404 before a handler runs.
     """
 
     auth_by_method: dict[str, tuple] = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unlisted = [name.upper() for name in _HANDLER_METHODS
+                    if name in cls.http_method_names and callable(getattr(cls, name, None))
+                    and name.upper() not in cls.auth_by_method]
+        if unlisted:
+            raise TypeError(f"{cls.__name__} serves {', '.join(unlisted)} without an auth_by_method entry")
+
     def get_permissions(self):
-        return [permission() for permission in self.auth_by_method.get(self.request.method, ())]
+        method = "GET" if self.request.method == "HEAD" else self.request.method
+        if method not in self.auth_by_method:
+            raise MethodNotAllowed(self.request.method)  # answered as gin's 404 (wire.exception_handler)
+        return [permission() for permission in self.auth_by_method[method]]
 
 
 def json_body(request, error: str = "invalid request body", *, default=None):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from molecule_site import capacity, embedded, serve
+from molecule_site import capacity, embedded, local_keys, modes, serve
 from molecule_site.env import env_choice, env_int, env_str
 
 STOP_GRACE_SECONDS = 15
@@ -207,6 +207,23 @@ def web_children(server: str, fd: int, count: int) -> list[Child]:
     ]
 
 
+def admin_access_lines(home: Path) -> str:
+    """How to authenticate as operator, for the banner: the generated ADMIN_TOKEN is shown in
+    full only the first time (it stays in ``MOLECULE_HOME/admin_token``, 0600); dev mode gets
+    its warning instead."""
+    env = modes.molecule_env()
+    if modes.is_dev_mode(env, env_str("ADMIN_TOKEN")):
+        return modes.DEV_MODE_BANNER.format(env=env)
+    if env_str("ADMIN_TOKEN") or modes.is_production(env):
+        return "  token:   ADMIN_TOKEN from the environment\n"
+    token, created = local_keys.admin_token(home)
+    path = home / local_keys.ADMIN_TOKEN_FILE
+    if created:
+        return (f"  token:   ADMIN_TOKEN={token}\n"
+                f"           generated for this install and shown once; it stays in {path}\n")
+    return f"  token:   ADMIN_TOKEN is in {path}\n"
+
+
 def main() -> int:
     home = embedded.molecule_home()
     os.environ["MOLECULE_HOME"] = str(home)
@@ -214,6 +231,7 @@ def main() -> int:
     port = env_int("PORT", 8080, minimum=1, maximum=65535)
     started = embedded.ensure_environment(home)
     try:
+        access = admin_access_lines(home)  # before any child process: they read the file it writes
         _manage("migrate", "--noinput", "-v", "0")
         _manage("ensure_operator")
         python = sys.executable
@@ -231,6 +249,7 @@ def main() -> int:
             f"  web:     {web} {server} process{'es' if web > 1 else ''} on one socket; worker: {workers}; "
             f"at most {sizes.connection_bound} database connections\n"
             f"  data:    {home}\n"
+            f"{access}"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

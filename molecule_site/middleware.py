@@ -13,6 +13,7 @@ import math
 import threading
 import time
 import weakref
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -249,3 +250,52 @@ class SecurityHeadersMiddleware(DualModeMiddleware):
 
     async def ahandle(self, request):
         return apply_security_headers(request, await self.get_response(request))
+
+
+CROSS_SITE_REFUSED = "cross-site request refused"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def cross_site_problem(request) -> bool:
+    """Whether a state-changing request comes from a web page this platform does not trust.
+
+    Browsers mark what they send: ``Origin`` on every POST/PUT/PATCH/DELETE and
+    ``Sec-Fetch-Site``. A page elsewhere (or a DNS-rebound name) could otherwise drive a local
+    instance with "simple" requests — ``text/plain`` or form-encoded bodies, which the API
+    parses as JSON like the original does and which need no CORS preflight. Trusted: our own
+    origin (the Host the request names, ``PLATFORM_URL``) and ``CORS_ORIGINS``. curl and agents
+    send neither header, so they are not affected.
+    """
+    if request.method in _SAFE_METHODS:
+        return False
+    origin = request.META.get("HTTP_ORIGIN")
+    fetch_site = request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
+    if origin is None:
+        return bool(fetch_site) and fetch_site not in _TRUSTED_FETCH_SITES
+    wanted = _origin_of(origin)  # "null" (sandboxed frames, file://) parses to "": refused
+    if not wanted:
+        return True
+    trusted = {_origin_of(entry) for entry in (*settings.CORS_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS)}
+    scheme = "https" if request.is_secure() else "http"
+    trusted.add(f"{scheme}://{request.get_host().lower()}")
+    return wanted not in trusted
+
+
+class CrossSiteRequestMiddleware(DualModeMiddleware):
+    """403 ``{"error":"cross-site request refused"}`` for :func:`cross_site_problem` requests."""
+
+    def handle(self, request):
+        if cross_site_problem(request):
+            return error_response(CROSS_SITE_REFUSED, 403)
+        return self.get_response(request)
+
+    async def ahandle(self, request):
+        if cross_site_problem(request):
+            return error_response(CROSS_SITE_REFUSED, 403)
+        return await self.get_response(request)

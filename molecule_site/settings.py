@@ -7,23 +7,24 @@ embedded PostgreSQL and Redis under ``MOLECULE_HOME`` supply them (``molecule_si
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 
-from molecule_site import capacity, embedded
+from molecule_site import capacity, embedded, local_keys, modes
 from molecule_site.env import EnvError, env_bool, env_choice, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# --- Mode -----------------------------------------------------------------------------------------
-# MOLECULE_ENV is free text in the original: dev/development turns on dev mode (spec §2.6),
-# prod/production turns on the production checks; anything else is neither.
-MOLECULE_ENV = (env_str("MOLECULE_ENV", "") or "").lower()
-IS_PRODUCTION = MOLECULE_ENV in {"prod", "production"}
+# --- Mode (molecule_site.modes) -----------------------------------------------------------------------
+# Dev mode (MOLECULE_ENV=dev|development, no ADMIN_TOKEN) keeps the original's permissive rules;
+# every other value, unset or a typo included, is secure. Production also refuses to start
+# without its keys.
+MOLECULE_ENV = modes.molecule_env()
+IS_PRODUCTION = modes.is_production(MOLECULE_ENV)
 ADMIN_TOKEN = env_str("ADMIN_TOKEN")
-DEV_MODE = not ADMIN_TOKEN and MOLECULE_ENV in {"dev", "development"}
+DEV_MODE = modes.is_dev_mode(MOLECULE_ENV, ADMIN_TOKEN)
 
 MOLECULE_HOME = Path(env_str("MOLECULE_HOME", "./.molecule")).resolve()
 
@@ -105,7 +106,7 @@ RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
 # none = nothing runs them (external workspaces only); auto = local when `molecule-runtime` is installed.
 MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none", "local"))
 EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
-# GET /admin/workspaces/:id/test-token stays off in production unless this re-enables it.
+# GET /admin/workspaces/:id/test-token: dev mode only, unless this turns it on (then it needs ADMIN_TOKEN).
 MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)
 
 # --- Registry, liveness and sweeps (spec §7, DESIGN flow 3) -----------------------------------------
@@ -129,20 +130,11 @@ A2A_MAX_SECONDS = env_int("A2A_MAX_SECONDS", 1800, minimum=1)
 DELEGATION_RETRY_DELAY_SECONDS = env_int("DELEGATION_RETRY_DELAY_SECONDS", 8, minimum=0)
 
 # --- Keys --------------------------------------------------------------------------------------------
-# AES-256-GCM key for secrets (spec §2.8). Outside production a key is generated once under
-# MOLECULE_HOME so secrets are always encrypted; production must be given one.
+# AES-256-GCM key for secrets (spec §2.8), Django's secret key and ADMIN_TOKEN. Production must be
+# given all three; otherwise each missing one is generated once under MOLECULE_HOME (0600) —
+# except ADMIN_TOKEN in dev mode, whose open admin routes are the point of dev mode.
 SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY")
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-
-
-def _local_key(name: str, make) -> str:
-    path = MOLECULE_HOME / name
-    if not path.exists():
-        MOLECULE_HOME.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(make())
-    return path.read_text().strip()
-
 
 if IS_PRODUCTION:
     _missing = [name for name, value in (
@@ -153,13 +145,10 @@ if IS_PRODUCTION:
     if _missing:
         raise EnvError(f"MOLECULE_ENV={MOLECULE_ENV} refuses to start without: {', '.join(_missing)}")
 else:
-    if not SECRETS_ENCRYPTION_KEY:
-        import base64
-
-        SECRETS_ENCRYPTION_KEY = _local_key(
-            "secrets_encryption.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
-        )
-    SECRET_KEY = SECRET_KEY or _local_key("django_secret.key", lambda: secrets.token_urlsafe(50))
+    SECRETS_ENCRYPTION_KEY = SECRETS_ENCRYPTION_KEY or local_keys.secrets_encryption_key(MOLECULE_HOME)
+    SECRET_KEY = SECRET_KEY or local_keys.django_secret_key(MOLECULE_HOME)
+    if not DEV_MODE and not ADMIN_TOKEN:
+        ADMIN_TOKEN = local_keys.admin_token(MOLECULE_HOME)[0]
 
 # Fails startup on a key that is neither base64 of 32 bytes nor 32 raw characters.
 from secrets_app.crypto import parse_key  # noqa: E402
@@ -168,7 +157,23 @@ SECRETS_KEY_BYTES = parse_key(SECRETS_ENCRYPTION_KEY, variable="SECRETS_ENCRYPTI
 
 # --- Django ------------------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+
+
+def _own_host_names() -> list[str]:
+    """Loopback, the host we bind and the hosts of our public URLs: whom the Host header may name.
+
+    Refusing other names closes DNS rebinding (a web page whose name resolves to 127.0.0.1
+    reading this API); dev mode keeps the original's any-host.
+    """
+    names = ["localhost", "127.0.0.1", "[::1]", "host.docker.internal"]
+    hosts = [HOST] + [urlparse(url).hostname for url in (PLATFORM_URL, EXTERNAL_PLATFORM_URL) if url]
+    for host in hosts:
+        if host and host not in {"0.0.0.0", "::"}:
+            names.append(f"[{host}]" if ":" in host else host)
+    return list(dict.fromkeys(names))
+
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEV_MODE else _own_host_names())
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PLATFORM_URL.rstrip("/")])
 SESSION_COOKIE_SECURE = IS_PRODUCTION
 CSRF_COOKIE_SECURE = IS_PRODUCTION
@@ -198,6 +203,8 @@ INSTALLED_APPS = [
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,
 # carries CORS headers; the metrics middleware wraps the limiter so 429s are counted.
 # SecurityHeadersMiddleware owns X-Frame-Options and overrides SecurityMiddleware's defaults.
+# CrossSiteRequestMiddleware (beyond the original) refuses state changes from untrusted pages;
+# it runs before any view parses a body, and its 403s carry the security headers.
 # Every entry runs natively on the event loop (molecule_site.async_middleware says why): one
 # sync-only middleware would put every request, the hot paths included, through threads.
 # django-prometheus' request middlewares are left out: ~15 metric updates per request for series
@@ -208,6 +215,7 @@ MIDDLEWARE = [
     "molecule_site.metrics.RequestMetricsMiddleware",
     "molecule_site.middleware.RateLimitMiddleware",
     "molecule_site.middleware.SecurityHeadersMiddleware",
+    "molecule_site.middleware.CrossSiteRequestMiddleware",
     "molecule_site.async_middleware.SecurityMiddleware",
     "molecule_site.async_middleware.WhiteNoiseMiddleware",
     "molecule_site.async_middleware.SessionMiddleware",

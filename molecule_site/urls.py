@@ -2,7 +2,6 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus.exports import ExportToDjangoView
 
 from activity.views import EventsApi
 from molecule_site import views
@@ -12,7 +11,7 @@ handler404 = "molecule_site.wire.handler404"
 
 urlpatterns = [
     path("health", views.health, name="health"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", views.metrics, name="metrics"),
     # Workspaces (spec §5, §6)
     path("workspaces", ws.WorkspaceCollectionApi.as_view()),
     path("workspaces/<str:workspace_id>", ws.WorkspaceItemApi.as_view()),

@@ -7,38 +7,32 @@ streams come back as ``text/event-stream`` and are relayed as they arrive.
 
 from __future__ import annotations
 
-import psycopg
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from molecule_site.adb import DatabaseBusy
 from molecule_site.wire import datastore_busy_response, error_response, not_found_response
-from registry import proxy, selectors, services
-from registry.auth import bearer_token
+from registry import auth, proxy
+from registry.auth import AuthError
 
 # Spec: "body read capped at 1 MiB". The original silently truncates (and the cut JSON then
 # fails as "invalid JSON"); an explicit 413 tells the client what happened instead.
 MAX_REQUEST_BYTES = 1 << 20
 
 
-async def a2a_caller_auth_error(request, caller_id: str) -> str | None:
-    """The A2A caller rule (spec §2.3): the registry "grandfather" shape on the CALLER id.
+async def _caller_problem(request, caller_id: str, target_id: str) -> str | None:
+    """Step 4, the caller rule (spec §2.3), and who may call with no caller at all.
 
-    A caller with no live token may call without one (a DB error on that probe lets it
-    through, as in the original); otherwise its own bearer token is required. Returns the
-    error message for a 401, or None.
+    Beyond the original outside dev mode: a call with no ``X-Workspace-ID`` (its "canvas"
+    caller, which skips the hierarchy) needs an operator — the admin token or a staff session;
+    and a caller naming the target itself must prove it is the target (the original skips the
+    caller check then, which made ``X-Workspace-ID: <target>`` a way around both rules).
     """
-    try:
-        if not await selectors.aworkspace_has_live_token(caller_id):
-            return None
-    except psycopg.Error:
+    if not caller_id:
+        return await auth.a2a_operator_error(request)
+    if caller_id == target_id and auth.dev_mode():
         return None
-    token = bearer_token(request)
-    if token is None:
-        return "missing caller auth token"
-    if await services.atoken_validate(token=token, workspace_id=caller_id) is None:
-        return "invalid caller auth token"
-    return None
+    return await auth.a2a_caller_auth_error(request, caller_id)
 
 
 def _has_deadline(request) -> bool:
@@ -83,13 +77,14 @@ async def workspace_a2a(request, workspace_id: str):
     caller_id = request.headers.get("X-Workspace-ID", "")
     if proxy.is_system_caller(caller_id):
         return error_response("invalid caller ID", 403)
-    if caller_id and caller_id != workspace_id:
-        try:
-            problem = await a2a_caller_auth_error(request, caller_id)
-        except DatabaseBusy:
-            return datastore_busy_response()
-        if problem:
-            return error_response(problem, 401)
+    try:
+        problem = await _caller_problem(request, caller_id, workspace_id)
+    except DatabaseBusy:
+        return datastore_busy_response()
+    except AuthError as exc:
+        return error_response(exc.detail["error"], exc.status_code)
+    if problem:
+        return error_response(problem, 401)
     result = await proxy.proxy_a2a_detached(
         target_id=workspace_id, caller_id=caller_id or None, body=body, caller_deadline=caller_deadline,
         allow_stream=True,

@@ -69,6 +69,7 @@ from registry.selectors import (
     synthesized_internal_url,
 )
 from registry.ssrf import a2a_target_allowed
+from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
 from workspaces.models import Workspace, WorkspaceStatus
 
 log = logging.getLogger(__name__)
@@ -654,7 +655,7 @@ async def proxy_a2a(
     client = _client()
     try:
         request = client.build_request(
-            "POST", target.url, content=json_bytes(payload), headers={"Content-Type": "application/json"}
+            "POST", target.url, content=json_bytes(payload), headers={"Content-Type": "application/json", INBOUND_SECRET_HEADER: inbound_secret(target.id)}
         )
     except (httpx.HTTPError, ValueError, TypeError):
         return _decided(_error(500, "failed to create proxy request"), on_decided)

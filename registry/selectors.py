@@ -45,6 +45,17 @@ async def aworkspace_has_live_token(workspace_id, *, conn=None) -> bool:
     return (await adb.fetchone(LIVE_TOKEN_SQL, [parsed], conn=conn))[0]
 
 
+WORKSPACE_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = %s)"
+
+
+async def aworkspace_exists(workspace_id) -> bool:
+    """Whether the platform has a row for ``workspace_id`` (any status, removed included)."""
+    parsed = as_uuid(workspace_id)
+    if parsed is None:
+        return False
+    return (await adb.fetchone(WORKSPACE_EXISTS_SQL, [parsed]))[0]
+
+
 def any_live_token() -> bool:
     """Whether any workspace token is live anywhere (the fresh-install probe)."""
     return WorkspaceAuthToken.objects.filter(revoked_at__isnull=True).exists()

@@ -135,7 +135,7 @@ VALUES (%s, %s, %s, %s::jsonb, 'online', %s, %s)
 ON CONFLICT (id) DO UPDATE SET
     url = CASE WHEN starts_with(workspaces.url, 'http://127.0.0.1') THEN workspaces.url ELSE EXCLUDED.url END,
     agent_card = EXCLUDED.agent_card,
-    status = 'online',
+    status = CASE WHEN workspaces.status = 'paused' THEN workspaces.status ELSE 'online' END,
     last_heartbeat_at = EXCLUDED.last_heartbeat_at,
     liveness_deadline = EXCLUDED.liveness_deadline,
     updated_at = EXCLUDED.last_heartbeat_at
@@ -147,10 +147,13 @@ RETURNING workspaces.url
 async def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
     """A runtime announces itself: upsert the row as online and cache where it answers (spec §7.1).
 
-    Unknown ids create a row named after the id; any other status (``failed`` included, §20.10)
-    becomes ``online``; a URL on ``http://127.0.0.1`` already stored is kept (local-process
-    workspaces were given it by the provisioner). The first register of a workspace without a
-    live token mints one and returns it as ``auth_token``.
+    Unknown ids create a row named after the id — in dev mode only: elsewhere the view refuses
+    them first (404), so only workspaces the platform created can register. Any other status
+    (``failed`` included, §20.10) becomes ``online``, except ``paused``: a register does not undo
+    an operator's pause (beyond the original, which flips it). A URL on ``http://127.0.0.1``
+    already stored is kept (local-process workspaces were given it by the provisioner). The
+    first register of a workspace without a live token mints one and returns it as
+    ``auth_token`` (outside dev mode only the admin token gets that far).
 
     Beyond the original: a ``removed`` row is answered ``{"status":"registered"}`` with no side
     effect at all — the original still sets the Redis keys, announces WORKSPACE_ONLINE and mints

@@ -10,10 +10,10 @@ views on the async database driver (``molecule_site.api.async_api``), never a th
 
 from __future__ import annotations
 
-from django.db import DatabaseError
+import psycopg
 from rest_framework.response import Response
 
-from molecule_site.api import Api, async_api, parse_json
+from molecule_site.api import OPEN, Api, async_api, parse_json
 from molecule_site.errors import ApiError
 from registry import selectors, services
 from registry.auth import acheck_registry_token, check_registry_token, dev_mode
@@ -67,14 +67,18 @@ def _json_value(data: dict, key: str):
 
 
 def _check_discovery_caller(request, workspace_id) -> None:
-    """Discovery caller rule (spec §2.3): dev mode bypasses; else the registry rule, failing open
-    on a datastore error. (The original's CP session cookie does not exist here.)"""
-    if dev_mode():
-        return
-    try:
+    """Discovery caller rule (spec §2.3): dev mode bypasses; else the registry rule. Beyond the
+    original, a datastore error fails closed (503) rather than open. (The original's CP session
+    cookie does not exist here.)"""
+    if not dev_mode():
         check_registry_token(request, workspace_id)
-    except DatabaseError:
-        return
+
+
+async def _known_workspace(workspace_id) -> bool:
+    try:
+        return await selectors.aworkspace_exists(workspace_id)
+    except psycopg.Error:
+        raise ApiError("registration failed", status=500) from None
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -88,6 +92,8 @@ async def register(request):
     agent_card = _json_value(data, "agent_card")
     if not register_url_allowed(url):
         raise ApiError(BAD_BODY)  # the specific reason never surfaces (spec §20.7)
+    if not dev_mode() and not await _known_workspace(workspace_id):
+        raise ApiError("workspace not found", status=404)  # beyond the original: no self-registration
     await acheck_registry_token(request, workspace_id)
     return await services.workspace_register(workspace_id=workspace_id, url=url, agent_card=agent_card)
 
@@ -133,6 +139,8 @@ async def update_card(request):
 class CheckAccessApi(Api):
     """``POST /registry/check-access`` (open, spec §8.2)."""
 
+    auth_by_method = {"POST": OPEN}
+
     def post(self, request):
         data = _object(request)
         caller_id = _text(data, "caller_id", required=True)
@@ -142,6 +150,8 @@ class CheckAccessApi(Api):
 
 class DiscoverApi(Api):
     """``GET /registry/discover/:id`` (spec §8.3): the caller is the ``X-Workspace-ID`` header."""
+
+    auth_by_method = {"GET": OPEN}  # the discovery caller rule, in the handler
 
     def get(self, request, workspace_id):
         caller_id = request.headers.get("X-Workspace-ID", "")
@@ -154,6 +164,8 @@ class DiscoverApi(Api):
 
 class PeersApi(Api):
     """``GET /registry/:id/peers[?q=]`` (spec §8.3): the caller is ``:id`` itself."""
+
+    auth_by_method = {"GET": OPEN}  # the discovery caller rule, in the handler
 
     def get(self, request, workspace_id):
         _check_discovery_caller(request, workspace_id)

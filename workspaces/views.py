@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.response import Response
 
-from molecule_site.api import Api, json_body, parse_uuid, query_int
+from molecule_site.api import OPEN, Api, json_body, parse_uuid, query_int
 from molecule_site.errors import ApiError
 from molecule_site.wire import rfc3339
 from registry import auth
@@ -17,6 +17,9 @@ from workspaces.models import CanvasViewport, WorkspaceStatus
 from workspaces.serializers import parse_new_workspace, parse_workspace_changes
 
 MAX_LIVE_TOKENS = 50
+# What only an operator may change (beyond the original, where the workspace's own token could
+# re-parent it under any team and so gain that team's A2A, discovery, events and TEAM memories).
+OPERATOR_FIELDS = frozenset({"parent_id", "tier", "runtime", "workspace_dir", "workspace_access"})
 
 
 def request_platform_url(request) -> str:
@@ -42,7 +45,7 @@ class WorkspaceCollectionApi(Api):
 
 
 class WorkspaceItemApi(Api):
-    auth_by_method = {"PATCH": (WorkspaceAuth,), "DELETE": (AdminAuth,)}
+    auth_by_method = {"GET": OPEN, "PATCH": (WorkspaceAuth,), "DELETE": (AdminAuth,)}
 
     def get(self, request, workspace_id):
         workspace = selectors.workspace_get(parse_uuid(workspace_id))
@@ -53,6 +56,8 @@ class WorkspaceItemApi(Api):
     def patch(self, request, workspace_id):
         parsed = parse_uuid(workspace_id)
         changes = parse_workspace_changes(json_body(request))
+        for field in OPERATOR_FIELDS.intersection(changes):
+            auth.require_operator(request, f"changing {field}")
         workspace = selectors.workspace_get(parsed)
         if workspace is None:
             raise ApiError("workspace not found", status=404)
@@ -159,10 +164,17 @@ class WorkspaceTokenApi(Api):
 
 
 class TestTokenApi(Api):
-    """``GET /admin/workspaces/:id/test-token`` (spec §2.7): a bootstrap credential for scripts."""
+    """``GET /admin/workspaces/:id/test-token`` (spec §2.7): a bootstrap credential for scripts.
+
+    The original serves it whenever ``MOLECULE_ENV`` is not exactly ``production``; here only in
+    dev mode or with ``MOLECULE_ENABLE_TEST_TOKENS`` (and then with the admin token, which is
+    always set outside dev mode).
+    """
+
+    auth_by_method = {"GET": OPEN}  # its own checks, below
 
     def get(self, request, workspace_id):
-        if settings.IS_PRODUCTION and not settings.MOLECULE_ENABLE_TEST_TOKENS:
+        if not (settings.DEV_MODE or settings.MOLECULE_ENABLE_TEST_TOKENS):
             raise ApiError("not found", status=404)
         if settings.ADMIN_TOKEN and not auth.is_admin_token(_raw_authorization(request)):
             raise ApiError("admin auth required", status=401)
@@ -182,7 +194,7 @@ def _raw_authorization(request) -> str:
 # --- canvas viewport --------------------------------------------------------------------------------
 
 class CanvasViewportApi(Api):
-    auth_by_method = {"PUT": (CanvasOrBearer,)}
+    auth_by_method = {"GET": OPEN, "PUT": (CanvasOrBearer,)}
 
     def get(self, request):
         viewport = CanvasViewport.objects.first()
