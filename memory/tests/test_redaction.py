@@ -128,6 +128,9 @@ MORE_SHAPES = [
     ("gpg --passphrase=abc ok", "gpg [REDACTED:PASSWORD] ok"),
     ("wifi password: bluebird", "wifi [REDACTED:PASSWORD]"),  # the last word on its line
     ("password: 'long phrase here' ok", "[REDACTED:PASSWORD] ok"),
+    ("**Password:** hunter2 ok", "**[REDACTED:PASSWORD] ok"),  # Markdown, as models write it
+    ("**DB password**: hunter2 ok", "**DB [REDACTED:PASSWORD] ok"),
+    ("`DB_PASSWORD`: hunter2 ok", "`[REDACTED:PASSWORD] ok"),
     # secret keys and private-key assignments
     ("secret_key=abc ok", "[REDACTED:SECRET] ok"),
     ("SSH_PRIVATE_KEY=abc ok", "[REDACTED:PRIVATE_KEY] ok"),
@@ -188,6 +191,7 @@ def test_each_further_credential_shape_is_replaced_by_its_label(content, stored)
 
 ORDINARY_TEXT = [
     "reset your password: see the docs",  # the keyword and prose after ":"
+    "**Password:** see the docs",
     "the API key rotates monthly",
     "the secret: keep it short",
     "Password reset emails go out hourly; token rotation is weekly; key ceremonies are yearly.",
@@ -244,6 +248,7 @@ def test_redaction_stays_linear_on_hostile_input(content):
         "a-",  # "-" puts a word boundary before every letter
         "PWD=/",
         "password: word ",  # a bare keyword rejected before prose, over and over
+        "**Password:** word ",
         "a.b",  # URL scheme characters
         "ab/" * 10 + "Cd",  # a path-like run that fails to be words only at its end
         "a://b:c",  # URL credentials without the "@"

@@ -65,8 +65,10 @@ import re
 # reaches ``token=x``). The identifier is matched possessively and only from the start of a run of
 # identifier characters (not from every word boundary, which ``-`` puts inside ``a-b-c``), so a
 # long run such as ``_SECRET_SECRET…`` or ``a-a-a…`` is scanned once, not once per position.
-_NAME = re.compile(r"""(?<![A-Za-z0-9_-])([A-Za-z0-9_-]++)["']?[ \t]*([=:])[ \t]*""")
-_VALUE = re.compile(r""""[^"\n]*"?|'[^'\n]*'?|(?:(?i:bearer|basic)[ \t]+)?\S+""")
+# Quotes, backticks and Markdown bold may close the name or the separator (``"password": …``,
+# ``**Password:** …``), or the value would be the ``**`` and the secret after it would stay.
+_NAME = re.compile(r"""(?<![A-Za-z0-9_-])([A-Za-z0-9_-]++)(?:\*\*)?["'`]?[ \t]*([=:])(?:\*\*)?[ \t]*""")
+_VALUE = re.compile(r""""[^"\n]*"?|'[^'\n]*'?|(?:(?:Bearer|Basic)[ \t]+)?\S+""")
 _REST_OF_LINE_BLANK = re.compile(r"[ \t]*(?:\r?\n|\Z)")
 _TRAILING_PUNCTUATION = ".,;!?)]}"
 _NAME_PART_SEPARATOR = re.compile(r"[-_]+")
