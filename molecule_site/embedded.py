@@ -8,6 +8,10 @@ platform takes the same code path as against external servers.
 Starting is idempotent and safe across processes (a file lock serialises it); a server already
 running for this ``MOLECULE_HOME`` is reused. ``python -m molecule_site.embedded exec -- CMD``
 runs CMD with both URLs exported and stops afterwards whatever it had to start.
+
+Both servers start with the host's allow-listed variables only (``molecule_site.hardening``),
+never the platform's URLs, keys or tokens. Redis keeps its data in a directory only the
+platform's user can read (PostgreSQL's data directory is 0700 by PostgreSQL's own rule).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from molecule_site import capacity
+from molecule_site.hardening import host_environment
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,35 @@ def _import_pgserver():
     return pgserver
 
 
+@contextmanager
+def _host_environment_only():
+    """Narrow ``os.environ`` to the host's allow-list for as long as pgserver starts the server.
+
+    pgserver runs ``pg_ctl`` with this process's environment and takes none of its own, and the
+    server keeps what ``pg_ctl`` had. Only the embedded start does this, before the platform
+    serves anything, so no other thread reads the environment meanwhile.
+    """
+    saved, narrowed = dict(os.environ), host_environment()
+    os.environ.clear()
+    os.environ.update(narrowed)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _postgres_server(pgdata: Path):
+    """pgserver's handle on the server of ``pgdata``, starting it when it is not running.
+
+    Not ``pgserver.get_server()``: it caches a handle per directory, which goes stale once the
+    server is stopped and started again in the same process.
+    """
+    pgserver = _import_pgserver()
+    with _host_environment_only():
+        return pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+
+
 def _postgres_running(pgdata: Path) -> bool:
     PostmasterInfo = _import_pgserver().utils.PostmasterInfo
 
@@ -95,19 +129,16 @@ def ensure_postgres(home: Path) -> Started:
     """Start (or reuse) the embedded PostgreSQL and make sure the ``molecule`` database exists."""
     import psycopg
 
-    pgserver = _import_pgserver()
     pgdata = _pgdata(home)
     with _home_lock(home):
         was_running = _postgres_running(pgdata)
         pgdata.mkdir(parents=True, exist_ok=True)
-        # Not pgserver.get_server(): it caches a handle per directory, which goes stale once the
-        # server is stopped and started again in the same process.
         try:
-            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+            server = _postgres_server(pgdata)
         except subprocess.TimeoutExpired:
             # pgserver allows pg_ctl 10 s; on a loaded machine the server may simply need longer.
             _wait_until_ready(pgdata)
-            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+            server = _postgres_server(pgdata)
         admin_uri = server.get_uri()
         with psycopg.connect(admin_uri, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
@@ -117,7 +148,7 @@ def ensure_postgres(home: Path) -> Started:
         if resized:
             # max_connections only changes at a restart; done once, when the budget first outgrows it.
             stop_postgres(home)
-            server = pgserver.postgres_server.PostgresServer(pgdata, cleanup_mode=None)
+            server = _postgres_server(pgdata)
         return Started(url=server.get_uri(DATABASE_NAME), started=not was_running or resized)
 
 
@@ -197,6 +228,7 @@ def ensure_redis(home: Path) -> Started:
 
     directory = _redis_dir(home)
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)  # the append-only file holds everything the platform keeps in Redis
     with _home_lock(home):
         port = _recorded_redis_port(directory)
         if port and _redis_ping(port):
@@ -219,7 +251,7 @@ def ensure_redis(home: Path) -> Started:
                 ]
             )
         )
-        subprocess.run([redis_server, str(config)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([redis_server, str(config)], check=True, stdout=subprocess.DEVNULL, env=host_environment())
         deadline = time.monotonic() + REDIS_START_TIMEOUT_SECONDS
         while not _redis_ping(port):
             if time.monotonic() > deadline:
