@@ -36,7 +36,7 @@ def test_host_environment_keeps_only_the_allow_listed_variables(monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_DUMPABLE is Linux's")
 def test_an_undumpable_process_starts_dumpable_programs():
-    result = subprocess.run([sys.executable, "-c", UNDUMPABLE_THEN_EXEC], cwd=settings.BASE_DIR,
+    result = subprocess.run([sys.executable, "-c", UNDUMPABLE_THEN_EXEC], cwd=settings.BASE_DIR, check=False,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1"]
