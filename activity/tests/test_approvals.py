@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import ApprovalRequest, StructureEvent
+from registry.services import token_mint
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def admin_token(settings):
     settings.ADMIN_TOKEN = "admin"
+    settings.DEV_MODE = False
 
 
 @pytest.fixture
@@ -75,26 +77,64 @@ def test_decide_once(call):
     workspace = Workspace.objects.create(name="Dev")
     approval_id = call("post", f"/workspaces/{workspace.id}/approvals", {"action": "deploy"}).json()["approval_id"]
     path = f"/workspaces/{workspace.id}/approvals/{approval_id}/decide"
-    response = call("post", path, {"decision": "approved", "decided_by": "alice"})
+    response = call("post", path, {"decision": "approved", "decided_by": "alice (CFO)"})
     assert response.json() == {"status": "approved", "approval_id": approval_id}
     approval = ApprovalRequest.objects.get()
-    assert (approval.status, approval.decided_by) == ("approved", "alice") and approval.decided_at
+    # the authenticated principal is recorded, not the name the body claims
+    assert (approval.status, approval.decided_by) == ("approved", "admin") and approval.decided_at
     assert events()[-1] == ("APPROVAL_APPROVED", workspace.id,
-                            {"approval_id": approval_id, "decision": "approved", "decided_by": "alice"})
+                            {"approval_id": approval_id, "decision": "approved", "decided_by": "admin"})
     again = call("post", path, {"decision": "denied"})
     assert (again.status_code, again.json()) == (404, {"error": "approval not found or already decided"})
     assert ApprovalRequest.objects.get().status == "approved"
 
 
-def test_decide_defaults_to_human_and_validates(call):
+def test_decide_validates_the_decision(call):
     workspace = Workspace.objects.create(name="Dev")
     approval_id = call("post", f"/workspaces/{workspace.id}/approvals", {"action": "deploy"}).json()["approval_id"]
     path = f"/workspaces/{workspace.id}/approvals/{approval_id}/decide"
     bad = call("post", path, {"decision": "maybe"})
     assert (bad.status_code, bad.json()) == (400, {"error": "decision must be 'approved' or 'denied'"})
     assert call("post", path, {"decision": "denied"}).json() == {"status": "denied", "approval_id": approval_id}
-    assert ApprovalRequest.objects.get().decided_by == "human"
+    assert ApprovalRequest.objects.get().decided_by == "admin"
     assert events()[-1][0] == "APPROVAL_DENIED"
+
+
+def test_the_requesting_workspace_and_its_descendants_cannot_decide(call, client):
+    """Finding 8: a workspace created an approval request and approved it itself."""
+    parent = Workspace.objects.create(name="PM")
+    child = Workspace.objects.create(name="Dev", parent=parent)
+    approval_id = call("post", f"/workspaces/{parent.id}/approvals", {"action": "wire money"}).json()["approval_id"]
+    path = f"/workspaces/{parent.id}/approvals/{approval_id}/decide"
+    _, own_token = token_mint(workspace=parent)
+    _, child_token = token_mint(workspace=child)
+    own = client.post(path, {"decision": "approved", "decided_by": "alice (CFO)"}, content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {own_token}")
+    assert (own.status_code, own.json()) == (403, {"error": "deciding an approval requires admin auth"})
+    descendant = client.post(path, {"decision": "approved"}, content_type="application/json",
+                             HTTP_AUTHORIZATION=f"Bearer {child_token}")
+    assert (descendant.status_code, descendant.json()) == (401, {"error": "invalid workspace auth token"})
+    approval = ApprovalRequest.objects.get()
+    assert (approval.status, approval.decided_by) == ("pending", None)
+
+
+def test_a_staff_session_decides_as_its_username(call, client, operator):
+    workspace = Workspace.objects.create(name="Dev")
+    approval_id = call("post", f"/workspaces/{workspace.id}/approvals", {"action": "deploy"}).json()["approval_id"]
+    client.force_login(operator)
+    response = client.post(f"/workspaces/{workspace.id}/approvals/{approval_id}/decide",
+                           {"decision": "approved", "decided_by": "someone else"}, content_type="application/json")
+    assert response.json() == {"status": "approved", "approval_id": approval_id}
+    assert ApprovalRequest.objects.get().decided_by == "operator"
+
+
+def test_dev_mode_keeps_the_originals_free_text_decider(call, client, settings):
+    workspace = Workspace.objects.create(name="Dev")
+    approval_id = call("post", f"/workspaces/{workspace.id}/approvals", {"action": "deploy"}).json()["approval_id"]
+    settings.DEV_MODE, settings.ADMIN_TOKEN = True, None
+    path = f"/workspaces/{workspace.id}/approvals/{approval_id}/decide"
+    assert client.post(path, {"decision": "denied"}, content_type="application/json").json()["status"] == "denied"
+    assert ApprovalRequest.objects.get().decided_by == "human"
 
 
 def test_decide_through_another_workspace_is_not_found(call):

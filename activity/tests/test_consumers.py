@@ -23,6 +23,14 @@ from workspaces.models import Workspace
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
 SENTINEL = "TEST_SENTINEL"
+ADMIN = "ws-tests-admin-token"
+
+
+@pytest.fixture(autouse=True)
+def _secure_mode(settings):
+    """Outside dev mode, as installs run: ADMIN_TOKEN is always set there."""
+    settings.DEV_MODE = False
+    settings.ADMIN_TOKEN = ADMIN
 
 
 def ws_client(*, workspace=None, token=None, origin=None, host=None, cookie=None, extra=()):
@@ -86,7 +94,7 @@ def every_workspace_then(tree, sentinel_workspace):
 
 def test_canvas_client_receives_events_of_every_workspace(tree):
     async def scenario():
-        canvas = ws_client()
+        canvas = ws_client(token=ADMIN)
         assert await connect(canvas)
         await emit_all(every_workspace_then(tree, tree["Y"]))
         frames = await frames_until(canvas, SENTINEL)
@@ -177,7 +185,9 @@ def test_admin_token_is_accepted_for_a_workspace_client(tree, settings):
     assert [f["event"] for f in async_to_sync(scenario)()] == [SENTINEL]
 
 
-def test_workspace_without_live_tokens_may_connect_without_one(tree):
+def test_workspace_without_live_tokens_may_connect_without_one_in_dev_mode(tree, settings):
+    settings.DEV_MODE, settings.ADMIN_TOKEN = True, None
+
     async def scenario():
         client = ws_client(workspace=tree["D"].id)
         assert await connect(client)
@@ -187,6 +197,32 @@ def test_workspace_without_live_tokens_may_connect_without_one(tree):
         return frames
 
     assert [f["event"] for f in async_to_sync(scenario)()] == ["EV_B", SENTINEL]
+
+
+def test_workspace_without_live_tokens_needs_the_admin_token_outside_dev_mode(tree):
+    async def scenario():
+        results = {}
+        for label, token in {"no_token": None, "made_up_token": "x" * 43, "admin_token": ADMIN}.items():
+            client = ws_client(workspace=tree["D"].id, token=token)
+            results[label] = await connect(client)
+            await client.disconnect()
+        return results
+
+    assert async_to_sync(scenario)() == {"no_token": False, "made_up_token": False, "admin_token": True}
+
+
+def test_dev_mode_canvas_client_connects_without_credentials(tree, settings):
+    settings.DEV_MODE, settings.ADMIN_TOKEN = True, None
+
+    async def scenario():
+        client = ws_client()
+        assert await connect(client)
+        await emit_all([(SENTINEL, tree["A"].id)])
+        frame = json.loads(await client.receive_from(timeout=10))
+        await client.disconnect()
+        return frame
+
+    assert async_to_sync(scenario)()["event"] == SENTINEL
 
 
 def test_workspace_id_that_is_not_a_uuid_is_rejected():
@@ -212,7 +248,7 @@ def test_origin_must_be_allowed_or_same_origin(tree, settings):
             "other_port": {"origin": "http://localhost:3001"},
             "no_origin": {},
         }.items():
-            client = ws_client(**kwargs)
+            client = ws_client(**kwargs, token=ADMIN)
             results[label] = await connect(client)
             if results[label]:
                 await emit_all([(SENTINEL, tree["A"].id)])
@@ -234,10 +270,10 @@ def test_origin_must_be_allowed_or_same_origin(tree, settings):
 def test_connection_gauge_follows_accepted_connections():
     async def scenario():
         before = WEBSOCKET_CONNECTIONS._value.get()
-        client = ws_client()
+        client = ws_client(token=ADMIN)
         assert await connect(client)
         during = WEBSOCKET_CONNECTIONS._value.get()
-        rejected = ws_client(origin="http://evil.example")
+        rejected = ws_client(origin="http://evil.example", token=ADMIN)
         assert not await connect(rejected)
         after_rejected = WEBSOCKET_CONNECTIONS._value.get()
         await rejected.disconnect()
@@ -257,7 +293,7 @@ def test_disconnected_client_leaves_the_events_group(redis_client):
     group_channel = group_channel_name(EVENTS_GROUP).encode()
 
     async def scenario():
-        client = ws_client()
+        client = ws_client(token=ADMIN)
         assert await connect(client)
         during = dict(redis_client.pubsub_numsub(group_channel))[group_channel]
         await client.disconnect()
@@ -267,8 +303,9 @@ def test_disconnected_client_leaves_the_events_group(redis_client):
     assert (during, after) == (1, 0)
 
 
-def test_production_canvas_client_needs_staff_session_or_admin_token(tree, settings, django_user_model):
-    settings.IS_PRODUCTION = True
+@pytest.mark.parametrize("production", [True, False], ids=["production", "default"])
+def test_canvas_client_needs_staff_session_or_admin_token(tree, settings, django_user_model, production):
+    settings.IS_PRODUCTION = production
     settings.ADMIN_TOKEN = "admin-secret"
     _, workspace_token = token_mint(workspace=tree["A"])
     plain = django_user_model.objects.create_user("viewer", password="pw")
@@ -312,7 +349,7 @@ def test_production_canvas_client_needs_staff_session_or_admin_token(tree, setti
 
 def test_client_messages_are_ignored(tree):
     async def scenario():
-        client = ws_client()
+        client = ws_client(token=ADMIN)
         assert await connect(client)
         await client.send_to(text_data='{"event":"WORKSPACE_REMOVED"}')
         assert await client.receive_nothing(timeout=0.3)

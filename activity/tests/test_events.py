@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import transaction
 
 from activity.events import emit
@@ -38,7 +39,9 @@ def run_with_canvas(steps):
     """Connect a canvas client, run ``steps(communicator)``, disconnect; return its result."""
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws")
+        communicator = WebsocketCommunicator(
+            application, "/ws", headers=[(b"authorization", f"Bearer {settings.ADMIN_TOKEN}".encode())]
+        )
         connected, _ = await communicator.connect(timeout=10)
         assert connected
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.conf import settings
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -52,7 +53,9 @@ def test_a_client_that_falls_behind_is_told_to_go_and_the_others_still_get_every
 
 def test_the_events_consumer_closes_an_overflowing_client_with_1013():
     async def scenario():
-        client = WebsocketCommunicator(application, "/ws")
+        client = WebsocketCommunicator(
+            application, "/ws", headers=[(b"authorization", f"Bearer {settings.ADMIN_TOKEN}".encode())]
+        )
         connected, _ = await client.connect(timeout=10)
         assert connected
         layer = get_channel_layer()

@@ -156,7 +156,10 @@ def test_create_external_with_url_is_online(api, django_capture_on_commit_callba
     assert online.payload == {"name": "PM", "external": True}
 
 
-def test_create_external_without_url_awaits_the_agent_with_a_connection_block(api, django_capture_on_commit_callbacks):
+def test_create_external_without_url_awaits_the_agent_with_a_connection_block(
+    api, django_capture_on_commit_callbacks, settings
+):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "platform.test"]  # the name agents reach us by
     response = create(
         api, django_capture_on_commit_callbacks, {"HTTP_HOST": "platform.test:8080"}, runtime="external"
     )
