@@ -63,10 +63,11 @@ def runtime_pid(home: Path, workspace_id: str) -> int | None:
 
 def sdk_reply_through_proxy(agent_url: str, proxy_url: str, version: str, streaming: bool) -> str:
     """a2a-sdk's own client, pointed at the platform proxy instead of the agent, in one A2A
-    generation: the card comes from the agent, its interface URL is the proxy's."""
+    generation: the card comes from the agent, its interface URL is the proxy's. It calls as
+    the operator (the admin token): a call with no caller workspace needs one."""
 
     async def run() -> str:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, headers=ADMIN_HEADERS) as http:
             card = await A2ACardResolver(http, agent_url).get_agent_card()
             via_proxy = AgentCard()
             via_proxy.CopyFrom(card)
