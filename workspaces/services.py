@@ -126,22 +126,25 @@ def _seed_memories(workspace: Workspace, memories: list[dict]) -> None:
 
 
 def _connect_external(workspace: Workspace, *, url: str | None, platform_url: str) -> dict:
+    """An external workspace gets its token and connection block whether or not it came with a
+    URL. Beyond the original, which mints none when given a URL: such a workspace had no live
+    token, so anyone could register for it and take it over; outside dev mode its agent could
+    not register or heartbeat at all."""
     if url:
         workspace.url = url
         workspace.status = WorkspaceStatus.ONLINE
         workspace.save(update_fields=["url", "status", "updated_at"])
         transaction.on_commit(lambda: cache_url(workspace.id, url))
         emit("WORKSPACE_ONLINE", workspace.id, {"name": workspace.name, "external": True})
-        return {"id": str(workspace.id), "external": True, "status": WorkspaceStatus.ONLINE}
-
-    workspace.status = WorkspaceStatus.AWAITING_AGENT
-    workspace.save(update_fields=["status", "updated_at"])
+    else:
+        workspace.status = WorkspaceStatus.AWAITING_AGENT
+        workspace.save(update_fields=["status", "updated_at"])
+        emit("WORKSPACE_AWAITING_AGENT", workspace.id, {"name": workspace.name, "external": True})
     _, token = token_mint(workspace=workspace)
-    emit("WORKSPACE_AWAITING_AGENT", workspace.id, {"name": workspace.name, "external": True})
     return {
         "id": str(workspace.id),
         "external": True,
-        "status": WorkspaceStatus.AWAITING_AGENT,
+        "status": workspace.status,
         "connection": connection_instructions(workspace, token=token, platform_url=platform_url),
     }
 

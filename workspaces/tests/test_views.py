@@ -9,7 +9,7 @@ from activity.models import StructureEvent
 from memory.models import AgentMemory
 from registry.models import WorkspaceAuthToken
 from registry.selectors import token_digest
-from registry.services import token_mint
+from registry.services import token_mint, token_validate
 from secrets_app.crypto import decrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces.models import CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
@@ -145,10 +145,12 @@ def test_create_accepts_workspace_access_with_a_directory(api, django_capture_on
     assert Workspace.objects.get().workspace_dir == "/srv/code"
 
 
-def test_create_external_with_url_is_online(api, django_capture_on_commit_callbacks, redis_client):
+def test_create_external_with_url_is_online_and_gets_its_token(api, django_capture_on_commit_callbacks, redis_client):
     response = create(api, django_capture_on_commit_callbacks, external=True, url="https://agent.example.com/a2a")
     body = response.json()
-    assert body == {"id": body["id"], "external": True, "status": "online"}
+    assert body == {"id": body["id"], "external": True, "status": "online", "connection": body["connection"]}
+    # its agent heartbeats with this token; without one, anyone could register for it (finding 6)
+    assert token_validate(token=body["connection"]["auth_token"], workspace_id=body["id"]) is not None
     workspace = Workspace.objects.get(pk=body["id"])
     assert (workspace.status, workspace.runtime, workspace.url) == ("online", "external", "https://agent.example.com/a2a")
     assert redis_client.get(f"ws:{workspace.id}:url") == b"https://agent.example.com/a2a"
