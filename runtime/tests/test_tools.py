@@ -77,7 +77,7 @@ def test_commit_memory_posts_upper_cased_scope_and_logs_activity(authed, call, w
 def test_commit_memory_redacts_secrets_before_sending(authed, call, workspace_id):
     call("commit_memory", "openai key sk-abcdefghijklmnopqrstuvwxyz123456 and AKIAABCDEFGHIJKLMNOP")
     [req] = authed.requests_to(f"/workspaces/{workspace_id}/memories", "POST")
-    assert req.json["content"] == "openai key [REDACTED] and [REDACTED]"
+    assert req.json["content"] == "openai key [REDACTED:SK_TOKEN] and [REDACTED:AWS_ACCESS_KEY]"
     assert req.json["scope"] == "LOCAL"
 
 
