@@ -7,6 +7,7 @@ from activity.views import EventsApi
 from molecule_site import views
 from workspaces import views as ws
 
+handler400 = "molecule_site.wire.handler400"
 handler404 = "molecule_site.wire.handler404"
 
 urlpatterns = [

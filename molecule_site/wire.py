@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from django import db
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
@@ -76,6 +77,13 @@ def is_pool_exhausted(exc: BaseException) -> bool:
     return isinstance(exc, DatabaseBusy) or (
         isinstance(exc, db.OperationalError) and isinstance(exc.__cause__, PoolTimeout)
     )
+
+
+def handler400(request, exception=None):
+    """Requests Django refuses before any view (a ``Host`` outside ALLOWED_HOSTS, a malformed
+    body it cannot parse): the API's error shape instead of Django's HTML page."""
+    message = "invalid Host header" if isinstance(exception, DisallowedHost) else "bad request"
+    return error_response(message, 400)
 
 
 def handler404(request, exception=None):
