@@ -105,6 +105,22 @@ RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
 # Which backend runs workspace runtimes: local = `molecule-runtime` subprocesses on this machine;
 # none = nothing runs them (external workspaces only); auto = local when `molecule-runtime` is installed.
 MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none", "local"))
+# Production keeps agents off the platform's machine: `local` stops startup and `auto` picks
+# `none` there, unless this allows local runtimes anyway.
+MOLECULE_ALLOW_LOCAL_PROVISIONER = env_bool("MOLECULE_ALLOW_LOCAL_PROVISIONER", False)
+if IS_PRODUCTION and MOLECULE_PROVISIONER == "local" and not MOLECULE_ALLOW_LOCAL_PROVISIONER:
+    raise EnvError(
+        f"MOLECULE_PROVISIONER=local is refused with MOLECULE_ENV={MOLECULE_ENV}: agents would run on the "
+        "platform's own machine; set MOLECULE_ALLOW_LOCAL_PROVISIONER=1 to allow it"
+    )
+# The `molecule-runtime` the local backend starts; unset: the one next to this interpreter, else on PATH.
+LOCAL_RUNTIME_EXECUTABLE = env_str("LOCAL_RUNTIME_EXECUTABLE")
+# A platform running as root runs each local runtime as a uid (and group) of its own from this
+# range, ids with no passwd or group entry (workspaces.provisioners.runtime_users); the runtime
+# executable and MOLECULE_HOME must then be reachable by unprivileged users.
+LOCAL_RUNTIME_UID_BASE = env_int("LOCAL_RUNTIME_UID_BASE", 1_900_000_000, minimum=1000, maximum=2**32 - 2)
+LOCAL_RUNTIME_UID_COUNT = env_int("LOCAL_RUNTIME_UID_COUNT", 65_536, minimum=1,
+                                  maximum=2**32 - 1 - LOCAL_RUNTIME_UID_BASE)
 EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
 # GET /admin/workspaces/:id/test-token: dev mode only, unless this turns it on (then it needs ADMIN_TOKEN).
 MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)

@@ -6,6 +6,10 @@ selected by, and act only when the claim changed a row. Several sweepers may run
 beat ticks overlapping in the worker pool, or a stray second beat): a row is handled once, and
 each state change emits exactly one event, after commit (DESIGN flow 3, style rule 3).
 
+Restarts are asked only for workspaces the provisioner started itself
+(``Provisioner.provisioned_workspace_ids``): one that merely registered goes offline like an
+external agent, and nothing is spawned for it.
+
 The Celery tasks in ``registry.tasks`` only call the functions here.
 """
 
@@ -50,14 +54,30 @@ def liveness_sweep(*, now: datetime | None = None, batch: int = 100) -> int:
     offline = 0
     while True:
         expired = _expired_live_rows(now=now, batch=batch)
+        if not expired:
+            return offline
+        ours = _provisioned_ids(provisioner)
         claimed = sum(
-            _take_offline(workspace_id, old_status=status, runtime=runtime, provisioner=provisioner, now=now,
+            _take_offline(workspace_id, old_status=status, now=now,
+                          restart_by=provisioner if runtime != EXTERNAL_RUNTIME and workspace_id in ours else None,
                           liveness_deadline__lt=now)
             for workspace_id, status, runtime in expired
         )
         offline += claimed
         if len(expired) < batch or not claimed:
             return offline
+
+
+def _provisioned_ids(provisioner: Provisioner) -> set[uuid.UUID]:
+    """The workspaces whose runtime ``provisioner`` started, where it runs runtimes locally; none
+    when it cannot tell (they go offline all the same, and nothing is restarted)."""
+    if not provisioner.runs_local_runtimes:
+        return set()
+    try:
+        return _as_uuids(provisioner.provisioned_workspace_ids())
+    except Exception:  # noqa: BLE001 - not knowing must not look like "ours"
+        log.exception("could not list the workspaces the provisioner started; restarting none")
+        return set()
 
 
 def _expired_live_rows(*, now: datetime, batch: int) -> list[tuple[uuid.UUID, str, str]]:
@@ -72,12 +92,13 @@ def _expired_live_rows(*, now: datetime, batch: int) -> list[tuple[uuid.UUID, st
     )
 
 
-def _take_offline(workspace_id, *, old_status: str, runtime: str, provisioner: Provisioner, now: datetime,
+def _take_offline(workspace_id, *, old_status: str, now: datetime, restart_by: Provisioner | None,
                   **still) -> bool:
     """Claim ``workspace_id`` for offline if it is still ``old_status`` (and matches ``still``).
 
     On a successful claim, after commit: ``WORKSPACE_OFFLINE {}``, the workspace's Redis keys
-    cleared, and a restart asked of the provisioner where it owns the runtime (spec §6.2).
+    cleared, and a restart asked of ``restart_by``, the provisioner that started its runtime
+    (spec §6.2), if any.
     """
     with transaction.atomic():
         claimed = Workspace.objects.filter(pk=workspace_id, status=old_status, **still).update(
@@ -87,8 +108,8 @@ def _take_offline(workspace_id, *, old_status: str, runtime: str, provisioner: P
             return False  # another sweeper, a heartbeat or a lifecycle change got there first
         emit("WORKSPACE_OFFLINE", workspace_id, {})
         transaction.on_commit(lambda: clear_workspace_keys([workspace_id]), robust=True)
-        if provisioner.runs_local_runtimes and runtime != EXTERNAL_RUNTIME:
-            transaction.on_commit(lambda: provisioner.restart_workspaces([workspace_id]), robust=True)
+        if restart_by is not None:
+            transaction.on_commit(lambda: restart_by.restart_workspaces([workspace_id]), robust=True)
     log.info("workspace %s went offline (was %s)", workspace_id, old_status)
     return True
 
@@ -196,7 +217,7 @@ def stale_token_sweep(*, now: datetime | None = None) -> int:
 
 def _stale_token_candidates(*, live_ids, cutoff: datetime) -> list[uuid.UUID]:
     """Workspaces with live tokens, no live runtime, and no token activity since ``cutoff``."""
-    live = [parsed for parsed in map(_as_uuid, live_ids) if parsed is not None]
+    live = _as_uuids(live_ids)
     return list(
         WorkspaceAuthToken.objects.filter(revoked_at__isnull=True)
         .exclude(workspace__status__in=[WorkspaceStatus.REMOVED, WorkspaceStatus.PROVISIONING])
@@ -225,6 +246,10 @@ def _as_uuid(value) -> uuid.UUID | None:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def _as_uuids(values) -> set[uuid.UUID]:
+    return {parsed for parsed in map(_as_uuid, values) if parsed is not None}
 
 
 # --- Docker only: orphan containers and container health (spec §7.4) ------------------------------------
@@ -298,28 +323,28 @@ def container_health_sweep(*, now: datetime | None = None) -> int:
     """Take live workspaces whose container (or local process) is gone offline; return how many.
 
     The spec's health sweep (a), for Docker and for backends with ``health_sweep`` (local
-    processes: a crashed runtime is noticed within a sweep instead of the liveness TTL). Its part
-    (b), external workspaces with a stale heartbeat, is the deadline-based ``liveness_sweep``,
-    which covers every runtime. A workspace written to after the runtimes were listed (a register
-    or heartbeat) is left for the next cycle.
+    processes: a crashed runtime is noticed within a sweep instead of the liveness TTL), over the
+    workspaces the backend provisioned: one that registered on its own has no runtime of ours to
+    be missing. Its part (b), external workspaces with a stale heartbeat, is the deadline-based
+    ``liveness_sweep``, which covers every runtime. A workspace written to after the runtimes
+    were listed (a register or heartbeat) is left for the next cycle.
     """
     provisioner = _health_swept_provisioner()
     if provisioner is None:
         return 0
     now = now or timezone.now()
     try:
-        running = {parsed for parsed in map(_as_uuid, provisioner.live_workspace_ids()) if parsed is not None}
+        running = _as_uuids(provisioner.live_workspace_ids())
+        gone = _as_uuids(provisioner.provisioned_workspace_ids()) - running
     except Exception:  # noqa: BLE001 - Docker errors are ignored: nothing is taken offline on them
         log.exception("container health sweep: could not list running containers")
         return 0
     rows = (
-        Workspace.objects.filter(status__in=LIVE_STATUSES)
+        Workspace.objects.filter(status__in=LIVE_STATUSES, pk__in=gone)
         .exclude(runtime=EXTERNAL_RUNTIME)
-        .exclude(pk__in=running)
-        .values_list("id", "status", "runtime")
+        .values_list("id", "status")
     )
     return sum(
-        _take_offline(workspace_id, old_status=status, runtime=runtime, provisioner=provisioner, now=now,
-                      updated_at__lte=now)
-        for workspace_id, status, runtime in rows
+        _take_offline(workspace_id, old_status=status, now=now, restart_by=provisioner, updated_at__lte=now)
+        for workspace_id, status in rows
     )

@@ -39,9 +39,10 @@ class LocalRuntimes(Provisioner):
     available = True
     runs_local_runtimes = True
 
-    def __init__(self, live=(), listing_error: Exception | None = None):
+    def __init__(self, live=(), listing_error: Exception | None = None, provisioned=()):
         self.live = {str(i) for i in live}
         self.listing_error = listing_error
+        self.provisioned = {str(i) for i in provisioned}
         self.restarted: list = []
         self.listed = 0
 
@@ -60,14 +61,17 @@ class LocalRuntimes(Provisioner):
             raise self.listing_error
         return set(self.live)
 
+    def provisioned_workspace_ids(self):
+        return set(self.provisioned)
+
 
 class DockerStandIn(LocalRuntimes):
     """Stand-in for the Docker backend: containers to list, removals recorded."""
 
     name = "docker"
 
-    def __init__(self, live=(), listing_error=None, containers=(), refuse=()):
-        super().__init__(live, listing_error)
+    def __init__(self, live=(), listing_error=None, containers=(), refuse=(), provisioned=()):
+        super().__init__(live, listing_error, provisioned)
         self.containers = list(containers)
         self.refuse = set(refuse)
         self.removed: list[str] = []
@@ -190,14 +194,37 @@ def test_the_sweep_clears_the_redis_keys_of_the_workspaces_it_takes_offline(redi
 
 
 def test_offline_asks_the_owning_provisioner_to_restart_but_never_for_external_runtimes(install):
-    backend = install(LocalRuntimes())
     owned = live_workspace(deadline=T0 - timedelta(seconds=2))
     external = live_workspace(deadline=T0 - timedelta(seconds=1), runtime="external")
+    backend = install(LocalRuntimes(provisioned=[owned.id, external.id]))
 
     assert liveness.liveness_sweep(now=T0) == 2
 
     assert backend.restarted == [owned.id]
     assert status_of(external) == "offline"
+
+
+def test_a_workspace_the_provisioner_never_started_goes_offline_without_a_restart(install):
+    registered = live_workspace(deadline=T0 - timedelta(seconds=1), runtime="echo")  # registered by itself
+    backend = install(LocalRuntimes())
+
+    assert liveness.liveness_sweep(now=T0) == 1
+
+    assert status_of(registered) == "offline"
+    assert [e.workspace_id for e in events("WORKSPACE_OFFLINE")] == [registered.id]
+    assert backend.restarted == []
+
+
+def test_when_the_provisioned_workspaces_cannot_be_listed_they_go_offline_and_none_restarts(install):
+    class Unlisting(LocalRuntimes):
+        def provisioned_workspace_ids(self):
+            raise OSError("MOLECULE_HOME is not readable")
+
+    workspace = live_workspace(deadline=T0 - timedelta(seconds=1))
+    backend = install(Unlisting(provisioned=[workspace.id]))
+    assert liveness.liveness_sweep(now=T0) == 1
+    assert status_of(workspace) == "offline"
+    assert backend.restarted == []
 
 
 def test_a_backend_that_runs_no_local_runtimes_is_not_asked_to_restart(install):
@@ -223,9 +250,9 @@ def test_a_heartbeat_between_the_read_and_the_claim_keeps_the_workspace_online(m
 
 
 def test_the_sweep_takes_every_expired_row_in_deadline_order_batch_after_batch(install):
-    backend = install(LocalRuntimes())
     expired = [live_workspace(name=f"W{i}", deadline=T0 - timedelta(seconds=10 - i)) for i in range(5)]
     fresh = live_workspace(name="fresh", deadline=T0 + timedelta(seconds=10))
+    backend = install(LocalRuntimes(provisioned=[w.id for w in expired]))
 
     assert liveness.liveness_sweep(now=T0, batch=2) == 5
 
@@ -548,13 +575,14 @@ def test_health_sweep_takes_a_live_workspace_whose_container_stopped_offline(ins
     running = live_workspace(status="degraded", deadline=T0 + timedelta(minutes=1), name="running")
     external = live_workspace(deadline=T0 + timedelta(minutes=1), runtime="external", name="external")
     starting = Workspace.objects.create(name="starting", status="provisioning")
+    registered = live_workspace(deadline=T0 + timedelta(minutes=1), name="registered")  # no container of ours
     redis_client.set(liveness_key(stopped.id), "x")
-    backend = install(DockerStandIn(live=[running.id]))
+    backend = install(DockerStandIn(live=[running.id], provisioned=[stopped.id, running.id, external.id, starting.id]))
 
     assert liveness.container_health_sweep(now=timezone.now()) == 1
 
-    assert [status_of(w) for w in (stopped, running, external, starting)] == [
-        "offline", "degraded", "online", "provisioning"
+    assert [status_of(w) for w in (stopped, running, external, starting, registered)] == [
+        "offline", "degraded", "online", "provisioning", "online"
     ]
     assert [e.workspace_id for e in events("WORKSPACE_OFFLINE")] == [stopped.id]
     assert backend.restarted == [stopped.id]
@@ -568,7 +596,7 @@ def test_health_sweep_also_watches_backends_that_ask_for_it_such_as_local_proces
     class LocalProcesses(LocalRuntimes):
         health_sweep = True
 
-    backend = install(LocalProcesses(live=[running.id]))
+    backend = install(LocalProcesses(live=[running.id], provisioned=[crashed.id, running.id]))
 
     assert liveness.container_health_sweep(now=timezone.now()) == 1
 
@@ -579,7 +607,7 @@ def test_health_sweep_also_watches_backends_that_ask_for_it_such_as_local_proces
 
 def test_health_sweep_leaves_a_workspace_written_after_the_listing(install):
     workspace = live_workspace(deadline=T0 + timedelta(minutes=1))  # updated_at: just now, after T0
-    install(DockerStandIn(live=[]))
+    install(DockerStandIn(live=[], provisioned=[workspace.id]))
     assert liveness.container_health_sweep(now=T0) == 0
     assert status_of(workspace) == "online"
 

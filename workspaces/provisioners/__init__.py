@@ -3,12 +3,15 @@
 The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``; ``local`` (each workspace runs
 ``molecule-runtime`` as a subprocess on this machine, :mod:`workspaces.provisioners.local`); or
 ``auto`` (the default), which picks ``local`` when the ``molecule-runtime`` executable is
-installed and ``none`` otherwise. Services talk to the interface below and never to a backend
-directly.
+installed and ``none`` otherwise. In production (``MOLECULE_ENV=prod|production``) agents do not
+run on the platform's machine unless ``MOLECULE_ALLOW_LOCAL_PROVISIONER=1``: settings refuse
+``local`` and ``auto`` picks ``none``. Services talk to the interface below and never to a
+backend directly.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from django.conf import settings
@@ -17,6 +20,8 @@ from workspaces.provisioners.base import Provisioner
 from workspaces.provisioners.none import NoProvisioner
 
 __all__ = ["Provisioner", "get_provisioner"]
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -29,5 +34,9 @@ def get_provisioner() -> Provisioner:
     if choice == "local":
         return LocalProcessProvisioner()
     if choice == "auto":
+        if settings.IS_PRODUCTION and not settings.MOLECULE_ALLOW_LOCAL_PROVISIONER:
+            log.warning("MOLECULE_PROVISIONER=auto picks none with MOLECULE_ENV=%s: local runtimes need "
+                        "MOLECULE_ALLOW_LOCAL_PROVISIONER=1 in production", settings.MOLECULE_ENV)
+            return NoProvisioner()
         return LocalProcessProvisioner() if runtime_executable() else NoProvisioner()
     raise AssertionError(f"unhandled MOLECULE_PROVISIONER {choice!r}")  # settings only admits the above

@@ -51,7 +51,9 @@ class Provisioner(ABC):
         This is the original's ``RestartByID`` (spec §6.2): the backend applies its skip rules
         (removed/paused/hibernated rows, runtime ``external``, a paused ancestor) and its
         per-workspace try-lock, and must not block its caller — slow work goes to a Celery task.
-        The liveness and health sweeps call it after their transaction commits.
+        It restarts only workspaces it provisioned itself (:meth:`provisioned_workspace_ids`):
+        a runtime is never started for a workspace that merely registered. The liveness and
+        health sweeps call it after their transaction commits.
         """
 
     def restart(self, workspace, *, env: dict[str, str], on_stopped) -> None:
@@ -79,6 +81,16 @@ class Provisioner(ABC):
         """Ids (as strings) of workspaces whose runtime is alive; raises when it cannot tell.
 
         Only meaningful where ``runs_local_runtimes``; other backends know of no runtimes.
+        """
+        return set()
+
+    def provisioned_workspace_ids(self) -> set[str]:
+        """Ids (as strings) of the workspaces this backend started itself, running or not; raises
+        when it cannot tell.
+
+        The sweeps restart only these, and the health sweep watches only these: a workspace
+        that registered without us (an external agent, a stranger) has no runtime of ours to
+        be missing. A backend that runs nothing has provisioned nothing.
         """
         return set()
 

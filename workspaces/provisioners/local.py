@@ -3,15 +3,24 @@
 The embedded default (``make run`` with ``MOLECULE_PROVISIONER=auto`` and the runtime package
 installed). Per workspace, under ``MOLECULE_HOME/workspaces/<id>/``::
 
-    configs/        WORKSPACE_CONFIG_PATH: the template copied in, config.yaml generated when
-                    missing, .auth_token (0600) with the token minted at each start
-    runtime.log     the runtime's stdout and stderr, appended (rotated once past 5 MB)
-    runtime.json    {pid, port, url, started_at, restarts, next_restart_at} while it should run
-    .lock           serialises start/stop/restart of this workspace across worker processes
+    configs/          WORKSPACE_CONFIG_PATH: the template copied in, config.yaml generated when
+                      missing, .auth_token with the token minted at each start
+    private/          the runtime's working directory and delegation-results file (and, when the
+                      platform runs as root, its HOME and TMPDIR)
+    runtime.log       the runtime's stdout and stderr, appended (rotated once past 5 MB)
+    runtime.json      {pid, port, url, started_at, restarts, next_restart_at} while it should run
+    provisioned.json  {uid, provisioned_at}: this backend started the workspace (kept across
+                      stops, gone with a purge); only such workspaces are ever restarted
+    .lock             serialises start/stop/restart of this workspace across worker processes
 
-**Start** (Celery task, never in a request): prepare ``configs``, rotate the token (revoke the
-live ones, mint one, write ``.auth_token``), pick a free loopback port, and spawn the runtime
-DETACHED: an intermediate Python process starts it in a new session and exits at once, and we
+**Who runs it** (:mod:`workspaces.provisioners.runtime_users`): the platform's own user, unless
+the platform runs as root — then every workspace has a uid and group of its own, its directory
+is readable by that runtime alone, and the runtime writes nothing but ``private/``.
+
+**Start** (Celery task, never in a request): write ``provisioned.json`` (choosing the runtime's
+uid the first time), prepare ``configs`` and the directory's modes (checking that the runtime's
+user can run ``molecule-runtime`` and read its configs), rotate the token (revoke the live ones,
+mint one, write ``.auth_token``), pick a free loopback port, and spawn the runtime DETACHED: an intermediate Python process starts it in a new session and exits at once, and we
 reap that intermediate, so the runtime is re-parented and the Celery worker never holds a child
 that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and registers as
 ``http://localhost:<port>`` (registration accepts ``localhost`` by name); that URL is
@@ -20,14 +29,17 @@ that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and r
 The runtime's environment is built from scratch (spec §16): a short allow-list of the host's
 variables (PATH, HOME, locale, proxies, CA bundles — never the platform's own DATABASE_URL,
 keys or tokens), the merged secrets, then what the platform sets (WORKSPACE_ID, PLATFORM_URL,
-PARENT_ID, WORKSPACE_CONFIG_PATH, PORT, HOST, AGENT_URL…), which secrets cannot override.
+PARENT_ID, WORKSPACE_CONFIG_PATH, PORT, HOST, AGENT_URL, MOLECULE_INBOUND_SECRET…), which
+secrets cannot override.
 
-**Stop**: SIGTERM to the runtime's process group, up to 10 s, then SIGKILL; ``runtime.json`` goes.
+**Stop**: SIGTERM to the runtime's process group, up to 10 s, then SIGKILL (and, with a uid of
+its own, every process left running as that uid); ``runtime.json`` goes.
 **Crashes**: a dead runtime drops out of :meth:`live_workspace_ids`; the container-health sweep
 (and, failing that, the liveness sweep) takes it offline and calls :meth:`restart_workspaces`,
-which queues ``workspaces.tasks.restart_workspace``. Restarts back off per workspace: 1 s
-doubling to 300 s, reset once a runtime stayed up 60 s (the state lives in ``runtime.json``,
-which survives a crash).
+which queues ``workspaces.tasks.restart_workspace`` for the workspaces this backend provisioned
+(``provisioned.json``, written by the platform where runtimes cannot write) — never for one that
+merely registered. Restarts back off per workspace: 1 s doubling to 300 s, reset once a runtime
+stayed up 60 s (the state lives in ``runtime.json``, which survives a crash).
 """
 
 from __future__ import annotations
@@ -50,14 +62,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from molecule_site.hardening import BASE_HOST_ENV, NETWORK_HOST_ENV, host_environment
+from registry.tokens import INBOUND_SECRET_ENV, inbound_secret
+from workspaces.provisioners import runtime_users
 from workspaces.provisioners.base import Provisioner
 
 log = logging.getLogger(__name__)
 
 RUNTIME_COMMAND = "molecule-runtime"
 RECORD_FILE = "runtime.json"
+PROVISIONED_FILE = "provisioned.json"
 LOG_FILE = "runtime.log"
 LOCK_FILE = ".lock"
+UID_LOCK_FILE = ".uids.lock"
+DELEGATION_RESULTS_FILE = "delegation_results.jsonl"
 TOKEN_FILE = ".auth_token"
 CONFIG_FILE = "config.yaml"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
@@ -70,38 +88,44 @@ SPAWN_TIMEOUT_SECONDS = 30
 
 # Host variables a runtime may inherit; everything else of the platform's environment (database
 # and Redis URLs, encryption keys, ADMIN_TOKEN…) stays out of agent processes.
-HOST_ENV_ALLOWED = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-)
+HOST_ENV_ALLOWED = BASE_HOST_ENV + NETWORK_HOST_ENV
 # What the platform sets; a secret with one of these names does not override it.
 PLATFORM_ENV = (
     "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
-    "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER",
+    "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE", INBOUND_SECRET_ENV,
 )
 
-# The intermediate process: start the runtime in its own session with the log as stdout/stderr,
-# print its pid, exit without waiting (the runtime is re-parented, so no zombie stays with us).
+# The intermediate process: start the runtime in its own session with the log as stdout/stderr
+# (as the user given in argv[3]: {} or Popen's user/group/extra_groups/umask), print its pid, exit
+# without waiting (the runtime is re-parented, so no zombie stays with us).
 _SPAWNER = """
-import subprocess, sys
+import json, subprocess, sys
 log = open(sys.argv[1], "ab", buffering=0)
-child = subprocess.Popen(sys.argv[3:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+child = subprocess.Popen(sys.argv[4:], cwd=sys.argv[2], stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                         **json.loads(sys.argv[3]))
 print(child.pid, flush=True)
 """
 
 
 def runtime_executable() -> str | None:
-    """``molecule-runtime`` next to this interpreter (the project venv), else on PATH."""
+    """``LOCAL_RUNTIME_EXECUTABLE`` when set, else ``molecule-runtime`` next to this interpreter (the
+    project venv), else on PATH; None when there is none."""
+    if settings.LOCAL_RUNTIME_EXECUTABLE:
+        configured = Path(settings.LOCAL_RUNTIME_EXECUTABLE)
+        return str(configured) if configured.is_file() and os.access(configured, os.X_OK) else None
     beside = Path(sys.executable).parent / RUNTIME_COMMAND
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which(RUNTIME_COMMAND)
 
 
+def workspaces_root() -> Path:
+    return Path(settings.MOLECULE_HOME) / "workspaces"
+
+
 def workspace_home(workspace_id) -> Path:
-    return Path(settings.MOLECULE_HOME) / "workspaces" / str(workspace_id)
+    return workspaces_root() / str(workspace_id)
 
 
 def log_path(workspace_id) -> Path:
@@ -124,20 +148,66 @@ def read_log_tail(workspace_id, max_bytes: int = 20 * 1024) -> str:
     return text
 
 
-def read_record(workspace_id) -> dict | None:
-    """``runtime.json`` of the workspace, or None when missing or unreadable."""
+def _read_json(path: Path) -> dict | None:
     try:
-        record = json.loads((workspace_home(workspace_id) / RECORD_FILE).read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
 
-def _write_record(workspace_id, record: dict) -> None:
-    path = workspace_home(workspace_id) / RECORD_FILE
-    tmp = path.with_name(f".{RECORD_FILE}.{os.getpid()}.tmp")
+def _write_json(path: Path, record: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, sort_keys=True))
     os.replace(tmp, path)
+
+
+def read_record(workspace_id) -> dict | None:
+    """``runtime.json`` of the workspace, or None when missing or unreadable."""
+    return _read_json(workspace_home(workspace_id) / RECORD_FILE)
+
+
+def _write_record(workspace_id, record: dict) -> None:
+    _write_json(workspace_home(workspace_id) / RECORD_FILE, record)
+
+
+def read_provisioned(workspace_id) -> dict | None:
+    """``provisioned.json``: this backend started the workspace; None when it never did."""
+    return _read_json(workspace_home(workspace_id) / PROVISIONED_FILE)
+
+
+def _runtime_uid(workspace_id) -> int | None:
+    """The uid the workspace's runtime runs as when runtimes have uids of their own, else None."""
+    uid = (read_provisioned(workspace_id) or {}).get("uid")
+    return uid if runtime_users.isolated() and runtime_users.in_range(uid) else None
+
+
+def _record_provisioning(workspace_id) -> int | None:
+    """Write ``provisioned.json`` at the first start; returns the runtime's uid (None: ours).
+
+    When runtimes get uids of their own, one is chosen here (under a lock over every workspace
+    of this home, so two starts never pick the same) and kept for the workspace's next starts.
+    """
+    path = workspace_home(workspace_id) / PROVISIONED_FILE
+    record = read_provisioned(workspace_id)
+    if not runtime_users.isolated():
+        if record is None:
+            _write_json(path, {"uid": None, "provisioned_at": time.time()})
+        return None
+    uid = _runtime_uid(workspace_id)
+    if uid is not None:
+        return uid
+    provisioned_at = (record or {}).get("provisioned_at") or time.time()
+    with open(workspaces_root() / UID_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        taken = {
+            (_read_json(other) or {}).get("uid")
+            for other in workspaces_root().glob(f"*/{PROVISIONED_FILE}")
+            if other != path
+        }
+        uid = runtime_users.pick_uid(taken)
+        _write_json(path, {"uid": uid, "provisioned_at": provisioned_at})
+    return uid
 
 
 def _remove_record(workspace_id) -> None:
@@ -208,8 +278,20 @@ def _prepare_configs(workspace) -> Path:
     return configs
 
 
-def _rotate_token(workspace, configs: Path) -> None:
-    """Spec §16 "issue-and-inject": revoke every live token, mint one, write ``.auth_token`` (0600)."""
+def _prepare_home(workspace_id, uid: int | None) -> Path:
+    """The modes of the workspace's directory when its runtime has a uid of its own (see
+    ``runtime_users``); returns ``private/``, the one directory the runtime writes."""
+    home = workspace_home(workspace_id)
+    if uid is not None:
+        return runtime_users.lock_down(home, uid)
+    private = home / runtime_users.PRIVATE_DIR
+    private.mkdir(exist_ok=True)
+    return private
+
+
+def _rotate_token(workspace, configs: Path, uid: int | None) -> None:
+    """Spec §16 "issue-and-inject": revoke every live token, mint one, write ``.auth_token``
+    (0600, or root's 0640 in the runtime's group when it has a uid of its own)."""
     from registry.models import WorkspaceAuthToken
     from registry.services import token_mint, token_revoke
 
@@ -219,15 +301,19 @@ def _rotate_token(workspace, configs: Path) -> None:
     tmp = configs / f".{TOKEN_FILE}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
+        if uid is None:
+            os.fchmod(fd, 0o600)
+        else:
+            runtime_users.share_file(fd, uid)
         handle.write(plaintext)
-    os.chmod(tmp, 0o600)
     os.replace(tmp, configs / TOKEN_FILE)
 
 
-def _runtime_env(workspace, *, env: dict[str, str], configs: Path, port: int, url: str) -> dict[str, str]:
+def _runtime_env(workspace, *, env: dict[str, str], configs: Path, private: Path, uid: int | None, port: int,
+                 url: str) -> dict[str, str]:
     from secrets_app.selectors import merged_env
 
-    result = {key: os.environ[key] for key in HOST_ENV_ALLOWED if key in os.environ}
+    result = host_environment(HOST_ENV_ALLOWED)
     result.update({key: value for key, value in merged_env(workspace).items() if key not in PLATFORM_ENV})
     result.update(env)
     platform_url = env.get("PLATFORM_URL") or settings.PLATFORM_URL
@@ -240,9 +326,23 @@ def _runtime_env(workspace, *, env: dict[str, str], configs: Path, port: int, ur
         "HOST": LOOPBACK,
         "AGENT_URL": url,
         "TIER": str(workspace.tier),
+        # The runtime's default, /tmp/delegation_results.jsonl, would be shared by every workspace.
+        "DELEGATION_RESULTS_FILE": str(private / DELEGATION_RESULTS_FILE),
+        INBOUND_SECRET_ENV: inbound_secret(workspace.id),
         "PYTHONUNBUFFERED": "1",
     })
+    if uid is not None:
+        # The platform's HOME (root's) is not the runtime's, and no passwd entry names its user.
+        result.update(HOME=str(private), TMPDIR=str(private), USER=f"molecule-{uid}", LOGNAME=f"molecule-{uid}")
     return result
+
+
+def _spawn_identity(uid: int | None) -> dict:
+    """Popen's arguments for running as ``uid``: its own group and nothing of root's groups; files
+    it creates outside ``private/`` (``/tmp``…) readable by nobody else."""
+    if uid is None:
+        return {}
+    return {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
 
 
 def _open_log(workspace_id) -> Path:
@@ -297,9 +397,14 @@ class LocalProcessProvisioner(Provisioner):
             return 0.0
 
     def restart_workspaces(self, workspace_ids):
+        """Queue a restart of each workspace this backend provisioned; one that merely registered
+        (nothing of ours runs it) is not started for a stranger."""
         from workspaces.tasks import restart_workspace
 
         for workspace_id in workspace_ids:
+            if read_provisioned(workspace_id) is None:
+                log.info("workspace %s was not provisioned here; not restarting it", workspace_id)
+                continue
             restart_workspace.delay(str(workspace_id))
 
     def assigned_url(self, workspace_id):
@@ -307,21 +412,22 @@ class LocalProcessProvisioner(Provisioner):
         return url if isinstance(url, str) and url else None
 
     def live_workspace_ids(self):
-        root = Path(settings.MOLECULE_HOME) / "workspaces"
         live = set()
-        for record_file in root.glob(f"*/{RECORD_FILE}"):
+        for record_file in workspaces_root().glob(f"*/{RECORD_FILE}"):
             workspace_id = record_file.parent.name
             if _runtime_process(workspace_id, read_record(workspace_id)) is not None:
                 live.add(workspace_id)
         return live
 
+    def provisioned_workspace_ids(self):
+        return {record_file.parent.name for record_file in workspaces_root().glob(f"*/{PROVISIONED_FILE}")}
+
     def stop_all(self) -> int:
         """Stop every runtime recorded under ``MOLECULE_HOME`` at once (``make run`` stopping);
         returns how many were running. Their rows stay as they are: on the next start the
         health and liveness sweeps take them offline and restart the ones that should run."""
-        root = Path(settings.MOLECULE_HOME) / "workspaces"
         found = []
-        for record_file in root.glob(f"*/{RECORD_FILE}"):
+        for record_file in workspaces_root().glob(f"*/{RECORD_FILE}"):
             workspace_id = record_file.parent.name
             process = _runtime_process(workspace_id, read_record(workspace_id))
             if process is not None:
@@ -336,16 +442,22 @@ class LocalProcessProvisioner(Provisioner):
         executable = runtime_executable()
         if executable is None:
             raise RuntimeError("molecule-runtime is not installed (pip install -e ./runtime)")
+        uid = _record_provisioning(workspace.id)
         configs = _prepare_configs(workspace)
-        _rotate_token(workspace, configs)
+        private = _prepare_home(workspace.id, uid)
+        if uid is not None:
+            runtime_users.check_runnable(Path(executable), configs, uid)
+        _rotate_token(workspace, configs, uid)
         port = _free_loopback_port()
         url = f"http://localhost:{port}"
-        runtime_env = _runtime_env(workspace, env=env, configs=configs, port=port, url=url)
+        runtime_env = _runtime_env(workspace, env=env, configs=configs, private=private, uid=uid, port=port, url=url)
         log_file = _open_log(workspace.id)
         with open(log_file, "ab") as handle:
-            handle.write(f"--- {timezone.now().isoformat()} starting molecule-runtime on {url}\n".encode())
+            runs_as = f" as uid {uid}" if uid is not None else ""
+            handle.write(f"--- {timezone.now().isoformat()} starting molecule-runtime on {url}{runs_as}\n".encode())
         spawned = subprocess.run(
-            [sys.executable, "-I", "-c", _SPAWNER, str(log_file), str(workspace_home(workspace.id)), executable],
+            [sys.executable, "-I", "-c", _SPAWNER, str(log_file), str(private), json.dumps(_spawn_identity(uid)),
+             executable],
             env=runtime_env, stdin=subprocess.DEVNULL, capture_output=True, timeout=SPAWN_TIMEOUT_SECONDS,
             check=False,
         )
@@ -368,6 +480,13 @@ class LocalProcessProvisioner(Provisioner):
         process = _runtime_process(workspace_id, read_record(workspace_id))
         if process is not None:
             _terminate_group(process)
+        uid = _runtime_uid(workspace_id)
+        if uid is not None:
+            # The uid is this workspace's alone: whatever still runs as it (a helper that left
+            # the process group) goes too, so nothing of an old runtime meets the next one.
+            for leftover in runtime_users.processes_of(uid):
+                with contextlib.suppress(psutil.Error):
+                    leftover.kill()
         _remove_record(workspace_id)
 
 

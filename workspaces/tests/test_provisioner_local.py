@@ -4,20 +4,29 @@ The platform the runtimes register with is pytest-django's ``live_server``; Cele
 worker would run are captured when queued and run in-process with ``.apply()``. Every runtime
 started here uses the ``echo`` adapter (no LLM). Whatever happens, the fixture teardown stops
 every runtime whose config lives under this test's ``MOLECULE_HOME``.
+
+Run as root (as here and in CI), every runtime runs as a uid of its own, as in production.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -26,10 +35,12 @@ from registry import liveness, proxy
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import url_key
 from registry.selectors import workspace_discover
-from workspaces import services, tasks, team
+from registry.tokens import inbound_secret
+from workspaces import files, services, tasks, team
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 from workspaces.provisioners import local as local_backend
+from workspaces.provisioners import runtime_users
 from workspaces.provisioners.base import Provisioner
 from workspaces.provisioners.local import LocalProcessProvisioner, read_record
 from workspaces.provisioners.none import NoProvisioner
@@ -81,12 +92,54 @@ def _our_runtimes(home) -> list[psutil.Process]:
     return found
 
 
+@pytest.fixture(scope="session")
+def runtime_users_can_run():
+    """``LOCAL_RUNTIME_EXECUTABLE`` for these tests: None (the default one) unless the platform
+    runs as root and runtime users cannot run the default ``molecule-runtime`` — as here, where
+    the venv's interpreter lives under /root. Then it does what an operator would: a runtime
+    environment of this Python version from /usr/local/bin or /usr/bin, which reaches the
+    project's packages (the runtime among them) through a ``.pth`` file.
+    """
+    default = local_backend.runtime_executable()
+    some_runtime_uid = settings.LOCAL_RUNTIME_UID_BASE
+    if not runtime_users.isolated() or not _blocked(Path(default), some_runtime_uid):
+        yield None
+        return
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [Path(f"{prefix}/bin/python{version}") for prefix in ("/usr/local", "/usr")]
+    python = next((path for path in candidates if path.is_file() and not _blocked(path, some_runtime_uid)), None)
+    if python is None:
+        pytest.skip(f"runtime users cannot run {default}, and there is no python{version} they can run")
+    directory = Path(tempfile.mkdtemp(prefix="molecule-runtime-env-"))
+    directory.chmod(0o755)
+    try:
+        subprocess.run([str(python), "-m", "venv", "--without-pip", str(directory)], check=True)
+        project_packages = sysconfig.get_paths()["purelib"]
+        (directory / "lib" / f"python{version}" / "site-packages" / "molecule-project.pth").write_text(
+            f"import site; site.addsitedir({project_packages!r})\n"
+        )
+        executable = directory / "bin" / "molecule-runtime"
+        executable.write_text(f"#!{directory}/bin/python\nimport sys\nfrom molecule_runtime.main import main\n"
+                              "sys.exit(main())\n")
+        executable.chmod(0o755)
+        yield str(executable)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _blocked(executable: Path, uid: int) -> bool:
+    needed = [executable, runtime_users.interpreter_of(executable)]
+    return any(runtime_users.unreachable(path, uid, wanted=runtime_users.READ_AND_SEARCH) for path in filter(None, needed))
+
+
 @pytest.fixture
-def local(settings, live_server, tmp_path, monkeypatch, redis_client):
+def local(settings, live_server, monkeypatch, redis_client, runtime_users_can_run):
     """The local backend, the live server as the platform, captured Celery tasks; teardown kills
-    every runtime of this test even when it failed."""
-    home = tmp_path / "home"
+    every runtime of this test even when it failed. ``MOLECULE_HOME`` is a directory of /tmp:
+    pytest's own are closed to the runtimes' users."""
+    home = Path(tempfile.mkdtemp(prefix="molecule-local-"))
     settings.MOLECULE_HOME = home
+    settings.LOCAL_RUNTIME_EXECUTABLE = runtime_users_can_run
     settings.MOLECULE_PROVISIONER = "local"
     settings.PLATFORM_URL = live_server.url
     settings.A2A_ALLOW_PRIVATE_TARGETS = False  # MOLECULE_ENV is not dev
@@ -107,6 +160,7 @@ def local(settings, live_server, tmp_path, monkeypatch, redis_client):
             with _suppress():
                 os.killpg(process.pid, signal.SIGKILL)
         get_provisioner.cache_clear()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class _suppress:
@@ -170,15 +224,26 @@ def a2a_send(base_url: str, workspace: Workspace, text: str) -> httpx.Response:
         "jsonrpc": "2.0", "id": "1", "method": "message/send",
         "params": {"message": {"role": "user", "messageId": uuid.uuid4().hex, "parts": [{"kind": "text", "text": text}]}},
     }
-    return httpx.post(f"{base_url}/workspaces/{workspace.id}/a2a", json=body, timeout=20)
+    # As the operator: canvas calls outside dev mode carry the admin token.
+    headers = {"Authorization": f"Bearer {settings.ADMIN_TOKEN}"} if settings.ADMIN_TOKEN else {}
+    return httpx.post(f"{base_url}/workspaces/{workspace.id}/a2a", json=body, headers=headers, timeout=20)
 
 
 # --- start, register, A2A through the proxy, stop ----------------------------------------------------------
 
+PLATFORM_SECRETS = {
+    "ADMIN_TOKEN": "admin-token-env-probe", "SECRETS_ENCRYPTION_KEY": "encryption-key-env-probe",
+    "DJANGO_SECRET_KEY": "django-key-env-probe", "DATABASE_URL": "postgresql://u:db-password@db/molecule",
+    "REDIS_URL": "redis://:redis-password@cache:6379/0",
+}
+
+
 def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answers_through_the_proxy(
-    local, live_server
+    local, live_server, monkeypatch
 ):
     provisioner, queue = local
+    for name, value in PLATFORM_SECRETS.items():
+        monkeypatch.setenv(name, value)
     workspace = create(queue, secrets={"MY_API_KEY": "sk-test-123"})
     queue.run()
     record = read_record(workspace.id)
@@ -193,7 +258,11 @@ def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answe
     configs = home / "configs"
     assert "runtime: echo" in (configs / "config.yaml").read_text()
     token_file = configs / ".auth_token"
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    uid = local_backend.read_provisioned(workspace.id)["uid"]
+    if runtime_users.isolated():  # root's, readable by the runtime's group alone
+        assert (stat.S_IMODE(token_file.stat().st_mode), token_file.stat().st_gid) == (0o640, uid)
+    else:
+        assert (stat.S_IMODE(token_file.stat().st_mode), uid) == (0o600, None)
     live_tokens = WorkspaceAuthToken.objects.filter(workspace=workspace, revoked_at__isnull=True)
     assert live_tokens.count() == 1 and live_tokens.get().prefix == token_file.read_text()[:8]
 
@@ -203,7 +272,9 @@ def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answe
     assert env["WORKSPACE_CONFIG_PATH"] == str(configs)
     assert (env["PORT"], env["HOST"], env["AGENT_URL"]) == (str(record["port"]), "127.0.0.1", record["url"])
     assert env["MY_API_KEY"] == "sk-test-123"  # merged secrets
-    assert "DATABASE_URL" not in env and "REDIS_URL" not in env  # the platform's own env stays out
+    assert env["MOLECULE_INBOUND_SECRET"] == inbound_secret(workspace.id)
+    assert env["DELEGATION_RESULTS_FILE"].startswith(str(home / "private"))
+    assert not PLATFORM_SECRETS.keys() & env.keys()  # the platform's own env stays out
 
     workspace = wait_for(workspace, WorkspaceStatus.ONLINE)
     assert workspace.url == record["url"]
@@ -409,6 +480,143 @@ def test_stop_local_runtimes_stops_all_and_the_health_sweep_restarts_them_later(
     assert "restart_workspace" in queue.names()
 
 
+# --- only what this backend provisioned is ever restarted ------------------------------------------------
+
+def test_a_workspace_that_only_registered_goes_offline_when_stale_and_nothing_is_started_for_it(local):
+    provisioner, queue = local
+    stranger = Workspace.objects.create(name="Stranger", status=WorkspaceStatus.ONLINE, runtime="echo")
+    # What the attacker of the finding did: config and a skill written through the Files API.
+    files.files_replace(workspace_id=stranger.id, files={"config.yaml": "name: Stranger\nruntime: echo\n"})
+
+    assert liveness.container_health_sweep() == 0  # no runtime of ours to be missing: left alone
+    assert wait_for(stranger, WorkspaceStatus.ONLINE)
+    Workspace.objects.filter(pk=stranger.pk).update(liveness_deadline="2000-01-01T00:00:00Z")
+    assert liveness.liveness_sweep() == 1
+    assert wait_for(stranger, WorkspaceStatus.OFFLINE)
+    provisioner.restart_workspaces([stranger.id])  # as the proxy or a secret change would ask
+
+    assert queue.items == []
+    assert str(stranger.id) not in provisioner.provisioned_workspace_ids()
+    assert read_record(stranger.id) is None and _our_runtimes(settings.MOLECULE_HOME) == []
+
+
+def test_a_provisioned_workspace_stays_provisioned_while_stopped(local):
+    provisioner, queue = local
+    workspace = create(queue)
+    queue.run()
+    provisioner.stop(workspace)
+    assert read_record(workspace.id) is None
+    assert provisioner.provisioned_workspace_ids() == {str(workspace.id)}
+    provisioner.restart_workspaces([workspace.id])
+    assert queue.names() == ["restart_workspace"]
+
+
+# --- runtimes are not the platform (root only) -----------------------------------------------------------
+
+PROBE_SKILL = """
+import os, subprocess
+
+
+def _attempt(action, path):
+    try:
+        action(path)
+    except PermissionError:
+        return "denied"
+    except OSError as exc:
+        return type(exc).__name__
+    return "allowed"
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        handle.read()
+
+
+def _append(path):
+    with open(path, "ab"):
+        pass
+
+
+def probe(read: list, write: list) -> dict:
+    # A helper that leaves the runtime's session and, once sh exits, its process tree.
+    helper = subprocess.run(["sh", "-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"], capture_output=True,
+                            text=True, check=True).stdout
+    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "helper": int(helper),
+            "read": {path: _attempt(_read, path) for path in read},
+            "write": {path: _attempt(_append, path) for path in write}}
+"""
+
+
+def tool_reply(live_server, workspace: Workspace, text: str) -> dict:
+    reply = a2a_send(live_server.url, workspace, text)
+    assert reply.status_code == 200, reply.text
+    return json.loads(reply.json()["result"]["parts"][0]["text"])
+
+
+@pytest.mark.skipif(not runtime_users.isolated(), reason="runtimes have users of their own when the platform is root")
+def test_each_runtime_runs_as_a_user_of_its_own_that_reads_neither_the_platform_nor_other_workspaces(
+    local, live_server
+):
+    provisioner, queue = local
+    prober, other = create(queue, "Prober"), create(queue, "Other")
+    files.files_replace(workspace_id=prober.id, files={
+        "config.yaml": "name: Prober\nruntime: echo\nskills: [probe]\n",
+        "skills/probe/SKILL.md": "---\nname: Probe\n---\nProbe the sandbox.\n",
+        "skills/probe/scripts/probe.py": PROBE_SKILL,
+    })
+    queue.run()
+    wait_for(prober, WorkspaceStatus.ONLINE)
+    wait_for(other, WorkspaceStatus.ONLINE)
+    mine, theirs = local_backend.workspace_home(prober.id), local_backend.workspace_home(other.id)
+    uid, other_uid = (local_backend.read_provisioned(w.id)["uid"] for w in (prober, other))
+    allowed = {
+        "read": [mine / "configs" / ".auth_token", mine / "configs" / "config.yaml"],
+        "write": [mine / "private" / "scratch"],
+    }
+    denied = {
+        "read": [theirs / "configs" / ".auth_token", theirs / "configs" / "config.yaml", theirs / "runtime.log",
+                 f"/proc/{os.getpid()}/environ", f"/proc/{pid_of(other)}/environ"],
+        "write": [mine / local_backend.RECORD_FILE, mine / local_backend.PROVISIONED_FILE, mine / ".lock",
+                  mine / "configs" / "config.yaml", mine / "configs" / "planted.py", mine.parent / "planted"],
+    }
+    asked = {kind: [str(path) for path in allowed[kind] + denied[kind]] for kind in ("read", "write")}
+
+    seen = tool_reply(live_server, prober, "/tool probe " + json.dumps(asked))  # answers: it works
+
+    assert 0 not in (uid, other_uid) and uid != other_uid
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (uid, uid, [])
+    assert psutil.Process(pid_of(prober)).uids().real == uid
+    for kind in ("read", "write"):
+        assert {path: seen[kind][str(path)] for path in allowed[kind]} == dict.fromkeys(allowed[kind], "allowed")
+        assert {path: seen[kind][str(path)] for path in denied[kind]} == dict.fromkeys(denied[kind], "denied")
+    assert (theirs.stat().st_uid, theirs.stat().st_gid, stat.S_IMODE(theirs.stat().st_mode)) == (0, other_uid, 0o750)
+    assert stat.S_IMODE(mine.parent.stat().st_mode) == 0o711
+
+    # A helper that left the runtime's process tree goes with the runtime; the uid stays.
+    assert psutil.Process(seen["helper"]).ppid() != pid_of(prober)
+    services.workspace_restart(workspace_id=prober.id)
+    queue.run()
+    assert gone(seen["helper"])
+    wait_for(prober, WorkspaceStatus.ONLINE)
+    assert local_backend.read_provisioned(prober.id)["uid"] == uid
+    assert psutil.Process(pid_of(prober)).uids().real == uid
+
+
+@pytest.mark.skipif(not runtime_users.isolated(), reason="runtimes have users of their own when the platform is root")
+def test_a_runtime_its_user_cannot_run_fails_the_workspace_naming_what_is_in_the_way(local, settings, tmp_path):
+    _provisioner, queue = local
+    private_executable = tmp_path / "molecule-runtime"  # pytest's directories are root's alone
+    private_executable.write_text("#!/bin/sh\n")
+    private_executable.chmod(0o755)
+    settings.LOCAL_RUNTIME_EXECUTABLE = str(private_executable)
+    workspace = create(queue)
+    queue.run()
+    workspace.refresh_from_db()
+    assert workspace.status == WorkspaceStatus.FAILED
+    assert f"cannot reach {private_executable}" in workspace.last_sample_error
+    assert "LOCAL_RUNTIME_EXECUTABLE" in workspace.last_sample_error
+
+
 # --- small rules -----------------------------------------------------------------------------------------------
 
 def test_stop_never_fails_without_a_process_and_foreign_pids_are_not_runtimes(local):
@@ -433,6 +641,19 @@ def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(setti
     settings.MOLECULE_PROVISIONER = "local"
     get_provisioner.cache_clear()
     assert get_provisioner().name == "local"
+    get_provisioner.cache_clear()
+
+
+def test_auto_picks_none_in_production_unless_local_runtimes_are_allowed(settings, caplog):
+    settings.MOLECULE_PROVISIONER, settings.MOLECULE_ENV, settings.IS_PRODUCTION = "auto", "production", True
+    settings.MOLECULE_ALLOW_LOCAL_PROVISIONER = False
+    get_provisioner.cache_clear()
+    assert isinstance(get_provisioner(), NoProvisioner)
+    assert "auto picks none with MOLECULE_ENV=production" in caplog.text
+    assert "MOLECULE_ALLOW_LOCAL_PROVISIONER=1" in caplog.text
+    settings.MOLECULE_ALLOW_LOCAL_PROVISIONER = True
+    get_provisioner.cache_clear()
+    assert isinstance(get_provisioner(), LocalProcessProvisioner)
     get_provisioner.cache_clear()
 
 
