@@ -3,6 +3,11 @@
 The hot path: one statement and one Redis round trip when nothing changes, one more conditional
 UPDATE when the status moves. Events leave after commit; broadcast-only ones (TASK_UPDATED,
 WORKSPACE_HEARTBEAT) never become StructureEvent rows.
+
+Secure mode (not dev mode) unless a test says otherwise: ``make()`` creates a provisioned
+workspace — the row and the token provisioning issues its runtime — and ``beat()`` sends that
+token, as the runtime does. The original's permissive registry rule (token-less workspaces need
+no bearer, a failed probe lets the call in) is dev mode only, tested as such.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 import redis
 from asgiref.sync import async_to_sync
@@ -23,7 +29,7 @@ from activity.events import EVENTS_GROUP
 from activity.models import StructureEvent
 from molecule_site import adb
 from molecule_site.channel_layer import group_channel_name
-from registry import a2a_queue, services
+from registry import a2a_queue, selectors, services
 from registry.a2a_queue import queued_flag_key
 from registry.selectors import parse_runtime_overrides, runtime_overrides_key
 from registry.services import heartbeat_transition, token_mint
@@ -33,14 +39,26 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 TTL = 60
 BAD_BODY = {"error": "invalid request body"}
+ADMIN_TOKEN = "registry-tests-admin-token"  # outside dev mode ADMIN_TOKEN is always set (generated)
+OWN = object()  # beat(): send the workspace's own token (the one make() minted for it)
+RUNTIME_TOKENS: dict[str, str] = {}  # workspace id -> the token make() minted for its runtime
 
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
     settings.LIVENESS_TTL_SECONDS = TTL
-    settings.ADMIN_TOKEN = None
+    settings.ADMIN_TOKEN = ADMIN_TOKEN
     settings.DEV_MODE = False
-    return settings
+    RUNTIME_TOKENS.clear()
+    yield settings
+    RUNTIME_TOKENS.clear()
+
+
+@pytest.fixture
+def dev_mode(settings):
+    """Dev mode as the platform defines it: MOLECULE_ENV=dev and no ADMIN_TOKEN."""
+    settings.DEV_MODE = True
+    settings.ADMIN_TOKEN = None
 
 
 workspace_heartbeat = async_to_sync(services.workspace_heartbeat)
@@ -100,9 +118,15 @@ def drains(monkeypatch):
 
 @pytest.fixture
 def beat(client, django_capture_on_commit_callbacks):
-    """POST a heartbeat (after-commit callbacks run); returns the response."""
+    """POST a heartbeat (after-commit callbacks run); returns the response.
 
-    def send(body, token=None, raw=None):
+    ``token`` defaults to the workspace's own token (none when make() minted none for the body's
+    ``workspace_id``); ``None`` sends no bearer.
+    """
+
+    def send(body, token=OWN, raw=None):
+        if token is OWN:
+            token = RUNTIME_TOKENS.get(str(body.get("workspace_id"))) if isinstance(body, dict) else None
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
         data = raw if raw is not None else json.dumps(body)
         with django_capture_on_commit_callbacks(execute=True):
@@ -111,8 +135,14 @@ def beat(client, django_capture_on_commit_callbacks):
     return send
 
 
-def make(status=WorkspaceStatus.ONLINE, **fields) -> Workspace:
-    return Workspace.objects.create(name="Dev Lead", status=status, **fields)
+def make(status=WorkspaceStatus.ONLINE, *, with_token=True, **fields) -> Workspace:
+    """A workspace row and, unless ``with_token=False``, its runtime's token (``.runtime_token``)."""
+    workspace = Workspace.objects.create(name="Dev Lead", status=status, **fields)
+    workspace.runtime_token = None
+    if with_token:
+        _, workspace.runtime_token = token_mint(workspace=workspace)
+        RUNTIME_TOKENS[str(workspace.id)] = workspace.runtime_token
+    return workspace
 
 
 def persisted(workspace) -> list[tuple[str, dict]]:
@@ -279,7 +309,10 @@ def test_monthly_spend_written_only_when_positive_and_clamped(beat, sent, stored
 def test_removed_rows_are_untouched(beat, delivered, redis_client):
     past = timezone.now() - timedelta(hours=1)
     workspace = make(status=WorkspaceStatus.REMOVED, last_heartbeat_at=past, current_task="old", active_tasks=0)
-    response = beat({"workspace_id": str(workspace.id), "active_tasks": 3, "current_task": "new", "error_rate": 0.9})
+    body = {"workspace_id": str(workspace.id), "active_tasks": 3, "current_task": "new", "error_rate": 0.9}
+    own = beat(body)  # tokens of removed workspaces never validate
+    assert (own.status_code, own.json()) == (401, {"error": "invalid workspace auth token"})
+    response = beat(body, token=ADMIN_TOKEN)  # the service's own guard, past the auth rule
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     workspace.refresh_from_db()
     assert (workspace.status, workspace.active_tasks, workspace.current_task) == ("removed", 0, "old")
@@ -289,14 +322,14 @@ def test_removed_rows_are_untouched(beat, delivered, redis_client):
 
 
 def test_unknown_id_is_still_ok(beat, delivered):
-    response = beat({"workspace_id": str(uuid.uuid4()), "active_tasks": 1})
+    response = beat({"workspace_id": str(uuid.uuid4()), "active_tasks": 1}, token=ADMIN_TOKEN)
     assert response.status_code == 200
     assert response.content == b'{"status":"ok"}'
     assert delivered == []
 
 
 def test_non_uuid_id_is_a_failed_update(beat):
-    response = beat({"workspace_id": "not-a-uuid"})
+    response = beat({"workspace_id": "not-a-uuid"}, token=ADMIN_TOKEN)
     assert response.status_code == 500
     assert response.content == b'{"error":"failed to update"}'
 
@@ -358,17 +391,21 @@ def test_heartbeat_with_transition_is_two_statements_and_the_event_row():
     assert workspace.status == "online"
 
 
-def test_heartbeat_endpoint_with_a_token_is_two_statements(client, django_assert_num_queries):
-    """The bearer check (one statement) plus the beat (one statement), none through the ORM."""
+@pytest.mark.parametrize(("who", "count"), [("own", 2), ("admin", 1)])
+def test_heartbeat_endpoint_statements_by_token(client, django_assert_num_queries, who, count):
+    """The workspace's own token: the bearer check (one statement) plus the beat (one statement),
+    none through the ORM. The admin token is compared in memory (``is_admin_token`` short-circuits
+    ``check_registry_token`` before any query), so only the beat remains."""
     workspace = make()
-    _, token = token_mint(workspace=workspace)
+    token = workspace.runtime_token if who == "own" else ADMIN_TOKEN
     with django_assert_num_queries(0), adb.capture_statements() as statements:
         response = client.post(
             "/registry/heartbeat", json.dumps({"workspace_id": str(workspace.id), "active_tasks": 1}),
             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
         )
     assert response.status_code == 200
-    assert len(statements) == 2
+    assert len(statements) == count
+    assert statements[-1].split()[0] == "UPDATE"  # the beat
 
 
 # --- A2A queue drain hook ------------------------------------------------------------------------------
@@ -387,25 +424,89 @@ def test_spare_capacity_asks_for_a_queue_drain_when_requests_wait(beat, drains, 
 
 # --- auth and binding --------------------------------------------------------------------------------
 
+MISSING_TOKEN = b'{"error":"missing workspace auth token"}'
+INVALID_TOKEN = b'{"error":"invalid workspace auth token"}'
+PLATFORM_UNAVAILABLE = {"error": "platform datastore unavailable — retry shortly", "code": "platform_unavailable"}
+
+
 def test_registry_token_rule_applies_once_a_token_exists(beat):
     workspace = make()
-    assert beat({"workspace_id": str(workspace.id)}).status_code == 200  # grandfathered
-    _, token = token_mint(workspace=workspace)
-    missing = beat({"workspace_id": str(workspace.id)})
-    assert (missing.status_code, missing.content) == (401, b'{"error":"missing workspace auth token"}')
-    invalid = beat({"workspace_id": str(workspace.id)}, token="wrong")
-    assert (invalid.status_code, invalid.content) == (401, b'{"error":"invalid workspace auth token"}')
+    body = {"workspace_id": str(workspace.id)}
+    missing = beat(body, token=None)
+    assert (missing.status_code, missing.content) == (401, MISSING_TOKEN)
+    invalid = beat(body, token="wrong")
+    assert (invalid.status_code, invalid.content) == (401, INVALID_TOKEN)
     other = make()
-    _, other_token = token_mint(workspace=other)
-    foreign = beat({"workspace_id": str(workspace.id)}, token=other_token)
-    assert (foreign.status_code, foreign.content) == (401, b'{"error":"invalid workspace auth token"}')
-    assert beat({"workspace_id": str(workspace.id)}, token=token).status_code == 200
+    foreign = beat(body, token=other.runtime_token)
+    assert (foreign.status_code, foreign.content) == (401, INVALID_TOKEN)
+    assert beat(body, token=workspace.runtime_token).status_code == 200
+    assert beat(body, token=ADMIN_TOKEN).status_code == 200  # an operator may act for any workspace
+
+
+def test_workspace_without_a_live_token_needs_the_admin_token(beat):
+    """No grandfathering outside dev mode: a workspace with no live token (never issued, or
+    revoked) is only heartbeated for by an operator."""
+    workspace = make(status=WorkspaceStatus.OFFLINE, with_token=False)
+    body = {"workspace_id": str(workspace.id)}
+    missing = beat(body, token=None)
+    assert (missing.status_code, missing.content) == (401, MISSING_TOKEN)
+    invalid = beat(body, token="wrong")
+    assert (invalid.status_code, invalid.content) == (401, INVALID_TOKEN)
+    workspace.refresh_from_db()
+    assert (workspace.status, workspace.last_heartbeat_at) == ("offline", None)
+    assert beat(body, token=ADMIN_TOKEN).status_code == 200
+    workspace.refresh_from_db()
+    assert workspace.status == "online"
+    unknown = beat({"workspace_id": str(uuid.uuid4())}, token=None)
+    assert (unknown.status_code, unknown.content) == (401, MISSING_TOKEN)
+
+
+def test_workspace_without_a_live_token_is_grandfathered_in_dev_mode(beat, dev_mode):
+    workspace = make(status=WorkspaceStatus.OFFLINE, with_token=False)
+    body = {"workspace_id": str(workspace.id)}
+    assert beat(body, token=None).status_code == 200  # the original's grandfathering
+    workspace.refresh_from_db()
+    assert workspace.status == "online"
+    assert beat({"workspace_id": str(uuid.uuid4())}, token=None).status_code == 200
+    _, token = token_mint(workspace=workspace)  # dev mode does not relax a workspace with a token
+    missing = beat(body, token=None)
+    assert (missing.status_code, missing.content) == (401, MISSING_TOKEN)
+    assert beat(body, token=token).status_code == 200
+
+
+def _probe_down(monkeypatch):
+    async def down(workspace_id, **kwargs):
+        raise psycopg.OperationalError("database is down")
+
+    monkeypatch.setattr(selectors, "aworkspace_has_live_token", down)
+
+
+def test_a_failed_live_token_probe_is_503_outside_dev_mode(beat, monkeypatch):
+    workspace = make(status=WorkspaceStatus.OFFLINE)
+    _probe_down(monkeypatch)
+    body = {"workspace_id": str(workspace.id)}
+    for token in (None, "wrong"):
+        response = beat(body, token=token)
+        assert (response.status_code, response.json()) == (503, PLATFORM_UNAVAILABLE)
+    workspace.refresh_from_db()
+    assert workspace.status == "offline"
+    # A valid bearer never needs the probe.
+    assert beat(body).status_code == 200
+    assert beat(body, token=ADMIN_TOKEN).status_code == 200
+
+
+def test_a_failed_live_token_probe_fails_open_in_dev_mode(beat, dev_mode, monkeypatch):
+    workspace = make(status=WorkspaceStatus.OFFLINE)
+    _probe_down(monkeypatch)
+    response = beat({"workspace_id": str(workspace.id)}, token=None)
+    assert (response.status_code, response.content) == (200, b'{"status":"ok"}')
+    workspace.refresh_from_db()
+    assert workspace.status == "online"
 
 
 def test_bad_body_is_rejected_before_auth(beat):
     workspace = make()
-    token_mint(workspace=workspace)
-    response = beat({"workspace_id": str(workspace.id), "active_tasks": "1"})
+    response = beat({"workspace_id": str(workspace.id), "active_tasks": "1"}, token=None)
     assert (response.status_code, response.json()) == (400, BAD_BODY)
 
 

@@ -4,6 +4,13 @@ Covers every error string of steps 3–8, the normalisation, the result table (p
 errors, busy → queued, refused, read failure, restart, native session), the activity row, the
 events (``ACTIVITY_LOGGED`` always, ``A2A_RESPONSE`` for canvas callers only), the timeouts,
 ``message/stream`` relaying and the sync entry point used by Celery tasks.
+
+Secure mode (not dev mode) unless a test says otherwise: every workspace of ``tree`` holds the
+token provisioning issued its runtime (``.runtime_token``), and ``a2a()`` calls as the realistic
+caller would — a workspace caller with its own token, a call with no ``X-Workspace-ID`` (the
+canvas) with the admin token. The original's permissive caller rules (token-less callers,
+self-calls skipping the check, anonymous canvas calls) are dev mode only, tested as such next to
+their secure-mode refusals.
 """
 
 from __future__ import annotations
@@ -17,23 +24,27 @@ import uuid
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.test import AsyncClient
 from django.utils import timezone
 
 from activity.models import ActivityLog, StructureEvent
 from registry import a2a_queue, proxy
-from registry.models import A2AQueueItem
+from registry.models import A2AQueueItem, WorkspaceAuthToken
 from registry.redis_keys import url_key
 from registry.selectors import runtime_overrides_key
-from registry.services import token_mint
+from registry.services import token_mint, token_revoke
 from registry.tests.a2a_server import TOOL_TRACE, a2a_server, closed_port_url  # noqa: F401 - fixture
+from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners.base import Provisioner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
 MESSAGE_SEND = {"method": "message/send", "params": {"message": {"role": "user", "parts": [{"kind": "text", "text": "hi"}]}}}
+ADMIN_TOKEN = "registry-tests-admin-token"  # outside dev mode ADMIN_TOKEN is always set (generated)
+AS_CALLER = object()  # a2a(): the caller's own token, or the admin token for the canvas (no caller)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,21 +60,40 @@ def _proxy_settings(settings, a2a_server):
     settings.SAAS_MODE = False
     settings.A2A_IDLE_TIMEOUT_SECONDS = 5
     settings.A2A_MAX_SECONDS = 1800
-    settings.ADMIN_TOKEN = None
+    settings.ADMIN_TOKEN = ADMIN_TOKEN
     settings.DEV_MODE = False
     a2a_server.requests.clear()
     return settings
 
 
 @pytest.fixture
+def dev_mode(settings):
+    """Dev mode as the platform defines it: MOLECULE_ENV=dev and no ADMIN_TOKEN."""
+    settings.DEV_MODE = True
+    settings.ADMIN_TOKEN = None
+
+
+@pytest.fixture
 def tree(a2a_server):
-    """Two teams: PM ← (Dev, QA) and Ops ← SRE. Dev↔QA siblings; Dev↔SRE cousins."""
+    """Two teams: PM ← (Dev, QA) and Ops ← SRE. Dev↔QA siblings; Dev↔SRE cousins. Each holds its
+    runtime's token (``.runtime_token``)."""
     pm = Workspace.objects.create(name="PM", status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"))
     dev = Workspace.objects.create(name="Dev", parent=pm, status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"))
     qa = Workspace.objects.create(name="QA", parent=pm, status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"))
     ops = Workspace.objects.create(name="Ops", status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"))
     sre = Workspace.objects.create(name="SRE", parent=ops, status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"))
+    for workspace in (pm, dev, qa, ops, sre):
+        _, workspace.runtime_token = token_mint(workspace=workspace)
     return {"PM": pm, "Dev": dev, "QA": qa, "Ops": ops, "SRE": sre}
+
+
+def revoke_tokens(workspace: Workspace) -> None:
+    token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace=workspace))
+
+
+def agent_headers(request: dict) -> dict[str, str]:
+    """The headers the agent received, names lower-cased."""
+    return {name.lower(): value for name, value in request["headers"].items()}
 
 
 def point(workspace: Workspace, url: str) -> Workspace:
@@ -87,22 +117,37 @@ class Call:
         return [frame for frame in self.frames if frame["event"] == kind]
 
 
-def a2a(target, body=None, *, caller=None, token=None, headers=None, method="post", raw=None) -> Call:
-    """POST to the proxy through the ASGI stack; collect the streamed body and the ``events`` frames."""
+def a2a(target, body=None, *, caller=None, token=AS_CALLER, headers=None, method="post", raw=None,
+        user=None, enforce_csrf_checks=False, csrf_token=None) -> Call:
+    """POST to the proxy through the ASGI stack; collect the streamed body and the ``events`` frames.
+
+    ``token`` defaults to what the realistic caller sends: a Workspace caller its own token, any
+    other call (no caller, or a caller given as a bare id) the admin token; ``None`` sends no
+    bearer. ``user`` logs a Django user in first (a session); ``csrf_token`` sends it as the CSRF
+    cookie and the ``X-CSRFToken`` header, as a browser page of ours would.
+    """
     target_id = target.id if isinstance(target, Workspace) else target
     data = raw if raw is not None else json.dumps(MESSAGE_SEND if body is None else body)
     sent = dict(headers or {})
     if caller is not None:
         sent["X-Workspace-ID"] = str(caller.id if isinstance(caller, Workspace) else caller)
+    if token is AS_CALLER:
+        token = caller.runtime_token if isinstance(caller, Workspace) else ADMIN_TOKEN
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
+    if csrf_token is not None:
+        sent["X-CSRFToken"] = csrf_token
 
     async def scenario():
         layer = get_channel_layer()
         channel = await layer.new_channel()
         await layer.group_add("events", channel)
         try:
-            client = AsyncClient()
+            client = AsyncClient(enforce_csrf_checks=enforce_csrf_checks)
+            if user is not None:
+                await client.aforce_login(user)
+            if csrf_token is not None:
+                client.cookies[django_settings.CSRF_COOKIE_NAME] = csrf_token
             path = f"/workspaces/{target_id}/a2a"
             if method == "post":
                 response = await client.post(path, data=data, content_type="application/json", headers=sent)
@@ -184,25 +229,105 @@ def test_body_over_one_mib_is_refused(tree, a2a_server):
     assert a2a_server.requests == []
 
 
-def test_caller_with_a_live_token_must_present_it(tree):
-    _, dev_token = token_mint(workspace=tree["Dev"])
-    _, qa_token = token_mint(workspace=tree["QA"])
-    missing = a2a(tree["QA"], caller=tree["Dev"])
-    assert (missing.status, missing.content) == (401, b'{"error":"missing caller auth token"}')
+MISSING_CALLER_TOKEN = b'{"error":"missing caller auth token"}'
+INVALID_CALLER_TOKEN = b'{"error":"invalid caller auth token"}'
+ADMIN_AUTH_REQUIRED = b'{"error":"admin auth required"}'
+INVALID_ADMIN_TOKEN = b'{"error":"invalid admin auth token"}'
+
+
+def test_caller_with_a_live_token_must_present_it(tree, a2a_server):
+    missing = a2a(tree["QA"], caller=tree["Dev"], token=None)
+    assert (missing.status, missing.content) == (401, MISSING_CALLER_TOKEN)
     # The TARGET's token is not the caller's.
-    wrong = a2a(tree["QA"], caller=tree["Dev"], token=qa_token)
-    assert (wrong.status, wrong.content) == (401, b'{"error":"invalid caller auth token"}')
-    assert a2a(tree["QA"], caller=tree["Dev"], token=dev_token).status == 200
+    wrong = a2a(tree["QA"], caller=tree["Dev"], token=tree["QA"].runtime_token)
+    assert (wrong.status, wrong.content) == (401, INVALID_CALLER_TOKEN)
+    assert a2a_server.requests == []
+    assert a2a(tree["QA"], caller=tree["Dev"], token=tree["Dev"].runtime_token).status == 200
+    assert a2a(tree["QA"], caller=tree["Dev"], token=ADMIN_TOKEN).status == 200  # an operator, for any caller
 
 
-def test_caller_without_any_token_is_grandfathered(tree):
-    token_mint(workspace=tree["QA"])  # the target's tokens do not matter
-    assert a2a(tree["QA"], caller=tree["Dev"]).status == 200
+def test_caller_without_a_live_token_needs_the_admin_token(tree, a2a_server):
+    """No grandfathering outside dev mode: a caller with no live token (never issued, or
+    revoked) is only vouched for by an operator."""
+    stale = tree["Dev"].runtime_token
+    revoke_tokens(tree["Dev"])
+    missing = a2a(tree["QA"], caller=tree["Dev"], token=None)
+    assert (missing.status, missing.content) == (401, MISSING_CALLER_TOKEN)
+    revoked = a2a(tree["QA"], caller=tree["Dev"], token=stale)
+    assert (revoked.status, revoked.content) == (401, INVALID_CALLER_TOKEN)
+    assert a2a_server.requests == []
+    assert ActivityLog.objects.count() == 0
+    assert a2a(tree["QA"], caller=tree["Dev"], token=ADMIN_TOKEN).status == 200
 
 
-def test_self_call_skips_the_caller_checks(tree):
-    token_mint(workspace=tree["Dev"])
+def test_caller_without_a_live_token_is_grandfathered_in_dev_mode(tree, dev_mode):
+    revoke_tokens(tree["Dev"])  # the target's tokens do not matter
+    assert a2a(tree["QA"], caller=tree["Dev"], token=None).status == 200
+    # Dev mode does not relax a caller that has a live token.
+    missing = a2a(tree["Dev"], caller=tree["QA"], token=None)
+    assert (missing.status, missing.content) == (401, MISSING_CALLER_TOKEN)
+
+
+def test_self_call_must_pass_the_caller_rule(tree, a2a_server):
+    """Beyond the original, which skips the caller check when caller = target (so naming the
+    target in ``X-Workspace-ID`` got around both the caller rule and the operator rule)."""
+    missing = a2a(tree["Dev"], caller=tree["Dev"], token=None)
+    assert (missing.status, missing.content) == (401, MISSING_CALLER_TOKEN)
+    other = a2a(tree["Dev"], caller=tree["Dev"], token=tree["QA"].runtime_token)
+    assert (other.status, other.content) == (401, INVALID_CALLER_TOKEN)
+    assert a2a_server.requests == []
     assert a2a(tree["Dev"], caller=tree["Dev"]).status == 200
+    assert a2a(tree["Dev"], caller=tree["Dev"], token=ADMIN_TOKEN).status == 200
+    revoke_tokens(tree["Dev"])
+    tokenless = a2a(tree["Dev"], caller=tree["Dev"], token=None)
+    assert (tokenless.status, tokenless.content) == (401, MISSING_CALLER_TOKEN)
+
+
+def test_self_call_skips_the_caller_checks_in_dev_mode(tree, dev_mode):
+    assert a2a(tree["Dev"], caller=tree["Dev"], token=None).status == 200
+
+
+@pytest.mark.parametrize(("token", "error"), [
+    (None, ADMIN_AUTH_REQUIRED), ("not-a-token", INVALID_ADMIN_TOKEN), ("WORKSPACE", INVALID_ADMIN_TOKEN),
+])
+def test_call_without_a_caller_needs_an_operator(tree, a2a_server, token, error):
+    """The canvas caller (no ``X-Workspace-ID``) skips the hierarchy, so outside dev mode only an
+    operator may be it: a workspace's own token is not enough."""
+    token = tree["QA"].runtime_token if token == "WORKSPACE" else token
+    call = a2a(tree["PM"], token=token)
+    assert (call.status, call.content) == (401, error)
+    assert a2a_server.requests == []
+    assert ActivityLog.objects.count() == 0
+    assert call.events("A2A_RESPONSE") == []
+
+
+def test_call_without_a_caller_needs_an_operator_even_for_an_unknown_target():
+    call = a2a(uuid.uuid4(), token=None)  # auth comes before the lookup
+    assert (call.status, call.content) == (401, ADMIN_AUTH_REQUIRED)
+
+
+def test_call_without_a_caller_is_served_anonymously_in_dev_mode(tree, dev_mode):
+    call = a2a(tree["PM"], token=None)
+    assert call.status == 200
+    assert len(call.events("A2A_RESPONSE")) == 1
+
+
+def test_staff_session_may_call_without_a_caller(tree, operator, django_user_model):
+    call = a2a(tree["PM"], token=None, user=operator)
+    assert call.status == 200
+    assert only_activity().source_id is None
+    member = django_user_model.objects.create_user("member", "member@example.com", "pw")  # not staff
+    refused = a2a(tree["PM"], token=None, user=member)
+    assert (refused.status, refused.content) == (401, ADMIN_AUTH_REQUIRED)
+
+
+def test_staff_session_call_is_csrf_checked(tree, operator, a2a_server):
+    refused = a2a(tree["PM"], token=None, user=operator, enforce_csrf_checks=True)
+    assert (refused.status, refused.content) == (403, b'{"error":"CSRF Failed: CSRF cookie not set."}')
+    assert a2a_server.requests == []
+    csrf_token = "0123456789abcdefghijklmnopqrstuv"  # a CSRF secret: 32 characters of CSRF_ALLOWED_CHARS
+    call = a2a(tree["PM"], token=None, user=operator, enforce_csrf_checks=True, csrf_token=csrf_token)
+    assert call.status == 200
 
 
 # --- Steps 5–8 ------------------------------------------------------------------------------------------
@@ -215,9 +340,11 @@ def test_cousins_cannot_talk(tree, a2a_server):
 
 
 def test_unknown_caller_is_denied_by_the_hierarchy(tree):
-    call = a2a(tree["PM"], caller="not-a-workspace")
+    call = a2a(tree["PM"], caller="not-a-workspace")  # the admin token gets it past the caller rule
     assert call.status == 403
     assert call.json == {"error": "access denied: workspaces cannot communicate per hierarchy rules"}
+    anonymous = a2a(tree["PM"], caller="not-a-workspace", token=None)
+    assert (anonymous.status, anonymous.content) == (401, MISSING_CALLER_TOKEN)
 
 
 @pytest.mark.parametrize(("limit", "spend", "blocked"), [(500, 500, True), (500, 900, True), (500, 499, False), (None, 10**9, False)])
@@ -304,6 +431,24 @@ def test_plain_body_is_wrapped_in_json_rpc_and_gets_a_message_id(tree, a2a_serve
     assert uuid.UUID(message["messageId"])
     assert message["parts"] == [{"kind": "text", "text": "hi"}]
     assert a2a_server.requests[0]["headers"]["Content-Type"] == "application/json"
+
+
+def test_agent_gets_the_inbound_secret_and_never_the_callers_token(tree, a2a_server):
+    """Every forwarded call presents the target's inbound secret (how its A2A server tells the
+    platform apart from anything else reaching its port); the caller's bearer stays here."""
+    assert a2a(tree["PM"]).status == 200  # canvas, admin token
+    assert a2a(tree["QA"], caller=tree["Dev"]).status == 200  # Dev's own token
+    result = proxy.proxy_a2a_sync(target_id=str(tree["QA"].id), caller_id=str(tree["Dev"].id),
+                                  body=json.dumps(MESSAGE_SEND).encode())  # the Celery entry point
+    assert result.status == 200
+    received = [agent_headers(request) for request in a2a_server.requests]
+    assert [h[INBOUND_SECRET_HEADER.lower()] for h in received] == [
+        inbound_secret(tree["PM"].id), inbound_secret(tree["QA"].id), inbound_secret(tree["QA"].id)]
+    assert inbound_secret(tree["PM"].id) != inbound_secret(tree["QA"].id)  # one secret per workspace
+    for headers in received:
+        assert "authorization" not in headers
+        for token in (ADMIN_TOKEN, tree["Dev"].runtime_token):
+            assert not any(token in value for value in headers.values())
 
 
 def test_json_rpc_body_is_forwarded_as_sent(tree, a2a_server):
@@ -672,7 +817,8 @@ def test_disconnected_client_on_a_server_loop_still_gets_the_call_recorded(tree,
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
             "path": f"/workspaces/{tree['PM'].id}/a2a", "raw_path": b"", "query_string": b"", "root_path": "",
-            "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+            "headers": [(b"content-type", b"application/json"), (b"host", b"testserver"),
+                        (b"authorization", f"Bearer {ADMIN_TOKEN}".encode())],
             "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
         }
         await application(scope, receive, send)
