@@ -44,6 +44,9 @@ def test_defaults_start(tmp_path):
         ("REDIS_URL", "memcached://x", "REDIS_URL must be a URL"),
         ("DATABASE_URL", "sqlite:///db.sqlite3", "DATABASE_URL must be a URL"),
         ("SECRETS_ENCRYPTION_KEY", "too-short", "SECRETS_ENCRYPTION_KEY must be base64 of 32 bytes"),
+        ("MOLECULE_ALLOW_LOCAL_PROVISIONER", "maybe", "MOLECULE_ALLOW_LOCAL_PROVISIONER must be a boolean"),
+        ("LOCAL_RUNTIME_UID_BASE", "0", "LOCAL_RUNTIME_UID_BASE must be at least 1000"),
+        ("LOCAL_RUNTIME_UID_COUNT", "4294967295", "LOCAL_RUNTIME_UID_COUNT must be at most 2394967295"),
     ],
 )
 def test_bad_value_stops_startup_naming_the_variable(tmp_path, variable, value, message):
