@@ -11,7 +11,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from molecule_site.adb import DatabaseBusy
-from molecule_site.wire import datastore_busy_response, error_response, not_found_response
+from molecule_site.wire import datastore_busy_response, error_response, json_response, not_found_response
 from registry import auth, proxy
 from registry.auth import AuthError
 
@@ -81,8 +81,8 @@ async def workspace_a2a(request, workspace_id: str):
         problem = await _caller_problem(request, caller_id, workspace_id)
     except DatabaseBusy:
         return datastore_busy_response()
-    except AuthError as exc:
-        return error_response(exc.detail["error"], exc.status_code)
+    except AuthError as exc:  # a CSRF failure, or the datastore down during the caller probe
+        return json_response(exc.detail, status=exc.status_code)
     if problem:
         return error_response(problem, 401)
     result = await proxy.proxy_a2a_detached(

@@ -273,7 +273,7 @@ async def a2a_caller_auth_error(request, caller_id: str) -> str | None:
     except psycopg.Error:
         if dev_mode():
             return None  # the original lets the call through on a failed probe
-        has_live_token = True
+        raise AuthError(**PLATFORM_UNAVAILABLE) from None
     return _token_error(token, has_live_token, subject="caller")
 
 

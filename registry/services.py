@@ -140,7 +140,7 @@ ON CONFLICT (id) DO UPDATE SET
     liveness_deadline = EXCLUDED.liveness_deadline,
     updated_at = EXCLUDED.last_heartbeat_at
 WHERE workspaces.status <> 'removed'
-RETURNING workspaces.url
+RETURNING workspaces.url, workspaces.status
 """
 
 
@@ -171,25 +171,29 @@ async def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
             )
             if row is None:
                 return {"status": "registered"}
-            stored_url = row[0]
+            stored_url, paused = row[0], row[1] == WorkspaceStatus.PAUSED
             plaintext = None
             if not await aworkspace_has_live_token(parsed, conn=conn):
                 plaintext = await atoken_mint(workspace_id=parsed, conn=conn)
     except psycopg.Error:
         log.exception("register of workspace %s failed", parsed)
         raise ApiError("registration failed", status=500) from None
-    await _cache_registration(parsed, stored_url, url)
-    await aemit("WORKSPACE_ONLINE", parsed, {"url": stored_url, "agent_card": agent_card})
+    await _cache_registration(parsed, stored_url, url, live=not paused)
+    if not paused:  # a paused workspace stays paused: nothing announces it online
+        await aemit("WORKSPACE_ONLINE", parsed, {"url": stored_url, "agent_card": agent_card})
     if plaintext is None:
         return {"status": "registered"}
     return {"status": "registered", "auth_token": plaintext}
 
 
-async def _cache_registration(workspace_id, stored_url: str, reported_url: str) -> None:
-    """Liveness key (TTL = LIVENESS_TTL_SECONDS), proxy URL and discovery URL; best effort."""
+async def _cache_registration(workspace_id, stored_url: str, reported_url: str, *, live: bool = True) -> None:
+    """Liveness key (TTL = LIVENESS_TTL_SECONDS) when ``live``, proxy URL and discovery URL;
+    best effort."""
     try:
         pipe = get_async_redis().pipeline(transaction=False)
-        pipe.set(redis_keys.liveness_key(workspace_id), WorkspaceStatus.ONLINE.value, ex=settings.LIVENESS_TTL_SECONDS)
+        if live:
+            pipe.set(redis_keys.liveness_key(workspace_id), WorkspaceStatus.ONLINE.value,
+                     ex=settings.LIVENESS_TTL_SECONDS)
         pipe.set(redis_keys.url_key(workspace_id), stored_url, ex=redis_keys.URL_TTL_SECONDS)
         pipe.set(redis_keys.internal_url_key(workspace_id), reported_url, ex=redis_keys.URL_TTL_SECONDS)
         await pipe.execute()

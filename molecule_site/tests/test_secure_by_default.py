@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 
+import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.middleware.csrf import _get_new_csrf_string
@@ -117,8 +118,9 @@ def test_2_without_a_token_of_its_own_nobody_writes_files_or_restarts(client):
 # --- 4. Anonymous A2A made an agent delegate with its own token ---------------------------------------
 
 def _agent(a2a_server, **fields):
-    workspace = Workspace.objects.create(status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"), **fields)
-    return workspace
+    """An online workspace whose agent is the recording test server (its log starts empty)."""
+    a2a_server.requests.clear()
+    return Workspace.objects.create(status=WorkspaceStatus.ONLINE, url=a2a_server.url("echo"), **fields)
 
 
 def test_4_an_anonymous_a2a_call_is_refused_before_reaching_the_agent(client, settings, a2a_server):
@@ -316,3 +318,17 @@ def test_10_the_workspace_renames_and_moves_itself_and_the_operator_reparents_it
     assert operator.status_code == 200, operator.content
     mine.refresh_from_db()
     assert (mine.name, mine.parent_id) == ("Analyst", team.id)
+
+
+def test_4_a_caller_probe_the_datastore_cannot_answer_fails_closed(client, monkeypatch, a2a_server):
+    agent = _agent(a2a_server, name="PM")
+
+    async def down(workspace_id, **kwargs):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr("registry.selectors.aworkspace_has_live_token", down)
+    a2a_server.requests.clear()
+    response = post(client, f"/workspaces/{agent.id}/a2a", MESSAGE, HTTP_X_WORKSPACE_ID=str(uuid.uuid4()))
+    assert (response.status_code, response.json()) == (503, {
+        "error": "platform datastore unavailable — retry shortly", "code": "platform_unavailable"})
+    assert a2a_server.requests == []

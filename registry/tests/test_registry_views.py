@@ -245,14 +245,18 @@ def test_register_brings_any_status_but_removed_and_paused_online(api, status):
     assert workspace.status == "online"
 
 
-def test_register_keeps_a_paused_workspace_paused(api):
-    """Beyond the original (which flips it online): a register does not undo an operator's pause."""
+def test_register_keeps_a_paused_workspace_paused(api, redis_client):
+    """Beyond the original (which flips it online): a register does not undo an operator's
+    pause — nor announce it online, in the database, the liveness key or an event."""
     workspace = make(status=WorkspaceStatus.PAUSED, url="http://localhost:7000")
     response = register(api, workspace, url="http://localhost:8001", card={"name": "new"})
     assert (response.status_code, response.content) == (200, b'{"status":"registered"}')
     workspace.refresh_from_db()
     assert workspace.status == "paused"
     assert (workspace.url, workspace.agent_card) == ("http://localhost:8001", {"name": "new"})
+    assert redis_client.get(f"ws:{workspace.id}") is None
+    assert redis_client.get(f"ws:{workspace.id}:url") == b"http://localhost:8001"
+    assert [event for event, _ in events(workspace.id)] == []
 
 
 def test_register_does_not_revive_a_removed_workspace(api, redis_client):
