@@ -602,6 +602,18 @@ def test_each_runtime_runs_as_a_user_of_its_own_that_reads_neither_the_platform_
     assert psutil.Process(pid_of(prober)).uids().real == uid
 
 
+def test_a_platform_that_is_not_root_runs_its_runtimes_as_its_own_user(local, monkeypatch):
+    monkeypatch.setattr(runtime_users, "isolated", lambda: False)
+    _provisioner, queue = local
+    workspace = start_online(queue)
+    process = psutil.Process(pid_of(workspace))
+    home = local_backend.workspace_home(workspace.id)
+    assert process.uids().real == os.geteuid()
+    assert local_backend.read_provisioned(workspace.id)["uid"] is None
+    assert stat.S_IMODE((home / "configs" / ".auth_token").stat().st_mode) == 0o600
+    assert process.environ()["HOME"] == os.environ["HOME"] and process.cwd() == str(home / "private")
+
+
 @pytest.mark.skipif(not runtime_users.isolated(), reason="runtimes have users of their own when the platform is root")
 def test_a_runtime_its_user_cannot_run_fails_the_workspace_naming_what_is_in_the_way(local, settings, tmp_path):
     _provisioner, queue = local
