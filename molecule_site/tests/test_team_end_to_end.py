@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,17 +95,25 @@ def sdk_reply_through_proxy(agent_url: str, proxy_url: str, version: str, stream
 
 
 @pytest.fixture
-def platform(tmp_path):
+def home():
+    """MOLECULE_HOME in /tmp: pytest's tmp_path is closed to the runtimes' own users (as root)."""
+    directory = Path(tempfile.mkdtemp(prefix="molecule-team-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def platform(home):
     with platform_on_fresh_database(
-        tmp_path, redis_db=2, ADMIN_TOKEN=ADMIN, MOLECULE_PROVISIONER="local",
+        home, redis_db=2, ADMIN_TOKEN=ADMIN, MOLECULE_PROVISIONER="local",
         LIVENESS_TTL_SECONDS=str(TTL_SECONDS), LIVENESS_SWEEP_SECONDS=str(SWEEP_SECONDS),
         CONTAINER_SWEEP_SECONDS=str(SWEEP_SECONDS),
     ) as launch:
         yield launch
 
 
-def test_demo_team_runs_talks_delegates_remembers_recovers_and_is_deleted(platform, tmp_path):
-    home = tmp_path
+def test_demo_team_runs_talks_delegates_remembers_recovers_and_is_deleted(platform, home):
     with httpx.Client(base_url=platform.url, timeout=30, headers=ADMIN_HEADERS) as api:
         pm = api.post("/workspaces", json={"name": "PM", "template": "demo-pm"}).json()["id"]
         children = [c["id"] for c in api.post(f"/workspaces/{pm}/expand").json()["children"]]

@@ -446,6 +446,8 @@ class LocalProcessProvisioner(Provisioner):
         configs = _prepare_configs(workspace)
         private = _prepare_home(workspace.id, uid)
         if uid is not None:
+            if not settings.LOCAL_RUNTIME_EXECUTABLE:  # one the operator named is run as given
+                executable = str(runtime_users.runnable_runtime(Path(executable), uid))
             runtime_users.check_runnable(Path(executable), configs, uid)
         _rotate_token(workspace, configs, uid)
         port = _free_loopback_port()

@@ -27,16 +27,22 @@ So a runtime reads its own configs (``.auth_token`` included) and nothing of ano
 and writes only ``private/``, which the platform never reads: no link a runtime plants can turn
 one of the platform's file operations (the Files API, the token rotation) towards another file.
 The runtime's program must be runnable by an unprivileged user: an interpreter under a private
-home (``/root/.pyenv``…) is not, and :func:`unreachable` names what blocks it before a start.
+home (``/root/.pyenv``…) is not. Then :func:`runnable_runtime` runs the same installed runtime
+through a system interpreter of the same version (``MOLECULE_HOME/runtime-env``), and failing
+that :func:`check_runnable` names what blocks it before a start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import os
 import pwd
 import shutil
 import stat
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import psutil
@@ -49,7 +55,8 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_DIR = "private"
 # The file-store roots the runtime may read (workspaces.files), besides its configs.
 READABLE_ROOTS = ("configs", "workspace", "home", "plugins")
-SEARCH, READ_AND_SEARCH = 0o1, 0o5  # the permission bits of "others", shifted for owner and group
+SEARCH, READ_AND_SEARCH = 0o1, 0o5
+BRIDGE_DIR = "runtime-env"  # under MOLECULE_HOME: see bridge_environment  # the permission bits of "others", shifted for owner and group
 
 
 def isolated() -> bool:
@@ -147,6 +154,53 @@ def _allows(status: os.stat_result, uid: int, wanted: int) -> bool:
     else:
         granted = status.st_mode
     return granted & wanted == wanted
+
+
+def _blocked(executable: Path, uid: int) -> bool:
+    needed = [executable, interpreter_of(executable)]
+    return any(unreachable(path, uid, wanted=READ_AND_SEARCH) for path in filter(None, needed))
+
+
+def runnable_runtime(executable: Path, uid: int) -> Path:
+    """``executable``, or — when ``uid`` cannot run it because its interpreter lives under a
+    private home (a pyenv or venv under ``/root``, as on this kind of machine) — the same runtime
+    through an interpreter every user can run: :func:`bridge_environment`. ``executable`` again
+    when no such interpreter exists (:func:`check_runnable` then says what is in the way)."""
+    if not _blocked(executable, uid):
+        return executable
+    bridged = bridge_environment(Path(settings.MOLECULE_HOME) / BRIDGE_DIR, uid)
+    return bridged if bridged is not None else executable
+
+
+def bridge_environment(directory: Path, uid: int) -> Path | None:
+    """A venv (root's, 0755) of a system interpreter of this Python version that reaches the
+    platform's own packages — the runtime among them — through a ``.pth`` file: no copy, no
+    download. Built once per MOLECULE_HOME (under a lock: several workers may start runtimes);
+    returns its ``molecule-runtime``, or None when there is no interpreter ``uid`` could run or
+    the packages are closed to it."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    packages = Path(sysconfig.get_paths()["purelib"])
+    pythons = [Path(f"{prefix}/bin/python{version}") for prefix in ("/usr/local", "/usr")]
+    python = next((path for path in pythons if path.is_file() and not _blocked(path, uid)), None)
+    if python is None or unreachable(packages, uid, wanted=READ_AND_SEARCH):
+        return None
+    executable = directory / "bin" / "molecule-runtime"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{BRIDGE_DIR}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not executable.is_file():
+            shutil.rmtree(directory, ignore_errors=True)  # a build cut short
+            subprocess.run([str(python), "-m", "venv", "--without-pip", str(directory)], check=True,
+                           capture_output=True, timeout=120)
+            pth = directory / "lib" / f"python{version}" / "site-packages" / "molecule-platform.pth"
+            pth.write_text(f"import site; site.addsitedir({str(packages)!r})\n")
+            script = executable.with_suffix(".tmp")
+            script.write_text(f"#!{directory}/bin/python\nimport sys\nfrom molecule_runtime.main import main\n"
+                              "sys.exit(main())\n")
+            script.chmod(0o755)
+            script.rename(executable)
+        os.chmod(directory, 0o755)
+    return executable
 
 
 def check_runnable(executable: Path, configs: Path, uid: int) -> None:

@@ -15,9 +15,6 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -92,54 +89,14 @@ def _our_runtimes(home) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture(scope="session")
-def runtime_users_can_run():
-    """``LOCAL_RUNTIME_EXECUTABLE`` for these tests: None (the default one) unless the platform
-    runs as root and runtime users cannot run the default ``molecule-runtime`` — as here, where
-    the venv's interpreter lives under /root. Then it does what an operator would: a runtime
-    environment of this Python version from /usr/local/bin or /usr/bin, which reaches the
-    project's packages (the runtime among them) through a ``.pth`` file.
-    """
-    default = local_backend.runtime_executable()
-    some_runtime_uid = settings.LOCAL_RUNTIME_UID_BASE
-    if not runtime_users.isolated() or not _blocked(Path(default), some_runtime_uid):
-        yield None
-        return
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [Path(f"{prefix}/bin/python{version}") for prefix in ("/usr/local", "/usr")]
-    python = next((path for path in candidates if path.is_file() and not _blocked(path, some_runtime_uid)), None)
-    if python is None:
-        pytest.skip(f"runtime users cannot run {default}, and there is no python{version} they can run")
-    directory = Path(tempfile.mkdtemp(prefix="molecule-runtime-env-"))
-    directory.chmod(0o755)
-    try:
-        subprocess.run([str(python), "-m", "venv", "--without-pip", str(directory)], check=True)
-        project_packages = sysconfig.get_paths()["purelib"]
-        (directory / "lib" / f"python{version}" / "site-packages" / "molecule-project.pth").write_text(
-            f"import site; site.addsitedir({project_packages!r})\n"
-        )
-        executable = directory / "bin" / "molecule-runtime"
-        executable.write_text(f"#!{directory}/bin/python\nimport sys\nfrom molecule_runtime.main import main\n"
-                              "sys.exit(main())\n")
-        executable.chmod(0o755)
-        yield str(executable)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _blocked(executable: Path, uid: int) -> bool:
-    needed = [executable, runtime_users.interpreter_of(executable)]
-    return any(runtime_users.unreachable(path, uid, wanted=runtime_users.READ_AND_SEARCH) for path in filter(None, needed))
-
-
 @pytest.fixture
-def local(settings, live_server, monkeypatch, redis_client, runtime_users_can_run):
+def local(settings, live_server, monkeypatch, redis_client):
     """The local backend, the live server as the platform, captured Celery tasks; teardown kills
     every runtime of this test even when it failed. ``MOLECULE_HOME`` is a directory of /tmp:
     pytest's own are closed to the runtimes' users."""
     home = Path(tempfile.mkdtemp(prefix="molecule-local-"))
     settings.MOLECULE_HOME = home
-    settings.LOCAL_RUNTIME_EXECUTABLE = runtime_users_can_run
+    settings.LOCAL_RUNTIME_EXECUTABLE = None  # the default runtime, bridged when its users need it
     settings.MOLECULE_PROVISIONER = "local"
     settings.PLATFORM_URL = live_server.url
     settings.A2A_ALLOW_PRIVATE_TARGETS = False  # MOLECULE_ENV is not dev

@@ -1,13 +1,14 @@
 """The rules behind the local runtimes' users: the uid range, reachability, interpreters."""
 
 import os
+import subprocess
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from workspaces.provisioners import runtime_users
+from workspaces.provisioners import local, runtime_users
 
 NOBODY = 65534  # has a passwd and a group entry on every Linux
 
@@ -64,3 +65,27 @@ def test_the_interpreter_of_a_script_is_its_shebang(tmp_path):
     assert runtime_users.interpreter_of(script) == Path("/opt/runtime/bin/python")
     assert runtime_users.interpreter_of(binary) is None
     assert runtime_users.interpreter_of(tmp_path / "missing") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runtime users exist only when the platform runs as root")
+def test_a_runtime_its_user_cannot_reach_is_bridged_through_a_system_interpreter(settings):
+    """The venv here lives on an interpreter under /root: a runtime uid cannot run it, so the
+    backend builds MOLECULE_HOME/runtime-env once and runs the same installed runtime through it."""
+    home = Path(tempfile.mkdtemp(prefix="molecule-bridge-"))  # pytest's tmp_path is closed to other users
+    home.chmod(0o755)
+    settings.MOLECULE_HOME = home
+    uid = settings.LOCAL_RUNTIME_UID_BASE
+    default = Path(local.runtime_executable())
+    bridged = runtime_users.runnable_runtime(default, uid)
+    if not runtime_users._blocked(default, uid):
+        assert bridged == default  # nothing to bridge on a machine whose interpreter is public
+        return
+    assert bridged == home / runtime_users.BRIDGE_DIR / "bin" / "molecule-runtime"
+    assert not runtime_users._blocked(bridged, uid)
+    assert runtime_users.runnable_runtime(default, uid) == bridged  # built once, then reused
+    imported = subprocess.run(
+        [str(bridged.parent / "python"), "-c", "import molecule_runtime.main, httpx; print('ok')"],
+        user=uid, group=uid, extra_groups=[], capture_output=True, text=True, timeout=60, cwd="/",
+    )
+    shutil.rmtree(home)
+    assert (imported.returncode, imported.stdout.strip()) == (0, "ok"), imported.stderr
