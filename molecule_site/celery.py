@@ -8,6 +8,9 @@ import os
 from datetime import timedelta
 
 from celery import Celery
+from celery.signals import beat_init, celeryd_init
+
+from molecule_site import hardening
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "molecule_site.settings")
 
@@ -47,3 +50,11 @@ def declare_periodic_jobs(sender, **kwargs):
             "task": "registry.tasks.sweep_container_health", **_every(settings.CONTAINER_SWEEP_SECONDS)
         },
     }
+
+
+@celeryd_init.connect
+@beat_init.connect
+def _undumpable(**kwargs):
+    """The worker (its forked pool inherits the flag) and beat hold the platform's keys in their
+    environment: no process of the same user may read it (molecule_site.hardening)."""
+    hardening.make_undumpable()

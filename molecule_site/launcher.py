@@ -30,7 +30,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from molecule_site import capacity, embedded, local_keys, modes, serve
+from molecule_site import capacity, embedded, hardening, local_keys, modes, serve
 from molecule_site.env import env_choice, env_int, env_str
 
 STOP_GRACE_SECONDS = 15
@@ -225,6 +225,7 @@ def admin_access_lines(home: Path) -> str:
 
 
 def main() -> int:
+    hardening.make_undumpable()  # it holds the keys' environment: no same-user process reads it
     home = embedded.molecule_home()
     os.environ["MOLECULE_HOME"] = str(home)
     host = env_str("HOST", "127.0.0.1")
@@ -283,6 +284,7 @@ def main_web_tier() -> int:
     For container deployments (the Dockerfile's command), where migrations, the worker and beat
     run as services of their own.
     """
+    hardening.make_undumpable()
     host = env_str("HOST", "127.0.0.1")
     port = env_int("PORT", 8080, minimum=1, maximum=65535)
     web = capacity.budget().web_processes

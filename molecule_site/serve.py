@@ -17,6 +17,8 @@ import sys
 
 import uvicorn
 
+from molecule_site import hardening
+
 # WebSocket keep-alive: a ping after this many idle seconds, closed if no pong within as many.
 WS_PING_SECONDS = 20
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m molecule_site.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
     args = parser.parse_args(argv)
+    hardening.make_undumpable()  # exec resets the launcher's flag: each web process sets its own
     sock = socket.socket(fileno=args.fd)
     from molecule_site.asgi import application  # noqa: PLC0415 - Django is set up here, after argument parsing
 
