@@ -64,7 +64,7 @@ def is_admin_token(token: str | None) -> bool:
 
 
 def dev_mode() -> bool:
-    return settings.DEV_MODE
+    return settings.DEV_MODE and not settings.IS_PRODUCTION  # settings never set both; belt and braces
 
 
 class SessionUser(BaseAuthentication):

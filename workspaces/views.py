@@ -174,7 +174,7 @@ class TestTokenApi(Api):
     auth_by_method = {"GET": OPEN}  # its own checks, below
 
     def get(self, request, workspace_id):
-        if not (settings.DEV_MODE or settings.MOLECULE_ENABLE_TEST_TOKENS):
+        if not (auth.dev_mode() or settings.MOLECULE_ENABLE_TEST_TOKENS):
             raise ApiError("not found", status=404)
         if settings.ADMIN_TOKEN and not auth.is_admin_token(_raw_authorization(request)):
             raise ApiError("admin auth required", status=401)

@@ -33,7 +33,9 @@ ALLOWED_ORIGIN = "https://canvas.example.com"
 
 @pytest.fixture(autouse=True)
 def _auth_settings(settings):
-    """A plain self-hosted install unless a test flips something: no admin token, not dev, not prod."""
+    """Secure mode, as every install outside dev mode, unless a test flips something. (There
+    ADMIN_TOKEN is always set — generated; None here means "no valid admin token is ever
+    presented", which the rules handle the same way.)"""
     settings.ADMIN_TOKEN = None
     settings.DEV_MODE = False
     settings.IS_PRODUCTION = False
@@ -103,14 +105,29 @@ def test_bearer_token_is_none_without_authorization_header():
 
 # --- AdminAuth (spec §2.3) -----------------------------------------------------------------------
 
-def test_admin_auth_allows_fresh_install_without_token(client, workspace):
+def test_admin_auth_fresh_install_is_not_open_outside_dev_mode(client, workspace):
+    """Beyond the original (its AdminAuth tier 1): no live token anywhere opens nothing here."""
+    assert not WorkspaceAuthToken.objects.exists()
+
+    response = client.get("/workspaces")
+
+    assert response.status_code == 401
+    assert response.content == ADMIN_REQUIRED
+
+
+def test_admin_auth_fresh_install_is_open_in_dev_mode(client, settings, workspace):
+    settings.DEV_MODE = True
+
     response = client.get("/workspaces")
 
     assert response.status_code == 200
     assert [item["id"] for item in response.json()] == [str(workspace.id)]
 
 
-def test_admin_auth_fresh_install_allows_events_route(client):
+def test_admin_auth_fresh_install_events_route_needs_admin_outside_dev_mode(client, settings):
+    assert client.get("/events").content == ADMIN_REQUIRED
+    settings.DEV_MODE = True
+
     response = client.get("/events")
 
     assert response.status_code == 200
@@ -176,13 +193,15 @@ def test_admin_auth_admin_token_disables_fresh_install_fail_open(client, setting
     assert response.content == ADMIN_REQUIRED
 
 
-def test_admin_auth_accepts_any_workspace_token_when_admin_token_unset(client, workspace, other):
+def test_admin_auth_never_accepts_a_workspace_token(client, workspace, other):
+    """Beyond the original (its tier 7: any workspace token is admin without ADMIN_TOKEN)."""
     mint(workspace)
     other_token = mint(other)
 
     response = client.get("/workspaces", **bearer(other_token))
 
-    assert response.status_code == 200
+    assert response.status_code == 401
+    assert response.content == INVALID_ADMIN
 
 
 def test_admin_auth_rejects_revoked_workspace_token(client, workspace, other):
@@ -227,20 +246,20 @@ def test_admin_auth_live_token_of_removed_workspace_still_ends_fresh_install(cli
     assert response.content == ADMIN_REQUIRED
 
 
-def test_admin_auth_fresh_install_reopens_when_last_token_is_revoked(client, workspace):
+def test_admin_auth_does_not_reopen_when_last_token_is_revoked(client, workspace):
     row, _ = token_mint(workspace=workspace)
     assert client.get("/workspaces").status_code == 401
 
     token_revoke(tokens=WorkspaceAuthToken.objects.filter(pk=row.pk))
 
-    assert client.get("/workspaces").status_code == 200
+    assert client.get("/workspaces").content == ADMIN_REQUIRED
 
 
-def test_admin_auth_duplicate_header_first_value_wins(client, workspace):
-    token = mint(workspace)
+def test_admin_auth_duplicate_header_first_value_wins(client, settings):
+    settings.ADMIN_TOKEN = ADMIN
 
-    assert client.get("/workspaces", HTTP_AUTHORIZATION=f"Bearer {token},Bearer junk").status_code == 200
-    response = client.get("/workspaces", HTTP_AUTHORIZATION=f"Bearer junk,Bearer {token}")
+    assert client.get("/workspaces", HTTP_AUTHORIZATION=f"Bearer {ADMIN},Bearer junk").status_code == 200
+    response = client.get("/workspaces", HTTP_AUTHORIZATION=f"Bearer junk,Bearer {ADMIN}")
     assert response.status_code == 401
     assert response.content == INVALID_ADMIN
 
@@ -328,18 +347,16 @@ def test_admin_auth_rejects_inactive_staff_session(client, operator, workspace):
     assert response.content == ADMIN_REQUIRED
 
 
-def test_admin_auth_datastore_error_in_fresh_install_probe_is_503(client, monkeypatch):
+def test_admin_auth_asks_the_datastore_nothing(client, settings, monkeypatch):
+    """The fresh-install probe is gone: a datastore outage cannot open (or break) admin auth."""
     def broken():
         raise DatabaseError("down")
 
     monkeypatch.setattr(auth.selectors, "any_live_token", broken)
+    settings.ADMIN_TOKEN = ADMIN
 
-    response = client.get("/workspaces")
-
-    assert response.status_code == 503
-    assert response.content == (
-        '{"error":"platform datastore unavailable — retry shortly","code":"platform_unavailable"}'.encode()
-    )
+    assert client.get("/events").content == ADMIN_REQUIRED
+    assert client.get("/events", **bearer(ADMIN)).status_code == 200
 
 
 # --- WorkspaceAuth (spec §2.3) -------------------------------------------------------------------
@@ -570,7 +587,10 @@ def test_workspace_auth_duplicate_header_via_headers_kwarg(client, workspace):
 
 # --- CanvasOrBearer (spec §2.3) ------------------------------------------------------------------
 
-def test_canvas_or_bearer_allows_when_no_live_tokens(client):
+def test_canvas_or_bearer_no_live_tokens_opens_it_in_dev_mode_only(client, settings):
+    assert put_viewport(client).content == ADMIN_REQUIRED
+    settings.DEV_MODE = True
+
     response = put_viewport(client)
 
     assert response.status_code == 200
@@ -595,11 +615,21 @@ def test_canvas_or_bearer_allows_configured_cors_origin(client, workspace):
     assert response.content == b'{"status":"saved"}'
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example.com", ALLOWED_ORIGIN + "/", ALLOWED_ORIGIN + ".evil.com", "null"])
+@pytest.mark.parametrize("origin", ["https://evil.example.com", ALLOWED_ORIGIN + ".evil.com", "null"])
 def test_canvas_or_bearer_rejects_other_origin(client, workspace, origin):
+    """A foreign page's Origin is refused before any view (molecule_site.middleware)."""
     mint(workspace)
 
     response = put_viewport(client, HTTP_ORIGIN=origin)
+
+    assert response.status_code == 403
+    assert response.content == b'{"error":"cross-site request refused"}'
+
+
+def test_canvas_or_bearer_wants_the_exact_origin(client, workspace):
+    mint(workspace)
+
+    response = put_viewport(client, HTTP_ORIGIN=ALLOWED_ORIGIN + "/")
 
     assert response.status_code == 401
     assert response.content == ADMIN_REQUIRED
@@ -767,16 +797,29 @@ def _raises(func, *args) -> AuthError:
     return caught.value
 
 
-def test_registry_token_passes_without_bearer_when_workspace_has_no_live_token(workspace, other):
+def test_registry_token_without_a_live_token_needs_the_admin_token(settings, workspace, other):
+    """Beyond the original (token-less "grandfathering"): only the admin token, outside dev mode."""
     mint(other)  # tokens elsewhere do not matter
+    settings.ADMIN_TOKEN = ADMIN
+
+    assert _raises(check_registry_token, _request(), workspace.id).detail == {"error": "missing workspace auth token"}
+    assert _raises(check_registry_token, _request("x"), workspace.id).detail == {"error": "invalid workspace auth token"}
+    assert check_registry_token(_request(ADMIN), workspace.id) is None
+
+
+def test_registry_token_grandfathers_a_workspace_without_a_live_token_in_dev_mode(settings, workspace):
+    settings.DEV_MODE = True
 
     assert check_registry_token(_request(), workspace.id) is None
 
 
-def test_registry_token_passes_without_bearer_when_only_revoked_tokens(workspace):
-    row, _ = token_mint(workspace=workspace)
+def test_registry_token_revoked_tokens_leave_nothing_to_claim(settings, workspace):
+    row, token = token_mint(workspace=workspace)
     token_revoke(tokens=WorkspaceAuthToken.objects.filter(pk=row.pk))
 
+    assert _raises(check_registry_token, _request(), str(workspace.id)).detail == {"error": "missing workspace auth token"}
+    assert _raises(check_registry_token, _request(token), str(workspace.id)).detail == {"error": "invalid workspace auth token"}
+    settings.DEV_MODE = True
     assert check_registry_token(_request(), str(workspace.id)) is None
 
 
@@ -805,7 +848,7 @@ def test_registry_token_right_bearer_passes(workspace):
     assert check_registry_token(_request(token), str(workspace.id)) is None
 
 
-def test_registry_token_ignores_dev_mode_and_admin_token(settings, workspace):
+def test_registry_token_dev_mode_does_not_waive_a_live_token_but_the_admin_token_passes(settings, workspace):
     settings.DEV_MODE = True
     mint(workspace)
 
@@ -813,10 +856,10 @@ def test_registry_token_ignores_dev_mode_and_admin_token(settings, workspace):
 
     settings.DEV_MODE = False
     settings.ADMIN_TOKEN = ADMIN
-    assert _raises(check_registry_token, _request(ADMIN), workspace.id).detail == {"error": "invalid workspace auth token"}
+    assert check_registry_token(_request(ADMIN), workspace.id) is None  # an operator may act for any workspace
 
 
-def test_registry_token_fails_open_on_datastore_error(workspace, monkeypatch):
+def test_registry_token_fails_closed_on_datastore_error_outside_dev_mode(settings, workspace, monkeypatch):
     mint(workspace)
 
     def broken(_workspace_id):
@@ -824,7 +867,10 @@ def test_registry_token_fails_open_on_datastore_error(workspace, monkeypatch):
 
     monkeypatch.setattr(auth.selectors, "workspace_has_live_token", broken)
 
-    assert check_registry_token(_request(), workspace.id) is None
+    error = _raises(check_registry_token, _request(), workspace.id)
+    assert (error.status_code, error.detail["code"]) == (503, "platform_unavailable")
+    settings.DEV_MODE = True
+    assert check_registry_token(_request(), workspace.id) is None  # the original fails open
 
 
 def test_workspace_recheck_direct_rules(settings, workspace, other):
@@ -840,7 +886,17 @@ def test_workspace_recheck_direct_rules(settings, workspace, other):
 
 # --- Test-token endpoint (spec §2.7) -------------------------------------------------------------
 
-def test_test_token_mints_a_token_that_validates_for_the_workspace(client, workspace):
+def test_test_token_is_404_outside_dev_mode_unless_enabled(client, settings, workspace):
+    """Beyond the original (on unless MOLECULE_ENV is exactly "production")."""
+    settings.ADMIN_TOKEN = ADMIN
+    for headers in ({}, bearer(ADMIN)):
+        response = client.get(f"/admin/workspaces/{workspace.id}/test-token", **headers)
+        assert (response.status_code, response.content) == (404, b'{"error":"not found"}')
+    assert not WorkspaceAuthToken.objects.exists()
+
+
+def test_test_token_mints_a_token_that_validates_for_the_workspace(client, settings, workspace):
+    settings.DEV_MODE = True
     response = client.get(f"/admin/workspaces/{workspace.id}/test-token")
 
     assert response.status_code == 200
@@ -853,14 +909,17 @@ def test_test_token_mints_a_token_that_validates_for_the_workspace(client, works
     assert tokens.json()["count"] == 1
 
 
-def test_test_token_token_is_a_bootstrap_admin_credential(client, workspace):
-    token = client.get(f"/admin/workspaces/{workspace.id}/test-token").json()["auth_token"]
+def test_test_token_token_is_not_an_admin_credential(client, settings, workspace):
+    """The original's scripts used it as one (any workspace token was admin without ADMIN_TOKEN)."""
+    settings.ADMIN_TOKEN, settings.MOLECULE_ENABLE_TEST_TOKENS = ADMIN, True
+    token = client.get(f"/admin/workspaces/{workspace.id}/test-token", **bearer(ADMIN)).json()["auth_token"]
 
-    assert client.get("/workspaces").status_code == 401
-    assert client.get("/workspaces", **bearer(token)).status_code == 200
+    assert client.get("/workspaces", **bearer(token)).content == INVALID_ADMIN
+    assert client.get(f"/workspaces/{workspace.id}/tokens", **bearer(token)).status_code == 200
 
 
-def test_test_token_each_call_mints_an_additional_token(client, workspace):
+def test_test_token_each_call_mints_an_additional_token(client, settings, workspace):
+    settings.DEV_MODE = True
     first = client.get(f"/admin/workspaces/{workspace.id}/test-token").json()["auth_token"]
     second = client.get(f"/admin/workspaces/{workspace.id}/test-token").json()["auth_token"]
 
@@ -902,7 +961,7 @@ def test_test_token_enabled_in_production_by_flag(client, settings, workspace):
 
 
 def test_test_token_requires_admin_token_when_set(client, settings, workspace):
-    settings.ADMIN_TOKEN = ADMIN
+    settings.ADMIN_TOKEN, settings.MOLECULE_ENABLE_TEST_TOKENS = ADMIN, True
 
     response = client.get(f"/admin/workspaces/{workspace.id}/test-token")
 
@@ -912,7 +971,7 @@ def test_test_token_requires_admin_token_when_set(client, settings, workspace):
 
 
 def test_test_token_rejects_workspace_token_when_admin_token_set(client, settings, workspace):
-    settings.ADMIN_TOKEN = ADMIN
+    settings.ADMIN_TOKEN, settings.MOLECULE_ENABLE_TEST_TOKENS = ADMIN, True
     token = mint(workspace)
 
     response = client.get(f"/admin/workspaces/{workspace.id}/test-token", **bearer(token))
@@ -923,21 +982,23 @@ def test_test_token_rejects_workspace_token_when_admin_token_set(client, setting
 
 @pytest.mark.parametrize("header", [f"Bearer {ADMIN}", ADMIN])
 def test_test_token_accepts_admin_token_with_or_without_bearer_prefix(client, settings, workspace, header):
-    settings.ADMIN_TOKEN = ADMIN
+    settings.ADMIN_TOKEN, settings.MOLECULE_ENABLE_TEST_TOKENS = ADMIN, True
 
     response = client.get(f"/admin/workspaces/{workspace.id}/test-token", HTTP_AUTHORIZATION=header)
 
     assert response.status_code == 200
 
 
-def test_test_token_unknown_workspace_is_404(client):
+def test_test_token_unknown_workspace_is_404(client, settings):
+    settings.DEV_MODE = True
     response = client.get(f"/admin/workspaces/{uuid.uuid4()}/test-token")
 
     assert response.status_code == 404
     assert response.content == b'{"error":"workspace not found"}'
 
 
-def test_test_token_works_for_removed_workspace(client, workspace):
+def test_test_token_works_for_removed_workspace(client, settings, workspace):
+    settings.DEV_MODE = True
     Workspace.objects.filter(pk=workspace.pk).update(status=WorkspaceStatus.REMOVED)
 
     response = client.get(f"/admin/workspaces/{workspace.id}/test-token")
