@@ -542,7 +542,9 @@ def _restart_if_runtime_gone(target: _Target) -> bool:
     """The Docker branch of the result table, for any backend that runs runtimes locally.
 
     The runtime is gone: mark the workspace offline (unless removed/provisioning; an already
-    offline one is not announced twice), clear its keys and ask for a restart.
+    offline one is not announced twice), clear its keys and ask for a restart. Only for a
+    workspace the backend provisioned itself: one that merely registered has no runtime of ours
+    to be gone (and nothing is started for it).
     """
     from workspaces.provisioners import get_provisioner
 
@@ -550,7 +552,7 @@ def _restart_if_runtime_gone(target: _Target) -> bool:
     if not provisioner.runs_local_runtimes or target.runtime == EXTERNAL_RUNTIME:
         return False
     try:
-        if target.id in provisioner.live_workspace_ids():
+        if target.id in provisioner.live_workspace_ids() or target.id not in provisioner.provisioned_workspace_ids():
             return False
     except Exception:  # noqa: BLE001 - cannot tell: treat as the ordinary transport error
         return False

@@ -185,7 +185,13 @@ class FakeProvisioner(Provisioner):
 
     def __init__(self, live=()):
         self.live = set(live)
+        self.provisioned = None  # None: it provisioned every workspace asked about
         self.restarted = []
+
+    def provisioned_workspace_ids(self):
+        if self.provisioned is None:
+            return {str(w.id) for w in Workspace.objects.all()}
+        return set(self.provisioned)
 
     def start(self, workspace, *, env):
         pass
@@ -602,6 +608,16 @@ def test_live_local_runtime_and_external_workspaces_take_the_ordinary_path(tree,
     provisioner.live = set()
     Workspace.objects.filter(pk=tree["PM"].pk).update(runtime="external")
     assert a2a(tree["PM"]).status == 502
+    assert provisioner.restarted == []
+
+
+def test_a_workspace_the_backend_never_provisioned_is_not_restarted(tree, provisioner):
+    point(tree["PM"], closed_port_url())
+    provisioner.provisioned = set()
+    call = a2a(tree["PM"])
+    assert (call.status, call.json) == (502, {"error": "failed to reach workspace agent"})
+    tree["PM"].refresh_from_db()
+    assert tree["PM"].status == WorkspaceStatus.ONLINE
     assert provisioner.restarted == []
 
 
