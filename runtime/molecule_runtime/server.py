@@ -187,21 +187,21 @@ class InboundSecretGuard:
     URL) could otherwise make it work, and spend its credentials, without the platform's
     hierarchy and budget checks. The platform sends the secret on every call its proxy forwards;
     a missing or different value is a 401 with ``{"error": INBOUND_SECRET_ERROR}``, compared in
-    constant time. Only the JSON-RPC endpoint is guarded: the agent card stays public because
-    A2A cards exist to be discovered, carry nothing secret (the platform's registry hands the
-    same card to every peer) and cannot start any work; ``/health`` reports liveness only; and
-    ``/transcript`` has its own bearer check.
+    constant time. Every path is guarded but an allow-list (so a route added later is guarded
+    by default): the agent card stays public because A2A cards exist to be discovered, carry
+    nothing secret (the platform's registry hands the same card to every peer) and cannot start
+    any work; ``/health`` reports liveness only; and ``/transcript`` has its own bearer check.
     """
 
     header = INBOUND_SECRET_HEADER.lower().encode()
+    open_paths = frozenset({*CARD_PATHS, "/health", "/transcript"})
 
-    def __init__(self, app, secret: str, rpc_path: str = "/"):
+    def __init__(self, app, secret: str):
         self.app = app
         self.secret = secret.encode()
-        self.rpc_path = rpc_path
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] == self.rpc_path:
+        if scope["type"] == "http" and scope["path"] not in self.open_paths:
             # raw bytes: compare_digest refuses non-ASCII str, and a header may carry any byte
             presented = next((value for name, value in scope["headers"] if name == self.header), b"")
             if not hmac.compare_digest(presented, self.secret):

@@ -191,6 +191,13 @@ def test_json_rpc_without_the_inbound_secret_is_refused_and_does_no_work(guarded
     assert transcript["lines"] == []  # the executor never saw a message
 
 
+def test_every_path_but_the_public_ones_wants_the_inbound_secret(guarded_runtime):
+    """Guarded by default: a route the SDK or we add later is not an open door."""
+    for path in ("/v1/message:send", "/rpc", "//", "/.well-known/other.json"):
+        response = httpx.post(guarded_runtime.url + path, json={}, timeout=10)
+        assert (response.status_code, response.json()) == (401, REFUSAL), path
+
+
 def test_json_rpc_with_a_wrong_inbound_secret_is_refused(guarded_runtime):
     for wrong in ("nope", SECRET[:-1], SECRET + "x", SECRET.upper(), "", "caf\xe9".encode("latin-1")):
         response = _post(guarded_runtime.url, "message/send", {"message": msg03("hi")},
