@@ -21,6 +21,7 @@ from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import cache_url, clear_workspace_keys
 from registry.services import token_mint, token_revoke
+from registry.tokens import inbound_secret
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces import selectors, templates
@@ -179,6 +180,9 @@ def connection_instructions(workspace: Workspace, *, token: str, platform_url: s
         "workspace_id": str(workspace.id),
         "platform_url": base,
         "auth_token": token,
+        # what the platform's proxy presents on every call it forwards: an agent started with it
+        # (MOLECULE_INBOUND_SECRET for our runtime) refuses anything else (beyond the original)
+        "inbound_secret": inbound_secret(workspace.id),
         "registry_endpoint": register,
         "heartbeat_endpoint": heartbeat,
         "curl_register_template": curl,

@@ -10,6 +10,7 @@ from memory.models import AgentMemory
 from registry.models import WorkspaceAuthToken
 from registry.selectors import token_digest
 from registry.services import token_mint, token_validate
+from registry.tokens import inbound_secret
 from secrets_app.crypto import decrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces.models import CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
@@ -176,6 +177,8 @@ def test_create_external_without_url_awaits_the_agent_with_a_connection_block(
     token = connection["auth_token"]
     assert WorkspaceAuthToken.objects.get(workspace=workspace).token_hash == token_digest(token)
     assert token in connection["curl_register_template"] and token in connection["python_snippet"]
+    # the secret the proxy presents to the agent, so the agent can refuse anyone else
+    assert connection["inbound_secret"] == inbound_secret(workspace.id)
     assert StructureEvent.objects.filter(workspace_id=workspace.id, event_type="WORKSPACE_AWAITING_AGENT").exists()
 
 
