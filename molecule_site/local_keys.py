@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 ADMIN_TOKEN_FILE = "admin_token"
@@ -19,19 +20,26 @@ DJANGO_KEY_FILE = "django_secret.key"
 
 
 def local_key(home: Path, name: str, make) -> tuple[str, bool]:
-    """The key in ``home/name``, written with ``make()`` first when missing; and whether it was."""
+    """The key in ``home/name``, written with ``make()`` first when missing; and whether it was.
+
+    Several processes of one install start at once (the web processes, worker, beat): the key is
+    written to a private temporary file and linked into place, so a reader never sees a file
+    that exists but is still empty, and the first writer wins.
+    """
     path = Path(home) / name
-    created = False
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process of this install wrote it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(make())
-            created = True
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+        os.link(draft, path)
+        created = True
+    except FileExistsError:
+        created = False  # another process of this install linked its key first: use that one
+    finally:
+        os.unlink(draft)
     return path.read_text().strip(), created
 
 

@@ -332,3 +332,19 @@ def test_4_a_caller_probe_the_datastore_cannot_answer_fails_closed(client, monke
     assert (response.status_code, response.json()) == (503, {
         "error": "platform datastore unavailable — retry shortly", "code": "platform_unavailable"})
     assert a2a_server.requests == []
+
+
+def test_7_processes_starting_together_share_one_generated_key(tmp_path):
+    """The web processes, worker and beat of a fresh install all generate at once: one wins,
+    and none ever reads a half-written key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from molecule_site.local_keys import local_key
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: local_key(tmp_path, "race.key", lambda: f"key-{n}" * 8), range(32)))
+    values = {value for value, _ in results}
+    assert len(values) == 1 and next(iter(values)).startswith("key-")
+    assert sum(created for _, created in results) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["race.key"]  # no drafts left behind
+    assert (tmp_path / "race.key").stat().st_mode & 0o777 == 0o600
