@@ -34,7 +34,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 MEMORY_SCOPES = ("LOCAL", "TEAM", "GLOBAL")
