@@ -61,12 +61,18 @@ class NewWorkspace:
 
 @transaction.atomic
 def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
-    """Create a workspace and start provisioning it; returns the spec's 201 body."""
-    runtime, model = new.runtime, new.model
-    if new.template and not (runtime and model):
+    """Create a workspace and start provisioning it; returns the spec's 201 body.
+
+    A template supplies what the body leaves out: runtime, model, tier and role (its
+    ``config.yaml`` says what the role is; the body wins where it says otherwise).
+    """
+    runtime, model, tier, role = new.runtime, new.model, new.tier, new.role
+    if new.template:
         config = templates.read_config(templates.configs_dir() / new.template) or {}
         template_runtime, template_model = templates.template_runtime_and_model(config)
         runtime, model = runtime or template_runtime, model or template_model
+        tier = tier or templates.template_tier(config)
+        role = role or templates.template_role(config)
     external = new.external or runtime == EXTERNAL_RUNTIME
     runtime = EXTERNAL_RUNTIME if external else (runtime or DEFAULT_RUNTIME)
     if new.parent_id and not Workspace.objects.filter(pk=new.parent_id).exists():
@@ -76,8 +82,8 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
     workspace = Workspace.objects.create(
         id=workspace_id,
         name=new.name,
-        role=new.role or None,
-        tier=new.tier or DEFAULT_API_TIER,
+        role=role or None,
+        tier=tier or DEFAULT_API_TIER,
         runtime=runtime,
         parent_id=new.parent_id,
         workspace_dir=new.workspace_dir or None,

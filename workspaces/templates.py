@@ -97,6 +97,17 @@ def required_env(config: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def template_tier(config: dict) -> int:
+    """The template's ``tier`` when it is one of 1–4, else 0 (none)."""
+    tier = config.get("tier")
+    return tier if isinstance(tier, int) and not isinstance(tier, bool) and 1 <= tier <= 4 else 0
+
+
+def template_role(config: dict) -> str:
+    role = config.get("role")
+    return role.strip() if isinstance(role, str) else ""
+
+
 def template_summary(directory: Path, config: dict) -> dict:
     """An item of ``GET /templates``; optional keys are omitted when empty, as Go's omitempty does."""
     runtime, model = template_runtime_and_model(config)

@@ -106,6 +106,15 @@ def test_create_takes_runtime_and_model_from_the_template(api, settings, tmp_pat
     assert Workspace.objects.get(pk=response.json()["id"]).runtime == "crewai"
 
 
+def test_create_takes_tier_and_role_from_the_template_unless_the_body_says(api, django_capture_on_commit_callbacks):
+    """The shipped demo PM says ``tier: 2`` and ``role: Product manager`` (it got tier 3, no role)."""
+    from_template = Workspace.objects.get(pk=create(api, django_capture_on_commit_callbacks, template="demo-pm").json()["id"])
+    assert (from_template.tier, from_template.role) == (2, "Product manager")
+    assert StructureEvent.objects.get(workspace_id=from_template.id, event_type="WORKSPACE_PROVISIONING").payload["tier"] == 2
+    overridden = create(api, django_capture_on_commit_callbacks, template="demo-pm", tier=4, role="Owner").json()["id"]
+    assert Workspace.objects.filter(pk=overridden).values_list("tier", "role").get() == (4, "Owner")
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [
