@@ -68,7 +68,7 @@ from registry.selectors import (
     runtime_overrides_key,
     synthesized_internal_url,
 )
-from registry.ssrf import a2a_target_allowed
+from registry.ssrf import a2a_target_problem
 from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
 from workspaces.models import Workspace, WorkspaceStatus
 
@@ -288,8 +288,9 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
     url = _docker_rewrite(target_id, url)
     # A URL equal to the one our own provisioner assigned (a local process on a loopback port)
     # is trusted in every mode; any other URL — what agents report — goes through the filter.
-    if not (is_provisioner_assigned_url(target_id, url) or a2a_target_allowed(url)):
-        return _error(502, "workspace URL is not publicly routable")
+    problem = None if is_provisioner_assigned_url(target_id, url) else a2a_target_problem(url)
+    if problem:
+        return _error(502, "workspace URL is not publicly routable", detail=problem)
 
     overrides = parse_runtime_overrides(raw_overrides)
     return _Target(

@@ -60,13 +60,19 @@ class _Policy:
     names_allowed: frozenset[str] = frozenset()
 
 
-def register_url_allowed(url: str) -> bool:
-    """Whether ``POST /registry/register`` may store ``url`` (spec §7.1; dev mode does not relax it).
+def register_url_problem(url: str) -> str | None:
+    """Why ``POST /registry/register`` may not store ``url`` (spec §7.1), or None when it may.
 
-    ``localhost`` is accepted by name (local-process workspaces register with it), loopback IP
-    literals are not; private ranges only in SaaS mode.
+    ``localhost`` is accepted by name (local-process workspaces register with it); loopback IP
+    literals only in dev mode — beyond the spec, which keeps them refused there too, but the
+    runtime's documented default ``AGENT_URL`` is ``http://127.0.0.1:<port>``, and dev mode's
+    proxy calls loopback anyway. Private ranges only in SaaS mode.
     """
-    return _url_allowed(url, _register_policy(frozenset({LOCALHOST})))
+    return _url_problem(url, _register_policy(frozenset({LOCALHOST}), allow_loopback=bool(settings.DEV_MODE)))
+
+
+def register_url_allowed(url: str) -> bool:
+    return register_url_problem(url) is None
 
 
 def discover_url_allowed(url: str) -> bool:
@@ -76,52 +82,66 @@ def discover_url_allowed(url: str) -> bool:
     ``host.docker.internal`` for callers inside Docker; that name usually does not resolve where
     the platform runs, and where it does it is a private bridge address, so it passes by name.
     """
-    return _url_allowed(url, _register_policy(frozenset({LOCALHOST, DOCKER_HOST_NAME})))
+    return _url_problem(url, _register_policy(frozenset({LOCALHOST, DOCKER_HOST_NAME}))) is None
 
 
-def a2a_target_allowed(url: str) -> bool:
-    """Whether the A2A proxy may forward to ``url`` (spec §8.4 step 7).
+def a2a_target_problem(url: str) -> str | None:
+    """Why the A2A proxy may not forward to ``url`` (spec §8.4 step 7), or None when it may.
 
     Loopback (including the name ``localhost``, which is resolved like any name) only with
     ``A2A_ALLOW_PRIVATE_TARGETS``; RFC-1918 and fd00::/8 with that or in SaaS mode.
     """
     relaxed = bool(settings.A2A_ALLOW_PRIVATE_TARGETS)
     policy = _Policy(allow_loopback=relaxed, allow_private=relaxed or bool(settings.SAAS_MODE))
-    return _url_allowed(url, policy)
+    return _url_problem(url, policy)
 
 
-def _register_policy(names: frozenset[str]) -> _Policy:
-    return _Policy(allow_loopback=False, allow_private=bool(settings.SAAS_MODE), names_allowed=names)
+def a2a_target_allowed(url: str) -> bool:
+    return a2a_target_problem(url) is None
 
 
-def _url_allowed(url: str, policy: _Policy) -> bool:
+def _register_policy(names: frozenset[str], *, allow_loopback: bool = False) -> _Policy:
+    return _Policy(allow_loopback=allow_loopback, allow_private=bool(settings.SAAS_MODE), names_allowed=names)
+
+
+def _url_problem(url: str, policy: _Policy) -> str | None:
     if not isinstance(url, str) or any(char.isspace() or not char.isprintable() or char == "\\" for char in url):
-        return False  # no room for parser differentials: clients may split such URLs differently
+        # no room for parser differentials: clients may split such URLs differently
+        return "url must not contain whitespace, control characters or backslashes"
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        return False
-    if parts.scheme.lower() not in ALLOWED_SCHEMES or not host:
-        return False
+        return "url is malformed"
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        return "url must start with http:// or https://"
+    if not host:
+        return "url has no host"
     if host in policy.names_allowed:
-        return True
+        return None
     literal = _parse_ip(host)
     addresses = [literal] if literal is not None else _resolve(host)
-    return bool(addresses) and all(_address_allowed(address, policy) for address in addresses)
+    if not addresses:
+        return f"url host {host} does not resolve"
+    for address in addresses:
+        problem = _address_problem(address, policy)
+        if problem:
+            shown = str(address) if literal is not None else f"{host} resolves to {address}, which"
+            return f"url must be publicly routable: {shown} is {problem}"
+    return None
 
 
-def _address_allowed(address: IPAddress, policy: _Policy) -> bool:
+def _address_problem(address: IPAddress, policy: _Policy) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if _in(address, ALWAYS_BLOCKED):
-        return False
+        return "link-local, reserved or documentation-only"
     if _in(address, LOOPBACK):
-        return policy.allow_loopback
+        return None if policy.allow_loopback else "loopback"
     if _in(address, PRIVATE):
-        return policy.allow_private
-    return True
+        return None if policy.allow_private else "a private address (allowed in SaaS mode)"
+    return None
 
 
 def _in(address: IPAddress, networks) -> bool:

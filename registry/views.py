@@ -17,7 +17,7 @@ from molecule_site.api import OPEN, Api, async_api, parse_json
 from molecule_site.errors import ApiError
 from registry import selectors, services
 from registry.auth import acheck_registry_token, check_registry_token, dev_mode
-from registry.ssrf import register_url_allowed
+from registry.ssrf import register_url_problem
 
 BAD_BODY = "invalid request body"
 INT32 = (-(2**31), 2**31 - 1)
@@ -90,8 +90,11 @@ async def register(request):
     workspace_id = _text(data, "id", required=True)
     url = _text(data, "url", required=True)
     agent_card = _json_value(data, "agent_card")
-    if not register_url_allowed(url):
-        raise ApiError(BAD_BODY)  # the specific reason never surfaces (spec §20.7)
+    problem = register_url_problem(url)
+    if problem:
+        # the spec's string stays the error (clients match it); beyond the original, which never
+        # says why (§20.7), ``detail`` names the reason
+        raise ApiError(BAD_BODY, detail=problem)
     if not dev_mode() and not await _known_workspace(workspace_id):
         raise ApiError("workspace not found", status=404)  # beyond the original: no self-registration
     await acheck_registry_token(request, workspace_id)

@@ -402,14 +402,17 @@ def test_database_url_is_cached_and_redis_url_wins(tree, a2a_server, redis_clien
 def test_loopback_target_refused_outside_dev(tree, settings, a2a_server):
     settings.A2A_ALLOW_PRIVATE_TARGETS = False
     call = a2a(tree["PM"])
-    assert (call.status, call.content) == (502, b'{"error":"workspace URL is not publicly routable"}')
+    assert (call.status, call.json) == (502, {"error": "workspace URL is not publicly routable",
+                                              "detail": "url must be publicly routable: 127.0.0.1 is loopback"})
     assert a2a_server.requests == []
 
 
 def test_metadata_address_refused_even_in_dev(tree):
     point(tree["PM"], "http://169.254.169.254/latest")
     call = a2a(tree["PM"])
-    assert (call.status, call.content) == (502, b'{"error":"workspace URL is not publicly routable"}')
+    assert call.status == 502
+    assert call.json == {"error": "workspace URL is not publicly routable",
+                         "detail": "url must be publicly routable: 169.254.169.254 is link-local, reserved or documentation-only"}
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1,2]", b"", b'"text"'])

