@@ -90,6 +90,7 @@ HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8080, minimum=1, maximum=65535)
 PLATFORM_URL = env_url("PLATFORM_URL", f"http://localhost:{PORT}", schemes=("http", "https"))
 CONFIGS_DIR = Path(env_str("CONFIGS_DIR", str(BASE_DIR / "workspace-configs-templates"))).resolve()
+ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templates"))).resolve()
 PLUGINS_DIR = Path(env_str("PLUGINS_DIR", str(BASE_DIR / "plugins"))).resolve()
 WORKSPACE_DIR = env_str("WORKSPACE_DIR")
 AWARENESS_URL = env_url("AWARENESS_URL", schemes=("http", "https"))
@@ -196,7 +197,7 @@ CSRF_COOKIE_SECURE = IS_PRODUCTION
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "molecule_site.admin_config.MoleculeAdminConfig",  # django.contrib.admin with the fleet dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
