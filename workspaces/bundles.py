@@ -25,8 +25,8 @@ source_bundle_id}`` and writes its files into its own store: ``system-prompt.md`
 ``workspace_create``: a backend that can run workspaces starts them after commit; without one
 (the ``none`` backend) the row is marked ``failed`` with the same message and
 ``WORKSPACE_PROVISION_FAILED`` event as a create (the original leaves it ``provisioning``
-forever), and the answer says ``"status":"failed"`` with the ``error``. ``agent_card`` is not
-imported: the new runtime registers its own.
+forever); the answer says ``"status":"provisioning"`` either way, as the spec's and a create's
+do. ``agent_card`` is not imported: the new runtime registers its own.
 """
 
 from __future__ import annotations
@@ -248,10 +248,10 @@ def _create(node: _Node, *, parent_id, stores: list[FileStore]) -> dict:
     except OSError:
         raise ApiError("failed to write bundle files", status=500) from None
 
+    # Answered "provisioning" whatever the backend does next, as the spec and a create do; a row
+    # no backend can run is marked failed (with its event) for the canvas to show.
     body = {"workspace_id": str(workspace.id), "name": workspace.name, "status": WorkspaceStatus.PROVISIONING}
-    failure = workspace_start_provisioning(workspace=workspace)
-    if failure:
-        body.update(status=WorkspaceStatus.FAILED, error=failure)
+    workspace_start_provisioning(workspace=workspace)
     children = [_create(child, parent_id=workspace.id, stores=stores) for child in node.children]
     if children:
         body["children"] = children

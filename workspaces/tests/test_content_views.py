@@ -282,7 +282,7 @@ def test_bundle_export_and_import_over_the_wire(api, django_capture_on_commit_ca
         response = api("POST", "/bundles/import", bundle)
     assert response.status_code == 201
     body = response.json()
-    assert (body["name"], body["status"], [c["name"] for c in body["children"]]) == ("Team Lead", "failed", ["Researcher"])
+    assert (body["name"], body["status"], [c["name"] for c in body["children"]]) == ("Team Lead", "provisioning", ["Researcher"])
     assert Workspace.objects.get(pk=body["workspace_id"]).source_bundle_id == str(lead.id)
 
 
