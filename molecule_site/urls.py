@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include("secrets_app.urls")),
     path("", include("memory.urls")),
     path("", include("workspaces.content_urls")),
+    path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]
