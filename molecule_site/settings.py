@@ -197,7 +197,7 @@ CSRF_COOKIE_SECURE = IS_PRODUCTION
 
 INSTALLED_APPS = [
     "daphne",
-    "molecule_site.admin_config.MoleculeAdminConfig",  # django.contrib.admin with the fleet dashboard
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
