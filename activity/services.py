@@ -11,6 +11,7 @@ from django.utils import timezone
 from activity.events import emit
 from activity.models import ActivityLog
 from memory.redaction import redact_secrets
+from workspaces import chat
 from workspaces.models import Workspace
 
 
@@ -74,13 +75,24 @@ def activity_report(
     return row
 
 
-def _attachment_file(attachment: dict) -> dict:
-    """``{uri, name[, mimeType][, size]}``: empty mime types and non-positive sizes are left out."""
+def _attachment_file(workspace: Workspace, attachment: dict) -> dict:
+    """``{uri, name[, mimeType][, size]}``: empty mime types and non-positive sizes are left out.
+
+    A ``workspace:`` URI naming one of the workspace's chat uploads (what ``/chat/uploads``
+    answered, what ``/chat/download`` serves) gets its size from the store and, when none was
+    given, a mime type guessed from its name. Other URIs are carried as given, as the original
+    does (an agent may point at a file of its own container).
+    """
     file = {"uri": attachment["uri"], "name": attachment["name"]}
     if attachment.get("mimeType"):
         file["mimeType"] = attachment["mimeType"]
     if attachment.get("size"):
         file["size"] = attachment["size"]
+    if file["uri"].startswith(chat.URI_SCHEME):
+        size = chat.uploaded_file_size(workspace=workspace, uri=file["uri"])
+        if size is not None:
+            file["size"] = size
+            file.setdefault("mimeType", chat.guess_mime(file["name"]))
     return file
 
 
@@ -93,7 +105,7 @@ def workspace_notify(*, workspace: Workspace, message: str, attachments: list[di
     are links the canvas downloads from.
     """
     message = redact_secrets(message)
-    files = [_attachment_file(a) for a in attachments]
+    files = [_attachment_file(workspace, a) for a in attachments]
     summary = "Agent message: " + (
         message[:NOTIFY_SUMMARY_CHARS] + "…" if len(message) > NOTIFY_SUMMARY_CHARS else message
     )

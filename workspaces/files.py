@@ -3,8 +3,9 @@
 A :class:`FileStore` gives access to the four roots a runtime sees — ``/configs``, ``/workspace``,
 ``/home``, ``/plugins`` — of one workspace: list (depth 1–5), read, write, write a set, delete.
 Writes and deletes always target ``/configs``, as in the original; the other roots are read-only
-through the API. :func:`store_for` picks the store of the workspace's backend; container-backed
-stores come with the Docker backend (a provisioner offering ``file_store(workspace)`` takes over).
+through the API, but for the chat uploads the platform itself writes (:mod:`workspaces.chat`).
+:func:`store_for` picks the store of the workspace's backend; container-backed stores come
+with the Docker backend (a provisioner offering ``file_store(workspace)`` takes over).
 
 **Host-directory store** (this build). Each root maps to its own directory on the platform host::
 
@@ -34,6 +35,7 @@ keeps dotfiles in /configs) but never leave through a bundle (see ``bundles``).
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -173,8 +175,21 @@ class Tree:
             raise FileTooLarge(len(data))
         return data
 
+    def open(self, rel: str):
+        """A binary handle on a regular file (the caller closes it); FileNotFoundError otherwise."""
+        target = self.resolve(rel)
+        if not target.is_file():
+            raise FileNotFoundError(rel)
+        # resolve() followed every link: a link in its place now was swapped in meanwhile
+        return os.fdopen(os.open(target, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+
     def write(self, rel: str, data: bytes) -> None:
-        """Atomically replace ``rel`` (temp file + rename); parents are created inside the tree."""
+        """Atomically replace ``rel`` with ``data`` (see :meth:`write_from`)."""
+        self.write_from(rel, io.BytesIO(data))
+
+    def write_from(self, rel: str, source) -> None:
+        """Atomically replace ``rel`` with what the binary file ``source`` holds, copied in chunks
+        (temp file + rename); parents are created inside the tree."""
         self.base.mkdir(parents=True, exist_ok=True)
         target = self.resolve(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +200,7 @@ class Tree:
         fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                shutil.copyfileobj(source, handle)
             os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except BaseException:
@@ -226,8 +241,17 @@ class FileStore(ABC):
         """Raises FileNotFoundError / FileTooLarge; ApiError ``invalid path`` on an escape."""
 
     @abstractmethod
+    def open(self, root: str, path: str):
+        """A binary handle on ``<root>/<path>`` for streaming; FileNotFoundError when absent."""
+
+    @abstractmethod
     def write(self, path: str, data: bytes) -> None:
         """Write ``/configs/<path>``."""
+
+    @abstractmethod
+    def write_from(self, root: str, path: str, source) -> None:
+        """Write ``<root>/<path>`` from a binary file object (the platform's own writes outside
+        ``/configs``, such as chat uploads)."""
 
     @abstractmethod
     def delete(self, path: str) -> None:
@@ -267,8 +291,14 @@ class HostDirectoryStore(FileStore):
     def read(self, root, path):
         return self.tree(root).read(path)
 
+    def open(self, root, path):
+        return self.tree(root).open(path)
+
     def write(self, path, data):
         self.tree(CONFIGS).write(path, data)
+
+    def write_from(self, root, path, source):
+        self.tree(root).write_from(path, source)
 
     def delete(self, path):
         self.tree(CONFIGS).delete(path)
