@@ -145,8 +145,8 @@ def org_template_list() -> list[dict]:
             continue
         try:
             items.append(org_template_load(directory.name).summary())
-        except OrgTemplateError as exc:
-            log.warning("org template skipped: %s", exc)
+        except ApiError as exc:  # an invalid org.yaml, or a directory name no import could give
+            log.warning("org template %s skipped: %s", directory.name, exc)
     return items
 
 
@@ -224,12 +224,18 @@ class _IncludingLoader:
         return f"{self.directory}/{name}"
 
     def load(self, name: str, *, included_at: tuple[str, int] | None = None):
-        where = f"{self.label(included_at[0])}: line {included_at[1]}" if included_at else self.label(name)
+        if included_at:
+            where = f"{self.label(included_at[0])}: line {included_at[1]}"
+            outside = f"{where}: !include {name!r} is outside the org directory"
+        else:
+            where = self.label(name)
+            outside = f"{where}: leads outside the org directory"
+        # the rule first: it refuses NUL bytes, which resolve() cannot take
         if not templates.rel_path_is_valid(name):
-            raise OrgTemplateError(f"{where}: !include {name!r} is outside the org directory")
+            raise OrgTemplateError(outside)
         path = (self.root / name).resolve()
         if self.root not in path.parents:
-            raise OrgTemplateError(f"{where}: !include {name!r} is outside the org directory")
+            raise OrgTemplateError(outside)
         name = path.relative_to(self.root).as_posix()
         if name in self.chain:
             raise OrgTemplateError(f"{where}: include cycle: {' → '.join([*self.chain, name])}")
@@ -238,19 +244,20 @@ class _IncludingLoader:
             raise OrgTemplateError(f"{where}: more than {MAX_FILES} files included")
         text = self._read(path, name)
         self.chain.append(name)
-        loader = _OrgLoader(text)
-        loader.includer, loader.source = self, name
         try:
-            data = loader.get_single_data()
+            loader = _OrgLoader(text)  # refuses non-printable characters already
+            loader.includer, loader.source = self, name
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            raise OrgTemplateError(
-                f"{self.label(name)}: invalid YAML at line {mark.line + 1}: {exc.problem or exc.context}"
-            ) from None
+            line = f" at line {mark.line + 1}" if mark else ""
+            raise OrgTemplateError(f"{self.label(name)}: invalid YAML{line}: {exc.problem or exc.context}") from None
         except yaml.YAMLError as exc:
             raise OrgTemplateError(f"{self.label(name)}: invalid YAML: {exc}") from None
         finally:
-            loader.dispose()
             self.chain.pop()
         return _sourced(data, self.label(name)) if included_at else data
 

@@ -30,16 +30,16 @@ class OrgImportApi(Api):
         body = json_body(request)
         if not isinstance(body, dict):
             raise ApiError("invalid request body")
-        directory, inline, force = body.get("dir"), body.get("template"), body.get("force", False)
+        directory, inline, force = body.get("dir"), body.get("template"), body.get("force")
         if (directory is None) == (inline is None):
             raise ApiError("give either dir or template")
         if directory is not None and not isinstance(directory, str):
             raise ApiError("dir must be a string")
         if inline is not None and not isinstance(inline, dict):
             raise ApiError("template must be an object")
-        if not isinstance(force, bool):
+        if force is not None and not isinstance(force, bool):
             raise ApiError("force must be true or false")
         result = org_services.org_import(
-            directory=directory, inline=inline, force=force, platform_url=request_platform_url(request)
+            directory=directory, inline=inline, force=force is True, platform_url=request_platform_url(request)
         )
         return Response(result, status=201)
