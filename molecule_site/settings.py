@@ -197,7 +197,7 @@ CSRF_COOKIE_SECURE = IS_PRODUCTION
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "molecule_site.admin_config.MoleculeAdminConfig",  # django.contrib.admin with the fleet dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
