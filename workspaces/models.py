@@ -137,6 +137,7 @@ class Agent(models.Model):
 
     class Meta:
         db_table = "agents"
+        verbose_name = "agent model assignment"
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=AgentStatus.values), name="agents_status_valid"),
