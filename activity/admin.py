@@ -5,11 +5,12 @@ from django.utils.text import Truncator
 
 from activity import approvals
 from activity.models import ActivityLog, ApprovalRequest, StructureEvent
+from molecule_site.admin_site import OperatorModelAdmin, compact_json
 from molecule_site.errors import ApiError
 
 
 @admin.register(ActivityLog)
-class ActivityLogAdmin(admin.ModelAdmin):
+class ActivityLogAdmin(OperatorModelAdmin):
     """Rows are written by the platform, so they can be read and pruned here but not added or edited."""
 
     list_display = ("created_at", "workspace", "activity_type", "method", "status", "duration_ms", "summary_preview")
@@ -18,6 +19,8 @@ class ActivityLogAdmin(admin.ModelAdmin):
     list_select_related = ("workspace",)
     ordering = ("-created_at",)
     date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False  # an exact count of a large table on every page is not worth it
 
     @admin.display(description="summary", ordering="summary")
     def summary_preview(self, log: ActivityLog) -> str:
@@ -31,14 +34,20 @@ class ActivityLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(StructureEvent)
-class StructureEventAdmin(admin.ModelAdmin):
+class StructureEventAdmin(OperatorModelAdmin):
     """View only: the table is append-only (model guard + database trigger)."""
 
-    list_display = ("created_at", "event_type", "workspace_id", "agent_id", "target_id")
+    list_display = ("created_at", "event_type", "workspace_id", "payload_preview")
     list_filter = ("event_type",)
     search_fields = ("event_type", "workspace_id", "agent_id", "target_id")
     ordering = ("-created_at",)
     date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False  # an exact count of a large table on every page is not worth it
+
+    @admin.display(description="payload")
+    def payload_preview(self, event: StructureEvent) -> str:
+        return compact_json(event.payload, limit=100)
 
     def has_add_permission(self, request):
         return False
@@ -51,7 +60,7 @@ class StructureEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(OperatorModelAdmin):
     list_display = ("action", "workspace", "status", "task_id", "decided_by", "decided_at", "created_at")
     list_filter = ("status",)
     search_fields = ("action", "reason", "task_id", "decided_by", "workspace__name")

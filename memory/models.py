@@ -38,6 +38,7 @@ class AgentMemory(models.Model):
 
     class Meta:
         db_table = "agent_memories"
+        verbose_name_plural = "agent memories"
         ordering = ["-created_at"]
         indexes = [
             GinIndex(fields=["content_tsv"], name="idx_agent_memories_tsv"),
@@ -62,6 +63,8 @@ class WorkspaceMemory(models.Model):
 
     class Meta:
         db_table = "workspace_memory"
+        verbose_name = "workspace key/value memory"
+        verbose_name_plural = "workspace key/value memories"
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="workspace_memory_workspace_key")]
 

@@ -33,6 +33,8 @@ class WorkspaceAuthTokenAdmin(admin.ModelAdmin):
     search_fields = ("prefix", "workspace__name", "workspace__id")
     list_select_related = ("workspace",)
     ordering = ("-created_at",)
+    list_per_page = 50
+    show_full_result_count = False  # an exact count of a large table on every page is not worth it
     actions = ("revoke_selected",)
     exclude = ("token_hash",)
     readonly_fields = ("id", "prefix_display", "workspace", "created_at", "last_used_at", "revoked_at", "live")

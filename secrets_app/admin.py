@@ -8,9 +8,11 @@ only), nor in error reports (``sensitive_post_parameters``). Saves and deletes g
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from molecule_site.admin_site import OperatorModelAdmin
 from molecule_site.errors import ApiError
 from secrets_app import services
 from secrets_app.models import GlobalSecret, WorkspaceSecret
@@ -36,11 +38,13 @@ class SecretValueForm(forms.ModelForm):
         return key
 
 
-class SecretAdmin(admin.ModelAdmin):
+class SecretAdmin(OperatorModelAdmin):
     """Shared by both secret admins; each defines ``save_secret(obj, *, value)`` and
     ``delete_secret(obj)`` to route writes through its service (restarts included)."""
 
     form = SecretValueForm
+    # Keys are one line (they become environment variable names).
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"class": "vTextField"})}}
     exclude = ("encrypted_value",)
     readonly_fields = ("encryption_version", "created_at", "updated_at")
     list_filter = ("encryption_version",)
