@@ -235,6 +235,7 @@ def main() -> int:
         access = admin_access_lines(home)  # before any child process: they read the file it writes
         _manage("migrate", "--noinput", "-v", "0")
         _manage("ensure_operator")
+        _manage("restart_local_runtimes")  # rows of runtimes the last stop ended: provisioning, not a stale online
         python = sys.executable
         sizes = capacity.budget()
         web, workers = sizes.web_processes, sizes.worker_processes
@@ -256,11 +257,12 @@ def main() -> int:
         )
         children = [
             *web_children(server, sock.fileno(), web),
-            Child("worker", [python, "-m", "celery", "-A", "molecule_site", "worker", "-l", "info",
-                             "--concurrency", str(workers)]),
+            # -q: no banners (the lines above say what runs); one worker needs no mingle/gossip
+            Child("worker", [python, "-m", "celery", "-A", "molecule_site", "-q", "worker", "-l", "info",
+                             "--concurrency", str(workers), "--without-mingle", "--without-gossip"]),
             Child(
                 "beat",
-                [python, "-m", "celery", "-A", "molecule_site", "beat", "-l", "info",
+                [python, "-m", "celery", "-A", "molecule_site", "-q", "beat", "-l", "info",
                  "-s", str(home / "celerybeat-schedule")],
             ),
         ]

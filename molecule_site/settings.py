@@ -300,5 +300,15 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+    "filters": {"routine_beat": {"()": "molecule_site.logs.DropMessages",
+                                 "prefixes": ["Scheduler: Sending due task"]}},
+    # INFO is for state changes: the sweeps run every few seconds, and Celery would otherwise log
+    # each task's receipt, success and dispatch (failures still log at ERROR).
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.beat": {"filters": ["routine_beat"]},
+    },
 }

@@ -288,12 +288,8 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
     url = _docker_rewrite(target_id, url)
     # A URL equal to the one our own provisioner assigned (a local process on a loopback port)
     # is trusted in every mode; any other URL — what agents report — goes through the filter.
-    problem = None if is_provisioner_assigned_url(target_id, url) else a2a_target_problem(url)
-    if problem:
-        return _error(502, "workspace URL is not publicly routable", detail=problem)
-
     overrides = parse_runtime_overrides(raw_overrides)
-    return _Target(
+    target = _Target(
         id=target_id,
         url=url,
         name=row["name"] if row else target_id,
@@ -301,6 +297,14 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
         idle_seconds=overrides[RUNTIME_IDLE_TIMEOUT_FIELD] or settings.A2A_IDLE_TIMEOUT_SECONDS,
         capabilities=overrides[RUNTIME_CAPABILITIES_FIELD] or {},
     )
+    problem = None if is_provisioner_assigned_url(target_id, url) else a2a_target_problem(url)
+    if problem:
+        # A loopback URL of one of our own runtimes that is gone (it crashed, or the platform
+        # restarted) is no longer "assigned": say that it is restarting, not that it is a stranger.
+        if await _db(_restart_if_runtime_gone)(target):
+            return _restarting()
+        return _error(502, "workspace URL is not publicly routable", detail=problem)
+    return target
 
 
 # --- Step 9: forwarding ------------------------------------------------------------------------------
@@ -594,11 +598,15 @@ def _enqueue_busy(target: _Target, caller_id, payload: dict) -> ProxyResult:
     return ProxyResult(202, json_bytes(body), queued=True)
 
 
+def _restarting() -> ProxyResult:
+    result = _error(503, "workspace agent unreachable — container restart triggered", restarting=True)
+    result.restarting = True
+    return result
+
+
 def _transport_error_result(target: _Target, caller_id, payload: dict, exc: BaseException) -> ProxyResult:
     if _restart_if_runtime_gone(target):
-        result = _error(503, "workspace agent unreachable — container restart triggered", restarting=True)
-        result.restarting = True
-        return result
+        return _restarting()
     if not is_busy_error(exc):
         return _error(502, "failed to reach workspace agent")
     if target.capabilities.get("session"):

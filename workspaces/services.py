@@ -30,6 +30,9 @@ from workspaces.provisioners import get_provisioner
 
 DEFAULT_RUNTIME = "langgraph"
 EXTERNAL_RUNTIME = "external"
+# The statuses of a workspace whose runtime should be running.
+RUNNING_STATUSES = (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED, WorkspaceStatus.OFFLINE,
+                    WorkspaceStatus.PROVISIONING)
 DEFAULT_API_TIER = 3
 MEMORY_CONTENT_LIMIT_BYTES = 100_000
 
@@ -229,6 +232,32 @@ def _provision_on_commit(workspace_ids: list[uuid.UUID], *, restart: bool = Fals
     # With ``restart`` the task stops the running runtime first (see provision_workspace).
     for workspace_id in workspace_ids:
         transaction.on_commit(lambda wid=workspace_id: provision_workspace.delay(str(wid), restart=restart))
+
+
+def restart_runtimes_after_platform_start() -> int:
+    """At platform start, restart the local runtimes that should run but do not (``make run``
+    stops them all on exit); returns how many.
+
+    Without this their rows would still say ``online`` with the old runtime's URL until a sweep
+    noticed, and A2A would be refused by the URL filter as if the agent were a stranger. Each
+    goes through the restart path: ``provisioning`` with no URL and ``WORKSPACE_PROVISIONING``,
+    its Redis keys cleared, a restart queued for the worker.
+    """
+    provisioner = get_provisioner()
+    if not provisioner.runs_local_runtimes:
+        return 0
+    should_run = provisioner.provisioned_workspace_ids() - provisioner.live_workspace_ids()
+    stale = Workspace.objects.filter(pk__in=should_run, status__in=RUNNING_STATUSES).exclude(runtime=EXTERNAL_RUNTIME)
+    with transaction.atomic():
+        rows = list(stale.select_for_update())
+        Workspace.objects.filter(pk__in=[w.id for w in rows]).update(
+            status=WorkspaceStatus.PROVISIONING, url="", updated_at=timezone.now())
+        for workspace in rows:
+            emit("WORKSPACE_PROVISIONING", workspace.id,
+                 {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime})
+        transaction.on_commit(lambda: clear_workspace_keys([w.id for w in rows]))
+        _provision_on_commit([w.id for w in rows], restart=True)
+    return len(rows)
 
 
 # --- update -------------------------------------------------------------------------------------

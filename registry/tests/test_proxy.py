@@ -614,6 +614,19 @@ def test_live_local_runtime_and_external_workspaces_take_the_ordinary_path(tree,
     assert provisioner.restarted == []
 
 
+def test_a_gone_runtime_whose_loopback_url_is_no_longer_assigned_is_restarting_not_a_stranger(tree, settings, provisioner):
+    """After a platform restart the row still holds the old runtime's loopback URL: the URL
+    filter refuses it, but the answer says the agent is restarting rather than blaming the URL."""
+    settings.A2A_ALLOW_PRIVATE_TARGETS = False
+    point(tree["PM"], "http://127.0.0.1:40123")
+    call = a2a(tree["PM"])
+    assert (call.status, call.json) == (503, {"error": "workspace agent unreachable — container restart triggered",
+                                              "restarting": True})
+    tree["PM"].refresh_from_db()
+    assert tree["PM"].status == WorkspaceStatus.OFFLINE
+    assert provisioner.restarted == [str(tree["PM"].id)]
+
+
 def test_a_workspace_the_backend_never_provisioned_is_not_restarted(tree, provisioner):
     point(tree["PM"], closed_port_url())
     provisioner.provisioned = set()

@@ -113,3 +113,43 @@ def test_resume_restamps_updated_at_so_the_provision_timeout_starts_afresh(provi
     services.workspace_resume(workspace_id=workspace.id)
     workspace.refresh_from_db()
     assert timezone.now() - workspace.updated_at < timedelta(minutes=1)
+
+
+class LocalRuntimesAfterARestart(RecordingProvisioner):
+    """A backend that runs local runtimes: it provisioned some workspaces, none is running now."""
+
+    runs_local_runtimes = True
+
+    def __init__(self, provisioned):
+        super().__init__()
+        self.provisioned = {str(w.id) for w in provisioned}
+
+    def provisioned_workspace_ids(self):
+        return set(self.provisioned)
+
+    def live_workspace_ids(self):
+        return set()
+
+
+def test_platform_start_restarts_the_runtimes_that_should_run_instead_of_a_stale_online(monkeypatch, redis_client):
+    """After make run stops every runtime, the rows must not keep saying online with old URLs."""
+    was_online = Workspace.objects.create(name="PM", status="online", url="http://localhost:40001")
+    was_degraded = Workspace.objects.create(name="QA", status="degraded", url="http://localhost:40002")
+    paused = Workspace.objects.create(name="Ops", status="paused", url="http://localhost:40003")
+    not_ours = Workspace.objects.create(name="Stranger", status="online", url="https://agent.example.com")
+    backend = LocalRuntimesAfterARestart([was_online, was_degraded, paused])
+    monkeypatch.setattr(services, "get_provisioner", lambda: backend)
+    queued = []
+    monkeypatch.setattr(tasks.provision_workspace, "delay",
+                        lambda workspace_id, restart=False: queued.append((workspace_id, restart)))
+    redis_client.set(f"ws:{was_online.id}:url", "http://localhost:40001")
+
+    assert services.restart_runtimes_after_platform_start() == 2
+
+    rows = dict(Workspace.objects.values_list("name", "status"))
+    assert rows == {"PM": "provisioning", "QA": "provisioning", "Ops": "paused", "Stranger": "online"}
+    assert Workspace.objects.get(pk=was_online.pk).url == ""
+    assert sorted(queued) == sorted([(str(was_online.id), True), (str(was_degraded.id), True)])
+    assert redis_client.get(f"ws:{was_online.id}:url") is None
+    assert sorted(StructureEvent.objects.filter(event_type="WORKSPACE_PROVISIONING").values_list("workspace_id", flat=True)) \
+        == sorted([was_online.id, was_degraded.id])

@@ -8,8 +8,8 @@ from workspaces.provisioners.local import LocalProcessProvisioner
 class Command(BaseCommand):
     help = (
         "Stop every molecule-runtime process the local-process provisioner started under MOLECULE_HOME "
-        "(SIGTERM, up to 10 s, then SIGKILL). Workspace rows are left as they are: on the next start "
-        "the health and liveness sweeps restart the ones that should run."
+        "(SIGTERM, up to 10 s, then SIGKILL). Workspace rows are left as they are: the next start "
+        "restarts the ones that should run (restart_local_runtimes)."
     )
 
     def handle(self, *args, **options):
