@@ -13,6 +13,7 @@ The token only ever goes to ``PLATFORM_URL``: every request is a path on that ba
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -21,9 +22,12 @@ from typing import Any
 
 import httpx
 
+from molecule_runtime.attachments import guess_mime
+
 logger = logging.getLogger(__name__)
 
 TOKEN_FILENAME = ".auth_token"
+UPLOAD_TIMEOUT = 60.0  # up to 50 MiB each way (the canvas allows its uploads 60 s too)
 
 
 class PlatformError(Exception):
@@ -137,6 +141,7 @@ class PlatformClient:
         retry_on_401: bool = False,
         expect: tuple[int, ...] | None = None,
         timeout: float | httpx.Timeout | None = None,
+        files: list | None = None,
     ) -> httpx.Response:
         """Send one request with the current auth headers; raise PlatformError unless 2xx/``expect``.
 
@@ -151,6 +156,8 @@ class PlatformClient:
             kwargs: dict[str, Any] = {"headers": headers}
             if json is not None:
                 kwargs["json"] = json
+            if files is not None:
+                kwargs["files"] = files
             if params:
                 kwargs["params"] = {k: v for k, v in params.items() if v not in (None, "")}
             if timeout is not None:
@@ -313,6 +320,42 @@ class PlatformClient:
     async def activity(self, *, activity_type: str, **fields: Any) -> None:
         body = {"activity_type": activity_type, **{k: v for k, v in fields.items() if v is not None}}
         await self.request("POST", self._ws("/activity"), json=body)
+
+    # ------------------------------------------------------------------ chat attachments (§14)
+    async def upload_chat_files(self, paths: list[Path]) -> list[dict]:
+        """POST /workspaces/:self/chat/uploads (multipart field ``files``, mime type guessed)
+        → ``[{uri, name, mimeType, size}]``."""
+        with contextlib.ExitStack() as stack:
+            parts = [("files", (path.name, stack.enter_context(open(path, "rb")), guess_mime(path.name)))
+                     for path in paths]
+            response = await self.request("POST", self._ws("/chat/uploads"), files=parts,
+                                          timeout=UPLOAD_TIMEOUT)
+        body = _json_or_none(response)
+        uploaded = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(uploaded, list):
+            raise PlatformError("the platform answered the upload without a files list", body=body)
+        return uploaded
+
+    async def download_chat_file(self, uri: str, target: Path, *, max_bytes: int) -> None:
+        """GET /workspaces/:self/chat/download?path=<uri>, streamed into ``target`` (at most
+        ``max_bytes``: a longer answer is an error and leaves a partial file to the caller)."""
+        path = self._ws("/chat/download")
+        try:
+            async with self._http.stream("GET", path, params={"path": uri}, headers=self.auth_headers(),
+                                         timeout=UPLOAD_TIMEOUT) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise PlatformError(_error_message(response), status=response.status_code,
+                                        body=_json_or_none(response))
+                written = 0
+                with open(target, "wb") as handle:
+                    async for chunk in response.aiter_bytes():
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise PlatformError(f"attachment larger than {max_bytes} bytes")
+                        handle.write(chunk)
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"{type(exc).__name__}: {exc} [GET {path}]") from exc
 
     async def notify(self, message: str, *, attachments: list[dict] | None = None, type: str | None = None) -> None:
         body: dict[str, Any] = {"message": message}

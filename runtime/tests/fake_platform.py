@@ -15,11 +15,17 @@ rule, forwards to the target's registered URL with ``X-Molecule-Inbound-Secret``
 ``state.inbound_secrets`` has one for the target (and never the caller's ``Authorization``),
 answers an agent status >= 300 with ``{"error": ...}``, and drops the connection of the next
 ``state.proxy_disconnects`` calls mid-answer (a transport error for the caller).
+
+Chat attachments: ``POST /workspaces/{id}/chat/uploads`` keeps each multipart ``files`` part in
+``state.chat_files`` (``uri -> (bytes, mime type)``, also what ``GET /chat/download?path=``
+serves) and its answer's files in ``state.uploads``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import socket
 import threading
@@ -103,6 +109,8 @@ class FakePlatformState:
     approval_polls: int = 0
     activity: list[dict] = field(default_factory=list)
     notifications: list[dict] = field(default_factory=list)
+    chat_files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # uri -> (bytes, mime type)
+    uploads: list[list[dict]] = field(default_factory=list)  # each /chat/uploads answer's files
     awareness: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     shared_context: dict[str, list[dict]] = field(default_factory=dict)  # GET /workspaces/:id/shared-context
 
@@ -365,8 +373,36 @@ def build_app(state: FakePlatformState) -> Starlette:
         return _json({"status": "sent"})
 
     async def chat_uploads(request: Request) -> Response:
+        """Stores each multipart ``files`` part in ``state.chat_files`` as the platform would name it."""
+        raw = await request.body()
+        state.requests.append(Recorded(method="POST", path=request.url.path, query={},
+                                       headers={k.lower(): v for k, v in request.headers.items()}, json=None))
+        head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+        form = email.message_from_bytes(head + raw, policy=email.policy.HTTP)
+        if not form.is_multipart():
+            return _json({"error": "expected a multipart/form-data body"}, 400)
+        stored = []
+        for part in form.iter_parts():
+            if part.get_param("name", header="content-disposition") != "files":
+                continue
+            name = part.get_filename() or "file"
+            data = part.get_payload(decode=True) or b""
+            uri = f"workspace:/workspace/.molecule/chat-uploads/{uuid.uuid4().hex}-{name}"
+            state.chat_files[uri] = (data, part.get_content_type())
+            stored.append({"uri": uri, "name": name, "mimeType": part.get_content_type(), "size": len(data)})
+        if not stored:
+            return _json({"error": "no files uploaded (multipart field 'files')"}, 400)
+        state.uploads.append(stored)
+        return _json({"files": stored})
+
+    async def chat_download(request: Request) -> Response:
         await record(request)
-        return _json({"files": []})
+        path = request.query_params.get("path", "")
+        found = state.chat_files.get(path) or state.chat_files.get(f"workspace:{path}")
+        if found is None:
+            return _json({"error": "file not found"}, 404)
+        data, mime = found
+        return Response(data, media_type=mime, headers={"Content-Disposition": "attachment"})
 
     async def approvals(request: Request) -> Response:
         body = await record(request)
@@ -447,6 +483,7 @@ def build_app(state: FakePlatformState) -> Starlette:
         Route("/workspaces/{id}/activity", wa(activity), methods=["GET", "POST"]),
         Route("/workspaces/{id}/notify", wa(notify), methods=["POST"]),
         Route("/workspaces/{id}/chat/uploads", wa(chat_uploads), methods=["POST"]),
+        Route("/workspaces/{id}/chat/download", wa(chat_download), methods=["GET"]),
         Route("/workspaces/{id}/approvals", wa(approvals), methods=["GET", "POST"]),
         Route("/workspaces/{id}/shared-context", wa(shared_context), methods=["GET"]),
         Route("/workspaces/{id}/instructions/resolve", wa(instructions_resolve), methods=["GET"]),

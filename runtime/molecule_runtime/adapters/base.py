@@ -159,15 +159,17 @@ class TranscriptMixin:
         self._transcript().append({"role": role, "text": text, "ts": time.time()})
 
 
-async def finish_task(updater, *, reply: str, ok: bool, trace: list, transcript=None) -> None:
+async def finish_task(updater, *, reply: str, ok: bool, trace: list, transcript=None,
+                      files: list | None = None) -> None:
     """Record the reply and end the task. a2a-sdk 1.x forbids a bare Message after task events,
     so the final agent Message rides on the terminal status; the server flattens it back to a
-    Message result for 0.3 ``message/send``."""
+    Message result for 0.3 ``message/send``. ``files`` are FileParts sent after the text."""
     from a2a.types import Part
 
     if transcript:
         transcript("agent", reply)
-    final = updater.new_agent_message([Part(text=reply)], metadata={"tool_trace": trace} if trace else None)
+    final = updater.new_agent_message([Part(text=reply), *(files or [])],
+                                      metadata={"tool_trace": trace} if trace else None)
     if ok:
         await updater.complete(final)
     else:

@@ -32,6 +32,7 @@ from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import Part, TaskState
 
+from ..attachments import ChatFiles, describe
 from ..tools.redact import redact_secrets
 from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
 from ..plugins import discover_plugins, fragments_text, load_plugin_skills, rules_text
@@ -442,18 +443,20 @@ class LLMExecutor(AgentExecutor):
     Subclasses implement `run(text, history, stream, trace) -> final reply text`. This class
     handles the empty-text error, heartbeat current task and error counting (+ an immediate
     push), the submitted/working task events, `tool_trace` metadata, `Agent error: …` replies
-    (terminal status `failed`) and `tasks/cancel` (the running call is cancelled).
+    (terminal status `failed`), `tasks/cancel` (the running call is cancelled) and attachments
+    (incoming files listed after the text; `/workspace/…` files the reply names sent as FileParts).
     """
 
     runtime_label = "llm"
 
     def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
                  tools: dict[str, Callable[..., Any]] | None = None, system_prompt: str = "",
-                 transcript: Callable[[str, str], None] | None = None):
+                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None):
         self.heartbeat = heartbeat
         self.beat_now = beat_now
         self.tools = dict(tools or {})
         self.system_prompt = system_prompt
+        self.chat_files = chat_files or ChatFiles()
         self.transcript = transcript
         self._running: dict[str, asyncio.Task] = {}
         self._cancelled: set[str] = set()
@@ -485,13 +488,14 @@ class LLMExecutor(AgentExecutor):
     # -------------------------------------------------------------- AgentExecutor
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
-        text = extract_text(context)
+        text = (extract_text(context) + describe(await self.chat_files.receive(context.message))).strip()
         if not text:
             await event_queue.enqueue_event(updater.new_agent_message([Part(text=NO_TEXT)]))
             return
         if self.transcript:
             self.transcript("user", text)
         task_key = context.task_id or ""
+        files: list[Part] = []
         await self._task_started(text)
         trace: list[dict] = []
         ok, error = True, None
@@ -505,6 +509,7 @@ class LLMExecutor(AgentExecutor):
             self._running[task_key] = inner
             try:
                 reply = (await inner).strip() or NO_RESPONSE
+                files = await self.chat_files.reply_parts(reply)
             except asyncio.CancelledError:
                 if task_key in self._cancelled:  # tasks/cancel: the terminal status is already out
                     return  # a cancel is not an agent error (as echo's /sleep)
@@ -517,7 +522,7 @@ class LLMExecutor(AgentExecutor):
             self._running.pop(task_key, None)
             self._cancelled.discard(task_key)
             await self._task_finished(ok, error)
-        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript)
+        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript, files=files)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_key = context.task_id or ""
@@ -577,7 +582,8 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
     async def create_executor(self, config: AdapterConfig):
         self._executor = self.executor_class()(settings=self.settings, heartbeat=config.heartbeat,
                                                beat_now=config.beat_now, tools=self.all_tools,
-                                               system_prompt=self.system_prompt, transcript=self.record)
+                                               system_prompt=self.system_prompt, transcript=self.record,
+                                               chat_files=ChatFiles(platform=config.platform))
         return self._executor
 
     def replace_skills(self, reloaded: dict) -> None:

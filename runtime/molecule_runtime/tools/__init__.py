@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
+from molecule_runtime.attachments import files_to_send
 from molecule_runtime.platform import PlatformClient, PlatformError
 from molecule_runtime.tools.redact import redact_secrets
 
@@ -111,6 +112,8 @@ def tool_schemas(tools: dict[str, Tool]) -> list[dict]:
                     hint.split("|")[0].strip(), str
                 )
             props[pname] = {"type": kinds.get(hint, "string")}
+            if hint is list:
+                props[pname]["items"] = {"type": "string"}  # providers want an item type; ours take strings
             if param.default is inspect.Parameter.empty:
                 required.append(pname)
         doc = inspect.getdoc(fn) or name
@@ -419,15 +422,25 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
             return _error(str(exc))
         return {"success": True, "status": "logged"}
 
-    async def send_message_to_user(message: str) -> dict:
-        """Send a message to the human watching this workspace on the canvas."""
+    async def send_message_to_user(message: str, attachments: list | None = None) -> dict:
+        """Send a message to the human watching this workspace on the canvas.
+
+        attachments: absolute paths of files to send with it (up to 25 MiB each, 50 MiB in total).
+        """
         if not message:
             return _error("message is required")
         try:
-            await client.notify(message)
+            # a model may pass one path as a plain string
+            paths = files_to_send([attachments] if isinstance(attachments, str) else list(attachments or []))
+        except (TypeError, ValueError) as exc:
+            return _error(str(exc))
+        try:
+            uploaded = await client.upload_chat_files(paths) if paths else []
+            await client.notify(message, attachments=uploaded)
         except PlatformError as exc:
             return _error(str(exc))
-        return {"success": True, "message": "Message sent to user"}
+        sent = f" with {len(uploaded)} attachment(s)" if uploaded else ""
+        return {"success": True, "message": f"Message sent to user{sent}"}
 
     tools: dict[str, Tool] = {
         "commit_memory": commit_memory,

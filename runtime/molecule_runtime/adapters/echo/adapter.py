@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ...attachments import ChatFiles
 from ...skills import load_skills
 from ..base import AdapterConfig, BaseAdapter, TranscriptMixin
 from ..shared_runtime import collect_tools, gather_extras
@@ -63,6 +64,7 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
             tools=self.all_tools,
             prefix=prefix,
             transcript=self.record,
+            chat_files=ChatFiles(platform=config.platform),
         )
         return self._executor
 

@@ -8,6 +8,10 @@ Commands (the first word of the message):
 - `/sleep <s>`       → waits s seconds (stopped by tasks/cancel), replies `slept <s>s`
 - `/fail`            → raises; the reply is `Agent error: echo /fail requested`
 - `/wedge <reason>`  → heartbeat `mark_wedged(reason)`, replies `wedged: <reason>`
+- `/attach <path> [caption]` → replies `caption` (default `attached <name>`) with the file as a
+  FilePart (uploaded to the platform's chat uploads: a `workspace:` URI)
+Files attached to the message are listed after its text (`molecule_runtime.attachments`), so the
+echo shows what the adapter received.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.helpers.proto_helpers import new_task
 from a2a.types import Part, TaskState
 
+from ...attachments import ChatFiles, describe
 from ..base import finish_task
 
 log = logging.getLogger(__name__)
@@ -64,8 +69,9 @@ def chunks(text: str, size: int = CHUNK_SIZE) -> list[str]:
 class EchoExecutor(AgentExecutor):
     def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
                  tools: dict[str, Callable[..., Any]] | None = None, prefix: str = DEFAULT_PREFIX,
-                 transcript: Callable[[str, str], None] | None = None):
+                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None):
         self.heartbeat = heartbeat
+        self.chat_files = chat_files or ChatFiles()
         self.beat_now = beat_now
         self.tools = dict(tools or {})
         self.prefix = prefix
@@ -106,7 +112,8 @@ class EchoExecutor(AgentExecutor):
         entry["output_preview"] = out[:300]
         return out
 
-    async def _reply(self, text: str, context: RequestContext, trace: list[dict]) -> str | None:
+    async def _reply(self, text: str, context: RequestContext, trace: list[dict], files: list[Part]) -> str | None:
+        """The reply text (None: cancelled); file parts to send with it go to ``files``."""
         command, _, rest = text.partition(" ")
         rest = rest.strip()
         if command == "/tool":
@@ -138,6 +145,13 @@ class EchoExecutor(AgentExecutor):
                 return None  # cancelled: tasks/cancel already emitted the terminal status
             except asyncio.TimeoutError:
                 return f"slept {rest}s"
+        if command == "/attach":
+            path, _, caption = rest.partition(" ")
+            if not path:
+                raise ValueError("usage: /attach <path> [caption]")
+            part = await self.chat_files.file_part(path)
+            files.append(part)
+            return caption.strip() or f"attached {part.filename}"
         if command == "/fail":
             raise RuntimeError(FAIL_MESSAGE)
         if command == "/wedge":
@@ -151,7 +165,7 @@ class EchoExecutor(AgentExecutor):
     # -------------------------------------------------------------- AgentExecutor
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
-        text = extract_text(context)
+        text = (extract_text(context) + describe(await self.chat_files.receive(context.message))).strip()
         if not text:
             await event_queue.enqueue_event(updater.new_agent_message([Part(text=NO_TEXT)]))
             return
@@ -159,6 +173,7 @@ class EchoExecutor(AgentExecutor):
             self.transcript("user", text)
         await self._task_started(text)
         trace: list[dict] = []
+        files: list[Part] = []
         ok, error = True, None
         try:
             if context.current_task is None:  # a2a-sdk 1.x: the Task must be enqueued first
@@ -166,7 +181,7 @@ class EchoExecutor(AgentExecutor):
                                                          TaskState.TASK_STATE_SUBMITTED,
                                                          history=[context.message]))
             await updater.start_work()
-            reply = await self._reply(text, context, trace)
+            reply = await self._reply(text, context, trace, files)
             if reply is None:
                 return
             artifact_id = uuid.uuid4().hex
@@ -176,11 +191,11 @@ class EchoExecutor(AgentExecutor):
         except Exception as exc:
             ok, error = False, f"{exc}"
             log.info("echo task failed: %s", exc)
-            reply = f"Agent error: {exc}"
+            reply, files = f"Agent error: {exc}", []
         finally:
             self._cancel_events.pop(context.task_id or "", None)
             await self._task_finished(ok, error)
-        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript)
+        await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript, files=files)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         event = self._cancel_events.setdefault(context.task_id or "", asyncio.Event())
