@@ -70,8 +70,8 @@ def _capped(receive, limit: int):
 
 async def _refuse_body(send, limit: int) -> None:
     body = json_bytes({"error": "request body too large", "max_bytes": limit})
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", JSON_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", JSON_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

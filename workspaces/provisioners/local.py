@@ -29,8 +29,8 @@ that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and r
 The runtime's environment is built from scratch (spec §16): a short allow-list of the host's
 variables (PATH, HOME, locale, proxies, CA bundles — never the platform's own DATABASE_URL,
 keys or tokens), the merged secrets, then what the platform sets (WORKSPACE_ID, PLATFORM_URL,
-PARENT_ID, WORKSPACE_CONFIG_PATH, PORT, HOST, AGENT_URL, MOLECULE_INBOUND_SECRET…), which
-secrets cannot override.
+PARENT_ID, WORKSPACE_CONFIG_PATH, WORKSPACE_DIR, PORT, HOST, AGENT_URL,
+MOLECULE_INBOUND_SECRET…), which secrets cannot override.
 
 **Stop**: SIGTERM to the runtime's process group, up to 10 s, then SIGKILL (and, with a uid of
 its own, every process left running as that uid); ``runtime.json`` goes.
@@ -92,7 +92,8 @@ HOST_ENV_ALLOWED = BASE_HOST_ENV + NETWORK_HOST_ENV
 # What the platform sets; a secret with one of these names does not override it.
 PLATFORM_ENV = (
     "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
-    "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE", INBOUND_SECRET_ENV,
+    "WORKSPACE_DIR", "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE",
+    INBOUND_SECRET_ENV,
 )
 
 # The intermediate process: start the runtime in its own session with the log as stdout/stderr
@@ -322,6 +323,8 @@ def _runtime_env(workspace, *, env: dict[str, str], configs: Path, private: Path
         "MOLECULE_URL": platform_url,
         "WORKSPACE_CONFIG_PATH": str(configs),
         "CONFIGS_DIR": str(configs),
+        # The runtime's /workspace (chat attachments arrive as workspace:/workspace/… URIs).
+        "WORKSPACE_DIR": str(configs.parent / "workspace"),
         "PORT": str(port),
         "HOST": LOOPBACK,
         "AGENT_URL": url,

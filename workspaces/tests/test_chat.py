@@ -180,7 +180,8 @@ def test_more_than_50_mib_in_total_is_refused_and_nothing_is_stored(upload, work
 
 
 def test_a_declared_body_over_the_cap_is_refused_before_parsing(client, workspace, token):
-    response = client.post(f"/workspaces/{workspace.id}/chat/uploads", b"", content_type="multipart/form-data; boundary=x",
+    response = client.post(f"/workspaces/{workspace.id}/chat/uploads", b"",
+                           content_type="multipart/form-data; boundary=x",
                            CONTENT_LENGTH=str(chat.MAX_BODY_BYTES + 1), HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 413
     assert stored_files(workspace) == []

@@ -227,6 +227,7 @@ def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answe
     assert env["WORKSPACE_ID"] == str(workspace.id)
     assert env["PLATFORM_URL"] == live_server.url
     assert env["WORKSPACE_CONFIG_PATH"] == str(configs)
+    assert env["WORKSPACE_DIR"] == str(home / "workspace")  # the runtime's /workspace (chat attachments)
     assert (env["PORT"], env["HOST"], env["AGENT_URL"]) == (str(record["port"]), "127.0.0.1", record["url"])
     assert env["MY_API_KEY"] == "sk-test-123"  # merged secrets
     assert env["MOLECULE_INBOUND_SECRET"] == inbound_secret(workspace.id)
