@@ -167,6 +167,8 @@ def fleet_dashboard() -> dict:
 
     pending = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING)
     approvals = list(pending.select_related("workspace").order_by("created_at")[:DASHBOARD_APPROVAL_ROWS])
+    for approval in approvals:
+        approval.age = short_age(approval.created_at)
 
     events = list(StructureEvent.objects.order_by("-created_at")[:DASHBOARD_EVENT_ROWS])
     names = dict(Workspace.objects.filter(pk__in={e.workspace_id for e in events if e.workspace_id})
@@ -174,6 +176,7 @@ def fleet_dashboard() -> dict:
     for event in events:
         event.workspace_name = names.get(event.workspace_id)
         event.payload_preview = compact_json(event.payload)
+        event.age = short_age(event.created_at)
 
     return {
         "fleet_total": sum(counts.values()),

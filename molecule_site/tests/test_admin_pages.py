@@ -12,6 +12,7 @@ from django.urls import reverse
 from activity.models import ActivityLog, ApprovalRequest, ApprovalStatus, StructureEvent
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from molecule_site import admin_site
+from registry.models import WorkspaceAuthToken
 from registry.services import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
@@ -215,3 +216,34 @@ def test_dashboard_query_count_does_not_grow_with_the_fleet(
     _fleet(40)
     with django_assert_num_queries(len(small.captured_queries) + 1):  # +1: the approval count past one page
         operator_client.get(reverse("admin:index"))
+
+
+# --- big tables ------------------------------------------------------------------------------------------
+
+BIG_TABLE_QUERY_BUDGET = 12
+
+
+def _rows_of_big_tables(workspace: Workspace, count: int) -> None:
+    for index in range(count):
+        ActivityLog.objects.create(workspace=workspace, activity_type="a2a_send", summary=f"call {index}")
+        StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=workspace.id)
+        AgentMemory.objects.create(workspace=workspace, content=f"fact {index}", scope=MemoryScope.LOCAL)
+        token_mint(workspace=workspace)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", [ActivityLog, StructureEvent, AgentMemory, WorkspaceAuthToken])
+def test_big_table_changelists_are_paginated_within_a_query_budget(
+    model, operator_client, django_assert_max_num_queries, django_assert_num_queries
+):
+    model_admin = admin.site._registry[model]
+    assert model_admin.list_per_page <= 50
+    assert model_admin.show_full_result_count is False
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    workspace = Workspace.objects.create(name="Chatty")
+    _rows_of_big_tables(workspace, 3)
+    with django_assert_max_num_queries(BIG_TABLE_QUERY_BUDGET) as few:
+        assert operator_client.get(url).status_code == 200
+    _rows_of_big_tables(workspace, 30)
+    with django_assert_num_queries(len(few.captured_queries)):
+        assert operator_client.get(url).status_code == 200
