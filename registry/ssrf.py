@@ -127,7 +127,9 @@ def _url_problem(url: str, policy: _Policy) -> str | None:
     for address in addresses:
         problem = _address_problem(address, policy)
         if problem:
-            shown = str(address) if literal is not None else f"{host} resolves to {address}, which"
+            carried = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            named = str(carried or address)  # ::ffff:7f00:1 is judged, and named, as 127.0.0.1
+            shown = named if literal is not None else f"{host} resolves to {named}, which"
             return f"url must be publicly routable: {shown} is {problem}"
     return None
 

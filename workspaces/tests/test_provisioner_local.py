@@ -260,7 +260,8 @@ def test_a_url_an_agent_reports_is_still_checked_by_the_proxy(local, live_server
     other = f"http://localhost:{read_record(workspace.id)['port'] + 1}"
     redis_client.set(url_key(workspace.id), other)
     reply = a2a_send(live_server.url, workspace, "hi")
-    assert (reply.status_code, reply.json()) == (502, {"error": "workspace URL is not publicly routable"})
+    assert (reply.status_code, reply.json()["error"]) == (502, "workspace URL is not publicly routable")
+    assert reply.json()["detail"].endswith("which is loopback")  # its runtime is live: not "restarting"
 
 
 def test_discovery_gives_the_assigned_url_of_an_online_local_workspace(local, redis_client):
