@@ -6,7 +6,7 @@ from molecule_site.api import async_api
 from molecule_site.wire import not_found_response
 
 
-def require_GET(view):
+def get_only(view):
     """Serve GET (and HEAD, as Django does) only; any other method is gin's 404."""
     def run(request, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
@@ -22,7 +22,7 @@ async def health(request):
     return {"status": "ok"}
 
 
-@require_GET
+@get_only
 def metrics(request):
     """``GET /metrics`` (open, spec §17) in the Prometheus text format; other methods: gin's 404."""
     return ExportToDjangoView(request)

@@ -175,7 +175,7 @@ MORE_SHAPES = [
     ("github_pat_11ABCDEFG0123456789_abcdefghij", "[REDACTED:GITHUB_TOKEN]"),
     ("bot xoxb-123456789012-abcdefABCDEF ok", "bot [REDACTED:SLACK_TOKEN] ok"),
     (
-        "post to https://hooks.slack.com/services/T0001/B0002/XXXXYYYYZZZZ now",
+        "post to https://hooks.slack.com/services/T0001/B0002/q7Rk2mWv9LpZ now",
         "post to https://hooks.slack.com/services/[REDACTED:SLACK_WEBHOOK] now",
     ),
     ("maps AIzaSyA-1234567890abcdefghijklmnopqrstu ok", "maps [REDACTED:GOOGLE_API_KEY] ok"),
