@@ -193,6 +193,9 @@ def _own_host_names() -> list[str]:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEV_MODE else _own_host_names())
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PLATFORM_URL.rstrip("/")])
 SESSION_COOKIE_SECURE = IS_PRODUCTION
+# The canvas (/) and its fragments need a logged-in staff user; Django's login page serves it.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 CSRF_COOKIE_SECURE = IS_PRODUCTION
 
 INSTALLED_APPS = [

@@ -41,6 +41,8 @@ urlpatterns = [
     path("", include("memory.urls")),
     path("", include("workspaces.content_urls")),
     path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
+    # The canvas for people: login, the page at /, its card and panel fragments under /canvas/…/
+    path("", include("workspaces.canvas.urls")),
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]

@@ -1,0 +1,2 @@
+// Owned by the surfaces part of the canvas (being written).
+export function install(canvas) {}

@@ -1,0 +1,14 @@
+"""Canvas pages and fragments. Fragments live under ``/canvas/<name>/`` (trailing slash) next to
+the API's ``/canvas/viewport``; the login under ``/accounts/`` (Django's default ``LOGIN_URL``)."""
+
+from django.urls import path
+
+from workspaces.canvas import views
+
+urlpatterns = [
+    path("", views.canvas_page, name="canvas"),
+    path("accounts/login/", views.LoginView.as_view(), name="canvas-login"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="canvas-logout"),
+    path("canvas/cards/", views.cards_fragment, name="canvas-cards"),
+    path("canvas/cards/<str:workspace_id>/", views.card_fragment, name="canvas-card"),
+]
