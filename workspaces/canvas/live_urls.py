@@ -1,0 +1,3 @@
+"""Fragments of the canvas's live part (see workspaces/canvas/live_views.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Fragments of the canvas's panel part (see workspaces/canvas/panel_views.py)."""
+
+urlpatterns: list = []

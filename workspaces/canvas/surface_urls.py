@@ -1,0 +1,3 @@
+"""Fragments of the canvas's surface part (see workspaces/canvas/surface_views.py)."""
+
+urlpatterns: list = []
