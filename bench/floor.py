@@ -105,6 +105,10 @@ async def _heartbeat(scope, receive, send) -> None:
     pipe = red.pipeline(transaction=True)
     pipe.expire(f"ws:{workspace_id}", settings.LIVENESS_TTL_SECONDS)
     pipe.delete(f"ws:{workspace_id}:runtime")
+    load_key = f"ws:{workspace_id}:load"  # the canvas sparkline's sample, as the platform records it
+    pipe.lpush(load_key, f"{int(now.timestamp())}:{data.get('active_tasks') or 0}")
+    pipe.ltrim(load_key, 0, 29)
+    pipe.expire(load_key, 900)
     await pipe.execute()
     payload = {"active_tasks": data.get("active_tasks") or 0, "uptime_seconds": data.get("uptime_seconds") or 0}
     frame = {"event": "WORKSPACE_HEARTBEAT", "workspace_id": str(workspace_id), "timestamp": now.isoformat(),

@@ -14,6 +14,10 @@ from molecule_site.redis_client import get_async_redis, get_redis
 log = logging.getLogger(__name__)
 
 URL_TTL_SECONDS = 300
+# Recent load (active tasks per heartbeat) for the canvas's sparklines: the newest LOAD_SAMPLES
+# beats, dropped LOAD_TTL_SECONDS after the last one (a silent workspace has no recent load).
+LOAD_SAMPLES = 30
+LOAD_TTL_SECONDS = 15 * 60
 
 
 def liveness_key(workspace_id) -> str:
@@ -26,6 +30,11 @@ def url_key(workspace_id) -> str:
 
 def internal_url_key(workspace_id) -> str:
     return f"ws:{workspace_id}:internal_url"
+
+
+def load_key(workspace_id) -> str:
+    """A list of ``"<unix seconds>:<active tasks>"``, newest first (LPUSH + LTRIM per beat)."""
+    return f"ws:{workspace_id}:load"
 
 
 def cache_url(workspace_id, url: str) -> None:
@@ -43,8 +52,11 @@ async def acache_url(workspace_id, url: str) -> None:
 
 
 def clear_workspace_keys(workspace_ids) -> None:
-    """Delete the liveness and URL keys of every given workspace (best effort)."""
-    keys = [key for wid in workspace_ids for key in (liveness_key(wid), url_key(wid), internal_url_key(wid))]
+    """Delete the liveness, URL and load keys of every given workspace (best effort)."""
+    keys = [
+        key for wid in workspace_ids
+        for key in (liveness_key(wid), url_key(wid), internal_url_key(wid), load_key(wid))
+    ]
     if not keys:
         return
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,9 +17,11 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from molecule_site import adb
 from molecule_site.redis_client import get_redis
 from registry.models import WorkspaceAuthToken
-from registry.redis_keys import URL_TTL_SECONDS, internal_url_key
+from registry.redis_keys import LOAD_TTL_SECONDS, URL_TTL_SECONDS, internal_url_key, load_key
 from registry.ssrf import discover_url_allowed
 from workspaces.models import Workspace, WorkspaceStatus
+
+log = logging.getLogger(__name__)
 
 MAX_ANCESTOR_HOPS = 32
 
@@ -157,7 +161,7 @@ def hierarchy_allows(caller: uuid.UUID, target: uuid.UUID, chains: dict) -> bool
     return target in caller_ancestors or caller in target_ancestors
 
 
-# --- registry reads: runtime overrides, discovery, peers (spec §7.2 step 6, §8.3) ----------------
+# --- registry reads: runtime overrides, load samples, discovery, peers (spec §7.2 step 6, §8.3) -----
 
 RUNTIME_IDLE_TIMEOUT_FIELD = "idle_timeout_seconds"
 RUNTIME_CAPABILITIES_FIELD = "capabilities"
@@ -189,6 +193,39 @@ def parse_runtime_overrides(raw: dict) -> dict:
     except ValueError:
         pass
     return overrides
+
+
+def load_samples(workspace_ids, *, now: float | None = None) -> dict[str, list[int]]:
+    """``{workspace id: [active tasks, …]}``, oldest first: the samples recent heartbeats left
+    (``redis_keys.load_key``) no older than ``LOAD_TTL_SECONDS``, for the canvas's sparklines.
+
+    One Redis round trip for any number of workspaces. Workspaces without samples are left
+    out; so is everything when Redis cannot answer (a sparkline is not worth failing a page)."""
+    ids = [str(workspace_id) for workspace_id in workspace_ids]
+    if not ids:
+        return {}
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for workspace_id in ids:
+            pipe.lrange(load_key(workspace_id), 0, -1)
+        lists = pipe.execute()
+    except redis.RedisError:
+        log.warning("could not read the load samples of %d workspace(s)", len(ids))
+        return {}
+    oldest = (time.time() if now is None else now) - LOAD_TTL_SECONDS
+    samples = {}
+    for workspace_id, raw in zip(ids, lists):
+        values = []
+        for entry in reversed(raw):
+            stamp, _, tasks = entry.partition(":")
+            try:
+                if int(stamp) >= oldest:
+                    values.append(max(int(tasks), 0))
+            except ValueError:
+                continue  # not ours: skip it rather than drop the workspace's other samples
+        if values:
+            samples[workspace_id] = values
+    return samples
 
 
 def synthesized_internal_url(workspace_id) -> str:

@@ -324,6 +324,7 @@ async def workspace_heartbeat(
         "WORKSPACE_HEARTBEAT", parsed, {"active_tasks": active_tasks, "uptime_seconds": uptime_seconds}))
     work_queued = await _refresh_liveness(
         parsed, capabilities=capabilities, idle_timeout_seconds=idle_timeout_seconds, broadcasts=broadcasts,
+        load_sample=f"{int(now.timestamp())}:{active_tasks}",
     )
     if work_queued and active_tasks < max_tasks:
         await a2a_queue.schedule_drain(parsed)
@@ -332,11 +333,13 @@ async def workspace_heartbeat(
 
 async def _refresh_liveness(
     workspace_id, *, capabilities: dict, idle_timeout_seconds: int | None, broadcasts: list[tuple[str, bytes]],
+    load_sample: str,
 ) -> bool:
     """One Redis round trip: EXPIRE the liveness key (never recreate it: only register does,
-    spec §20.1), rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6), publish the
-    beat's broadcast events, and look whether A2A requests wait in the busy queue (§8.4 "Queue
-    drain"). Returns the latter; True when Redis cannot tell, so the worker looks."""
+    spec §20.1), rewrite the runtime overrides hash the A2A proxy reads (§7.2 step 6), record the
+    beat's load sample for the canvas's sparkline (``redis_keys.load_key``), publish the beat's
+    broadcast events, and look whether A2A requests wait in the busy queue (§8.4 "Queue drain").
+    Returns the latter; True when Redis cannot tell, so the worker looks."""
     ttl = settings.LIVENESS_TTL_SECONDS
     overrides_key = runtime_overrides_key(workspace_id)
     overrides = {}
@@ -351,6 +354,10 @@ async def _refresh_liveness(
         if overrides:
             pipe.hset(overrides_key, mapping=overrides)
             pipe.expire(overrides_key, ttl)
+        load_key = redis_keys.load_key(workspace_id)
+        pipe.lpush(load_key, load_sample)
+        pipe.ltrim(load_key, 0, redis_keys.LOAD_SAMPLES - 1)
+        pipe.expire(load_key, redis_keys.LOAD_TTL_SECONDS)
         for channel, message in broadcasts:
             pipe.publish(channel, message)
         pipe.exists(a2a_queue.queued_flag_key(workspace_id))
