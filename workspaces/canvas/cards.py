@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from registry.selectors import load_samples
 from workspaces import selectors, templates
 from workspaces.canvas import layout
 from workspaces.models import CanvasLayout, Workspace, WorkspaceStatus
@@ -46,6 +47,7 @@ class Card:
     collapsed: bool = False
     placed_here: bool = False
     provision_timeout_ms: int | None = None
+    load: list[int] = field(default_factory=list)  # active tasks of recent heartbeats, oldest first
 
     @property
     def id(self) -> str:
@@ -150,6 +152,8 @@ def card_forest(rows: list[Workspace] | None = None) -> list[Card]:
             workspace=workspace, abs_x=x, abs_y=y, collapsed=collapsed,
             placed_here=(x == 0 and y == 0), provision_timeout_ms=timeouts.get(workspace.id),
         )
+    for workspace_id, load in load_samples(cards).items():  # one Redis round trip for the page
+        cards[uuid.UUID(workspace_id)].load = load
     roots = []
     for workspace in rows:
         card = cards[workspace.id]
