@@ -7,6 +7,9 @@ TEST_MOLECULE_HOME ?= .molecule/test
 PYTEST_ARGS ?=
 RUNTIME_PYTEST_ARGS ?=
 
+# The canvas's browser tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: run test venv clean-embedded
 
 $(VENV)/.installed: requirements.txt runtime/pyproject.toml
@@ -20,7 +23,12 @@ venv: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) -m molecule_site.launcher
 
-test: $(VENV)/.installed
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else echo "make test: $(CHROMIUM) is missing; install it with: sudo apt-get install chromium" >&2; fi
+
+test: $(VENV)/.installed $(CHROMIUM)
 	MOLECULE_HOME=$(TEST_MOLECULE_HOME) $(PY) -m molecule_site.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 	cd runtime && ../$(PY) -m pytest $(RUNTIME_PYTEST_ARGS)
 

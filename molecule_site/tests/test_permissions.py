@@ -34,6 +34,9 @@ OPEN = {
     ("workspaces/<str:workspace_id>", "GET"),
     ("canvas/viewport", "GET"),
     ("registry/check-access", "POST"),
+    # the canvas's login page: the form, and its answer to a failed attempt (200 with the error)
+    ("accounts/login/", "GET"),
+    ("accounts/login/", "POST"),
 }
 # …and what any valid workspace token may call beyond those, whatever workspace it belongs to.
 ANY_WORKSPACE_TOKEN = {("canvas/viewport", "PUT")}

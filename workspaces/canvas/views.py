@@ -14,7 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from molecule_site.wire import error_response
 from workspaces.canvas import cards as canvas_cards
@@ -31,7 +31,7 @@ def _is_operator(user) -> bool:
 def operator_page(view):
     """GET/HEAD only (other methods: 405), staff session required: a page redirects to the
     login, a fragment (fetched by the page's JS) answers 401 so the page can send it there."""
-    @require_GET
+    @require_safe
     @functools.wraps(view)
     def run(request, *args, **kwargs):
         if not _is_operator(request.user):
@@ -55,12 +55,14 @@ class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     form_class = OperatorLoginForm
     redirect_authenticated_user = True
+    http_method_names = ["get", "head", "post"]  # a FormView would also take PUT as a login attempt
 
 
 class LogoutView(auth_views.LogoutView):
     """POST only (Django's rule): a link cannot log an operator out."""
 
     next_page = "canvas-login"
+    http_method_names = ["post"]
 
 
 def _viewport() -> dict:
