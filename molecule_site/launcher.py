@@ -246,6 +246,7 @@ def main() -> int:
         base = f"http://{shown_host}:{port}"
         print(
             f"\nMolecule platform on {base}\n"
+            f"  canvas:  {base}/  (log in as the operator)\n"
             f"  admin:   {base}/django-admin/\n"
             f"  API:     {base}/workspaces  (health: {base}/health, metrics: {base}/metrics)\n"
             f"  web:     {web} {server} process{'es' if web > 1 else ''} on one socket; worker: {workers}; "

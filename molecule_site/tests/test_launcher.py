@@ -25,6 +25,7 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
     try:
         first.wait_for("Molecule platform on", "launcher: ready", "celery@", "beat: Starting")
         assert "Created operator account 'admin' with password" in first.output
+        assert f"canvas:  http://localhost:{port}/  (log in as the operator)" in first.output
         assert f"admin:   http://localhost:{port}/django-admin/" in first.output
         assert get(f"http://127.0.0.1:{port}/health") == (200, b'{"status":"ok"}')
         status, body = get(f"http://127.0.0.1:{port}/django-admin/login/")
