@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workspaces.tests.browser.conftest import CHROMIUM, VIEWPORT, create_workspace, register_online, screenshot
+from workspaces.tests.browser.conftest import VIEWPORT, create_workspace, register_online, screenshot, wait_until
 
 
 def test_the_canvas_needs_a_login_and_the_login_form_lets_the_operator_in(browser, platform):
@@ -43,3 +43,59 @@ def test_a_card_shows_name_role_tier_runtime_skills_and_status(canvas, admin_api
     assert canvas.title() == "Molecule AI"
     assert canvas.locator('[aria-label="Molecule AI workspace canvas"]').is_visible()
     screenshot(canvas, "card-online")
+
+
+def _view(page) -> dict:
+    return page.evaluate("() => ({...window.moleculeCanvas.view})")
+
+
+def test_pan_and_zoom_are_saved_and_restored_on_reload(canvas, admin_api):
+    create_workspace(admin_api, "Anchor", canvas={"x": 300, "y": 200})
+    canvas.reload()
+    canvas.wait_for_selector("body[data-canvas-ready]")
+    start = _view(canvas)
+    # drag on empty canvas pans; a trackpad's two-finger scroll (plain wheel) pans too
+    canvas.mouse.move(1100, 650)
+    canvas.mouse.down()
+    canvas.mouse.move(1000, 600, steps=8)
+    canvas.mouse.up()
+    canvas.mouse.wheel(40, 0)
+    panned = _view(canvas)
+    assert (round(panned["x"] - start["x"]), round(panned["y"] - start["y"])) == (-140, -50)
+    # pinch (ctrl + wheel) zooms around the pointer: the world point under it stays put
+    canvas.mouse.move(640, 400)
+    before = canvas.evaluate("() => window.moleculeCanvas.toWorld(640, 400)")
+    canvas.keyboard.down("Control")
+    canvas.mouse.wheel(0, -100)
+    canvas.keyboard.up("Control")
+    zoomed = _view(canvas)
+    assert zoomed["zoom"] > panned["zoom"]
+    after = canvas.evaluate("() => window.moleculeCanvas.toWorld(640, 400)")
+    assert abs(after["x"] - before["x"]) < 0.5 and abs(after["y"] - before["y"]) < 0.5
+    # saved once, a second after the last move (debounced), then restored by a reload
+    saved = wait_until(lambda: (lambda v: v if abs(v["zoom"] - zoomed["zoom"]) < 0.001 else None)(
+        admin_api.get("/canvas/viewport").json()), what="the viewport save")
+    assert abs(saved["x"] - zoomed["x"]) < 0.01 and abs(saved["y"] - zoomed["y"]) < 0.01
+    canvas.reload()
+    canvas.wait_for_selector("body[data-canvas-ready]")
+    restored = _view(canvas)
+    assert abs(restored["x"] - zoomed["x"]) < 0.01 and abs(restored["zoom"] - zoomed["zoom"]) < 0.001
+    transform = canvas.locator("#world").evaluate("el => el.style.transform")
+    assert f"scale({restored['zoom']})" in transform
+
+
+def test_zoom_controls_and_fit_keep_the_zoom_in_range(canvas, admin_api):
+    create_workspace(admin_api, "Far away", canvas={"x": 5000, "y": 4000})
+    create_workspace(admin_api, "Near", canvas={"x": 100, "y": 100})
+    canvas.reload()
+    canvas.wait_for_selector("body[data-canvas-ready]")
+    canvas.click('[aria-label="Fit all workspaces"]')
+    for name in ("Far away", "Near"):
+        box = canvas.locator(f'.ws-node[data-name="{name}"]').bounding_box()
+        assert 0 <= box["x"] and box["x"] + box["width"] <= 1280 and 0 <= box["y"] and box["y"] + box["height"] <= 800, name
+    for _ in range(30):
+        canvas.click('[aria-label="Zoom out"]')
+    assert _view(canvas)["zoom"] == 0.1
+    for _ in range(40):
+        canvas.click('[aria-label="Zoom in"]')
+    assert _view(canvas)["zoom"] == 2
