@@ -266,7 +266,10 @@ def restart_runtimes_after_platform_start() -> int:
 def workspace_update(*, workspace: Workspace, changes: dict) -> dict:
     """Apply the PATCH keys that are present; returns the spec's 200 body.
 
-    No event is emitted, as in the original (the canvas applies its own drags optimistically).
+    Beyond the original, which emits nothing here: a broadcast-only ``WORKSPACE_UPDATED`` with the
+    keys that changed, so every open canvas shows a rename, a move or a re-parent made elsewhere
+    (another browser, the admin, a script) without a reload. Broadcast-only: drags PATCH often
+    and are not history worth a ``structure_events`` row.
     """
     fields = [name for name in ("name", "role", "tier", "runtime") if name in changes]
     for name in fields:
@@ -295,6 +298,11 @@ def workspace_update(*, workspace: Workspace, changes: dict) -> dict:
         layout_changes.update(x=changes["x"], y=changes["y"])
     if layout_changes:
         CanvasLayout.objects.update_or_create(workspace=workspace, defaults=layout_changes)
+    shown = {key: changes[key] for key in ("name", "role", "tier", "runtime") if key in fields} | layout_changes
+    if "parent" in fields:
+        shown["parent_id"] = str(workspace.parent_id) if workspace.parent_id else None
+    if shown:  # what a canvas draws (workspace_dir is not)
+        emit("WORKSPACE_UPDATED", workspace.id, shown, persist=False)
     return body
 
 
