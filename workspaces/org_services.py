@@ -24,7 +24,7 @@ from django.db import transaction
 
 from memory.services import agent_memory_commit
 from molecule_site.errors import ApiError
-from secrets_app.selectors import MODEL_SECRET_KEY, global_secret_listing
+from secrets_app.selectors import global_secret_listing
 from workspaces import org_templates
 from workspaces.org_templates import OrgTemplate, OrgWorkspace
 from workspaces.services import NewWorkspace, workspace_create
@@ -58,9 +58,6 @@ def _create(node: OrgWorkspace, *, parent_id: uuid.UUID | None, created: list[di
         new=NewWorkspace(
             name=node.name, role=node.role, template=node.template, tier=node.tier,
             model=node.model, runtime=node.runtime, parent_id=parent_id,
-            # where a workspace's model lives (GET|PUT /workspaces/:id/model); the runtime reads it
-            # as MODEL_PROVIDER, over its config.yaml's model
-            secrets={MODEL_SECRET_KEY: node.model} if node.model else {},
         ),
         platform_url=platform_url,
     )

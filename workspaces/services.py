@@ -24,6 +24,7 @@ from registry.services import token_mint, token_revoke
 from registry.tokens import inbound_secret
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
+from secrets_app.selectors import MODEL_SECRET_KEY
 from workspaces import selectors, templates
 from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
@@ -96,7 +97,10 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
         awareness_namespace=f"workspace:{workspace_id}",
         status=WorkspaceStatus.PROVISIONING,
     )
-    for key, value in new.secrets.items():
+    secrets = dict(new.secrets)
+    if new.model:  # where a workspace's model lives (GET|PUT /workspaces/:id/model); the runtime
+        secrets.setdefault(MODEL_SECRET_KEY, new.model)  # reads MODEL_PROVIDER over config.yaml's model
+    for key, value in secrets.items():
         ciphertext, version = encrypt(value)
         WorkspaceSecret.objects.create(
             workspace=workspace, key=key, encrypted_value=ciphertext, encryption_version=version

@@ -106,6 +106,18 @@ def test_create_takes_runtime_and_model_from_the_template(api, settings, tmp_pat
     assert Workspace.objects.get(pk=response.json()["id"]).runtime == "crewai"
 
 
+def test_a_model_in_the_create_body_is_the_workspaces_model(api, django_capture_on_commit_callbacks):
+    """It once was parsed and dropped; it is what ``GET /workspaces/:id/model`` answers (and the
+    runtime reads as MODEL_PROVIDER), a ``secrets`` entry for it winning."""
+    chosen = create(api, django_capture_on_commit_callbacks, model="openai:gpt-4o").json()["id"]
+    assert api("GET", f"/workspaces/{chosen}/model").json() == {"model": "openai:gpt-4o", "source": "workspace_secrets"}
+    explicit = create(api, django_capture_on_commit_callbacks, model="openai:gpt-4o",
+                      secrets={"MODEL_PROVIDER": "groq:llama"}).json()["id"]
+    assert api("GET", f"/workspaces/{explicit}/model").json()["model"] == "groq:llama"
+    plain = create(api, django_capture_on_commit_callbacks).json()["id"]
+    assert api("GET", f"/workspaces/{plain}/model").json() == {"model": "", "source": "default"}
+
+
 def test_create_takes_tier_and_role_from_the_template_unless_the_body_says(api, django_capture_on_commit_callbacks):
     """The shipped demo PM says ``tier: 2`` and ``role: Product manager`` (it got tier 3, no role)."""
     from_template = Workspace.objects.get(pk=create(api, django_capture_on_commit_callbacks, template="demo-pm").json()["id"])
