@@ -48,12 +48,22 @@ export function parentSize(children) {
   };
 }
 
+// Parent-relative top-left that puts `box` (parent-relative) inside a parent of `size`: how a
+// child released slightly outside its parent is brought back in. A box larger than the parent
+// keeps to its top-left corner.
+export function clampInside(box, size) {
+  return {
+    x: Math.min(Math.max(0, box.x), Math.max(0, size.w - box.w)),
+    y: Math.min(Math.max(0, box.y), Math.max(0, size.h - box.h)),
+  };
+}
+
 // Fraction of `child`'s area that lies outside `parent` (both absolute boxes), 0..1.
 export function outsideFraction(child, parent) {
   const w = Math.max(0, Math.min(child.x + child.w, parent.x + parent.w) - Math.max(child.x, parent.x));
   const h = Math.max(0, Math.min(child.y + child.h, parent.y + parent.h) - Math.max(child.y, parent.y));
   const area = child.w * child.h;
-  return area > 0 ? 1 - (w * h) / area : 0;
+  return area > 0 ? (area - w * h) / area : 0; // not 1 - inside/area: 20 % must be exactly 0.2
 }
 
 export function shouldDetach(child, parent) {
