@@ -221,6 +221,13 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self' ws: wss:"
 )
+# The canvas and its login run no inline script and no eval: only our own files may run, so
+# agent-written text that slipped through escaping could still not execute.
+CANVAS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+)
+CANVAS_PAGES = ("/accounts/",)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -230,11 +237,17 @@ SECURITY_HEADERS = {
 }
 
 
+def _csp(path: str) -> str:
+    if path == "/" or path.startswith(CANVAS_PAGES):
+        return CANVAS_CSP
+    return API_CSP if path.startswith(API_PREFIXES) else PAGE_CSP
+
+
 def apply_security_headers(request, response):
     """Set the original's security headers; assignment, so they win over Django's defaults."""
     for name, value in SECURITY_HEADERS.items():
         response[name] = value
-    response["Content-Security-Policy"] = API_CSP if request.path.startswith(API_PREFIXES) else PAGE_CSP
+    response["Content-Security-Policy"] = _csp(request.path)
     return response
 
 

@@ -167,6 +167,15 @@ def test_api_routes_get_strict_csp_and_pages_the_relaxed_one(client):
     assert page["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
+def test_the_canvas_and_its_login_run_only_our_own_scripts(client, path):
+    policy = client.get(path)["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "unsafe-eval" not in policy
+    assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+    assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
+
+
 def test_cors_preflight_from_allowed_origin_gets_allow_headers(client, settings):
     origin = settings.CORS_ORIGINS[0]
     response = client.options(
