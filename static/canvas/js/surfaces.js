@@ -40,6 +40,7 @@ const csv = (value) => (value || "").split(",").map((s) => s.trim()).filter(Bool
 export function install(core) {
   canvas = core;
   mountToolbarButtons();
+  labelShortcuts();
   installDialogs();
   installCreate();
   installDeploys();
@@ -53,6 +54,15 @@ export function install(core) {
 }
 
 // --- shared ---------------------------------------------------------------------------------------
+
+// Shortcut hints read as the operator's keyboard has them (⌘ on a Mac, Ctrl elsewhere).
+function labelShortcuts() {
+  const mac = /Mac|iPhone|iPad/.test(navigator.platform);
+  for (const kbd of $$("kbd[data-shortcut]")) {
+    const key = kbd.dataset.shortcut === "Comma" ? "," : kbd.dataset.shortcut;
+    kbd.textContent = mac ? `⌘${key}` : `Ctrl ${key}`;
+  }
+}
 
 function mountToolbarButtons() {
   const slot = document.getElementById("toolbar-actions");
@@ -677,6 +687,7 @@ function openSecretForm(key = "") {
   $("[data-secret-form-title]").textContent = key ? `Replace ${key}` : "Add New Key";
   form.elements.key.value = key;
   form.elements.key.readOnly = Boolean(key);
+  $("[data-key-suggestions]").hidden = Boolean(key);
   (key ? form.elements.value : form.elements.key).focus();
 }
 
@@ -802,10 +813,11 @@ async function revokeToken(workspaceId, token) {
 
 function installSettings() {
   const drawer = $("#settings-drawer");
+  const form = $("[data-secret-form]");
   $("#settings-toggle")?.addEventListener("click", () => (settingsOpen() ? closeSettings() : openSettings()));
   canvas.on("open-settings", () => openSettings());
   drawer.addEventListener("click", (event) => {
-    const button = event.target.closest("[data-action], [role=tab]");
+    const button = event.target.closest("[data-action], [role=tab], [data-suggest]");
     if (!button) return;
     if (button.getAttribute("role") === "tab") { selectSettingsTab(button.id.replace("settings-tab-", "")); return; }
     const action = button.dataset.action;
@@ -816,6 +828,7 @@ function installSettings() {
     else if (action === "secret-edit") openSecretForm(key);
     else if (action === "secret-delete") deleteSecret(key);
     else if (action === "token-create") createToken();
+    else if (button.dataset.suggest) { form.elements.key.value = button.dataset.suggest; form.elements.value.focus(); }
   });
   drawer.addEventListener("keydown", (event) => {
     if (event.target.getAttribute("role") !== "tab" || !["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) return;
@@ -826,7 +839,6 @@ function installSettings() {
     tabs[next].focus();
     selectSettingsTab(tabs[next].id.replace("settings-tab-", ""));
   });
-  const form = $("[data-secret-form]");
   form.addEventListener("submit", (event) => { event.preventDefault(); saveSecret(form); });
   form.elements.key.addEventListener("input", () => {
     const input = form.elements.key;
@@ -847,6 +859,7 @@ function installSettings() {
       if (settingsOpen()) closeSettings(); else openSettings();
     } else if (event.key === "Escape" && settingsOpen() && !document.querySelector("dialog[open]")) {
       if (typing(event.target) && !drawer.contains(event.target)) return;
+      event.preventDefault(); // else this Esc's default action would close the guard dialog it opens
       closeSettings();
     }
   });
@@ -880,7 +893,7 @@ function approvalBanner(approval) {
   banner.dataset.approvalId = approval.id;
   banner.setAttribute("role", "group");
   banner.setAttribute("aria-label", `Approval requested by ${approval.workspace_name}`);
-  banner.innerHTML = `<span class="banner-icon" aria-hidden="true">⚠</span>
+  banner.innerHTML = `<span class="banner-icon" aria-hidden="true"><svg viewBox="0 0 16 16" width="16" height="16"><path d="M8 1.8 15 14H1z" fill="none" stroke="currentColor" stroke-width="1.4" stroke-linejoin="round"/><path d="M8 6.2v3.6M8 11.8v.1" stroke="currentColor" stroke-width="1.6" stroke-linecap="round"/></svg></span>
     <div class="banner-text"><div><b class="banner-who"></b> asks for approval: <span class="banner-action"></span></div><div class="banner-sub"></div></div>
     <div class="banner-actions"><button type="button" class="btn btn-small btn-approve">Approve</button><button type="button" class="btn btn-small btn-ghost">Deny</button></div>`;
   banner.querySelector(".banner-who").textContent = approval.workspace_name || "A workspace";
@@ -980,7 +993,7 @@ function provisionBanner(id, { retry, cancel, dismiss }) {
   banner.dataset.workspaceId = id;
   banner.setAttribute("role", "group");
   banner.setAttribute("aria-label", "Provisioning is taking long");
-  banner.innerHTML = `<span class="banner-icon" aria-hidden="true">⏱</span>
+  banner.innerHTML = `<span class="banner-icon" aria-hidden="true"><svg viewBox="0 0 16 16" width="16" height="16"><circle cx="8" cy="8" r="6.2" fill="none" stroke="currentColor" stroke-width="1.4"/><path d="M8 4.5V8l2.6 1.6" fill="none" stroke="currentColor" stroke-width="1.4" stroke-linecap="round"/></svg></span>
     <div class="banner-text"><div><b class="banner-who"></b> is taking longer than expected to start</div><div class="banner-sub">Starting for <span class="banner-elapsed"></span>. Retry restarts it; Cancel deletes it.</div></div>
     <div class="banner-actions"><button type="button" class="btn btn-small" data-banner="retry">Retry</button><button type="button" class="btn btn-small btn-ghost" data-banner="cancel">Cancel</button><button type="button" class="icon-btn small" data-banner="dismiss" aria-label="Dismiss" title="Dismiss">✕</button></div>`;
   banner.addEventListener("click", (event) => {
