@@ -48,13 +48,13 @@ export function parentSize(children) {
   };
 }
 
-// Parent-relative top-left that puts `box` (parent-relative) inside a parent of `size`: how a
-// child released slightly outside its parent is brought back in. A box larger than the parent
-// keeps to its top-left corner.
+// Parent-relative top-left that puts `box` (parent-relative) inside a parent of `size`, clear of
+// its padding: how a child released slightly outside its parent is brought back in (without the
+// parent then growing around it). A box larger than the parent keeps to the top-left padding.
 export function clampInside(box, size) {
   return {
-    x: Math.min(Math.max(0, box.x), Math.max(0, size.w - box.w)),
-    y: Math.min(Math.max(0, box.y), Math.max(0, size.h - box.h)),
+    x: Math.max(SIDE_PAD, Math.min(box.x, size.w - SIDE_PAD - box.w)),
+    y: Math.max(SIDE_PAD, Math.min(box.y, size.h - BOTTOM_PAD - box.h)),
   };
 }
 

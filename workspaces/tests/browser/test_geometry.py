@@ -93,10 +93,14 @@ def test_a_child_detaches_from_20_percent_outside_its_parent(geo):
 
 def test_a_child_released_slightly_outside_is_clamped_back_inside(geo):
     clamp = "geo.clampInside(args[0], args[1])"
-    assert geo(clamp, box(150, 120, 240, 130), {"w": 360, "h": 200}) == {"x": 120, "y": 70}
-    assert geo(clamp, box(-30, -5, 240, 130), {"w": 360, "h": 200}) == {"x": 0, "y": 0}
-    assert geo(clamp, box(40, 60, 240, 130), {"w": 360, "h": 200}) == {"x": 40, "y": 60}
-    assert geo(clamp, box(90, 20, 500, 300), {"w": 360, "h": 200}) == {"x": 0, "y": 0}  # bigger than the parent
+    parent = {"w": 360, "h": 200}
+    assert geo(clamp, box(150, 120, 240, 130), parent) == {"x": 360 - 16 - 240, "y": 200 - 16 - 130}
+    assert geo(clamp, box(-30, -5, 240, 130), parent) == {"x": 16, "y": 16}
+    assert geo(clamp, box(40, 30, 240, 130), parent) == {"x": 40, "y": 30}  # already inside
+    assert geo(clamp, box(90, 20, 500, 300), parent) == {"x": 16, "y": 16}  # bigger than the parent
+    # clamped, the parent needs no more room than it has
+    inside = geo(clamp, box(150, 120, 240, 130), parent)
+    assert geo("geo.parentSize([args[0]])", {**inside, "w": 240, "h": 130}) == {"w": 360, "h": 200}
 
 
 def test_grid_slots_take_the_widest_child_for_columns_and_the_tallest_in_each_row(geo):
