@@ -329,8 +329,7 @@ async function deployTemplate(button) {
     if (tier >= 1 && tier <= 4) body.tier = tier;
     const response = await api("POST", "/workspaces", body);
     if (!response.ok) { deployError(`Could not deploy ${button.dataset.templateName}: ${response.error}`); return; }
-    closePalette();
-    await revealNew(response.data.id);
+    await revealNew(response.data.id); // the palette stays open: operators often deploy several
   });
 }
 
@@ -454,7 +453,7 @@ async function importOrg(button) {
     if (!response.ok) { deployError(`Could not import ${name}: ${response.error}`); return; }
     const { org, count, workspaces } = response.data;
     canvas.toast(`Imported "${org}" (${count} workspace${count === 1 ? "" : "s"})`, "success");
-    closePalette();
+    closePalette(); // the view fits the new org: all of it, not half under the drawer
     // The cards also arrive over the WebSocket; a re-sync makes sure all of them are here now.
     await canvas.resync();
     const roots = workspaces.filter((w) => !w.parent_id).map((w) => canvas.card(w.id)).filter(Boolean);

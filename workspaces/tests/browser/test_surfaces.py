@@ -99,6 +99,7 @@ def test_an_external_agent_gets_its_connection_block_once(canvas, admin_api):
     assert registered.status_code == 200, registered.text
     connect.get_by_role("button", name="Done").click()
     expect(connect).to_be_hidden()
+    expect(canvas.locator('#connect-dialog [data-connect="auth_token"]')).to_have_text("")
     assert token not in canvas.content()  # shown once: gone from the page after Done
     expect(canvas.locator(f'[data-workspace-id="{row["id"]}"]')).to_be_visible()
 
@@ -116,6 +117,15 @@ def test_palette_lists_org_templates_and_imports_one_without_reload(canvas, admi
     expect(section.get_by_role("button", name="Import org")).to_have_count(len(orgs))
     assert canvas.evaluate("document.body.classList.contains('palette-open')")
     screenshot(canvas, "palette-open")
+
+    # An org that declares env gets the preflight first; its keys are only recommended, so Import stays enabled.
+    section.locator(".org-row", has_text="Engineering Team").get_by_role("button", name="Import org").click()
+    preflight = canvas.get_by_role("dialog", name="Import Engineering Team")
+    expect(preflight.locator(".env-row", has_text="OPENAI_API_KEY")).to_contain_text("recommended")
+    expect(preflight.get_by_role("button", name="Import")).to_be_enabled()
+    preflight.get_by_role("button", name="Cancel").click()
+    expect(preflight).to_be_hidden()
+    assert admin_api.get("/workspaces").json() == []
 
     desk = next(org for org in orgs if org["dir"] == "research-desk")
     section.locator(".org-row", has_text=desk["name"]).get_by_role("button", name="Import org").click()
@@ -241,7 +251,34 @@ def test_a_pending_approval_shows_a_banner_and_approve_decides_it(canvas, admin_
     expect(banner).to_contain_text("Deployer")
     expect(banner).to_contain_text("deploy to production")
     expect(banner).to_contain_text("release 1.2")
+    screenshot(canvas, "approval-banner")
     banner.get_by_role("button", name="Approve").click()
     expect(banner).to_be_hidden()
     [row] = [a for a in admin_api.get(f"/workspaces/{ws['id']}/approvals").json() if a["id"] == approval_id]
     assert row["status"] == "approved" and row["decided_by"] == "operator"
+
+
+def test_a_workspace_stuck_provisioning_gets_a_banner_with_retry_and_cancel(canvas, admin_api):
+    thresholds = canvas.evaluate("""async () => {
+        const { provisionThresholdMs: t } = await import("/static/canvas/js/surfaces.js");
+        return [t(0, 1, 0), t(300000, 3, 0), t(0, 5, 0), t(300000, 5, 1000)];
+    }""")
+    assert thresholds == [120_000, 300_000, 120_000 + 2 * 45_000, 1000]  # default, template, +45 s each beyond 3, override
+    ws = create_workspace(admin_api, "Slow Starter")
+    assert admin_api.post(f"/workspaces/{ws['id']}/restart").status_code == 200  # no runtime answers: stays provisioning
+    canvas.evaluate("localStorage.setItem('molecule-provision-timeout-ms', '1000')")
+    canvas.reload()
+    banner = canvas.locator(f'#banners .banner-provision[data-workspace-id="{ws["id"]}"]')
+    expect(banner).to_contain_text("Slow Starter is taking longer than expected to start")
+    screenshot(canvas, "provisioning-banner")
+    banner.get_by_role("button", name="Retry").click()
+    expect(canvas.locator(".toast", has_text="Restarting Slow Starter")).to_be_visible()
+    expect(banner).to_be_visible()  # still provisioning a second later: back again
+    banner.get_by_role("button", name="Dismiss").click()
+    expect(banner).to_be_hidden()
+    canvas.reload()
+    banner.get_by_role("button", name="Cancel").click()
+    canvas.get_by_role("dialog", name="Cancel deployment").get_by_role("button", name="Delete workspace").click()
+    expect(canvas.locator(f'[data-workspace-id="{ws["id"]}"]')).to_have_count(0)
+    expect(banner).to_have_count(0)
+    assert admin_api.get(f"/workspaces/{ws['id']}").json()["status"] == "removed"
