@@ -63,6 +63,13 @@ def test_create_dialog_with_a_parent_nests_the_card_and_sends_budget_in_cents(ca
 
 
 def test_create_dialog_shows_the_servers_error_inline(canvas, admin_api):
+    rules = canvas.evaluate("""async () => {
+        const s = await import("/static/canvas/js/surfaces.js");
+        return [s.budgetCents(""), s.budgetCents(" 12.5 "), s.budgetCents("0"), String(s.budgetCents("1.234")),
+                String(s.budgetCents("-3")), s.secretKeyProblem("API_KEY_2") === null, s.secretKeyProblem("api_key") !== null,
+                s.valueHint("ANTHROPIC_API_KEY", "sk-ant-x"), s.valueHint("ANTHROPIC_API_KEY", "nope")];
+    }""")
+    assert rules == [None, 1250, 0, "NaN", "NaN", True, True, "", "Anthropic keys start with sk-ant-"]
     create_workspace(admin_api, "Someone")
     canvas.reload()
     canvas.get_by_role("button", name="New Workspace").click()
@@ -93,6 +100,7 @@ def test_an_external_agent_gets_its_connection_block_once(canvas, admin_api):
     token = connect.locator('[data-connect="auth_token"]').inner_text()
     assert len(token) > 20
     assert row["id"] in connect.locator('[data-connect="python_snippet"]').inner_text()
+    screenshot(canvas, "connect-dialog")
     # The token works: the agent can register with it.
     registered = admin_api.post("/registry/register", headers={"Authorization": f"Bearer {token}"},
                                 json={"id": row["id"], "url": "http://localhost:9", "agent_card": {"name": "laptop"}})
@@ -205,6 +213,7 @@ def test_settings_drawer_adds_and_deletes_a_global_secret_without_showing_its_va
     drawer.get_by_role("button", name="Save key").click()
     row = drawer.locator(f'.secret-row[data-key="{key}"]')
     expect(row).to_be_visible()
+    screenshot(canvas, "settings-drawer")
     assert key in [s["key"] for s in admin_api.get("/settings/secrets").json()]
     assert value not in canvas.content()
 
@@ -251,6 +260,7 @@ def test_a_pending_approval_shows_a_banner_and_approve_decides_it(canvas, admin_
     expect(banner).to_contain_text("Deployer")
     expect(banner).to_contain_text("deploy to production")
     expect(banner).to_contain_text("release 1.2")
+    expect(banner).to_have_css("opacity", "1")  # faded in
     screenshot(canvas, "approval-banner")
     banner.get_by_role("button", name="Approve").click()
     expect(banner).to_be_hidden()
