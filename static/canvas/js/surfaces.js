@@ -47,6 +47,7 @@ export function install(core) {
   installEmptyState();
   installPalette();
   installBundles();
+  installFolderImport();
   installOnboarding();
   installSettings();
   installApprovals();
@@ -563,6 +564,51 @@ async function importBundle(file) {
   await canvas.resync();
   const el = canvas.card(response.data.workspace_id);
   if (el) canvas.panTo(el);
+}
+
+// --- Import Agent Folder (§4.2): a local folder becomes a template ------------------------------------------
+
+const MAX_TEMPLATE_FILE_BYTES = 1 << 20; // the API's per-file limit
+
+function installFolderImport() {
+  const input = $("#folder-input");
+  document.addEventListener("click", (event) => { if (event.target.closest('[data-action="folder-pick"]')) input.click(); });
+  input.addEventListener("change", () => {
+    const files = [...input.files];
+    input.value = "";
+    if (files.length) importFolder(files);
+  });
+}
+
+// Text files up to 1 MiB, keyed by their path inside the folder; dot-folders (.git…) and binary
+// files are left out, as the template would not use them.
+export async function folderFiles(files) {
+  const result = {}, skipped = [];
+  for (const file of files) {
+    const [, ...parts] = (file.webkitRelativePath || file.name).split("/");
+    const path = parts.join("/");
+    if (!path || parts.some((part) => part.startsWith("."))) continue;
+    if (file.size > MAX_TEMPLATE_FILE_BYTES) { skipped.push(path); continue; }
+    const text = await file.text();
+    if (text.includes("\u0000")) { skipped.push(path); continue; }
+    result[path] = text;
+  }
+  return { files: result, skipped };
+}
+
+async function importFolder(list) {
+  const folder = (list[0].webkitRelativePath || "").split("/")[0] || "template";
+  const { files, skipped } = await folderFiles(list);
+  if (!Object.keys(files).length) { canvas.toast(`${folder} has no text files to import`, "error"); return; }
+  const response = await api("POST", "/templates/import", { name: folder, files });
+  if (!response.ok) {
+    const reason = response.status === 409 ? `a template "${response.data?.id}" already exists` : response.error;
+    canvas.toast(`Could not import ${folder}: ${reason}`, "error");
+    return;
+  }
+  const note = skipped.length ? ` (skipped ${skipped.length} binary or large file${skipped.length === 1 ? "" : "s"})` : "";
+  canvas.toast(`Imported template "${response.data.name}"${note}`, "success");
+  if (paletteOpen()) await openPalette();
 }
 
 // --- onboarding guide (§4.3) --------------------------------------------------------------------------------

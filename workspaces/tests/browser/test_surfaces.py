@@ -5,12 +5,16 @@ preflight, org and bundle import, onboarding, settings drawer, approval banners 
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from workspaces.tests.browser.conftest import create_workspace, screenshot, wait_until
 
 SELECTED = "() => window.moleculeCanvas.selectedId"
+CONFIGS_DIR = Path(__file__).resolve().parents[3] / "workspace-configs-templates"  # the live platform's
 
 
 def _names(admin_api) -> dict[str, dict]:
@@ -192,6 +196,12 @@ def test_skip_guide_is_remembered_across_reloads(canvas):
     guide.get_by_role("button", name="Next").click()
     expect(guide).to_contain_text("Step 2 of 4")
     expect(guide.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "2")
+    guide.get_by_role("button", name="Next").click()
+    expect(guide).to_contain_text("Send your first message")
+    canvas.evaluate("window.moleculeCanvas.emit('ws-event', {event: 'TASK_UPDATED', payload: {}})")
+    expect(guide).to_contain_text("Step 3 of 4")
+    canvas.evaluate("window.moleculeCanvas.emit('ws-event', {event: 'AGENT_MESSAGE', payload: {message: 'hi'}})")
+    expect(guide).to_contain_text("You're all set")  # an agent's message moves the guide on
     guide.get_by_role("button", name="Skip guide").click()
     expect(guide).to_be_hidden()
     canvas.reload()
@@ -292,3 +302,23 @@ def test_a_workspace_stuck_provisioning_gets_a_banner_with_retry_and_cancel(canv
     expect(canvas.locator(f'[data-workspace-id="{ws["id"]}"]')).to_have_count(0)
     expect(banner).to_have_count(0)
     assert admin_api.get(f"/workspaces/{ws['id']}").json()["status"] == "removed"
+
+
+def test_an_agent_folder_becomes_a_template_in_the_palette(canvas, tmp_path):
+    name = f"browser-folder-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    (folder / "skills" / "greet").mkdir(parents=True)
+    (folder / "config.yaml").write_text("name: Folder Helper\ndescription: Imported from a folder.\nruntime: echo\ntier: 2\n")
+    (folder / "skills" / "greet" / "SKILL.md").write_text("Say hello.")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    try:
+        canvas.get_by_title("Template Palette").click()
+        canvas.locator("#folder-input").set_input_files(str(folder))
+        expect(canvas.locator(".toast", has_text=f'Imported template "{name}"')).to_be_visible()
+        expect(canvas.locator("#palette").get_by_role("button", name="Deploy Folder Helper")).to_be_visible()
+        imported = CONFIGS_DIR / name
+        assert (imported / "skills" / "greet" / "SKILL.md").read_text() == "Say hello."
+        assert not (imported / ".git").exists()  # dot-folders stay behind
+    finally:
+        shutil.rmtree(CONFIGS_DIR / name, ignore_errors=True)
