@@ -206,7 +206,7 @@ function installDrag(canvas, ui, dialogs) {
   canvas.cardsEl.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 || !event.isPrimary || busy || drag) return;
     const el = event.target.closest(".ws-node");
-    if (!el || isInteractive(event.target) || el.closest(".is-dimmed, .is-locked")) return;
+    if (!el || isInteractive(event.target) || el.closest(".is-dimmed")) return;
     drag = { el, pointerId: event.pointerId, start: { x: event.clientX, y: event.clientY }, moved: false };
   });
 

@@ -7,6 +7,9 @@ the platform API and again after a reload (the server's rendering is the proof i
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from playwright.sync_api import expect
 
 from workspaces.tests.browser.conftest import create_workspace, register_online, screenshot, wait_until
@@ -16,14 +19,23 @@ CYCLE_ERROR = {"error": "parent_id would create a cycle in the workspace hierarc
 
 # --- helpers ------------------------------------------------------------------------------------
 
+@pytest.fixture
+def canvas(page, page_errors):
+    """The test's page (failing on page errors, as conftest's), opened by ``load`` only once the
+    test has built its org: a canvas open while a team is created one call at a time lays out the
+    half-made team and saves the positions it computed for it."""
+    return page
+
+
 def set_view(admin_api, x, y, zoom):
     """A saved viewport other than the default (0, 0, 1), which the page would replace by a fit."""
     assert admin_api.put("/canvas/viewport", json={"x": x, "y": y, "zoom": zoom}).status_code == 200
 
 
 def load(page):
-    page.reload()
+    page.goto("/")
     page.wait_for_selector("body[data-canvas-ready]")
+    page.wait_for_selector("#ws-pill.is-live", timeout=10_000)
 
 
 def card(page, workspace_id):
@@ -79,8 +91,8 @@ def build_team(admin_api):
     """Platform (root) → Backend (with the grandchild Database) and Frontend, at grid slots."""
     root = create_workspace(admin_api, "Platform", role="Owns the platform", canvas={"x": 120, "y": 140})
     backend = create_workspace(admin_api, "Backend", role="APIs and data", parent_id=root["id"], canvas={"x": 136, "y": 270})
-    frontend = create_workspace(admin_api, "Frontend", role="The web app", parent_id=root["id"], canvas={"x": 510, "y": 270})
     database = create_workspace(admin_api, "Database", role="Schemas, migrations", parent_id=backend["id"], canvas={"x": 152, "y": 400})
+    frontend = create_workspace(admin_api, "Frontend", role="The web app", parent_id=root["id"], canvas={"x": 510, "y": 270})
     return root["id"], backend["id"], frontend["id"], database["id"]
 
 
@@ -99,6 +111,7 @@ def test_a_dragged_card_keeps_its_absolute_position_and_a_child_stays_inside(can
     drag(canvas, root, 160, 80)
     wait_until(lambda: api_pos(admin_api, root) == [320, 240], what="the root's new position saved")
     wait_until(lambda: api_pos(admin_api, database) == [352, 500], what="the grandchild's absolute position saved")
+    wait_until(lambda: api_pos(admin_api, frontend) == [710, 370], what="the other child's absolute position saved")
     assert canvas.evaluate("moleculeCanvas.selectedId") is None  # a drag is not a click
     load(canvas)
     assert abs_pos(canvas, root) == [320, 240]
@@ -314,7 +327,7 @@ def test_the_context_menu_lists_actions_by_kind_and_status_and_is_keyboard_drive
     assert canvas.evaluate("[moleculeCanvas.selectedId, window.selects.at(-1).tab]") == [lead, "chat"]
 
 
-def test_export_bundle_downloads_the_workspace_as_a_bundle_file(canvas, admin_api):
+def test_export_downloads_the_bundle_and_duplicate_imports_it_again(canvas, admin_api):
     ws = create_workspace(admin_api, "SEO Agent", role="Ranks pages", canvas={"x": 100, "y": 100})["id"]
     set_view(admin_api, 20, 20, 1)
     load(canvas)
@@ -323,6 +336,16 @@ def test_export_bundle_downloads_the_workspace_as_a_bundle_file(canvas, admin_ap
         canvas.get_by_role("menuitem", name="Export Bundle").click()
     assert download.value.suggested_filename == "seo-agent.bundle.json"
     expect(canvas.locator(".toast").filter(has_text="Bundle exported")).to_be_visible()
+    with open(download.value.path()) as handle:
+        bundle = json.load(handle)
+    assert (bundle["id"], bundle["name"], bundle["description"]) == (ws, "SEO Agent", "Ranks pages")
+
+    # Duplicate = that bundle imported again: a second SEO Agent card, without a reload
+    card(canvas, ws).click(button="right")
+    canvas.get_by_role("menuitem", name="Duplicate").click()
+    expect(canvas.locator(".ws-node", has_text="SEO Agent")).to_have_count(2)
+    rows = [row for row in admin_api.get("/workspaces").json() if row["name"] == "SEO Agent"]
+    assert len(rows) == 2 and {row["role"] for row in rows} == {"Ranks pages"}
 
 
 def test_the_menu_arranges_a_team_by_name_and_extracts_a_child_beside_it(canvas, admin_api):
