@@ -1,0 +1,345 @@
+"""The side panel's fragments (workspaces/canvas/panel_views.py): access, gone workspaces, and what
+each tab renders from the selectors (chat history filtering, activity filters, peers, config
+checks, the file tree, memory scopes, events)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+
+import pytest
+
+from activity.models import ActivityLog, StructureEvent
+from memory.models import AgentMemory, WorkspaceMemory
+from secrets_app.models import WorkspaceSecret
+from workspaces import files
+from workspaces.canvas import panel_views
+from workspaces.models import CanvasLayout, Workspace
+
+pytestmark = pytest.mark.django_db
+
+FRAGMENT = {"HTTP_X_MOLECULE_FRAGMENT": "1"}
+TAB_PATHS = [f"{tab}/" for tab in panel_views.TAB_IDS] + ["", "chat/comms/"]
+
+
+@pytest.fixture(autouse=True)
+def home(settings, tmp_path):
+    settings.MOLECULE_HOME = tmp_path / "home"
+    return settings.MOLECULE_HOME
+
+
+def _ws(name="Agent", status="online", parent=None, **fields):
+    workspace = Workspace.objects.create(name=name, status=status, parent=parent, **fields)
+    CanvasLayout.objects.create(workspace=workspace, x=100, y=100)
+    return workspace
+
+
+def _get(client, workspace, tab="", query=""):
+    return client.get(f"/canvas/panel/{workspace.id if isinstance(workspace, Workspace) else workspace}/{tab}{query}", **FRAGMENT)
+
+
+def _text(response) -> str:
+    """The fragment's visible text, whitespace collapsed (enough to assert on)."""
+    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+
+
+def _send(text, message_id="m1"):
+    return {"jsonrpc": "2.0", "id": "r1", "method": "message/send",
+            "params": {"message": {"role": "user", "messageId": message_id, "parts": [{"kind": "text", "text": text}]}}}
+
+
+def _reply(text, message_id="a1", files_=()):
+    parts = [{"kind": "text", "text": text}] + [{"kind": "file", "file": f} for f in files_]
+    return {"jsonrpc": "2.0", "id": "r1", "result": {"kind": "message", "role": "agent", "messageId": message_id, "parts": parts}}
+
+
+def _log(workspace, **fields):
+    fields.setdefault("activity_type", "a2a_receive")
+    fields.setdefault("method", "message/send")
+    fields.setdefault("target_id", workspace.id)
+    return ActivityLog.objects.create(workspace=workspace, **fields)
+
+
+# --- access -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tab", TAB_PATHS)
+def test_every_fragment_needs_a_staff_session(client, tab):
+    workspace = _ws()
+    response = client.get(f"/canvas/panel/{workspace.id}/{tab}", **FRAGMENT)
+    assert response.status_code == 401
+    assert json.loads(response.content) == {"error": "login required"}
+    page = client.get(f"/canvas/panel/{workspace.id}/{tab}")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/accounts/login/?next=/canvas/panel/")
+
+
+def test_a_non_staff_user_gets_no_fragment(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("viewer", password="pw-for-viewer-1"))
+    assert _get(client, _ws(), "chat/").status_code == 401
+
+
+@pytest.mark.parametrize("tab", TAB_PATHS)
+def test_fragments_answer_get_and_head_only(operator_client, tab):
+    workspace = _ws()
+    path = f"/canvas/panel/{workspace.id}/{tab}"
+    head = operator_client.head(path, **FRAGMENT)
+    assert head.status_code == 200 and head.content == b""
+    assert operator_client.post(path, **FRAGMENT).status_code == 405
+    assert operator_client.delete(path, **FRAGMENT).status_code == 405
+
+
+@pytest.mark.parametrize("tab", TAB_PATHS)
+def test_an_unknown_workspace_renders_the_gone_state_with_a_404(operator_client, tab):
+    for workspace_id in (uuid.uuid4(), "not-a-uuid"):
+        response = operator_client.get(f"/canvas/panel/{workspace_id}/{tab}", **FRAGMENT)
+        assert response.status_code == 404
+        assert "This workspace does not exist." in _text(response)
+
+
+@pytest.mark.parametrize("tab", TAB_PATHS)
+def test_a_removed_workspace_renders_an_empty_state(operator_client, tab):
+    workspace = _ws(status="removed")
+    response = _get(operator_client, workspace, tab)
+    assert response.status_code == 200
+    assert "This workspace was removed." in _text(response)
+
+
+def test_an_unknown_tab_is_a_404(operator_client):
+    assert _get(operator_client, _ws(), "terminal/").status_code == 404
+
+
+def test_the_shell_lists_exactly_the_panel_tabs(operator_client):
+    page = operator_client.get("/").content.decode()
+    tabs = re.findall(r'id="tab-([a-z]+)" role="tab"', page)
+    panels = re.findall(r'id="panel-([a-z]+)" role="tabpanel"', page)
+    assert tabs == panels == list(panel_views.TAB_IDS)
+    assert 'role="tablist"' in page
+
+
+# --- header -------------------------------------------------------------------------------------------------
+
+def test_the_header_shows_status_name_role_tier_pills_and_the_current_task(operator_client):
+    workspace = _ws("Research Lead", role="Finds papers", tier=3, runtime="echo", current_task="Reading arXiv",
+                    agent_card={"skills": [{"id": "a"}, {"id": "b", "name": "B"}]})
+    text = _text(_get(operator_client, workspace))
+    for expected in ("Research Lead", "Finds papers", "T3 · Privileged", "Runtime echo", "Skills 2", "Status Online", "Reading arXiv"):
+        assert expected in text
+    idle = _ws("Idle", status="provisioning")
+    body = _get(operator_client, idle).content.decode()
+    assert "ph-task" not in body and "Starting" in body
+
+
+# --- chat -----------------------------------------------------------------------------------------------------
+
+def test_my_chat_is_the_operators_exchanges_oldest_first_without_delegation_follow_ups(operator_client):
+    workspace = _ws("PM")
+    peer = _ws("Researcher")
+    _log(workspace, request_body=_send("first question here"), response_body=_reply("first **answer**", "a1"))
+    _log(workspace, request_body=_send("Delegation results are ready. Review them and take appropriate action."),
+         response_body=_reply("internal follow-up"))
+    _log(workspace, source_id=peer.id, request_body=_send("from a peer"), response_body=_reply("to a peer"))
+    _log(workspace, method="notify", response_body={"result": "pushed by the agent",
+         "parts": [{"kind": "file", "file": {"uri": "workspace:/workspace/.molecule/chat-uploads/ab-report.md", "name": "report.md"}}]})
+    _log(workspace, request_body=_send("are you there"), status="error", error_detail="failed to reach workspace agent")
+
+    response = _get(operator_client, workspace, "chat/")
+    body = response.content.decode()
+    bubbles = re.findall(r'<div class="bubble is-(\w+)"[^>]*>\s*<div class="bubble-body"[^>]*>(.*?)</div>', body, re.S)
+    assert bubbles == [
+        ("user", "first question here"), ("agent", "first **answer**"), ("agent", "pushed by the agent"),
+        ("user", "are you there"), ("system", "failed to reach workspace agent"),
+    ]
+    assert 'data-key="a1"' in body  # the page drops a live duplicate of this reply
+    assert "internal follow-up" not in body and "Delegation results" not in body
+    assert "/chat/download?path=workspace%3A%2Fworkspace%2F.molecule%2Fchat-uploads%2Fab-report.md" in body
+    assert "No messages yet" in body and 'class="chat-empty" hidden' in body
+    # Agent Comms has the peer's message, read-only
+    assert "← From" in body and "from a peer" in body
+    assert body.count("<textarea") == 1
+
+
+def test_an_empty_chat_says_so_and_agent_comms_too(operator_client):
+    body = _get(operator_client, _ws(), "chat/").content.decode()
+    assert re.search(r'<p class="chat-empty">No messages yet. Send a message to start chatting with this agent.</p>', body)
+    assert "No agent-to-agent communications yet." in body
+
+
+@pytest.mark.parametrize(("status", "enabled"), [("online", True), ("degraded", True), ("offline", False), ("provisioning", False)])
+def test_the_composer_is_enabled_only_while_the_agent_can_answer(operator_client, status, enabled):
+    body = _get(operator_client, _ws(status=status), "chat/").content.decode()
+    textarea = re.search(r"<textarea[^>]*>", body).group(0)
+    assert ("disabled" not in textarea) is enabled
+    if not enabled:
+        label = {"offline": "offline", "provisioning": "starting"}[status]
+        assert f'placeholder="Agent is {label}"' in textarea
+
+
+def test_agent_comms_tells_outgoing_from_incoming_with_peer_names(operator_client):
+    workspace = _ws("PM")
+    peer = _ws("Writer")
+    _log(workspace, activity_type="delegation", method="delegate", source_id=workspace.id, target_id=peer.id,
+         request_body={"task": "write the summary", "delegation_id": "d1"}, status="completed")
+    _log(workspace, source_id=peer.id, request_body=_send("here it is"), response_body=_reply("thanks"))
+    _log(workspace, activity_type="agent_log", source_id=workspace.id, summary="a log line, not a message")
+    text = _text(_get(operator_client, workspace, "chat/comms/"))
+    assert text.index("→ To Writer") < text.index("← From Writer")
+    assert "write the summary" in text and "here it is" in text
+    assert "a log line" not in text
+
+
+def test_chat_history_turns_rpc_errors_and_task_results_into_bubbles():
+    now = "2026-01-01T10:00:00+00:00"
+    task = {"result": {"id": "t1", "artifacts": [{"parts": [{"kind": "text", "text": "from an artifact"}]}]}}
+    error = {"error": {"code": -32000, "message": "boom"}}
+    bubbles = panel_views.chat_history([
+        {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q1"), "response_body": task},
+        {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q2"), "response_body": error},
+    ])
+    assert [(b.role, b.text, b.key) for b in bubbles] == [
+        ("user", "q1", ""), ("agent", "from an artifact", "t1"), ("user", "q2", ""), ("system", "boom", "")]
+
+
+# --- activity ----------------------------------------------------------------------------------------------------
+
+def test_activity_lists_rows_with_details_and_filters_by_type(operator_client):
+    workspace = _ws("PM")
+    peer = _ws("Writer")
+    _log(workspace, source_id=peer.id, request_body=_send("hello"), response_body=_reply("hi"), duration_ms=1234, summary="message/send → PM")
+    _log(workspace, activity_type="agent_log", method="log", summary="thinking hard", source_id=workspace.id)
+    _log(workspace, activity_type="error", summary="it broke", status="error", error_detail="Traceback …", source_id=workspace.id)
+
+    everything = _get(operator_client, workspace, "activity/")
+    text = _text(everything)
+    assert "3 activities" in text
+    assert "1.2 s" in text and "Writer" in text and "hello" in text and "Traceback …" in text
+    assert '"messageId": "m1"' in html.unescape(everything.content.decode())  # raw JSON, pretty-printed
+    errors = _text(_get(operator_client, workspace, "activity/", "?type=error"))
+    assert "1 activity" in errors and "it broke" in errors and "thinking hard" not in errors
+    assert "3 activities" in _text(_get(operator_client, workspace, "activity/", "?type=bogus"))
+    assert "No activity recorded yet" in _text(_get(operator_client, _ws("Quiet"), "activity/"))
+
+
+# --- details --------------------------------------------------------------------------------------------------------
+
+def test_details_show_the_fields_the_model_and_peers_while_online(operator_client):
+    parent = _ws("Lead")
+    workspace = _ws("Dev", role="Builds", tier=2, runtime="echo", parent=parent, url="http://127.0.0.1:9000",
+                    agent_card={"name": "dev", "skills": [{"id": "code", "name": "Coding", "description": "Writes Python"}]})
+    sibling = _ws("QA", parent=parent)
+    WorkspaceSecret.objects.create(workspace=workspace, key="MODEL_PROVIDER", encrypted_value=b"openai:gpt-4.1", encryption_version=0)
+    body = _get(operator_client, workspace, "details/").content.decode()
+    text = _text(_get(operator_client, workspace, "details/"))
+    for expected in ("Dev", "Builds", "T2", "echo", "openai:gpt-4.1", "workspace secret", "http://127.0.0.1:9000", "Peers (2)",
+                     "Coding", "Writes Python", "Agent card JSON", "Danger Zone", "Confirm Delete"):
+        assert expected in text
+    assert f'data-panel-select="{sibling.id}"' in body and f'data-panel-select="{parent.id}"' in body
+    assert 'data-testid="details-error-log"' not in body
+    assert 'name="model" value="openai:gpt-4.1"' in body
+
+
+def test_details_of_a_failed_workspace_show_the_error_log_retry_and_no_peers(operator_client):
+    workspace = _ws("Broken", status="failed", last_sample_error="runtime exited with code 1")
+    body = _get(operator_client, workspace, "details/").content.decode()
+    assert re.search(r'data-testid="details-error-log">runtime exited with code 1<', body)
+    assert "↻ Retry" in body
+    assert "Peers are only discoverable while the workspace is online." in body
+
+
+def test_details_take_the_model_from_config_yaml_without_a_secret(operator_client):
+    workspace = _ws("Configured", runtime="echo")
+    files.file_write(workspace_id=workspace.id, path="config.yaml", content="name: Configured\nmodel: anthropic:claude\n")
+    text = _text(_get(operator_client, workspace, "details/"))
+    assert "anthropic:claude · config.yaml" in text
+
+
+# --- config -----------------------------------------------------------------------------------------------------------
+
+def test_config_shows_the_yaml_and_what_is_wrong_with_it(operator_client):
+    workspace = _ws("Configured", runtime="echo")
+    files.file_write(workspace_id=workspace.id, path="config.yaml", content="name: Configured\ntier: 2\n")
+    good = _get(operator_client, workspace, "config/").content.decode()
+    assert "name: Configured\ntier: 2\n</textarea>" in good
+    assert re.search(r'data-config-error hidden></div>', good)
+    files.file_write(workspace_id=workspace.id, path="config.yaml", content="name: [unclosed\n")
+    assert "config.yaml is not valid YAML" in _text(_get(operator_client, workspace, "config/"))
+    files.file_write(workspace_id=workspace.id, path="config.yaml", content="- a\n- b\n")
+    assert "must be a mapping" in _text(_get(operator_client, workspace, "config/"))
+
+
+def test_config_of_a_workspace_without_files_offers_to_create_them_and_external_agents_have_none(operator_client):
+    assert "No config.yaml yet" in _text(_get(operator_client, _ws("Fresh", runtime="echo"), "config/"))
+    external = _text(_get(operator_client, _ws("Remote", runtime="external"), "config/"))
+    assert "External agents keep their configuration on their own machine." in external
+
+
+def test_yaml_problem_names_the_line():
+    assert panel_views.yaml_problem("a: 1\nb: [\n") .endswith("(line 3, column 1)")
+    assert panel_views.yaml_problem("a: 1\n") == ""
+
+
+# --- files ---------------------------------------------------------------------------------------------------------------
+
+def test_files_render_the_configs_tree_directories_first(operator_client):
+    workspace = _ws("Coder", runtime="echo")
+    files.files_replace(workspace_id=workspace.id, files={"skills/web/SKILL.md": "x", "system-prompt.md": "You code."})
+    body = _get(operator_client, workspace, "files/").content.decode()
+    paths = re.findall(r'data-file-path="([^"]+)"', body)
+    assert paths == ["skills/web/SKILL.md", "config.yaml", "system-prompt.md"]
+    text = _text(_get(operator_client, workspace, "files/"))
+    for expected in ("/configs", "3 files", "+ New", "Upload", "Select a file…"):
+        assert expected in text
+
+
+def test_files_of_a_workspace_without_any_say_so(operator_client):
+    text = _text(_get(operator_client, _ws("Nothing Matches", runtime="external"), "files/"))
+    assert "No config files yet" in text and "0 files" in text
+
+
+def test_file_tree_nests_entries_under_their_directories():
+    tree = panel_views.file_tree([
+        {"path": "b.txt", "size": 1, "dir": False}, {"path": "a", "size": 0, "dir": True},
+        {"path": "a/z.md", "size": 2, "dir": False}, {"path": "A.md", "size": 3, "dir": False},
+    ])
+    assert [(n.name, n.dir) for n in tree] == [("a", True), ("A.md", False), ("b.txt", False)]
+    assert [c.path for c in tree[0].children] == ["a/z.md"]
+
+
+# --- memory --------------------------------------------------------------------------------------------------------------
+
+def test_memory_lists_a_scope_searches_and_offers_delete_only_for_own_rows(operator_client):
+    root = _ws("Root")
+    child = _ws("Child", parent=root)
+    mine = AgentMemory.objects.create(workspace=child, content="the deploy key rotates on Fridays", scope="LOCAL", namespace="ops")
+    AgentMemory.objects.create(workspace=child, content="lunch is at noon", scope="LOCAL")
+    team = AgentMemory.objects.create(workspace=root, content="the team ships on Mondays", scope="TEAM")
+    AgentMemory.objects.create(workspace=root, content="everyone reads this", scope="GLOBAL")
+    WorkspaceMemory.objects.create(workspace=child, key="cursor", value={"page": 3}, version=2)
+
+    local = _get(operator_client, child, "memory/").content.decode()
+    assert "2 memories · LOCAL" in _text(_get(operator_client, child, "memory/"))
+    assert f'data-memory-delete="{mine.id}"' in local
+    assert "Key/value entries" in local and "cursor" in local and "v2" in local
+    found = _text(_get(operator_client, child, "memory/", "?scope=LOCAL&q=deploy"))
+    assert "1 memory" in found and "Fridays" in found and "lunch" not in found
+    shared = _get(operator_client, child, "memory/", "?scope=TEAM").content.decode()
+    assert "the team ships on Mondays" in shared and f'data-memory-delete="{team.id}"' not in shared and "From Root" in shared
+    everyone = _text(_get(operator_client, child, "memory/", "?scope=GLOBAL"))
+    assert "everyone reads this" in everyone and "[MEMORY id=" not in everyone
+    assert "No LOCAL memories yet." in _text(_get(operator_client, root, "memory/"))
+    assert "LOCAL" in _text(_get(operator_client, child, "memory/", "?scope=nonsense"))
+
+
+# --- events --------------------------------------------------------------------------------------------------------------
+
+def test_events_list_the_workspaces_structure_events_newest_first(operator_client):
+    workspace = _ws()
+    other = _ws("Other")
+    StructureEvent.objects.create(event_type="WORKSPACE_PROVISIONING", workspace_id=workspace.id, payload={"name": "Agent"})
+    StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=workspace.id, payload={"url": "http://x"})
+    StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=other.id, payload={})
+    body = _get(operator_client, workspace, "events/").content.decode()
+    assert re.findall(r'class="event-type tone-(\w+)">(\w+)<', body) == [("green", "WORKSPACE_ONLINE"), ("blue", "WORKSPACE_PROVISIONING")]
+    assert "2 events" in _text(_get(operator_client, workspace, "events/"))
+    assert '"url": "http://x"' in html.unescape(body)
