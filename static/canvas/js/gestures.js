@@ -351,6 +351,7 @@ function installDrag(canvas, ui, dialogs) {
   async function nest(state) {
     const { target } = state;
     const members = state.members.filter((m) => m.parent !== target);
+    const already = state.members.filter((m) => m.parent === target); // a selection member already in it
     const a = members.length === 1 ? `"${canvas.nameOf(members[0].el)}"` : `${members.length} workspaces`;
     const b = canvas.nameOf(target);
     const yes = await dialogs.ask({
@@ -371,6 +372,7 @@ function installDrag(canvas, ui, dialogs) {
     for (const member of members) place(canvas, member.el, target, nextSlot(canvas, target, member.el));
     canvas.growToFit(target);
     const failed = await reparent(canvas, members, canvas.idOf(target));
+    if (already.length) await move({ members: already });
     if (failed.length) {
       if (failed.length === members.length) resize(canvas, sizes);
       failed.forEach((m) => restore(canvas, m));
@@ -512,7 +514,6 @@ function contextMenu(canvas, menu, dialogs) {
   }
 
   function open(el, x, y) {
-    if (forEl === el && !menu.hidden) return;
     forEl = el;
     configure(el);
     menu.hidden = false;
@@ -628,7 +629,8 @@ async function exportBundle(canvas, el) {
   canvas.toast("Bundle exported", "success");
 }
 
-// A copy of the workspace (and its team) through its bundle; the new cards come by re-sync.
+// A copy of the workspace (and its team) through its bundle; the new cards come by re-sync and
+// the view goes to the copy (the server places it at the end of the root row).
 async function duplicate(canvas, el) {
   const bundle = await fetchBundle(canvas, el);
   if (!bundle) return;
@@ -636,6 +638,8 @@ async function duplicate(canvas, el) {
   if (!answer.ok) { canvas.toast(`Duplicate failed: ${answer.error}`, "error"); return; }
   canvas.toast(`Duplicated "${canvas.nameOf(el)}"`, "success");
   await canvas.resync();
+  const copy = canvas.card(answer.data?.workspace_id);
+  if (copy) canvas.panTo(copy);
 }
 
 // The menu's extract needs no confirm (spec §2.4); the card lands beside its old top-level team
