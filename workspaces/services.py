@@ -79,7 +79,7 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
         role = role or templates.template_role(config)
     external = new.external or runtime == EXTERNAL_RUNTIME
     runtime = EXTERNAL_RUNTIME if external else (runtime or DEFAULT_RUNTIME)
-    if new.parent_id and not Workspace.objects.filter(pk=new.parent_id).exists():
+    if new.parent_id and not Workspace.objects.filter(pk=new.parent_id).exclude(status=WorkspaceStatus.REMOVED).exists():
         raise ApiError("parent workspace not found")
 
     workspace_id = uuid.uuid4()
@@ -281,7 +281,7 @@ def workspace_update(*, workspace: Workspace, changes: dict) -> dict:
     if "parent_id" in changes:
         parent_id = changes["parent_id"]
         if parent_id is not None:
-            if not Workspace.objects.filter(pk=parent_id).exists():
+            if not Workspace.objects.filter(pk=parent_id).exclude(status=WorkspaceStatus.REMOVED).exists():
                 raise ApiError("parent workspace not found")
             if selectors.would_create_cycle(workspace.id, parent_id):
                 raise ApiError("parent_id would create a cycle in the workspace hierarchy")

@@ -307,6 +307,18 @@ def test_patch_refuses_a_parent_that_would_create_a_cycle(api):
     assert root.parent_id is None
 
 
+def test_a_removed_workspace_cannot_become_a_parent(api):
+    gone = Workspace.objects.create(name="Gone", status="removed")
+    child = Workspace.objects.create(name="Child")
+    response = api("PATCH", f"/workspaces/{child.id}", {"parent_id": str(gone.id)})
+    assert (response.status_code, response.json()) == (400, {"error": "parent workspace not found"})
+    child.refresh_from_db()
+    assert child.parent_id is None
+    response = api("POST", "/workspaces", {"name": "Dev", "parent_id": str(gone.id), "external": True})
+    assert (response.status_code, response.json()) == (400, {"error": "parent workspace not found"})
+    assert not Workspace.objects.filter(name="Dev").exists()
+
+
 def test_patch_unknown_and_bad_ids(api):
     assert api("PATCH", "/workspaces/xyz", {"name": "a"}).json() == {"error": "invalid workspace ID"}
     response = api("PATCH", f"/workspaces/{uuid.uuid4()}", {"name": "a"})
