@@ -324,6 +324,7 @@ export class Canvas {
       const el = event.target.closest(".ws-node");
       if (!el || event.target.closest("button, a, input, textarea, select")) return;
       if (this.suppressClick) { this.suppressClick = false; return; }
+      if (event.detail > 1) return; // the second click of a double-click (gestures' expand/zoom)
       event.stopPropagation();
       const id = this.idOf(el);
       if (event.shiftKey) { this.toggleBatch(id); return; }
