@@ -1,8 +1,11 @@
 """The org tree as the canvas draws it: one :class:`Card` per workspace, children inside parents.
 
-Reads only (a selector): positions the database lacks or cannot be right (a child stored
-entirely outside its parent, legacy rows at 0,0) are computed here and flagged ``placed_here``
-so the page persists them with the same ``PATCH {x,y}`` a drag sends; a GET never writes.
+Reads only (a selector). Rows with no position yet (x = y = 0: org imports, API creates without
+``canvas``) are placed here and flagged ``placed_here``, so the page saves the place with the
+same ``PATCH {x,y}`` a drag sends; a GET never writes. A child stored entirely outside its
+parent is drawn in the next free grid slot but not saved there: while a team is being created
+one call at a time, a sibling's stored place can be outside the parent only until the siblings
+before it arrive, and saving the slot would overwrite the place it was given.
 """
 
 from __future__ import annotations
@@ -125,7 +128,6 @@ def _size(card: Card) -> None:
         if child in kept:
             continue
         child.x, child.y = layout.free_slot([layout.Box(c.x, c.y, c.w, c.h) for c in kept], sizes, (child.w, child.h))
-        child.placed_here = True
         kept.append(child)
     card.w, card.h = layout.parent_size([layout.Box(c.x, c.y, c.w, c.h) for c in card.children])
     if card.collapsed:

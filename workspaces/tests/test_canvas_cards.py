@@ -29,14 +29,14 @@ def test_children_keep_their_stored_positions_relative_to_the_parent_and_the_par
     assert tree.descendants == 3 and a.depth == 1
 
 
-def test_a_child_stored_entirely_outside_its_parent_is_placed_in_the_next_free_grid_slot():
+def test_a_child_stored_entirely_outside_its_parent_is_drawn_in_the_next_free_grid_slot():
     root = _ws("Root", x=100, y=100)
     _ws("Kept", root, x=116, y=230)
     lost = _ws("Lost", root, x=5000, y=5000)
     [tree] = card_forest()
     card = find_card([tree], str(lost.id))
     assert (card.x, card.y) == (16 + 240 + 14, 130)
-    assert card.placed_here
+    assert not card.placed_here  # drawn there, not saved there (its siblings may still be arriving)
     assert (card.abs_x, card.abs_y) == (100 + 270, 100 + 130)
 
 
