@@ -1,0 +1,192 @@
+"""The canvas follows the platform live (canvas spec §5, §1.4, §1.1): changes made elsewhere — the API,
+a runtime, the Django admin — show without a reload, the socket comes back by itself, and the
+pictures (A2A edges, sparklines, minimap) are drawn from real activity."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from workspaces.tests.browser.conftest import create_workspace, register_online, screenshot
+
+
+def card(page, workspace_id):
+    return page.locator(f'.ws-node[data-workspace-id="{workspace_id}"]')
+
+
+def beat(admin_api, workspace_id, **fields):
+    response = admin_api.post("/registry/heartbeat", json={"workspace_id": workspace_id, **fields})
+    assert response.status_code == 200, response.text
+
+
+def test_a_workspace_started_elsewhere_appears_and_goes_from_starting_to_online(canvas, admin_api):
+    created = admin_api.post("/workspaces", json={"name": "Scout", "template": "demo-specialist"})
+    assert created.status_code == 201, created.text
+    scout = card(canvas, created.json()["id"])
+    expect(scout).to_be_visible(timeout=5_000)
+    expect(scout).to_have_class(re.compile(r"\bis-spawning\b|\bstatus-provisioning\b"))
+    label = scout.locator(".ws-status-label")
+    expect(label).to_have_text("Starting")
+    assert label.evaluate("el => getComputedStyle(el).textTransform") == "uppercase"  # reads STARTING
+    expect(scout.locator(".ws-dot")).to_have_css("background-color", "rgb(56, 189, 248)")  # sky
+    # The echo runtime starts on the local provisioner and registers itself.
+    expect(scout).to_have_class(re.compile(r"\bstatus-online\b"), timeout=60_000)
+    expect(label).to_have_text("")
+    expect(scout.locator(".ws-dot")).to_have_css("background-color", "rgb(52, 211, 153)")  # emerald
+    assert scout.get_attribute("aria-label") == "Scout workspace — Online"
+    expect(scout.locator(".ws-runtime")).to_have_text("echo")
+
+
+def test_a_heartbeat_shows_the_task_the_busy_count_and_the_sparkline(canvas, admin_api):
+    ws = create_workspace(admin_api, "Writer")
+    register_online(admin_api, ws["id"])
+    writer = card(canvas, ws["id"])
+    expect(writer).to_have_class(re.compile(r"\bstatus-online\b"))
+    spark = writer.locator(".ws-spark")
+    expect(spark).to_be_hidden()
+    beat(admin_api, ws["id"], active_tasks=2, current_task="Drafting the launch notes")
+    expect(writer.locator(".ws-task")).to_be_visible()
+    expect(writer.locator(".ws-task-text")).to_have_text("Drafting the launch notes")
+    expect(writer.locator(".ws-busy")).to_have_text("2 tasks")
+    for tasks in (3, 1):
+        beat(admin_api, ws["id"], active_tasks=tasks, current_task="Drafting the launch notes")
+    expect(spark).to_have_attribute("data-load", "2,3,1")
+    expect(spark).to_be_visible()
+    assert len(spark.locator("polyline").get_attribute("points").split()) == 3
+    # A fresh page draws the same samples (kept by the heartbeats on the server).
+    canvas.reload()
+    canvas.wait_for_selector("#ws-pill.is-live")
+    expect(spark).to_have_attribute("data-load", "2,3,1")
+    expect(spark.locator("polyline")).to_have_count(1)
+    screenshot(canvas, "sparkline")
+    beat(admin_api, ws["id"], active_tasks=0, current_task="")
+    expect(writer.locator(".ws-task")).to_be_hidden()
+    expect(writer.locator(".ws-busy")).to_be_hidden()
+    expect(spark).to_have_attribute("data-load", "2,3,1,0")
+
+
+def test_removals_renames_moves_and_re_parents_made_through_the_api_show_without_a_reload(canvas, admin_api):
+    team = create_workspace(admin_api, "Platform Team")
+    member = create_workspace(admin_api, "Release Bot", parent_id=team["id"])
+    loner = create_workspace(admin_api, "Loner", canvas={"x": 700, "y": 100})  # no position for the page to save
+    expect(card(canvas, member["id"])).to_be_visible()
+    # The member's element is inside its team's, as the server renders it.
+    assert card(canvas, team["id"]).locator(f'[data-workspace-id="{member["id"]}"]').count() == 1
+
+    admin_api.patch(f"/workspaces/{loner['id']}", json={"name": "Lone Ranger", "role": "Keeps to itself"})
+    expect(card(canvas, loner["id"]).locator(".ws-name")).to_have_text("Lone Ranger")
+    expect(card(canvas, loner["id"]).locator(".ws-role")).to_have_text("Keeps to itself")
+
+    admin_api.patch(f"/workspaces/{loner['id']}", json={"x": 900, "y": 620})
+    expect(card(canvas, loner["id"])).to_have_attribute("data-x", "900")
+
+    admin_api.patch(f"/workspaces/{loner['id']}", json={"parent_id": team["id"]})
+    expect(card(canvas, team["id"]).locator(f'[data-workspace-id="{loner["id"]}"]')).to_have_count(1)
+    expect(card(canvas, team["id"]).locator(".ws-sub")).to_have_text("2 sub")
+
+    admin_api.delete(f"/workspaces/{team['id']}", params={"confirm": "true"})
+    expect(canvas.locator(".ws-node")).to_have_count(0)
+    expect(canvas.locator("#sr-status")).to_have_text("No workspaces on canvas")
+
+
+def test_a_change_made_in_the_django_admin_shows_on_the_canvas(canvas, admin_api, context):
+    ws = create_workspace(admin_api, "Support Desk")
+    expect(card(canvas, ws["id"])).to_be_visible()
+    admin = context.new_page()  # same context: the operator's session
+    admin.goto(f"/django-admin/workspaces/workspace/{ws['id']}/change/")
+    admin.fill("#id_name", "Customer Care")
+    admin.select_option("#id_tier", "4")
+    admin.click("input[name=_save]")
+    admin.wait_for_url(re.compile(r"/django-admin/workspaces/workspace/($|\?)"))
+    admin.close()
+    expect(card(canvas, ws["id"]).locator(".ws-name")).to_have_text("Customer Care")
+    expect(card(canvas, ws["id"]).locator(".ws-tier")).to_have_text("T4")
+
+
+def test_the_socket_reconnects_and_catches_up_on_what_it_missed(canvas, admin_api):
+    ws = create_workspace(admin_api, "Night Shift")
+    expect(card(canvas, ws["id"])).to_be_visible()
+    pill = canvas.locator("#ws-pill")
+    expect(pill).to_have_text("Live")
+    # Close the socket from the page, as a network drop would, and wait until the page knows.
+    canvas.evaluate("""() => new Promise((resolve) => {
+        const socket = window.moleculeCanvas.live.socket;
+        socket.addEventListener("close", () => setTimeout(resolve));
+        socket.close();
+    })""")
+    expect(pill).to_have_class(re.compile(r"\bis-connecting\b"))
+    expect(pill).to_have_text("Reconnecting")
+    admin_api.patch(f"/workspaces/{ws['id']}", json={"name": "Day Shift"})
+    later = create_workspace(admin_api, "Made While Away")
+    assert canvas.evaluate("() => window.moleculeCanvas.live.status") == "connecting", "reconnected too early"
+    expect(pill).to_have_class(re.compile(r"\bis-live\b"), timeout=10_000)
+    expect(pill).to_have_text("Live")
+    expect(canvas.locator(".toast", has_text="Live updates restored")).to_be_visible()
+    expect(card(canvas, ws["id"]).locator(".ws-name")).to_have_text("Day Shift")
+    expect(card(canvas, later["id"])).to_be_visible()
+
+
+def test_the_a2a_overlay_draws_delegations_between_cards_and_can_be_turned_off(canvas, admin_api, page_errors):
+    pm = create_workspace(admin_api, "Project Manager", role="Plans and delegates", canvas={"x": 120, "y": 140})
+    dev = create_workspace(admin_api, "Developer", role="Builds features", parent_id=pm["id"])
+    qa = create_workspace(admin_api, "QA Engineer", role="Tests releases", parent_id=pm["id"])
+    ops = create_workspace(admin_api, "Ops", role="Runs production", canvas={"x": 820, "y": 160})
+    for ws in (pm, dev, qa, ops):
+        register_online(admin_api, ws["id"])
+    expect(card(canvas, ops["id"])).to_have_class(re.compile(r"\bstatus-online\b"))
+    for source, target, times in ((pm, dev, 2), (pm, qa, 1), (dev, ops, 1)):
+        for n in range(times):
+            response = admin_api.post(f"/workspaces/{source['id']}/delegate",
+                                      json={"target_id": target["id"], "task": f"Task {n} for {target['id'][:4]}"})
+            assert response.status_code == 202, response.text
+    edge = canvas.locator(f'#edges path.a2a-edge[data-source="{pm["id"]}"][data-target="{dev["id"]}"]')
+    expect(edge).to_have_count(1, timeout=10_000)
+    expect(canvas.locator("#edges .a2a-edge")).to_have_count(3)
+    assert "is-recent" in edge.get_attribute("class")
+    assert edge.get_attribute("marker-end") == "url(#a2a-arrow-recent)"
+    label = canvas.locator(f'#edges .a2a-label[data-source="{pm["id"]}"][data-target="{dev["id"]}"]')
+    expect(label).to_have_text(re.compile(r"^2 calls · (just now|\d+s ago)$"))
+    assert canvas.locator("#edges").evaluate("el => getComputedStyle(el).pointerEvents") == "none"
+    canvas.click('[data-action="zoom-fit"]')
+    canvas.wait_for_timeout(300)  # let the dashes run: the screenshot shows them mid-flow
+    screenshot(canvas, "a2a-overlay")
+
+    toggle = canvas.locator("#a2a-toggle")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    assert toggle.get_attribute("title") == "A2A edges"
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(edge).to_be_hidden()
+    canvas.reload()
+    canvas.wait_for_selector("#ws-pill.is-live")
+    expect(canvas.locator("#a2a-toggle")).to_have_attribute("aria-pressed", "false")
+    canvas.locator("#a2a-toggle").click()
+    expect(edge).to_be_visible()
+    page_errors.check()
+
+
+def test_the_minimap_shows_the_org_and_moves_the_view(canvas, admin_api):
+    create_workspace(admin_api, "North", canvas={"x": 100, "y": 100})
+    create_workspace(admin_api, "South", canvas={"x": 2200, "y": 1600})
+    canvas.reload()
+    canvas.wait_for_selector("#ws-pill.is-live")
+    minimap = canvas.locator("#minimap canvas")
+    expect(minimap).to_be_visible()
+    box = minimap.bounding_box()
+    assert (round(box["width"]), round(box["height"])) == (200, 140)
+    screenshot(canvas, "minimap")
+    # Something is drawn: a card's status colour (awaiting agent: violet) somewhere on the map.
+    coloured = minimap.evaluate("""(el) => {
+        const data = el.getContext("2d").getImageData(0, 0, el.width, el.height).data;
+        let n = 0;
+        const near = (i, r, g, b) => Math.abs(data[i] - r) < 4 && Math.abs(data[i + 1] - g) < 4 && Math.abs(data[i + 2] - b) < 4;
+        for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 100 && near(i, 167, 139, 250)) n++;
+        return n;
+    }""")
+    assert coloured > 0
+    before = canvas.evaluate("() => ({ ...window.moleculeCanvas.view })")
+    canvas.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] - 12)
+    after = canvas.evaluate("() => ({ ...window.moleculeCanvas.view })")
+    assert after["zoom"] == before["zoom"]
+    assert after["x"] < before["x"] and after["y"] < before["y"]  # moved toward the south-east card
