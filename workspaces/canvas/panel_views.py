@@ -32,6 +32,7 @@ from workspaces.canvas import cards as canvas_cards
 from workspaces.canvas.views import operator_page
 from workspaces.files import ConfigFiles
 from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.provisioners.local import TOKEN_FILE
 from workspaces.templates import CONFIG_FILE
 
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
@@ -60,9 +61,9 @@ COMMS_TYPES = ("a2a_send", "a2a_receive", "delegation")
 EVENT_TONES = {
     "WORKSPACE_ONLINE": "green", "WORKSPACE_OFFLINE": "grey", "WORKSPACE_DEGRADED": "amber",
     "WORKSPACE_PROVISIONING": "blue", "WORKSPACE_REMOVED": "red", "WORKSPACE_PROVISION_FAILED": "red",
-    "AGENT_CARD_UPDATED": "violet", "WORKSPACE_PAUSED": "indigo",
+    "AGENT_CARD_UPDATED": "violet", "WORKSPACE_PAUSED": "indigo", "WORKSPACE_AWAITING_AGENT": "indigo",
 }
-STATUS_ICONS = {"ok": "✓", "completed": "✓", "error": "✕", "failed": "✕", "timeout": "⏱", "pending": "…", "queued": "…"}
+STATUS_ICONS = {"ok": "✓", "completed": "✓", "error": "✕", "failed": "✕", "timeout": "◷", "pending": "…", "queued": "…"}
 _GLOBAL_WRAPPER = re.compile(r"^\[MEMORY id=\S+ scope=GLOBAL from=\S+\]: ", re.S)
 
 
@@ -476,6 +477,8 @@ def files_tab(request, workspace):
         entries = files.files_list(workspace_id=workspace.id, root=files.CONFIGS, path=None, depth=FILES_DEPTH)
     except ApiError:
         entries = []
+    # The runtime's platform token lives in /configs: a credential, not a file to show or edit here.
+    entries = [e for e in entries if e["path"] != TOKEN_FILE]
     return render(request, "canvas/panel/files.html", {
         **_base(workspace), "tree": file_tree(entries), "file_count": sum(1 for e in entries if not e.get("dir")),
         "root": files.CONFIGS,
@@ -501,11 +504,19 @@ def memory_tab(request, workspace):
     })
 
 
+def event_summary(payload) -> str:
+    """The payload's scalar fields in one line (``error: …, name: …``), for scanning the list."""
+    if not isinstance(payload, dict):
+        return ""
+    fields = [f"{key}: {value}" for key, value in payload.items() if isinstance(value, (str, int, float)) and value != ""]
+    return _preview(", ".join(fields), 160)
+
+
 def events_tab(request, workspace):
     now = timezone.now()
     events = [{
         "id": str(e.id), "type": e.event_type, "tone": EVENT_TONES.get(e.event_type, ""), "when": _when(e.created_at, now),
-        "payload": _pretty(e.payload if e.payload is not None else {}),
+        "payload": _pretty(e.payload if e.payload is not None else {}), "summary": event_summary(e.payload),
     } for e in StructureEvent.objects.filter(workspace_id=workspace.id).order_by("-created_at")[:EVENTS_LIMIT]]
     return render(request, "canvas/panel/events.html", {**_base(workspace), "events": events})
 

@@ -124,7 +124,7 @@ def test_the_header_shows_status_name_role_tier_pills_and_the_current_task(opera
     workspace = _ws("Research Lead", role="Finds papers", tier=3, runtime="echo", current_task="Reading arXiv",
                     agent_card={"skills": [{"id": "a"}, {"id": "b", "name": "B"}]})
     text = _text(_get(operator_client, workspace))
-    for expected in ("Research Lead", "Finds papers", "T3 · Privileged", "Runtime echo", "Skills 2", "Status Online", "Reading arXiv"):
+    for expected in ("Research Lead", "Finds papers", "Tier T3 Privileged", "Runtime echo", "Skills 2", "Status Online", "Reading arXiv"):
         assert expected in text
     idle = _ws("Idle", status="provisioning")
     body = _get(operator_client, idle).content.decode()
@@ -292,6 +292,14 @@ def test_files_render_the_configs_tree_directories_first(operator_client):
         assert expected in text
 
 
+def test_files_leave_out_the_runtimes_token_file(operator_client):
+    workspace = _ws("Tokened", runtime="echo")
+    files.files_replace(workspace_id=workspace.id, files={".auth_token": "secret-token", ".env.example": "A=1"})
+    body = _get(operator_client, workspace, "files/").content.decode()
+    assert re.findall(r'data-file-path="([^"]+)"', body) == [".env.example", "config.yaml"]
+    assert "secret-token" not in body and "2 files" in _text(_get(operator_client, workspace, "files/"))
+
+
 def test_files_of_a_workspace_without_any_say_so(operator_client):
     text = _text(_get(operator_client, _ws("Nothing Matches", runtime="external"), "files/"))
     assert "No config files yet" in text and "0 files" in text
@@ -341,5 +349,6 @@ def test_events_list_the_workspaces_structure_events_newest_first(operator_clien
     StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=other.id, payload={})
     body = _get(operator_client, workspace, "events/").content.decode()
     assert re.findall(r'class="event-type tone-(\w+)">(\w+)<', body) == [("green", "WORKSPACE_ONLINE"), ("blue", "WORKSPACE_PROVISIONING")]
-    assert "2 events" in _text(_get(operator_client, workspace, "events/"))
+    text = _text(_get(operator_client, workspace, "events/"))
+    assert "2 events" in text and "url: http://x" in text and "name: Agent" in text
     assert '"url": "http://x"' in html.unescape(body)

@@ -14,6 +14,7 @@ const TEXT_DEDUPE_MS = 30000; // a push repeating a reply just shown is the same
 const THINKING_LINES = 4;
 const SEND_FAILED = "Failed to send message — agent may be unreachable";
 const CHATTY = new Set(["online", "degraded"]);
+const FILE_ICON = '<svg class="icon" viewBox="0 0 24 24" width="12" height="12" aria-hidden="true"><path d="M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9z"/><path d="M13 2v7h7"/></svg>';
 
 let chat = null; // the mounted chat: one at a time, for the selected workspace
 
@@ -181,7 +182,8 @@ class Chat {
     this.pendingList.replaceChildren(...this.files.map((file, index) => {
       const li = document.createElement("li");
       li.className = "pending-file";
-      li.append(`📎 ${file.name}`);
+      li.insertAdjacentHTML("beforeend", FILE_ICON);
+      li.append(file.name);
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "pending-remove";
@@ -245,7 +247,10 @@ class Chat {
           chip.href = `/workspaces/${encodeURIComponent(this.id)}/chat/download?path=${encodeURIComponent(file.uri)}`;
           chip.download = file.name;
         }
-        chip.textContent = `📄 ${file.name}`;
+        chip.innerHTML = FILE_ICON;
+        const name = document.createElement("span");
+        name.textContent = file.name;
+        chip.append(name);
         chips.append(chip);
       }
       bubble.append(chips);

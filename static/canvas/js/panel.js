@@ -153,8 +153,8 @@ function installTabs() {
   });
 }
 
-// Load a tab's fragment. `only` swaps just that part (the results of a filtered list) so the
-// controls the operator is using — a search box, a chip — stay as they are.
+// Load a tab's fragment. `only` swaps just the parts it selects (a filtered list and its count)
+// so the controls the operator is using — a search box, a chip — stay as they are.
 async function loadTab(tab, { query = "", only = null } = {}) {
   const id = state.id;
   const el = tabPanel(tab);
@@ -171,13 +171,15 @@ async function loadTab(tab, { query = "", only = null } = {}) {
   }
   const template = document.createElement("template");
   template.innerHTML = html;
-  const part = only && el.querySelector(only);
-  const fresh = only && template.content.querySelector(only);
-  if (part && fresh) {
-    const open = new Set([...part.querySelectorAll("details[open][data-row-id]")].map((d) => d.dataset.rowId));
-    for (const details of fresh.querySelectorAll("details[data-row-id]")) if (open.has(details.dataset.rowId)) details.open = true;
-    part.replaceWith(fresh);
-    localiseTimes(fresh);
+  const parts = only ? [...el.querySelectorAll(only)] : [];
+  const fresh = only ? [...template.content.querySelectorAll(only)] : [];
+  if (parts.length && parts.length === fresh.length) {
+    const open = new Set([...el.querySelectorAll("details[open][data-row-id]")].map((d) => d.dataset.rowId));
+    parts.forEach((part, index) => {
+      for (const details of fresh[index].querySelectorAll("details[data-row-id]")) if (open.has(details.dataset.rowId)) details.open = true;
+      part.replaceWith(fresh[index]);
+      localiseTimes(fresh[index]);
+    });
     return;
   }
   if (state.loaded.has(tab)) controllers[tab]?.unmount?.();
@@ -305,7 +307,7 @@ const activityTab = {
     const toggle = event.target.closest("[data-live-toggle]");
     if (toggle) {
       this.live = !this.live;
-      toggle.textContent = this.live ? "⟳ Live" : "⏸ Paused";
+      toggle.textContent = this.live ? "⟳ Live" : "‖ Paused";
       toggle.classList.toggle("is-live", this.live);
       toggle.setAttribute("aria-pressed", String(this.live));
     }
@@ -338,6 +340,16 @@ const detailsTab = {
     } else if (event.target.closest("[data-delete-confirm-btn]")) {
       this.remove(el, event.target.closest("button"));
     }
+  },
+  // Esc backs out of an edit or a delete confirmation before it closes the panel.
+  keydown(event, el) {
+    if (event.key !== "Escape") return;
+    const cancel = event.target.closest("[data-details-form]") ? "[data-details-cancel]"
+      : event.target.closest("[data-delete-confirm]") ? "[data-delete-cancel]" : null;
+    if (!cancel) return;
+    event.stopPropagation();
+    el.querySelector(cancel).click();
+    if (cancel === "[data-details-cancel]") el.querySelector("[data-details-edit]").focus();
   },
   async submit(event, el) {
     const form = event.target.closest("[data-details-form]");
@@ -576,7 +588,7 @@ const filesTab = {
     editor.save.disabled = !dirty;
   },
   keydown(event, el) {
-    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s" && el.contains(event.target)) {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s" && event.target.matches("[data-editor-text]")) {
       event.preventDefault();
       this.save();
     } else if (event.key === "Escape" && event.target.closest("[data-files-new-form]")) {
