@@ -64,6 +64,10 @@ def test_create_dialog_with_a_parent_nests_the_card_and_sends_budget_in_cents(ca
     child = canvas.locator(f'[data-workspace-id="{team["id"]}"] .ws-children [data-workspace-id="{row["id"]}"]')
     expect(child).to_be_visible()
     wait_until(lambda: canvas.evaluate(SELECTED) == row["id"], what="the new card selected")
+    fab = canvas.get_by_role("button", name="New Workspace")
+    expect(fab).to_be_hidden()  # hidden while a workspace is selected
+    canvas.evaluate("window.moleculeCanvas.deselect()")
+    expect(fab).to_be_visible()
 
 
 def test_create_dialog_shows_the_servers_error_inline(canvas, admin_api):
