@@ -41,7 +41,7 @@ export function install(core) {
   canvas = core;
   mountToolbarButtons();
   labelShortcuts();
-  installDialogs();
+  installCopyButtons();
   installCreate();
   installDeploys();
   installEmptyState();
@@ -57,12 +57,11 @@ export function install(core) {
 // --- shared ---------------------------------------------------------------------------------------
 
 // Shortcut hints read as the operator's keyboard has them (⌘ on a Mac, Ctrl elsewhere).
+const onMac = () => /Mac|iPhone|iPad/.test(navigator.platform);
+const shortcut = (key) => (onMac() ? `⌘${key}` : `Ctrl ${key}`);
+
 function labelShortcuts() {
-  const mac = /Mac|iPhone|iPad/.test(navigator.platform);
-  for (const kbd of $$("kbd[data-shortcut]")) {
-    const key = kbd.dataset.shortcut === "Comma" ? "," : kbd.dataset.shortcut;
-    kbd.textContent = mac ? `⌘${key}` : `Ctrl ${key}`;
-  }
+  for (const kbd of $$("kbd[data-shortcut]")) kbd.textContent = shortcut(kbd.dataset.shortcut === "Comma" ? "," : kbd.dataset.shortcut);
 }
 
 function mountToolbarButtons() {
@@ -112,12 +111,12 @@ async function copyText(text, button) {
   if (button) {
     const label = button.dataset.label || button.textContent;
     button.dataset.label = label;
-    button.textContent = copied ? "Copied" : "Press ⌘C";
+    button.textContent = copied ? "Copied" : `Press ${shortcut("C")}`;
     setTimeout(() => { button.textContent = label; }, 1500);
   }
 }
 
-function installDialogs() {
+function installCopyButtons() {
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-copy]");
     if (!button) return;
@@ -210,8 +209,12 @@ async function submitCreate(form) {
   submit.disabled = false;
   if (!response.ok) { showError(error, response.error || `Create failed (${response.status})`); return; }
   $("#create-dialog").close();
-  if (response.data.connection) showConnection(response.data.connection);
-  await revealNew(response.data.id, { select: !response.data.connection });
+  const { id, connection } = response.data;
+  if (!connection) { await revealNew(id); return; }
+  // External: the connection block first; the new card is selected once the operator has it.
+  showConnection(connection);
+  await revealNew(id, { select: false });
+  $("#connect-dialog").addEventListener("close", () => { if (canvas.card(id)) canvas.select(id, { tab: "details" }); }, { once: true });
 }
 
 // Where a new card goes: the next free grid slot of its parent, else a free spot near the
@@ -267,7 +270,6 @@ function deployButtons() {
 
 function setDeploying(on, button) {
   deploying = on;
-  document.body.classList.toggle("is-deploying", on);
   for (const b of deployButtons()) b.disabled = on;
   if (button && button.dataset.action !== "deploy-template") {
     if (on) { button.dataset.label = button.textContent; button.textContent = "Deploying…"; }
