@@ -237,24 +237,7 @@ class Chat {
     body.textContent = text;
     if (role !== "system") body.dataset.md = "";
     bubble.append(body);
-    if (files.length) {
-      const chips = document.createElement("div");
-      chips.className = "bubble-files";
-      for (const file of files) {
-        const chip = document.createElement(file.uri ? "a" : "span");
-        chip.className = "file-chip";
-        if (file.uri) {
-          chip.href = `/workspaces/${encodeURIComponent(this.id)}/chat/download?path=${encodeURIComponent(file.uri)}`;
-          chip.download = file.name;
-        }
-        chip.innerHTML = FILE_ICON;
-        const name = document.createElement("span");
-        name.textContent = file.name;
-        chip.append(name);
-        chips.append(chip);
-      }
-      bubble.append(chips);
-    }
+    if (files.length) bubble.append(this.fileChips(files));
     const time = document.createElement("time");
     time.className = "bubble-time";
     time.dateTime = new Date().toISOString();
@@ -265,6 +248,25 @@ class Chat {
     localiseTimes(bubble);
     this.scrollDown();
     return bubble;
+  }
+  // Attachment chips; one with a URI downloads it through the platform.
+  fileChips(files) {
+    const chips = document.createElement("div");
+    chips.className = "bubble-files";
+    for (const file of files) {
+      const chip = document.createElement(file.uri ? "a" : "span");
+      chip.className = "file-chip";
+      if (file.uri) {
+        chip.href = `/workspaces/${encodeURIComponent(this.id)}/chat/download?path=${encodeURIComponent(file.uri)}`;
+        chip.download = file.name;
+      }
+      chip.innerHTML = FILE_ICON;
+      const name = document.createElement("span");
+      name.textContent = file.name;
+      chip.append(name);
+      chips.append(chip);
+    }
+    return chips;
   }
   scrollDown() { requestAnimationFrame(() => { this.log.scrollTop = this.log.scrollHeight; }); }
 
@@ -336,7 +338,7 @@ class Chat {
     this.files = [];
     this.renderPending();
     this.autosize();
-    this.addBubble("user", text, files.map((file) => ({ name: file.name })));
+    const bubble = this.addBubble("user", text, files.map((file) => ({ name: file.name })));
     const entry = this.startWaiting();
     const parts = text ? [{ kind: "text", text }] : [];
     if (files.length) {
@@ -349,7 +351,9 @@ class Chat {
         this.showError("Could not upload the attachments", upload.error);
         return;
       }
-      for (const file of upload.data.files || []) parts.push({ kind: "file", file: { uri: file.uri, name: file.name, mimeType: file.mimeType } });
+      const uploaded = upload.data.files || [];
+      for (const file of uploaded) parts.push({ kind: "file", file: { uri: file.uri, name: file.name, mimeType: file.mimeType } });
+      bubble.querySelector(".bubble-files").replaceWith(this.fileChips(uploaded));
     }
     const body = {
       jsonrpc: "2.0", id: uuid(), method: "message/send",
