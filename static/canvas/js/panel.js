@@ -460,7 +460,8 @@ const filesTab = {
   },
   editor() {
     return { text: this.el.querySelector("[data-editor-text]"), placeholder: this.el.querySelector("[data-editor-placeholder]"),
-      path: this.el.querySelector("[data-editor-path]"), dirty: this.el.querySelector("[data-editor-dirty]"),
+      head: this.el.querySelector("[data-editor-head]"), path: this.el.querySelector("[data-editor-path]"),
+      dirty: this.el.querySelector("[data-editor-dirty]"),
       save: this.el.querySelector("[data-files-save]") };
   },
   error(message) { setError(this.el.querySelector("[data-files-error]"), message); },
@@ -475,6 +476,7 @@ const filesTab = {
     this.saved = result.data.content;
     editor.text.value = result.data.content;
     editor.text.hidden = false;
+    editor.head.hidden = false;
     editor.placeholder.hidden = true;
     editor.path.textContent = path;
     editor.dirty.hidden = true;
