@@ -26,7 +26,6 @@ const needsRestart = new Set();
 const $ = (sel, root = panel) => root.querySelector(sel);
 const tabButton = (tab) => document.getElementById(`tab-${tab}`);
 const tabPanel = (tab) => document.getElementById(`panel-${tab}`);
-const wsPath = (suffix = "") => `/workspaces/${encodeURIComponent(state.id)}${suffix}`;
 const fragmentPath = (tab, query = "") => `/canvas/panel/${encodeURIComponent(state.id)}/${tab ? `${tab}/` : ""}${query}`;
 const filePath = (path) => path.split("/").map(encodeURIComponent).join("/");
 
@@ -186,7 +185,7 @@ async function loadTab(tab, { query = "", only = null } = {}) {
   el.replaceChildren(template.content);
   state.loaded.add(tab);
   localiseTimes(el);
-  controllers[tab]?.mount?.(el, context(tab));
+  controllers[tab]?.mount?.(el, context());
 }
 
 function reloadTab(tab = state.tab) {
@@ -196,10 +195,9 @@ function reloadTab(tab = state.tab) {
   return loadTab(tab);
 }
 
-function context(tab) {
+function context() {
   return {
-    id: state.id, canvas, tab,
-    reload: (options) => loadTab(tab, options),
+    id: state.id, canvas,
     restart: () => restart(state.id),
     statusLabel: (status) => (status ? STATUS_LABELS[status] || status : ""),
   };
@@ -222,8 +220,10 @@ function stopPolling() { clearInterval(state.pollTimer); state.pollTimer = null;
 
 async function loadHeader() {
   const id = state.id;
+  const seq = (state.seq.header || 0) + 1;
+  state.seq.header = seq;
   const html = await fragment(fragmentPath(""));
-  if (state.id !== id) return;
+  if (state.id !== id || state.seq.header !== seq) return;
   const head = $("#panel-head");
   if (html === null) { head.replaceChildren(emptyState("This workspace is gone.")); return; }
   head.innerHTML = html;
@@ -249,10 +249,12 @@ function clearNeedsRestart(id) {
 
 // The card's "↻ Restart to apply changes" (spec §1.3 item 7): shown while flagged and idle.
 // Cards are re-rendered by the server (morphs drop what is not in the partial), so this runs
-// again after every structural change.
-function renderRestartMarks() {
-  for (const el of canvas.allCards()) {
-    const id = canvas.idOf(el);
+// again after every structural change — over the flagged cards only, not the whole org.
+function renderRestartMarks(ids = null) {
+  const marked = [...document.querySelectorAll("#cards .ws-node[data-needs-restart]")].map((el) => canvas.idOf(el));
+  for (const id of new Set(ids ?? [...needsRestart, ...marked])) {
+    const el = canvas.card(id);
+    if (!el) continue;
     const flagged = needsRestart.has(id);
     const busy = Boolean(el.querySelector(":scope > .ws-task:not([hidden])"));
     let button = el.querySelector(":scope > .ws-restart-mark");
@@ -727,7 +729,7 @@ export function install(c) {
   canvas.on("select", ({ id, tab }) => open(id, tab));
   canvas.on("deselect", () => close());
   canvas.on("card-state", ({ id }) => {
-    renderRestartMarks();
+    if (needsRestart.has(id)) renderRestartMarks([id]);
     if (id !== state.id) return;
     refreshHeaderSoon();
     renderRestartBanner();
