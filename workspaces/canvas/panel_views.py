@@ -201,7 +201,8 @@ def _reply_key(body) -> str:
 
 
 def chat_history(items: list[dict]) -> list[Bubble]:
-    """My Chat, oldest first, from ``a2a_receive`` rows the operator started (no source).
+    """My Chat, oldest first, from ``a2a_receive`` rows the operator started (no source), given
+    newest first as the activity selector answers.
 
     Each row is the operator's message and the agent's reply (or why there is none); a notify
     row is an agent push with no request. The runtime's "Delegation results are ready…"
@@ -209,7 +210,7 @@ def chat_history(items: list[dict]) -> list[Bubble]:
     """
     bubbles: list[Bubble] = []
     now = timezone.now()
-    for item in sorted(items, key=lambda i: i["created_at"]):
+    for item in reversed(items):  # the selector answers newest first
         when = _when(item["created_at"], now)
         text, attached = request_message(item.get("request_body"))
         if text.startswith(DELEGATION_SELF_MESSAGE):
@@ -262,7 +263,7 @@ def agent_comms(workspace_id: str, items: list[dict]) -> list[Comm]:
     names = _names({i.get("source_id") for i in rows} | {i.get("target_id") for i in rows})
     now = timezone.now()
     comms = []
-    for item in sorted(rows, key=lambda i: i["created_at"]):
+    for item in reversed(rows):  # newest first from the selector
         outgoing = item.get("source_id") == workspace_id
         peer = (item.get("target_id") if outgoing else item.get("source_id")) or ""
         if outgoing and peer == workspace_id:

@@ -193,9 +193,9 @@ def test_chat_history_turns_rpc_errors_and_task_results_into_bubbles():
     now = "2026-01-01T10:00:00+00:00"
     task = {"result": {"id": "t1", "artifacts": [{"parts": [{"kind": "text", "text": "from an artifact"}]}]}}
     error = {"error": {"code": -32000, "message": "boom"}}
-    bubbles = panel_views.chat_history([
-        {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q1"), "response_body": task},
+    bubbles = panel_views.chat_history([  # newest first, as the selector answers
         {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q2"), "response_body": error},
+        {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q1"), "response_body": task},
     ])
     assert [(b.role, b.text, b.key) for b in bubbles] == [
         ("user", "q1", ""), ("agent", "from an artifact", "t1"), ("user", "q2", ""), ("system", "boom", "")]
