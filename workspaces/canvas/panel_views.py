@@ -64,7 +64,7 @@ EVENT_TONES = {
     "AGENT_CARD_UPDATED": "violet", "WORKSPACE_PAUSED": "indigo", "WORKSPACE_AWAITING_AGENT": "indigo",
 }
 STATUS_ICONS = {"ok": "✓", "completed": "✓", "error": "✕", "failed": "✕", "timeout": "◷", "pending": "…", "queued": "…"}
-_GLOBAL_WRAPPER = re.compile(r"^\[MEMORY id=\S+ scope=GLOBAL from=\S+\]: ", re.S)
+_GLOBAL_WRAPPER = re.compile(r"^\[MEMORY id=\S+ scope=GLOBAL from=\S+\]: ", re.DOTALL)
 
 
 # --- small shapes -------------------------------------------------------------------------------------
@@ -448,7 +448,7 @@ class FileNode:
     path: str
     dir: bool
     size: int = 0
-    children: list["FileNode"] = field(default_factory=list)
+    children: list[FileNode] = field(default_factory=list)
 
 
 def file_tree(entries: list[dict]) -> list[FileNode]:

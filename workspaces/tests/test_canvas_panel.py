@@ -146,7 +146,7 @@ def test_my_chat_is_the_operators_exchanges_oldest_first_without_delegation_foll
 
     response = _get(operator_client, workspace, "chat/")
     body = response.content.decode()
-    bubbles = re.findall(r'<div class="bubble is-(\w+)"[^>]*>\s*<div class="bubble-body"[^>]*>(.*?)</div>', body, re.S)
+    bubbles = re.findall(r'<div class="bubble is-(\w+)"[^>]*>\s*<div class="bubble-body"[^>]*>(.*?)</div>', body, re.DOTALL)
     assert bubbles == [
         ("user", "first question here"), ("agent", "first **answer**"), ("agent", "pushed by the agent"),
         ("user", "are you there"), ("system", "failed to reach workspace agent"),

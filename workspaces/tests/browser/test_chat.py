@@ -9,7 +9,11 @@ import re
 
 from playwright.sync_api import expect
 
-from workspaces.tests.browser.conftest import create_workspace, register_online, wait_until
+from workspaces.tests.browser.conftest import (
+    create_workspace,
+    register_online,
+    wait_until,
+)
 
 ECHO_TIMEOUT = 90  # a local echo runtime starts as a subprocess (python + the A2A SDK)
 
@@ -66,7 +70,9 @@ def test_the_activity_source_filter_separates_canvas_and_agent_rows(admin_api):
     # Rows the workspace reports itself carry its id as the source.
     for kind in ("agent_log", "a2a_send"):
         assert admin_api.post(f"/workspaces/{ws['id']}/activity", json={"activity_type": kind, "summary": kind}).status_code == 200
-    activity = lambda **params: admin_api.get(f"/workspaces/{ws['id']}/activity", params=params)  # noqa: E731
+
+    def activity(**params):
+        return admin_api.get(f"/workspaces/{ws['id']}/activity", params=params)
 
     canvas_rows = activity(source="canvas").json()
     assert [row["method"] for row in canvas_rows] == ["notify"] and canvas_rows[0]["source_id"] is None

@@ -7,7 +7,12 @@ import re
 
 from playwright.sync_api import expect
 
-from workspaces.tests.browser.conftest import create_workspace, register_online, screenshot, wait_until
+from workspaces.tests.browser.conftest import (
+    create_workspace,
+    register_online,
+    screenshot,
+    wait_until,
+)
 
 TABS = ["chat", "activity", "details", "config", "files", "memory", "events"]
 
@@ -130,8 +135,9 @@ def test_the_panel_opens_closes_with_x_and_escape_and_keeps_its_width(canvas, ad
 def test_activity_filters_and_refreshes_itself_while_live(canvas, admin_api):
     ws = create_workspace(admin_api, "Busy Bee")
     register_online(admin_api, ws["id"])
-    log = lambda kind, summary: admin_api.post(f"/workspaces/{ws['id']}/activity", json={  # noqa: E731
-        "activity_type": kind, "summary": summary, "status": "error" if kind == "error" else "ok"})
+    def log(kind, summary):
+        admin_api.post(f"/workspaces/{ws['id']}/activity", json={
+            "activity_type": kind, "summary": summary, "status": "error" if kind == "error" else "ok"})
     log("agent_log", "Indexed 12 documents")
     log("error", "Tool call failed: timeout")
     canvas.reload()
