@@ -135,9 +135,11 @@ def test_the_panel_opens_closes_with_x_and_escape_and_keeps_its_width(canvas, ad
 def test_activity_filters_and_refreshes_itself_while_live(canvas, admin_api):
     ws = create_workspace(admin_api, "Busy Bee")
     register_online(admin_api, ws["id"])
+
     def log(kind, summary):
         admin_api.post(f"/workspaces/{ws['id']}/activity", json={
             "activity_type": kind, "summary": summary, "status": "error" if kind == "error" else "ok"})
+
     log("agent_log", "Indexed 12 documents")
     log("error", "Tool call failed: timeout")
     canvas.reload()
