@@ -125,3 +125,17 @@ def test_pages_and_fragments_serve_only_get_and_head(operator_client, method):
     for path in ("/", "/canvas/cards/"):
         assert getattr(operator_client, method)(path).status_code == 405
     assert operator_client.head("/").status_code == 200
+
+
+def test_no_template_has_a_multi_line_short_comment():
+    """Django's ``{# #}`` ends at the line: a multi-line one shows its text on the page."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    offenders = [
+        str(path.relative_to(settings.BASE_DIR))
+        for path in (Path(settings.BASE_DIR) / "templates").rglob("*.html")
+        if any("\n" in match for match in re.findall(r"\{#(.*?)#\}", path.read_text(), re.S))
+    ]
+    assert offenders == []
