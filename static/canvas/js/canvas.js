@@ -150,7 +150,8 @@ export class Canvas {
   applyState(id, state) {
     const el = this.card(id);
     if (!el) return null;
-    if (state.status !== undefined && state.status !== el.dataset.status) {
+    const statusChanged = state.status !== undefined && state.status !== el.dataset.status;
+    if (statusChanged) {
       el.classList.remove(`status-${el.dataset.status}`);
       el.classList.add(`status-${state.status}`);
       el.dataset.status = state.status;
@@ -178,7 +179,7 @@ export class Canvas {
     }
     const error = el.querySelector(":scope > .ws-error");
     error.hidden = !error.textContent || !["degraded", "failed"].includes(el.dataset.status);
-    this.updateCounts();
+    if (statusChanged) this.updateCounts(); // O(cards): only when a count can change, not per task or beat
     this.emit("card-state", { id, el, state });
     return el;
   }
