@@ -195,28 +195,34 @@ def parse_runtime_overrides(raw: dict) -> dict:
     return overrides
 
 
+_JOINED_LISTS_SCRIPT = """
+local joined = {}
+for i, key in ipairs(KEYS) do joined[i] = table.concat(redis.call('LRANGE', key, 0, -1), ',') end
+return joined
+"""
+
+
 def load_samples(workspace_ids, *, now: float | None = None) -> dict[str, list[int]]:
     """``{workspace id: [active tasks, …]}``, oldest first: the samples recent heartbeats left
     (``redis_keys.load_key``) no older than ``LOAD_TTL_SECONDS``, for the canvas's sparklines.
 
-    One Redis round trip for any number of workspaces. Workspaces without samples are left
-    out; so is everything when Redis cannot answer (a sparkline is not worth failing a page)."""
+    One Redis command for any number of workspaces: a read-only script joins each list, so a
+    page's 200 workspaces come back as 200 strings, not 6,000 list items to parse. Workspaces
+    without samples are left out; so is everything when Redis cannot answer (a sparkline is not
+    worth failing a page)."""
     ids = [str(workspace_id) for workspace_id in workspace_ids]
     if not ids:
         return {}
     try:
-        pipe = get_redis().pipeline(transaction=False)
-        for workspace_id in ids:
-            pipe.lrange(load_key(workspace_id), 0, -1)
-        lists = pipe.execute()
+        joined = get_redis().eval(_JOINED_LISTS_SCRIPT, len(ids), *[load_key(workspace_id) for workspace_id in ids])
     except redis.RedisError:
         log.warning("could not read the load samples of %d workspace(s)", len(ids))
         return {}
     oldest = (time.time() if now is None else now) - LOAD_TTL_SECONDS
     samples = {}
-    for workspace_id, raw in zip(ids, lists):
+    for workspace_id, raw in zip(ids, joined):
         values = []
-        for entry in reversed(raw):
+        for entry in reversed(raw.split(",") if raw else []):
             stamp, _, tasks = entry.partition(":")
             try:
                 if int(stamp) >= oldest:

@@ -72,26 +72,17 @@ def test_a_beat_for_an_unknown_or_removed_workspace_records_nothing(beat, redis_
     assert not redis_client.exists(load_key(unknown.id))
 
 
-def test_one_round_trip_reads_every_workspace_and_leaves_out_those_without_samples(beat, redis_client):
+def test_one_command_reads_every_workspace_and_leaves_out_those_without_samples(beat, redis_client, monkeypatch):
     busy, idle, silent = make("Busy"), make("Idle"), make("Silent")
     beat(busy, active_tasks=4)
+    beat(busy, active_tasks=2)
     beat(idle, active_tasks=0)
-    calls = []
-    real_pipeline = redis.Redis.pipeline
-
-    def counting_pipeline(self, *args, **kwargs):
-        pipe = real_pipeline(self, *args, **kwargs)
-        real_execute = pipe.execute
-        pipe.execute = lambda *a, **k: calls.append(len(pipe.command_stack)) or real_execute(*a, **k)
-        return pipe
-
-    redis.Redis.pipeline = counting_pipeline
-    try:
-        samples = selectors.load_samples([busy.id, idle.id, silent.id])
-    finally:
-        redis.Redis.pipeline = real_pipeline
-    assert samples == {str(busy.id): [4], str(idle.id): [0]}
-    assert calls == [3]  # one pipeline, one LRANGE per workspace
+    commands = []
+    real = redis.Redis.execute_command
+    monkeypatch.setattr(redis.Redis, "execute_command", lambda self, *args, **kw: commands.append(args[0]) or real(self, *args, **kw))
+    samples = selectors.load_samples([busy.id, idle.id, silent.id])
+    assert samples == {str(busy.id): [4, 2], str(idle.id): [0]}
+    assert commands == ["EVAL"]
 
 
 def test_samples_older_than_the_window_and_foreign_entries_are_skipped(redis_client):

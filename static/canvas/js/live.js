@@ -11,7 +11,7 @@
 // module started for the frame may still be in flight. The connection's state goes out as
 // canvas.emit("ws-status", {state: "live" | "connecting" | "offline"}); `canvas.live` is this module.
 
-import * as gestures from "./gestures.js";
+import { isTombstoned as tombstoned } from "./gestures.js";
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
@@ -293,11 +293,20 @@ export class Live {
       if (!el) continue;
       if ([...this.canvas.descendantIds(el)].some((child) => !removed.has(child) && !tombstoned(child))) full = true;
     }
-    for (const id of removals) if (!full || !this.canvas.card(id)?.querySelector(".ws-node")) this.canvas.removeCard(id);
+    // The teams that lose a member get their "N sub" badge and size from their fragment.
+    const teams = new Set();
+    for (const id of removals) {
+      const el = this.canvas.card(id);
+      if (!el || (full && el.querySelector(".ws-node"))) continue;
+      const top = this.topOf(id);
+      if (top !== id && !removed.has(top)) teams.add(top);
+      this.canvas.removeCard(id);
+    }
     if (full) {
       await this.resync({ fresh: true });
       return;
     }
+    for (const team of teams) if (!queue.has(team)) queue.set(team, {});
     // One after the other, in arrival order: a team's parent is on the page before its children.
     for (const [id, item] of queue) if (!removed.has(id)) await this.fetchCard(id, item);
   }
@@ -344,11 +353,6 @@ export class Live {
     for (let parent = el && this.canvas.parentCard(el); parent; parent = this.canvas.parentCard(parent)) el = parent;
     return this.canvas.idOf(el) ?? id;
   }
-}
-
-function tombstoned(id) {
-  const expiry = gestures.tombstones?.get?.(id);
-  return expiry !== undefined && expiry > Date.now();
 }
 
 function spawn(el) {

@@ -13,6 +13,7 @@ const RECENT_S = 5 * 60;            // newer than this: violet and animated, els
 const SPARK_SLOTS = 30;             // registry.redis_keys.LOAD_SAMPLES
 const SPARK_W = 60, SPARK_H = 14;     // the viewBox of .ws-spark in _ws_card.html
 const MINIMAP_W = 200, MINIMAP_H = 140, MINIMAP_PAD = 60;
+const VIEW_SETTLE_MS = 250;         // the view counts as still this long after its last move
 const STATUS_COLOURS = {
   online: "#34d399", offline: "#71717a", paused: "#818cf8", degraded: "#fbbf24", failed: "#f87171",
   provisioning: "#38bdf8", hibernated: "#818cf8", hibernating: "#818cf8", awaiting_agent: "#a78bfa",
@@ -305,9 +306,16 @@ class Minimap {
     this.ctx = this.el.getContext("2d");
     this.ctx.scale(ratio, ratio);
     const stale = () => { this.boxes = null; this.soon(); };
-    for (const name of ["cards-changed", "cards-synced", "card-added", "card-removed", "card-state", "select", "deselect"]) {
+    for (const name of ["cards-changed", "cards-synced", "card-added", "card-removed", "select", "deselect"]) {
       this.canvas.on(name, stale);
     }
+    // A status event recolours one box; tasks and heartbeats change nothing drawn here.
+    this.canvas.on("card-state", ({ id, state }) => {
+      if (state.status === undefined) return;
+      const box = this.boxes?.find((b) => b.id === id);
+      if (box) box.status = state.status;
+      this.soon();
+    });
     this.canvas.on("viewport", () => this.soon());
     window.addEventListener("resize", () => this.soon());
     this.el.addEventListener("pointerdown", (event) => {
@@ -328,7 +336,7 @@ class Minimap {
       this.el.addEventListener("pointerup", up);
       this.el.addEventListener("pointercancel", up);
     });
-    this.draw();
+    this.soon(); // in the first frame, not in a layout forced while the page installs
   }
 
   invalidate() { this.boxes = null; }
@@ -344,7 +352,7 @@ class Minimap {
     for (const el of this.canvas.allCards()) {
       if (this.canvas.isHidden(el)) continue;
       this.boxes.push({
-        ...this.canvas.absBox(el), parent: el.classList.contains("has-children"),
+        ...this.canvas.absBox(el), id: this.canvas.idOf(el), parent: el.classList.contains("has-children"),
         status: el.dataset.status, selected: el.classList.contains("is-selected"),
       });
     }
@@ -438,6 +446,14 @@ export function install(canvas) {
       else redraw();
     };
     requestAnimationFrame(follow);
+  });
+  // While the view pans or zooms the cards' pulsing dots hold still (live.css): a hundred running
+  // animations cost more frames than moving the whole org (docs/performance.md, "Canvas").
+  let still = 0;
+  canvas.on("viewport", () => {
+    document.body.classList.add("is-view-moving");
+    clearTimeout(still);
+    still = setTimeout(() => document.body.classList.remove("is-view-moving"), VIEW_SETTLE_MS);
   });
   canvas.overlay = { edges, minimap };
 }

@@ -85,6 +85,10 @@ def test_removals_renames_moves_and_re_parents_made_through_the_api_show_without
     expect(card(canvas, team["id"]).locator(f'[data-workspace-id="{loner["id"]}"]')).to_have_count(1)
     expect(card(canvas, team["id"]).locator(".ws-sub")).to_have_text("2 sub")
 
+    admin_api.delete(f"/workspaces/{loner['id']}")
+    expect(card(canvas, loner["id"])).to_have_count(0)
+    expect(card(canvas, team["id"]).locator(".ws-sub")).to_have_text("1 sub")
+
     admin_api.delete(f"/workspaces/{team['id']}", params={"confirm": "true"})
     expect(canvas.locator(".ws-node")).to_have_count(0)
     expect(canvas.locator("#sr-status")).to_have_text("No workspaces on canvas")
