@@ -51,7 +51,7 @@ export class Live {
     this.nextRun = null;            // the one queued behind it
     this.closedAt = 0;
     // structural work
-    this.queue = new Map();         // id -> {isNew, wide}
+    this.queue = new Map();         // id -> {isNew, wide, reparent}
     this.queueTimer = null;
     this.removals = new Set();
     this.fetching = new Map();      // id -> promise of its fragment fetch
@@ -65,7 +65,7 @@ export class Live {
     this.canvas.on("cards-synced", () => this.dropGone());
     this.connect();
     setInterval(() => this.checkHealth(), HEALTH_TICK_MS);
-    window.addEventListener("online", () => { if (!this.isOpen()) this.reconnectNow(); });
+    window.addEventListener("online", () => { if (!this.socket) this.reconnectNow(); }); // none open or opening
     window.addEventListener("offline", () => { if (!this.isOpen()) this.setStatus("offline"); });
   }
 
@@ -314,27 +314,37 @@ export class Live {
   async fetchCard(id, { isNew = false, wide = false } = {}) {
     if (this.gone.has(id) || tombstoned(id)) return;
     const wasHere = Boolean(this.canvas.card(id));
-    const target = wide && wasHere ? this.topOf(id) : id;
-    const fetch = this.canvas.refreshCard(target);
-    this.fetching.set(id, fetch);
-    let el = null;
-    try {
-      el = await fetch;
-    } finally {
-      if (this.fetching.get(id) === fetch) this.fetching.delete(id);
-    }
+    const el = await this.refresh(wide && wasHere ? this.topOf(id) : id);
     if (this.gone.has(id) || tombstoned(id)) { this.canvas.removeCard(id); return; }
-    this.sinceResync?.fetched.add(id);
-    const state = this.pendingState.get(id);
-    this.pendingState.delete(id);
-    if (state && this.canvas.card(id)) { this.canvas.applyState(id, state); this.remember(id, state); }
     if (!el || wasHere || !isNew) return;
     const card = this.canvas.card(id);
     if (!card) return;
     this.dedupe(card);
     spawn(card);
     // A new child changes its ancestors' "N sub" badges and sizes: the team's fragment has them.
-    if (this.canvas.parentCard(card)) await this.canvas.refreshCard(this.topOf(id));
+    if (this.canvas.parentCard(card)) await this.refresh(this.topOf(id));
+  }
+
+  // canvas.refreshCard(target), with every card of the target's subtree marked in flight: their
+  // states arriving meanwhile are held and put back over the fragment, which may predate them.
+  async refresh(target) {
+    const present = this.canvas.card(target);
+    const covered = [target, ...(present ? this.canvas.descendantIds(present) : [])];
+    const fetch = this.canvas.refreshCard(target);
+    for (const id of covered) this.fetching.set(id, fetch);
+    let el = null;
+    try {
+      el = await fetch;
+    } finally {
+      for (const id of covered) if (this.fetching.get(id) === fetch) this.fetching.delete(id);
+    }
+    this.sinceResync?.fetched.add(target);
+    for (const id of covered) {
+      const state = this.pendingState.get(id);
+      this.pendingState.delete(id);
+      if (state && this.canvas.card(id)) { this.canvas.applyState(id, state); this.remember(id, state); }
+    }
+    return el;
   }
 
   // A child drawn at the root while its parent's fragment was on its way is inside that

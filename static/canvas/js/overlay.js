@@ -87,6 +87,7 @@ class Edges {
     this.fetchedAt = 0;
     this.enabled = localStorage.getItem(EDGES_KEY) !== "off";
     this.pending = null;
+    this.frame = 0;
     this.measure = document.createElement("canvas").getContext("2d");
   }
 
@@ -172,6 +173,11 @@ class Edges {
     const box = this.canvas.absBox(el);
     const open = el.classList.contains("has-children") && !el.classList.contains("is-collapsed");
     return open ? { ...box, h: Math.min(box.h, HEADER_BAND - 20) } : box;
+  }
+
+  drawSoon() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => { this.frame = 0; this.draw(); });
   }
 
   draw() {
@@ -432,7 +438,7 @@ export function install(canvas) {
   new Sparklines(canvas).install();
   minimap.install();
   const redraw = () => { edges.draw(); minimap.invalidate(); minimap.soon(); };
-  for (const name of ["cards-changed", "cards-synced", "card-added", "card-removed"]) canvas.on(name, () => edges.draw());
+  for (const name of ["cards-changed", "cards-synced", "card-added", "card-removed"]) canvas.on(name, () => edges.drawSoon());
   // Gestures move card elements directly while they drag (no event per move): follow them each
   // frame from the press until the drag is over.
   canvas.cardsEl.addEventListener("pointerdown", () => {

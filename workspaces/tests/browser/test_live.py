@@ -5,6 +5,7 @@ pictures (A2A edges, sparklines, minimap) are drawn from real activity."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -194,3 +195,46 @@ def test_the_minimap_shows_the_org_and_moves_the_view(canvas, admin_api):
     after = canvas.evaluate("() => ({ ...window.moleculeCanvas.view })")
     assert after["zoom"] == before["zoom"]
     assert after["x"] < before["x"] and after["y"] < before["y"]  # moved toward the south-east card
+
+
+JS = Path(__file__).resolve().parents[3] / "static" / "canvas" / "js"
+HELPERS_PAGE = ('<!doctype html><title>overlay</title><script type="module">import * as overlay from "/overlay.js";'
+                ' window.overlay = overlay; document.body.dataset.ready = "1";</script><body></body>')
+
+
+def test_the_overlay_s_pure_helpers(page):
+    """Labels, edge geometry and sparkline points (static/canvas/js/overlay.js), served from the
+    working tree under a made-up origin."""
+    def serve(route):
+        name = route.request.url.rsplit("/", 1)[-1]
+        if name.endswith(".js"):
+            route.fulfill(status=200, content_type="text/javascript", body=(JS / name).read_text())
+        else:
+            route.fulfill(status=200, content_type="text/html", body=HELPERS_PAGE)
+
+    page.route("http://overlay.test/**", serve)
+    page.goto("http://overlay.test/")
+    page.wait_for_selector("body[data-ready]", state="attached")
+    call = lambda expression: page.evaluate(f"() => {{ const o = window.overlay; return {expression}; }}")  # noqa: E731
+    assert call("[o.edgeLabel(1, 4), o.edgeLabel(3, 45), o.edgeLabel(2, 125), o.edgeLabel(9, 7300)]") == [
+        "1 call · just now", "3 calls · 45s ago", "2 calls · 2m ago", "9 calls · 2h ago"]
+    box = "{x: 0, y: 0, w: 100, h: 50}"
+    assert call(f"o.borderPoint({box}, {{x: 300, y: 25}})") == {"x": 100, "y": 25}
+    assert call(f"o.borderPoint({box}, {{x: 50, y: -200}})") == {"x": 50, "y": 0}
+    # Between two cards side by side: from the right edge of one to the left edge of the other,
+    # and the way back bends the other way (the two edges of a pair do not overlap).
+    there = call(f"o.edgeGeometry({box}, {{x: 300, y: 0, w: 100, h: 50}})")
+    back = call(f"o.edgeGeometry({{x: 300, y: 0, w: 100, h: 50}}, {box})")
+    assert (there["p1"], there["p2"]) == ({"x": 100, "y": 25}, {"x": 300, "y": 25})
+    assert there["mid"]["y"] > 25 > back["mid"]["y"]
+    # A team's edge to a member on its right half leaves from its right side, loops outside it
+    # and comes back in to the member's right side; one on the left half uses the left side.
+    team, right, left = "{x: 0, y: 0, w: 500, h: 400}", "{x: 260, y: 130, w: 240, h: 130}", "{x: 16, y: 130, w: 240, h: 130}"
+    to_right = call(f"o.nestedEdgeGeometry({team}, {right}, true)")
+    assert to_right["p1"] == {"x": 500, "y": 44} and to_right["p2"] == {"x": 500, "y": 195}
+    assert to_right["mid"]["x"] > 500
+    from_left = call(f"o.nestedEdgeGeometry({team}, {left}, false)")
+    assert from_left["p1"]["x"] == 16 and from_left["p2"]["x"] == 0 and from_left["mid"]["x"] < 0
+    # Sparkline: the samples spread over the width, the peak at the top, zero at the bottom.
+    assert call("o.sparkPoints([0, 2, 1])") == [[0, 12.5], [30, 1.5], [60, 7]]
+    assert call("o.sparkPoints([0, 0])") == [[0, 12.5], [60, 12.5]]
