@@ -21,22 +21,35 @@ def beat(admin_api, workspace_id, **fields):
     assert response.status_code == 200, response.text
 
 
-def test_a_workspace_started_elsewhere_appears_and_goes_from_starting_to_online(canvas, admin_api):
-    created = admin_api.post("/workspaces", json={"name": "Scout", "template": "demo-specialist"})
+def test_workspaces_started_elsewhere_come_online_live_and_their_delegation_is_drawn(canvas, admin_api):
+    created = admin_api.post("/workspaces", json={"name": "Lead", "template": "demo-pm"})
     assert created.status_code == 201, created.text
-    scout = card(canvas, created.json()["id"])
+    lead = created.json()["id"]
+    created = admin_api.post("/workspaces", json={"name": "Scout", "template": "demo-specialist", "parent_id": lead})
+    assert created.status_code == 201, created.text
+    scout_id = created.json()["id"]
+    scout = card(canvas, scout_id)
     expect(scout).to_be_visible(timeout=5_000)
-    expect(scout).to_have_class(re.compile(r"\bis-spawning\b|\bstatus-provisioning\b"))
+    assert card(canvas, lead).locator(f'[data-workspace-id="{scout_id}"]').count() == 1  # nested in its team
     label = scout.locator(".ws-status-label")
     expect(label).to_have_text("Starting")
     assert label.evaluate("el => getComputedStyle(el).textTransform") == "uppercase"  # reads STARTING
     expect(scout.locator(".ws-dot")).to_have_css("background-color", "rgb(56, 189, 248)")  # sky
-    # The echo runtime starts on the local provisioner and registers itself.
-    expect(scout).to_have_class(re.compile(r"\bstatus-online\b"), timeout=60_000)
+    # The echo runtimes start on the local provisioner and register themselves.
+    for ws in (lead, scout_id):
+        expect(card(canvas, ws)).to_have_class(re.compile(r"\bstatus-online\b"), timeout=60_000)
     expect(label).to_have_text("")
     expect(scout.locator(".ws-dot")).to_have_css("background-color", "rgb(52, 211, 153)")  # emerald
     assert scout.get_attribute("aria-label") == "Scout workspace — Online"
     expect(scout.locator(".ws-runtime")).to_have_text("echo")
+    # The lead's runtime delegates to the scout through the platform's A2A proxy.
+    message = {"role": "user", "messageId": "m-1", "parts": [{"kind": "text", "text": f"/delegate {scout_id} map the market"}]}
+    answer = admin_api.post(f"/workspaces/{lead}/a2a", json={"jsonrpc": "2.0", "id": "1", "method": "message/send",
+                                                              "params": {"message": message}}, timeout=60)
+    assert answer.status_code == 200 and "specialist: map the market" in answer.text, answer.text
+    edge = canvas.locator(f'#edges path.a2a-edge.is-recent[data-source="{lead}"][data-target="{scout_id}"]')
+    expect(edge).to_have_count(1, timeout=10_000)
+    expect(canvas.locator(f'#edges .a2a-label[data-source="{lead}"]')).to_have_text(re.compile(r"^1 call · "))
 
 
 def test_a_heartbeat_shows_the_task_the_busy_count_and_the_sparkline(canvas, admin_api):
