@@ -23,6 +23,7 @@ Exit status 0 when the server renders the page in under a second (the goal), 1 o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -33,8 +34,12 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +65,8 @@ SKILLS = ["Web search", "Summarise", "Code review", "Write tests", "Plan", "Depl
 # --- the seeding child process (Django set up against the platform's database) ----------------------
 
 def seed(count: int) -> dict:
+    """Runs in a child process with the platform's environment; Django is set up here, not in the
+    orchestrator (which only starts and drives processes), hence the imports below."""
     import django
 
     django.setup()
@@ -209,8 +216,6 @@ EVENTS = """async ({ ids }) => {
 
 
 def measure_browser(url: str, cookies: list[dict], ids: list[str], admin_client) -> dict:
-    from playwright.sync_api import sync_playwright
-
     result = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
@@ -228,7 +233,7 @@ def measure_browser(url: str, cookies: list[dict], ids: list[str], admin_client)
             page.goto("/")
             try:
                 page.wait_for_selector("body[data-canvas-ready]", state="attached", timeout=60_000)
-            except Exception:
+            except PlaywrightTimeout:
                 raise SystemExit(f"the canvas never got ready; page errors: {errors}") from None
             page.wait_for_selector("#ws-pill.is-live", timeout=30_000)
             timing = page.evaluate("""() => ({ ready: window.__readyAt,
@@ -250,7 +255,7 @@ def measure_browser(url: str, cookies: list[dict], ids: list[str], admin_client)
             while time.monotonic() - started < 2:
                 page.mouse.wheel(12 * direction, 6 * direction)
             times = page.evaluate("() => window.__stopPan()")
-            gaps = [b - a for a, b in zip(times, times[1:])]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
             pans.append({"fps": round((len(times) - 1) / ((times[-1] - times[0]) / 1000), 1),
                          "longest_frame_ms": round(max(gaps), 1), "frames": len(times)})
         result["pan"] = {"fps_median": statistics.median(p["fps"] for p in pans),
@@ -295,7 +300,6 @@ def main() -> int:
         print(json.dumps(seed(args.seed)))
         return 0
 
-    import httpx
     from django.conf import settings
 
     from load import embedded_urls, wait_for_health
@@ -303,7 +307,7 @@ def main() -> int:
 
     settings.configure(BASE_DIR=ROOT)  # all Launch reads; this process never sets Django up
     data = {"command": shlex.join([sys.executable, *sys.argv]),
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="molecule-canvas-bench-") as work, ExitStack() as stack:
         home = Path(work) / "home"
         print("starting the platform…", flush=True)
@@ -316,7 +320,7 @@ def main() -> int:
         env.update(PLATFORM_ENV, MOLECULE_HOME=str(home), DJANGO_SETTINGS_MODULE="molecule_site.settings", **urls)
         print(f"seeding {args.workspaces} workspaces…", flush=True)
         out = subprocess.run([sys.executable, __file__, "--seed", str(args.workspaces)], cwd=ROOT, env=env,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         if out.returncode:
             print(out.stdout, out.stderr, file=sys.stderr)
             return 2
@@ -349,14 +353,15 @@ def report(data: dict) -> str:
         ratio = f", {row['ratio_to_floor']}× the floor" if "ratio_to_floor" in row else ""
         lines.append(f"  {label:28} {row['median_ms']:7.1f} / {row['p90_ms']:7.1f} ms, {row['bytes'] / 1024:.1f} KiB{ratio}")
     pan = browser["pan"]
+    synthetic, real = browser["events_100_synthetic"], browser["events_100_real"]
     lines += [
-        f"browser: {browser['cards_on_page']} cards; load to ready {browser['load_to_ready_ms']} ms "
-        f"(DOMContentLoaded {browser['dom_content_loaded_ms']} ms)",
+        (f"browser: {browser['cards_on_page']} cards; load to ready {browser['load_to_ready_ms']} ms "
+         f"(DOMContentLoaded {browser['dom_content_loaded_ms']} ms)"),
         f"  wheel pan, zoomed to fit: {pan['fps_median']} fps median, longest frame {pan['longest_frame_ms']} ms",
-        f"  100 events dispatched in the page: handled in {browser['events_100_synthetic']['handle_ms_median']} ms, "
-        f"next frame after {browser['events_100_synthetic']['to_next_frame_ms_median']} ms",
-        f"  100 real heartbeats: sent in {browser['events_100_real']['send_ms']} ms, the last shown "
-        f"{browser['events_100_real']['after_last_sent_ms']} ms after it was sent",
+        (f"  100 events dispatched in the page: handled in {synthetic['handle_ms_median']} ms, "
+         f"next frame after {synthetic['to_next_frame_ms_median']} ms"),
+        (f"  100 real heartbeats: sent in {real['send_ms']} ms, the last shown "
+         f"{real['after_last_sent_ms']} ms after it was sent"),
     ]
     if browser["page_errors"]:
         lines.append(f"  PAGE ERRORS: {browser['page_errors']}")

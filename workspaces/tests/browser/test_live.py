@@ -228,7 +228,10 @@ def test_the_overlay_s_pure_helpers(page):
     page.route("http://overlay.test/**", serve)
     page.goto("http://overlay.test/")
     page.wait_for_selector("body[data-ready]", state="attached")
-    call = lambda expression: page.evaluate(f"() => {{ const o = window.overlay; return {expression}; }}")  # noqa: E731
+
+    def call(expression):
+        return page.evaluate(f"() => {{ const o = window.overlay; return {expression}; }}")
+
     assert call("[o.edgeLabel(1, 4), o.edgeLabel(3, 45), o.edgeLabel(2, 125), o.edgeLabel(9, 7300)]") == [
         "1 call · just now", "3 calls · 45s ago", "2 calls · 2m ago", "9 calls · 2h ago"]
     box = "{x: 0, y: 0, w: 100, h: 50}"
