@@ -1,6 +1,6 @@
-"""The side panel's fragments (workspaces/canvas/panel_views.py): access, gone workspaces, and what
-each tab renders from the selectors (chat history filtering, activity filters, peers, config
-checks, the file tree, memory scopes, events)."""
+"""The side panel's fragments (workspaces/canvas/panel_views.py, their contexts in panels.py):
+access, gone workspaces, and what each tab renders from the selectors (chat history filtering,
+activity filters, peers, config checks, the file tree, memory scopes, events)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from activity.models import ActivityLog, StructureEvent
 from memory.models import AgentMemory, WorkspaceMemory
 from secrets_app.models import WorkspaceSecret
 from workspaces import files
-from workspaces.canvas import panel_views
+from workspaces.canvas import panels
 from workspaces.models import CanvasLayout, Workspace
 
 pytestmark = pytest.mark.django_db
 
 FRAGMENT = {"HTTP_X_MOLECULE_FRAGMENT": "1"}
-TAB_PATHS = [f"{tab}/" for tab in panel_views.TAB_IDS] + ["", "chat/comms/"]
+TAB_PATHS = [f"{tab}/" for tab in panels.TAB_IDS] + ["", "chat/comms/"]
 
 
 @pytest.fixture(autouse=True)
@@ -113,8 +113,8 @@ def test_an_unknown_tab_is_a_404(operator_client):
 def test_the_shell_lists_exactly_the_panel_tabs(operator_client):
     page = operator_client.get("/").content.decode()
     tabs = re.findall(r'id="tab-([a-z]+)" role="tab"', page)
-    panels = re.findall(r'id="panel-([a-z]+)" role="tabpanel"', page)
-    assert tabs == panels == list(panel_views.TAB_IDS)
+    tab_panels = re.findall(r'id="panel-([a-z]+)" role="tabpanel"', page)
+    assert tabs == tab_panels == list(panels.TAB_IDS)
     assert 'role="tablist"' in page
 
 
@@ -193,7 +193,7 @@ def test_chat_history_turns_rpc_errors_and_task_results_into_bubbles():
     now = "2026-01-01T10:00:00+00:00"
     task = {"result": {"id": "t1", "artifacts": [{"parts": [{"kind": "text", "text": "from an artifact"}]}]}}
     error = {"error": {"code": -32000, "message": "boom"}}
-    bubbles = panel_views.chat_history([  # newest first, as the selector answers
+    bubbles = panels.chat_history([  # newest first, as the selector answers
         {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q2"), "response_body": error},
         {"created_at": now, "method": "message/send", "status": "ok", "request_body": _send("q1"), "response_body": task},
     ])
@@ -275,8 +275,8 @@ def test_config_of_a_workspace_without_files_offers_to_create_them_and_external_
 
 
 def test_yaml_problem_names_the_line():
-    assert panel_views.yaml_problem("a: 1\nb: [\n") .endswith("(line 3, column 1)")
-    assert panel_views.yaml_problem("a: 1\n") == ""
+    assert panels.yaml_problem("a: 1\nb: [\n") .endswith("(line 3, column 1)")
+    assert panels.yaml_problem("a: 1\n") == ""
 
 
 # --- files ---------------------------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_files_of_a_workspace_without_any_say_so(operator_client):
 
 
 def test_file_tree_nests_entries_under_their_directories():
-    tree = panel_views.file_tree([
+    tree = panels.file_tree([
         {"path": "b.txt", "size": 1, "dir": False}, {"path": "a", "size": 0, "dir": True},
         {"path": "a/z.md", "size": 2, "dir": False}, {"path": "A.md", "size": 3, "dir": False},
     ])
