@@ -40,7 +40,7 @@ def status_label(status: str) -> str:
 class Card:
     workspace: Workspace
     depth: int = 0
-    children: list["Card"] = field(default_factory=list)
+    children: list[Card] = field(default_factory=list)
     abs_x: float = 0
     abs_y: float = 0
     x: float = 0  # relative to the parent card (absolute for roots)

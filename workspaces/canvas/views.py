@@ -55,14 +55,14 @@ class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     form_class = OperatorLoginForm
     redirect_authenticated_user = True
-    http_method_names = ["get", "head", "post"]  # a FormView would also take PUT as a login attempt
+    http_method_names = ("get", "head", "post")  # a FormView would also take PUT as a login attempt
 
 
 class LogoutView(auth_views.LogoutView):
     """POST only (Django's rule): a link cannot log an operator out."""
 
     next_page = "canvas-login"
-    http_method_names = ["post"]
+    http_method_names = ("post",)
 
 
 def _viewport() -> dict:
