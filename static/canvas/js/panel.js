@@ -728,7 +728,10 @@ export function install(c) {
   installActions();
   canvas.on("select", ({ id, tab }) => open(id, tab));
   canvas.on("deselect", () => close());
-  canvas.on("card-state", ({ id }) => {
+  canvas.on("card-state", ({ id, state: change }) => {
+    // A restart from anywhere (menu, banner, API, another browser) puts the card in provisioning:
+    // whatever needed a restart is being applied.
+    if (change?.status === "provisioning") clearNeedsRestart(id);
     if (needsRestart.has(id)) renderRestartMarks([id]);
     if (id !== state.id) return;
     refreshHeaderSoon();

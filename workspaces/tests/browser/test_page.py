@@ -99,3 +99,31 @@ def test_zoom_controls_and_fit_keep_the_zoom_in_range(canvas, admin_api):
     for _ in range(40):
         canvas.click('[aria-label="Zoom in"]')
     assert _view(canvas)["zoom"] == 2
+
+
+def test_a_busy_card_keeps_everything_inside_its_box_and_a_team_keeps_its_header_above_its_members(canvas, admin_api):
+    lead = create_workspace(admin_api, "Platform Lead", role="Owns the platform roadmap, reviews every design and "
+                            "answers for the on-call rotation of the whole team", canvas={"x": 100, "y": 100})
+    member = create_workspace(admin_api, "Release Captain", parent_id=lead["id"], role="Cuts releases, writes the "
+                              "changelog and signs off every deployment to production", canvas={"x": 116, "y": 230})
+    skills = [{"id": f"skill-{n}", "name": f"Skill number {n}"} for n in range(6)]
+    for ws in (lead, member):
+        register_online(admin_api, ws["id"], skills=skills)
+        beat = admin_api.post("/registry/heartbeat", json={
+            "workspace_id": ws["id"], "active_tasks": 2, "current_task": "Preparing the quarterly release train notes"})
+        assert beat.status_code == 200, beat.text
+    canvas.reload()
+    canvas.wait_for_selector("body[data-canvas-ready]")
+    for ws in (lead, member):
+        card = canvas.locator(f'.ws-node[data-workspace-id="{ws["id"]}"]')
+        card.locator(":scope > .ws-task").wait_for()
+        assert card.locator(":scope > .ws-foot .ws-busy-text").inner_text() == "2 tasks"
+    member_card = canvas.locator(f'.ws-node[data-workspace-id="{member["id"]}"]')
+    box = member_card.bounding_box()
+    for part in (".ws-head", ".ws-tags", ".ws-role", ".ws-task", ".ws-foot"):
+        inner = member_card.locator(f":scope > {part}").bounding_box()
+        assert inner["x"] >= box["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"] + 0.5, part
+        assert inner["y"] >= box["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"] + 0.5, part
+    lead_foot = canvas.locator(f'.ws-node[data-workspace-id="{lead["id"]}"] > .ws-foot').bounding_box()
+    assert lead_foot["y"] + lead_foot["height"] <= box["y"], "the team's own status line runs under its member"
+    screenshot(canvas, "busy-team")

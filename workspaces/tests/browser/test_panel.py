@@ -333,3 +333,19 @@ def test_side_panel_open_on_a_three_level_team(canvas, admin_api):
     canvas.click("#tab-details")
     expect(canvas.locator("#panel-details").get_by_text("Peers (2)")).to_be_visible()
     screenshot(canvas, "side-panel-details")
+
+
+def test_a_restart_made_elsewhere_clears_the_restart_mark(canvas, admin_api):
+    """The flag is the page's own; a restart from the API (another browser, a script) starts the
+    workspace again with the saved config, so the page must stop asking for one."""
+    ws = templated_workspace(admin_api, "Restarted Elsewhere")
+    canvas.reload()
+    open_panel(canvas, ws["id"], "config")
+    tab = canvas.locator("#panel-config")
+    tab.locator("[data-config-text]").fill("name: Restarted Elsewhere\nruntime: echo\n")
+    tab.get_by_role("button", name="Save").click()
+    expect(card(canvas, ws["id"]).locator(".ws-restart-mark")).to_have_count(1)
+    assert admin_api.post(f"/workspaces/{ws['id']}/restart").status_code == 200
+    expect(card(canvas, ws["id"]).locator(".ws-restart-mark")).to_have_count(0)
+    expect(canvas.locator("#panel-restart")).to_be_hidden()
+    assert card(canvas, ws["id"]).get_attribute("data-needs-restart") is None
