@@ -44,6 +44,7 @@ export function install(canvas) {
   const search = searchDialog(canvas, ui.search);
   installKeyboard(canvas, menu, search);
   addSearchButton(search);
+  installBatchBar(canvas, document.getElementById("batch-bar"), dialogs);
 }
 
 // --- the card tree in the DOM ------------------------------------------------------------------
@@ -727,13 +728,67 @@ async function deleteWorkspace(canvas, el) {
     canvas.toast(`Delete failed: ${answer.error}`, "error");
     return;
   }
-  const until = Date.now() + TOMBSTONE_MS;
-  ids.forEach((gone) => tombstones.set(gone, until));
-  setTimeout(() => ids.forEach((gone) => { if (tombstones.get(gone) === until) tombstones.delete(gone); }), TOMBSTONE_MS);
+  tombstone(ids);
   const hadFocus = el.contains(document.activeElement);
   canvas.removeCard(id);
   if (hadFocus) canvas.root.focus({ preventScroll: true });
   canvas.toast(`Deleted "${name}"${ids.length > 1 ? ` and ${ids.length - 1} sub-workspace${ids.length === 2 ? "" : "s"}` : ""}`, "success");
+}
+
+// Deleted ids stay dead for a while: an in-flight re-sync or a late event must not resurrect them.
+function tombstone(ids) {
+  const until = Date.now() + TOMBSTONE_MS;
+  ids.forEach((gone) => tombstones.set(gone, until));
+  setTimeout(() => ids.forEach((gone) => { if (tombstones.get(gone) === until) tombstones.delete(gone); }), TOMBSTONE_MS);
+}
+
+// --- batch actions (spec §1.1 batch bar, §2.1): from two shift-selected cards ------------------------
+
+const BATCH_ACTIONS = {
+  restart: { label: "Restart", done: "Restarted", call: (id) => api("POST", `/workspaces/${id}/restart`), state: { status: "provisioning", current_task: "" } },
+  pause: { label: "Pause", done: "Paused", call: (id) => api("POST", `/workspaces/${id}/pause`), state: { status: "paused", current_task: "" } },
+  delete: { label: "Delete", done: "Deleted", call: (id) => api("DELETE", `/workspaces/${id}?confirm=true`), danger: true },
+};
+
+function installBatchBar(canvas, bar, dialogs) {
+  const count = bar.querySelector("[data-batch-count]");
+  const members = () => [...canvas.batch].map((id) => canvas.card(id)).filter(Boolean);
+  const show = () => {
+    const n = members().length;
+    bar.hidden = n < 2;
+    count.textContent = `${n} selected`;
+  };
+  const clear = () => { canvas.batch.clear(); canvas.applySelection(); canvas.emit("batch", { ids: [] }); };
+  for (const name of ["batch", "cards-changed", "card-removed"]) canvas.on(name, show);
+  bar.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-batch]");
+    if (!button) return;
+    if (button.dataset.batch === "clear") { clear(); return; }
+    const action = BATCH_ACTIONS[button.dataset.batch];
+    // Deleting a team deletes its members: act on the selection's roots only.
+    const els = button.dataset.batch === "delete" ? selectionRoots(canvas, canvas.batch) : members();
+    const n = els.length;
+    const yes = await dialogs.ask({
+      heading: `${action.label} ${n} workspace${n === 1 ? "" : "s"}`,
+      text: action.danger
+        ? "These workspaces and their sub-workspaces are deleted: containers stopped, configuration removed. This action cannot be undone."
+        : `${action.label} every selected workspace?`,
+      items: els.map((el) => canvas.nameOf(el)), confirm: action.label, danger: !!action.danger,
+      kind: action.danger ? "danger" : "info", returnFocus: button,
+    });
+    if (!yes) return;
+    const results = await Promise.all(els.map(async (el) => ({ el, id: canvas.idOf(el), answer: await action.call(canvas.idOf(el)) })));
+    for (const { el, id, answer } of results) {
+      if (!answer.ok) continue; // failures stay selected, so the operator can retry them
+      canvas.batch.delete(id);
+      if (action.danger) { tombstone([id, ...canvas.descendantIds(el)]); canvas.removeCard(id); } else canvas.applyState(id, action.state);
+    }
+    canvas.applySelection();
+    canvas.emit("batch", { ids: [...canvas.batch] });
+    const failed = results.filter((r) => !r.answer.ok).length;
+    if (failed) canvas.toast(`${failed}/${n} ${action.label.toLowerCase()} failed`, "error");
+    else canvas.toast(`${action.done} ${n} workspace${n === 1 ? "" : "s"}`, "success");
+  });
 }
 
 // --- keyboard (spec §2.9) ---------------------------------------------------------------------------------

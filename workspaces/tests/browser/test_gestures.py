@@ -554,3 +554,38 @@ def test_search_finds_workspaces_by_name_role_or_status_and_opens_details(canvas
     canvas.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert canvas.evaluate("moleculeCanvas.selectedId") == reviewer  # Esc closed only the search
+
+
+def test_shift_selected_cards_get_a_batch_bar_that_pauses_and_deletes_them_together(canvas, admin_api):
+    team = [create_workspace(admin_api, name, canvas={"x": 100 + 300 * n, "y": 200})
+            for n, name in enumerate(("North", "South", "West"))]
+    for ws in team:
+        register_online(admin_api, ws["id"])
+    load(canvas)
+    bar = canvas.get_by_role("toolbar", name="Batch actions")
+    card(canvas, team[0]["id"]).click(modifiers=["Shift"])
+    expect(bar).to_be_hidden()  # one card is a selection, not a batch
+    card(canvas, team[1]["id"]).click(modifiers=["Shift"])
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text("2 selected")
+
+    bar.get_by_role("button", name="Pause").click()
+    dialog = canvas.get_by_role("dialog", name="Pause 2 workspaces")
+    expect(dialog).to_contain_text("North")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert [api_row(admin_api, ws["id"])["status"] for ws in team] == ["online"] * 3
+    bar.get_by_role("button", name="Pause").click()
+    dialog.get_by_role("button", name="Pause").click()
+    wait_until(lambda: [api_row(admin_api, ws["id"])["status"] for ws in team] == ["paused", "paused", "online"],
+               what="the two selected workspaces paused")
+    expect(card(canvas, team[0]["id"])).to_have_attribute("data-status", "paused")
+    expect(bar).to_be_hidden()  # done: the batch is empty again
+
+    for ws in team[:2]:
+        card(canvas, ws["id"]).click(modifiers=["Shift"])
+    bar.get_by_role("button", name="Delete").click()
+    canvas.get_by_role("dialog", name="Delete 2 workspaces").get_by_role("button", name="Delete").click()
+    expect(card(canvas, team[0]["id"])).to_have_count(0)
+    expect(card(canvas, team[1]["id"])).to_have_count(0)
+    expect(card(canvas, team[2]["id"])).to_have_count(1)
+    assert [api_row(admin_api, ws["id"])["status"] for ws in team] == ["removed", "removed", "online"]
