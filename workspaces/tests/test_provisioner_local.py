@@ -257,7 +257,14 @@ def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answe
 def test_a_url_an_agent_reports_is_still_checked_by_the_proxy(local, live_server, redis_client):
     _provisioner, queue = local
     workspace = start_online(queue)
-    other = f"http://localhost:{read_record(workspace.id)['port'] + 1}"
+    record = read_record(workspace.id)
+    # The register commits the row (online) before it caches the URL: overwrite only after that,
+    # or the register's own write lands on top of ours.
+    deadline = time.monotonic() + 10
+    while (redis_client.get(url_key(workspace.id)) or b"").decode() != record["url"]:
+        assert time.monotonic() < deadline, "the register never cached the runtime's URL"
+        time.sleep(0.05)
+    other = f"http://localhost:{record['port'] + 1}"
     redis_client.set(url_key(workspace.id), other)
     reply = a2a_send(live_server.url, workspace, "hi")
     assert (reply.status_code, reply.json()["error"]) == (502, "workspace URL is not publicly routable")

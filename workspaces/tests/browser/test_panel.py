@@ -265,7 +265,9 @@ def test_config_save_asks_for_a_restart_and_shows_yaml_problems(canvas, admin_ap
     tab.locator("[data-config-text]").fill("name: Config Keeper\nruntime: echo\n")
     tab.get_by_role("button", name="Save").click()
     expect(tab.locator("[data-config-error]")).to_be_hidden()
-    assert admin_api.get(f"/workspaces/{ws['id']}/files/config.yaml").json()["content"] == "name: Config Keeper\nruntime: echo\n"
+    # the error clears as the save starts; the PUT lands a moment later
+    wait_until(lambda: admin_api.get(f"/workspaces/{ws['id']}/files/config.yaml").json()["content"]
+               == "name: Config Keeper\nruntime: echo\n", what="the valid config saved")
 
     canvas.locator("#panel-restart").get_by_role("button", name="Restart Now").click()
     expect(canvas.locator("#panel-restart")).to_be_hidden()
