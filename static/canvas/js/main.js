@@ -5,10 +5,11 @@ import * as live from "./live.js";
 import * as panel from "./panel.js";
 import * as surfaces from "./surfaces.js";
 import * as overlay from "./overlay.js";
+import * as fleet from "./fleet.js";
 
 const root = document.getElementById("canvas");
 const canvas = new Canvas(root);
 window.moleculeCanvas = canvas; // for the browser tests and a curious operator's console
 canvas.install();
-for (const part of [gestures, panel, surfaces, overlay, live]) part.install(canvas);
+for (const part of [gestures, panel, surfaces, overlay, fleet, live]) part.install(canvas);
 document.body.dataset.canvasReady = "true";

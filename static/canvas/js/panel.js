@@ -240,11 +240,13 @@ function markNeedsRestart(id) {
   needsRestart.add(id);
   renderRestartMarks();
   renderRestartBanner();
+  canvas.emit("needs-restart", { ids: [...needsRestart] });
 }
 function clearNeedsRestart(id) {
   if (!needsRestart.delete(id)) return;
   renderRestartMarks();
   renderRestartBanner();
+  canvas.emit("needs-restart", { ids: [...needsRestart] });
 }
 
 // The card's "↻ Restart to apply changes" (spec §1.3 item 7): shown while flagged and idle.
