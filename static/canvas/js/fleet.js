@@ -20,8 +20,15 @@ export function install(canvas) {
     pending.hidden = waiting.length === 0;
     pending.textContent = `Restart pending (${waiting.length})`;
   };
-  for (const name of ["card-state", "cards-changed", "cards-synced"]) canvas.on(name, render);
-  canvas.on("needs-restart", ({ ids }) => { pendingIds = ids; render(); });
+  // Recounting reads every card: once a frame at most, however many events a burst brings.
+  let queued = false;
+  const renderSoon = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; render(); });
+  };
+  for (const name of ["card-state", "cards-changed", "cards-synced"]) canvas.on(name, renderSoon);
+  canvas.on("needs-restart", ({ ids }) => { pendingIds = ids; renderSoon(); });
   render();
 
   stop.addEventListener("click", () => restartAll(canvas, dialog, busy().map((el) => canvas.idOf(el)), {
