@@ -19,6 +19,17 @@ import redis
 from django.conf import settings
 
 
+def wait_until(check, timeout: float = 10, what: str = "condition", interval: float = 0.1):
+    """``check()``'s first truthy result, polled until ``timeout`` seconds (then the test fails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

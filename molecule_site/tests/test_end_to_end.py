@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from molecule_site.tests.launch import platform_on_fresh_database
+from molecule_site.tests.launch import platform_on_fresh_database, wait_until
 
 ADMIN = "e2e-admin-token"
 TTL_SECONDS = 3
@@ -86,14 +86,6 @@ def platform(tmp_path):
         yield launch
 
 
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_two_external_agents_register_talk_delegate_and_go_offline(platform):

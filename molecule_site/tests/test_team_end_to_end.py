@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 import asyncio
@@ -27,7 +26,7 @@ import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import AgentCard, Message, Part, Role, SendMessageRequest
 
-from molecule_site.tests.launch import platform_on_fresh_database
+from molecule_site.tests.launch import platform_on_fresh_database, wait_until
 
 ADMIN = "team-e2e-admin"
 TTL_SECONDS = 4
@@ -35,14 +34,6 @@ SWEEP_SECONDS = 1
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def say(api: httpx.Client, workspace_id: str, text: str) -> str:

@@ -12,13 +12,12 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from molecule_site.tests.launch import platform_on_fresh_database
+from molecule_site.tests.launch import platform_on_fresh_database, wait_until  # noqa: F401 (the browser tests import it from here)
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_TOKEN = "browser-tests-admin-token"
@@ -150,11 +149,3 @@ def register_online(admin_api, workspace_id: str, **card) -> None:
     assert response.status_code == 200, response.text
 
 
-def wait_until(check, timeout: float = 10, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
