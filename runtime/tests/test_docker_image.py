@@ -36,6 +36,9 @@ def image():
 
 
 def _smoke(image, config_dir, *extra_env):
+    # The image runs the runtime as its own unprivileged user (uid 1000): the bind mount must be
+    # readable by others (pytest makes its temporary directories 0700).
+    config_dir.chmod(0o755)
     env = ["-e", "MOLECULE_SMOKE_MODE=1", "-e", "MOLECULE_SMOKE_TIMEOUT_SECS=10", "-e", "WORKSPACE_ID=fake-smoke"]
     for item in extra_env:
         env += ["-e", item]
