@@ -11,7 +11,8 @@ Handshake rules, in order:
 
 1. ``Origin`` (when sent — non-browser clients send none) must case-insensitively equal one of
    ``CORS_ORIGINS`` or be same-origin (its ``host[:port]`` equals the ``Host`` header). As in the
-   original, an empty ``CORS_ORIGINS`` allows any origin — in dev mode only.
+   original, an empty ``CORS_ORIGINS`` allows any origin — in dev mode only
+   (:mod:`molecule_site.ws_auth`, shared with the terminal).
 2. ``X-Workspace-ID``: must be a UUID. The first ``Authorization: Bearer`` value must validate
    for it, or be ``ADMIN_TOKEN``; a workspace with no live token connects without one in dev
    mode only (the original's grandfathering). A database error during the check rejects the
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -48,8 +48,9 @@ from django.conf import settings
 from activity.events import EVENTS_GROUP
 from molecule_site.channel_layer import dispatch_in_order
 from molecule_site.metrics import WEBSOCKET_CONNECTIONS
+from molecule_site.ws_auth import first_header, scope_bearer_token, scope_origin_allowed, staff_user
 from registry import selectors, services
-from registry.auth import BEARER, is_admin_token
+from registry.auth import is_admin_token
 
 log = logging.getLogger(__name__)
 
@@ -59,61 +60,6 @@ AUTH_CHECK_FAILED = "auth check failed"
 BAD_ORIGIN = "origin not allowed"
 ADMIN_REQUIRED = "admin auth required"
 TRY_AGAIN_LATER = 1013
-
-_DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
-
-
-def first_header(scope, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower-case bytes) in an ASGI scope, decoded as latin-1."""
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def scope_bearer_token(scope) -> str | None:
-    """Same parsing as ``registry.auth.bearer_token``: first header, case-sensitive ``Bearer ``.
-
-    Some servers comma-join duplicate headers into one value, so only its first part counts.
-    """
-    first = (first_header(scope, b"authorization") or "").split(",", 1)[0]
-    if not first.startswith(BEARER):
-        return None
-    return first[len(BEARER):].strip() or None
-
-
-def _host_port(scheme: str, netloc: str) -> str:
-    netloc = netloc.strip().lower()
-    host, sep, port = netloc.rpartition(":")
-    if sep and "]" not in port and port == _DEFAULT_PORTS.get(scheme):
-        return host
-    return netloc
-
-
-def origin_allowed(origin: str | None, host: str | None) -> bool:
-    """No Origin (non-browser client), an allowed CORS origin, or same-origin."""
-    if origin is None:
-        return True
-    allowed = settings.CORS_ORIGINS
-    if not allowed and settings.DEV_MODE:
-        return True
-    wanted = origin.strip().lower()
-    if any(wanted == entry.strip().lower() for entry in allowed):
-        return True
-    parts = urlsplit(wanted)
-    if not parts.netloc or not host:
-        return False
-    return _host_port(parts.scheme, parts.netloc) == _host_port(parts.scheme, host)
-
-
-def _staff_user(scope) -> bool:
-    user = scope.get("user")
-    return bool(
-        user is not None
-        and getattr(user, "is_authenticated", False)
-        and getattr(user, "is_active", False)
-        and getattr(user, "is_staff", False)
-    )
 
 
 async def _workspace_auth_error(workspace_id: str, token: str | None) -> str | None:
@@ -164,7 +110,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         WEBSOCKET_CONNECTIONS.inc()
 
     async def _handshake_error(self) -> str | None:
-        if not origin_allowed(first_header(self.scope, b"origin"), first_header(self.scope, b"host")):
+        if not scope_origin_allowed(self.scope):
             return BAD_ORIGIN
         token = scope_bearer_token(self.scope)
         workspace_id = (first_header(self.scope, b"x-workspace-id") or "").strip()
@@ -173,7 +119,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if error is None:
                 self.workspace_id = workspace_id
             return error
-        if not settings.DEV_MODE and not (_staff_user(self.scope) or is_admin_token(token)):
+        if not settings.DEV_MODE and not (staff_user(self.scope) or is_admin_token(token)):
             return ADMIN_REQUIRED
         return None
 
