@@ -3,7 +3,10 @@
 Who may open one, and the opening, are :mod:`workspaces.terminal`; this consumer only moves
 bytes. A refused handshake is answered with the refusal's status and ``{"error": …}`` body
 where the server supports it (uvicorn; :func:`molecule_site.ws_auth.deny`), else closed before
-accept (daphne answers 403).
+accept (daphne answers 403). A browser cannot read either (its WebSocket API reports a failed
+handshake as a bare 1006), so a client that offers the ``molecule-terminal`` subprotocol — the
+canvas — is told in-band instead: accepted, then closed with code ``4000 + status`` and the
+error as the close reason (4503 "Docker not available").
 
 Once accepted: binary and text frames are keystrokes, except a text frame holding the JSON
 object ``{"type":"resize","cols":N,"rows":M}`` (integers 1–1000; a resize with other values is
@@ -46,6 +49,9 @@ MAX_DIMENSION = 1000
 NORMAL_CLOSURE = 1000
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
+SUBPROTOCOL = "molecule-terminal"
+REFUSAL_CLOSE_BASE = 4000
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 
 
 def resize_request(text: str) -> tuple[int, int] | None | bool:
@@ -110,6 +116,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message):
         self.workspace_id = str(self.scope["url_route"]["kwargs"]["workspace_id"])
         caller_id = (first_header(self.scope, b"x-workspace-id") or "").strip() or None
+        subprotocol = SUBPROTOCOL if SUBPROTOCOL in (self.scope.get("subprotocols") or ()) else None
         try:
             principal = await terminal.terminal_principal(
                 target_id=self.workspace_id, origin_ok=scope_origin_allowed(self.scope), caller_id=caller_id,
@@ -120,7 +127,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         except TerminalUnavailable as refusal:
             log.info("terminal: refused workspace %s to %s: %d %s", self.workspace_id, self.scope.get("client"),
                      refusal.status, refusal.error)
-            if not await deny(self.scope, self.base_send, refusal.status, refusal.error):
+            if subprotocol is not None:
+                await self.accept(subprotocol=subprotocol)
+                reason = refusal.error.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+                await self.close(code=REFUSAL_CLOSE_BASE + refusal.status, reason=reason)
+            elif not await deny(self.scope, self.base_send, refusal.status, refusal.error):
                 await self.close()
             return
         self.session = session
@@ -130,7 +141,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.input: asyncio.Queue = asyncio.Queue()
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="terminal-read")
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="terminal-write")
-        await self.accept()
+        await self.accept(subprotocol=subprotocol)
         self.tasks = [asyncio.create_task(self._pump_output()), asyncio.create_task(self._pump_input())]
 
     async def receive(self, text_data=None, bytes_data=None):

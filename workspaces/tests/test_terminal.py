@@ -57,14 +57,14 @@ def _headers(*, caller=None, token=None, origin=None, host="testserver", cookie=
     return headers
 
 
-def handshake(workspace_id, *, denial=True, **kwargs):
-    """What the app answers a terminal handshake: ``("accept", None)``, ``("close", None)``, or
-    ``(status, body)`` for a denial response."""
+def handshake(workspace_id, *, denial=True, subprotocols=(), **kwargs):
+    """What the app answers a terminal handshake: ``("close", None)``, ``(status, body)`` for a
+    denial response, or ``("accept", subprotocol, close)`` for one accepted and then closed."""
     path = f"/workspaces/{workspace_id}/terminal"
     scope = {
         "type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "path": path,
         "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": _headers(**kwargs),
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "subprotocols": [],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "subprotocols": list(subprotocols),
         "extensions": {"websocket.http.response": {}} if denial else {},
     }
 
@@ -77,6 +77,9 @@ def handshake(workspace_id, *, denial=True, **kwargs):
             assert body["type"] == "websocket.http.response.body"
             assert (b"content-type", b"application/json; charset=utf-8") in first["headers"]
             answer = (first["status"], json.loads(body["body"]))
+        elif first["type"] == "websocket.accept":
+            closed = await app.receive_output(timeout=5)
+            answer = ("accept", first.get("subprotocol"), closed)
         else:
             answer = (first["type"].rsplit(".", 1)[-1], None)
         await app.send_input({"type": "websocket.disconnect", "code": 1000})
@@ -208,6 +211,19 @@ def test_a_refused_open_gives_its_session_slot_back(tree):
 def test_a_server_without_the_denial_extension_gets_a_close_before_accept(tree):
     assert handshake(tree["A"].id, denial=False) == ("close", None)
     assert handshake(tree["A"].id, denial=False, token=ADMIN) == ("close", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_offering_the_canvas_subprotocol_is_told_why_in_the_close_frame(tree):
+    """Browsers cannot read a refused handshake's status: the canvas learns it in-band."""
+    canvas = ["molecule-terminal"]
+    assert handshake(tree["A"].id, token=ADMIN, subprotocols=canvas) == (
+        "accept", "molecule-terminal", {"type": "websocket.close", "code": 4503, "reason": "Docker not available"})
+    assert handshake(uuid.uuid4(), token=ADMIN, subprotocols=canvas)[2] == {
+        "type": "websocket.close", "code": 4404, "reason": "workspace not found"}
+    assert handshake(tree["A"].id, subprotocols=canvas)[2]["code"] == 4401
+    # Another subprotocol is not ours: the HTTP answer, as for any client.
+    assert handshake(tree["A"].id, token=ADMIN, subprotocols=["other"]) == (503, DOCKER_MISSING)
 
 
 # --- the whole platform, over a real socket -----------------------------------------------------------------
