@@ -103,9 +103,11 @@ CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_ALLOW_HEADERS = ["Origin", "Content-Type", "X-Workspace-ID", "Authorization"]
 CORS_ALLOW_CREDENTIALS = True
 RATE_LIMIT = env_int("RATE_LIMIT", 600, minimum=1)
-# Which backend runs workspace runtimes: local = `molecule-runtime` subprocesses on this machine;
-# none = nothing runs them (external workspaces only); auto = local when `molecule-runtime` is installed.
-MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "none", "local"))
+# Which backend runs workspace runtimes: docker = a container per workspace (see the Docker block
+# below); local = `molecule-runtime` subprocesses on this machine; none = nothing runs them
+# (external workspaces only); auto = docker when a daemon answers, else local when
+# `molecule-runtime` is installed, else none.
+MOLECULE_PROVISIONER = env_choice("MOLECULE_PROVISIONER", "auto", ("auto", "docker", "none", "local"))
 # Production keeps agents off the platform's machine: `local` stops startup and `auto` picks
 # `none` there, unless this allows local runtimes anyway.
 MOLECULE_ALLOW_LOCAL_PROVISIONER = env_bool("MOLECULE_ALLOW_LOCAL_PROVISIONER", False)
@@ -125,6 +127,29 @@ LOCAL_RUNTIME_UID_COUNT = env_int("LOCAL_RUNTIME_UID_COUNT", 65_536, minimum=1,
 EXTERNAL_PLATFORM_URL = env_url("EXTERNAL_PLATFORM_URL", schemes=("http", "https"))
 # GET /admin/workspaces/:id/test-token: dev mode only, unless this turns it on (then it needs ADMIN_TOKEN).
 MOLECULE_ENABLE_TEST_TOKENS = env_bool("MOLECULE_ENABLE_TEST_TOKENS", False)
+
+# --- Docker provisioner (§16) -------------------------------------------------------------------------
+# The engine is the SDK's usual one (DOCKER_HOST, else the local socket); every call is bounded.
+DOCKER_TIMEOUT_SECONDS = env_int("DOCKER_TIMEOUT_SECONDS", 30, minimum=1)
+# A whole start (stale container out, create, configs in, start) gives up after this (spec: 3 min).
+DOCKER_PROVISION_TIMEOUT_SECONDS = env_int("DOCKER_PROVISION_TIMEOUT_SECONDS", 180, minimum=10)
+# Images are built here by `manage.py build_workspace_images`, one per runtime: <prefix><runtime>:<tag>.
+# Never pulled. A runtime without an image of its own runs in the default runtime's image.
+WORKSPACE_IMAGE_PREFIX = env_str("WORKSPACE_IMAGE_PREFIX", "molecule/workspace-")
+WORKSPACE_IMAGE_TAG = env_str("WORKSPACE_IMAGE_TAG", "latest")
+WORKSPACE_DEFAULT_RUNTIME = env_str("WORKSPACE_DEFAULT_RUNTIME", "langgraph")
+WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "molecule-monorepo-net")
+# T3's privileged + host-PID and T4's host network + Docker socket hand the host to the agent
+# (docs/security.md): each needs its own explicit switch; without it the tier keeps its limits only.
+MOLECULE_ALLOW_PRIVILEGED_TIERS = env_bool("MOLECULE_ALLOW_PRIVILEGED_TIERS", False)
+MOLECULE_ALLOW_T4 = env_bool("MOLECULE_ALLOW_T4", False)
+# Per-tier limits (spec §16): memory in MiB, CPU in shares (1024 = one CPU, applied as NanoCPUs);
+# 0 = no cap. T1 has none by default; unknown tiers get T2's.
+TIER_LIMITS = {
+    tier: (env_int(f"TIER{tier}_MEMORY_MB", memory, minimum=0), env_int(f"TIER{tier}_CPU_SHARES", shares, minimum=0))
+    for tier, memory, shares in ((1, 0, 0), (2, 512, 1024), (3, 2048, 2048), (4, 4096, 4096))
+}
+# --- end of the Docker provisioner block -----------------------------------------------------------------
 
 # --- Registry, liveness and sweeps (spec §7, DESIGN flow 3) -----------------------------------------
 # A workspace that misses its deadline (last register/heartbeat + TTL) goes offline; runtimes
