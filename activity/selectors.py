@@ -10,8 +10,8 @@ from django.db import connection
 
 from activity.models import ActivityLog
 from molecule_site.wire import rfc3339
-from registry.selectors import as_uuid
 from workspaces.models import WorkspaceConfig
+from workspaces.selectors import as_uuid
 
 ACTIVITY_OPTIONAL_KEYS = ("request_body", "response_body", "tool_trace")
 DELEGATION_METHODS = ("delegate", "delegate_result")

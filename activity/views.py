@@ -13,9 +13,8 @@ from molecule_site.errors import ApiError
 from molecule_site.wire import rfc3339
 from registry import auth
 from registry.auth import AdminAuth, WorkspaceAuth
-from registry.selectors import as_uuid
 from workspaces.models import Workspace, WorkspaceStatus
-from workspaces.selectors import workspace_get
+from workspaces.selectors import as_uuid, workspace_get
 
 EVENTS_PAGE = 100
 

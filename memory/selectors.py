@@ -13,8 +13,8 @@ from django.db.models.functions import Coalesce, Now
 
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from molecule_site.wire import rfc3339
-from registry.selectors import ancestries, as_uuid
 from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.selectors import ancestries, as_uuid
 
 SEARCH_DEFAULT_LIMIT = 50  # a limit of 1–49 is honoured; anything else (absent, bad, ≥ 50) is 50
 FULL_TEXT_MIN_QUERY = 2  # shorter non-empty queries are a substring match

@@ -13,8 +13,8 @@ from memory import selectors
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from memory.redaction import redact_json_secrets, redact_secrets
 from molecule_site.errors import ApiError
-from registry.selectors import as_uuid
 from workspaces.models import Workspace
+from workspaces.selectors import as_uuid
 
 DEFAULT_NAMESPACE = "general"
 NAMESPACE_MAX_CHARS = 50

@@ -83,7 +83,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Task modules outside the apps' tasks.py files, so the worker registers them too.
-CELERY_IMPORTS = ["registry.a2a_queue", "registry.delegation"]
+CELERY_IMPORTS = ["registry.a2a_drain", "registry.delegation", "workspaces.provisioning"]
 
 # --- Platform ----------------------------------------------------------------------------------------
 HOST = env_str("HOST", "127.0.0.1")

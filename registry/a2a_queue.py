@@ -2,8 +2,9 @@
 
 When the proxy finds a target busy (its agent timed out, hung up or reset the connection) it
 stores the normalised request here and answers 202 ``queued``. A heartbeat reporting spare
-capacity calls :func:`schedule_drain`, which queues the Celery task :func:`drain_a2a_queue`;
-that task re-sends ONE item (highest priority, oldest first) through the proxy.
+capacity calls :func:`registry.a2a_drain.schedule_drain`, which queues the Celery task that
+re-sends ONE item (highest priority, oldest first) through the proxy. This module is the
+queue's storage, below the proxy; the drain sits above it.
 
 The heartbeat is the hot path, so it must not cost a database query or a Celery message for
 the (usual) workspace with nothing queued: :func:`enqueue` raises a Redis flag
@@ -11,26 +12,18 @@ the (usual) workspace with nothing queued: :func:`enqueue` raises a Redis flag
 (``registry.services``), and only while it is up (or when Redis cannot tell) is the task
 queued. A drain that finds nothing left lowers it. The flag is a hint: rows live in
 PostgreSQL, and if Redis is wiped the flag comes back with the next enqueue for that workspace.
-
-``molecule_site.celery`` autodiscovers only ``<app>.tasks`` modules, so ``CELERY_IMPORTS``
-lists this module for workers to know :func:`drain_a2a_queue`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 import redis
-from asgiref.sync import sync_to_async
-from celery import shared_task
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from molecule_site.redis_client import get_redis
-from molecule_site.wire import json_bytes
 from registry.models import A2AQueueItem, A2AQueueStatus
-from registry.selectors import as_uuid
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +43,7 @@ def _raise_flag(workspace_id) -> None:
         log.warning("could not flag the A2A queue of workspace %s", workspace_id)
 
 
-def _lower_flag(workspace_id) -> None:
+def lower_flag(workspace_id) -> None:
     try:
         get_redis().delete(queued_flag_key(workspace_id))
     except redis.RedisError:
@@ -113,60 +106,5 @@ def claim_next(workspace_id) -> A2AQueueItem | None:
     return item
 
 
-def _finish(item: A2AQueueItem, status: str, error: str | None = None) -> None:
+def finish(item: A2AQueueItem, status: str, error: str | None = None) -> None:
     A2AQueueItem.objects.filter(pk=item.pk).update(status=status, last_error=error, completed_at=timezone.now())
-
-
-def _error_text(result) -> str:
-    try:
-        decoded = json.loads(result.body)
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
-        return f"{result.status}: {decoded['error']}"
-    return f"{result.status}: {result.body[:500].decode(errors='replace')}"
-
-
-def drain_one(workspace_id) -> str | None:
-    """Dispatch one queued request of ``workspace_id``; returns its id, or None when none waits.
-
-    Outcome (spec §8.4): the target busy again → ``completed`` (the proxy queued the request
-    anew as a fresh item); an error → ``failed`` with ``last_error``; success → ``completed``.
-    No activity row is written for a drained request.
-    """
-    from registry.proxy import proxy_a2a_sync
-
-    if as_uuid(workspace_id) is None:
-        return None
-    item = claim_next(workspace_id)
-    if item is None:
-        _lower_flag(workspace_id)
-        return None
-    try:
-        result = proxy_a2a_sync(
-            target_id=str(item.workspace_id), caller_id=item.caller_id, body=json_bytes(item.body), log_activity=False
-        )
-    except Exception as exc:  # noqa: BLE001 - a crashed dispatch must not leave the row dispatched forever
-        log.exception("A2A queue item %s crashed while dispatching", item.pk)
-        _finish(item, A2AQueueStatus.FAILED, f"dispatch crashed: {exc}")
-        return str(item.pk)
-    if result.queued or result.status < 300:
-        _finish(item, A2AQueueStatus.COMPLETED)
-    else:
-        _finish(item, A2AQueueStatus.FAILED, _error_text(result))
-    return str(item.pk)
-
-
-@shared_task(ignore_result=True)
-def drain_a2a_queue(workspace_id: str) -> str | None:
-    """Celery entry point of :func:`drain_one` (queued by :func:`schedule_drain`)."""
-    return drain_one(workspace_id)
-
-
-async def schedule_drain(workspace_id) -> None:
-    """Heartbeat hook (spare capacity, and the heartbeat saw the queued flag up or could not
-    tell): drain one item in a worker. Never raises: a heartbeat must not fail here."""
-    try:
-        await sync_to_async(drain_a2a_queue.delay, thread_sensitive=False)(str(workspace_id))
-    except Exception:  # noqa: BLE001 - broker down: the next heartbeat tries again
-        log.warning("could not schedule an A2A queue drain for workspace %s", workspace_id)

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.utils.translation import ngettext
 
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint, token_revoke
+from registry.tokens import token_mint, token_revoke
 
 
 class LiveFilter(admin.SimpleListFilter):

@@ -27,6 +27,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from activity import selectors as activity_selectors
 from activity.events import emit
 from activity.models import ActivityLog
+from registry.proxy import proxy_a2a_sync
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +279,6 @@ def is_transient(result) -> bool:
 @shared_task(bind=True, max_retries=1, soft_time_limit=DELEGATION_TIME_LIMIT_SECONDS, ignore_result=True)
 def execute_delegation(self, source_id: str, target_id: str, delegation_id: str, task: str) -> str:
     """Deliver a delegation and record its outcome; returns the final status (for logs/tests)."""
-    from registry.proxy import proxy_a2a_sync
-
     if self.request.retries == 0:
         delegation_mark_dispatched(source_id=source_id, target_id=target_id, delegation_id=delegation_id)
     try:

@@ -10,9 +10,8 @@ from molecule_site.api import Api, json_body
 from molecule_site.errors import ApiError
 from registry import delegation
 from registry.auth import WorkspaceAuth
-from registry.selectors import as_uuid
 from workspaces.models import Workspace
-from workspaces.selectors import workspace_get
+from workspaces.selectors import as_uuid, workspace_get
 
 UPDATE_STATUSES = ("completed", "failed")
 

@@ -30,14 +30,12 @@ from django.utils import timezone
 from activity.events import emit
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import clear_workspace_keys
-from workspaces.models import LIVE_STATUSES, Workspace, WorkspaceStatus
-from workspaces.provisioners import get_provisioner
-from workspaces.provisioners.base import ManagedContainer, Provisioner
+from workspaces.models import EXTERNAL_RUNTIME, LIVE_STATUSES, Workspace, WorkspaceStatus
+from workspaces.provisioners import ManagedContainer, Provisioner, get_provisioner
+from workspaces.provisioning import request_restarts
+from workspaces.selectors import as_uuid
 
 log = logging.getLogger(__name__)
-
-EXTERNAL_RUNTIME = "external"
-
 
 # --- liveness (DESIGN flow 3) -------------------------------------------------------------------------
 
@@ -59,7 +57,7 @@ def liveness_sweep(*, now: datetime | None = None, batch: int = 100) -> int:
         ours = _provisioned_ids(provisioner)
         claimed = sum(
             _take_offline(workspace_id, old_status=status, now=now,
-                          restart_by=provisioner if runtime != EXTERNAL_RUNTIME and workspace_id in ours else None,
+                          restart=runtime != EXTERNAL_RUNTIME and workspace_id in ours,
                           liveness_deadline__lt=now)
             for workspace_id, status, runtime in expired
         )
@@ -92,13 +90,13 @@ def _expired_live_rows(*, now: datetime, batch: int) -> list[tuple[uuid.UUID, st
     )
 
 
-def _take_offline(workspace_id, *, old_status: str, now: datetime, restart_by: Provisioner | None,
+def _take_offline(workspace_id, *, old_status: str, now: datetime, restart: bool,
                   **still) -> bool:
     """Claim ``workspace_id`` for offline if it is still ``old_status`` (and matches ``still``).
 
     On a successful claim, after commit: ``WORKSPACE_OFFLINE {}``, the workspace's Redis keys
-    cleared, and a restart asked of ``restart_by``, the provisioner that started its runtime
-    (spec §6.2), if any.
+    cleared, and with ``restart`` (its runtime is one our provisioner started) a restart
+    asked for (spec §6.2).
     """
     with transaction.atomic():
         claimed = Workspace.objects.filter(pk=workspace_id, status=old_status, **still).update(
@@ -108,8 +106,8 @@ def _take_offline(workspace_id, *, old_status: str, now: datetime, restart_by: P
             return False  # another sweeper, a heartbeat or a lifecycle change got there first
         emit("WORKSPACE_OFFLINE", workspace_id, {})
         transaction.on_commit(lambda: clear_workspace_keys([workspace_id]), robust=True)
-        if restart_by is not None:
-            transaction.on_commit(lambda: restart_by.restart_workspaces([workspace_id]), robust=True)
+        if restart:
+            transaction.on_commit(lambda: request_restarts([workspace_id]), robust=True)
     log.info("workspace %s went offline (was %s)", workspace_id, old_status)
     return True
 
@@ -241,15 +239,8 @@ def _revoke_stale_tokens(workspace_id, *, cutoff: datetime, now: datetime) -> in
     )
 
 
-def _as_uuid(value) -> uuid.UUID | None:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
 def _as_uuids(values) -> set[uuid.UUID]:
-    return {parsed for parsed in map(_as_uuid, values) if parsed is not None}
+    return {parsed for parsed in map(as_uuid, values) if parsed is not None}
 
 
 # --- Docker only: orphan containers and container health (spec §7.4) ------------------------------------
@@ -259,9 +250,9 @@ WORKSPACE_CONTAINER_PREFIX = "ws-"
 _ID_PREFIX = re.compile(r"[0-9a-f-]+")
 
 
-def _docker_provisioner() -> Provisioner | None:
+def _container_provisioner() -> Provisioner | None:
     provisioner = get_provisioner()
-    return provisioner if provisioner.name == "docker" else None
+    return provisioner if provisioner.has_containers else None
 
 
 def orphan_container_sweep() -> int:
@@ -271,7 +262,7 @@ def orphan_container_sweep() -> int:
     rows. Pass 2: containers labelled managed whose prefix matches no row at all (purged).
     Prefixes must be hex/dash only; the pass gives up after 30 s and the next one continues.
     """
-    provisioner = _docker_provisioner()
+    provisioner = _container_provisioner()
     if provisioner is None:
         return 0
     started = time.monotonic()
@@ -314,9 +305,9 @@ def _is_orphan(container: ManagedContainer) -> bool:
 
 
 def _health_swept_provisioner() -> Provisioner | None:
-    """Docker, and the backends that ask for the health sweep (``health_sweep``: local processes)."""
+    """The backends that ask for the health sweep (``health_sweep``: Docker, local processes)."""
     provisioner = get_provisioner()
-    return provisioner if provisioner.name == "docker" or provisioner.health_sweep else None
+    return provisioner if provisioner.health_sweep else None
 
 
 def container_health_sweep(*, now: datetime | None = None) -> int:
@@ -345,6 +336,6 @@ def container_health_sweep(*, now: datetime | None = None) -> int:
         .values_list("id", "status")
     )
     return sum(
-        _take_offline(workspace_id, old_status=status, now=now, restart_by=provisioner, updated_at__lte=now)
+        _take_offline(workspace_id, old_status=status, now=now, restart=True, updated_at__lte=now)
         for workspace_id, status in rows
     )

@@ -57,20 +57,21 @@ from activity.events import aemit, emit
 from molecule_site import adb
 from molecule_site.redis_client import get_async_redis
 from molecule_site.wire import JSON_CONTENT_TYPE, datastore_busy_response, json_bytes
-from registry import redis_keys
+from registry import a2a_queue, redis_keys
+from registry.discovery import internal_url, is_provisioner_assigned_url
 from registry.selectors import (
     RUNTIME_CAPABILITIES_FIELD,
     RUNTIME_IDLE_TIMEOUT_FIELD,
     acan_communicate,
-    as_uuid,
-    is_provisioner_assigned_url,
     parse_runtime_overrides,
     runtime_overrides_key,
-    synthesized_internal_url,
 )
 from registry.ssrf import a2a_target_problem
 from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
-from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
+from workspaces.provisioners import get_provisioner
+from workspaces.provisioning import request_restarts
+from workspaces.selectors import as_uuid
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,6 @@ SSE_CONTENT_TYPE = "text/event-stream"
 # Streaming methods of both A2A generations (0.3 names, then 1.0 names).
 STREAM_METHODS = frozenset({"message/stream", "tasks/resubscribe", "SendStreamingMessage", "SubscribeToTask"})
 ACTIVITY_TYPE = "a2a_receive"
-EXTERNAL_RUNTIME = "external"
 
 ACCESS_DENIED = "access denied: workspaces cannot communicate per hierarchy rules"
 QUEUED_MESSAGE = "workspace agent busy — request queued, will dispatch when capacity available"
@@ -197,21 +197,17 @@ def _platform_in_docker() -> bool:
 def _docker_rewrite(target_id: str, url: str) -> str:
     """Inside Docker, ``127.0.0.1`` means this container: reach a provisioned one by name.
 
-    Only when the Docker backend provisions workspaces (its containers are ``ws-<id12>``); a
+    Only when the backend runs containers (on the workspace network as ``ws-<id12>``); a
     local-process runtime registered on loopback is reached where it said.
     """
-    from workspaces.provisioners import get_provisioner
-
-    if url.startswith("http://127.0.0.1:") and get_provisioner().name == "docker" and _platform_in_docker():
-        return synthesized_internal_url(target_id)
+    if url.startswith("http://127.0.0.1:") and get_provisioner().has_containers and _platform_in_docker():
+        return internal_url(target_id)
     return url
 
 
 def _wake(target_id: str) -> None:
-    from workspaces.provisioners import get_provisioner
-
     try:
-        get_provisioner().restart_workspaces([target_id])
+        request_restarts([target_id])
     except Exception:  # noqa: BLE001 - the caller is told to retry either way
         log.exception("could not ask for the wake of hibernated workspace %s", target_id)
 
@@ -551,8 +547,6 @@ def _restart_if_runtime_gone(target: _Target) -> bool:
     workspace the backend provisioned itself: one that merely registered has no runtime of ours
     to be gone (and nothing is started for it).
     """
-    from workspaces.provisioners import get_provisioner
-
     provisioner = get_provisioner()
     if not provisioner.runs_local_runtimes or target.runtime == EXTERNAL_RUNTIME:
         return False
@@ -571,15 +565,13 @@ def _restart_if_runtime_gone(target: _Target) -> bool:
             emit("WORKSPACE_OFFLINE", target.id, {})
     redis_keys.clear_workspace_keys([target.id])
     try:
-        provisioner.restart_workspaces([target.id])
+        request_restarts([target.id])
     except Exception:  # noqa: BLE001
         log.exception("could not ask for a restart of workspace %s", target.id)
     return True
 
 
 def _enqueue_busy(target: _Target, caller_id, payload: dict) -> ProxyResult:
-    from registry import a2a_queue
-
     message = (payload.get("params") or {}).get("message") if isinstance(payload.get("params"), dict) else None
     key = message.get("messageId") if isinstance(message, dict) else None
     try:

@@ -3,32 +3,22 @@ peers, and the runtime overrides heartbeats leave in Redis (spec §2.1, §7.2, �
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from django.db import connection
 from django.db.models import Case, IntegerField, Q, Value, When
 
 from molecule_site import adb
 from molecule_site.redis_client import get_redis
 from registry.models import WorkspaceAuthToken
-from registry.redis_keys import LOAD_TTL_SECONDS, URL_TTL_SECONDS, internal_url_key, load_key
-from registry.ssrf import discover_url_allowed
+from registry.redis_keys import LOAD_TTL_SECONDS, load_key
 from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.selectors import ANCESTRY_SQL, MAX_ANCESTOR_HOPS, ancestries, as_uuid, chains_of, workspace_summary
 
 log = logging.getLogger(__name__)
-
-MAX_ANCESTOR_HOPS = 32
-
-
-def token_digest(plaintext: str) -> bytes:
-    return hashlib.sha256(plaintext.encode()).digest()
-
 
 def workspace_has_live_token(workspace_id) -> bool:
     """Spec: COUNT(revoked_at IS NULL) > 0 for the workspace, with no join on its status."""
@@ -65,26 +55,7 @@ def any_live_token() -> bool:
     return WorkspaceAuthToken.objects.filter(revoked_at__isnull=True).exists()
 
 
-def as_uuid(value) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-_ANCESTRY_SQL = """
-WITH RECURSIVE chain(start_id, id, parent_id, depth) AS (
-    SELECT id, id, parent_id, 0 FROM workspaces WHERE id = ANY(%s)
-    UNION ALL
-    SELECT chain.start_id, w.id, w.parent_id, chain.depth + 1
-    FROM workspaces w JOIN chain ON w.id = chain.parent_id
-    WHERE chain.depth < %s
-)
-SELECT start_id, id, parent_id FROM chain ORDER BY start_id, depth
-"""
-_ANCESTRY_WITH_VERSION_SQL = _ANCESTRY_SQL.replace(
+_ANCESTRY_WITH_VERSION_SQL = ANCESTRY_SQL.replace(
     "SELECT start_id, id, parent_id FROM chain",
     "SELECT start_id, id, parent_id, (SELECT version FROM workspace_tree_version) FROM chain",
 )
@@ -93,23 +64,6 @@ _ANCESTRY_WITH_VERSION_SQL = _ANCESTRY_SQL.replace(
 TREE_VERSION_SQL = "SELECT version FROM workspace_tree_version"
 HIERARCHY_CACHE_SIZE = 10_000
 _hierarchy_cache: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]] = {}
-
-
-def ancestries(workspace_ids) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
-    """For each existing id: ``[(self, parent), (parent, grandparent), …]`` up to 32 hops, in one query."""
-    ids = [parsed for parsed in map(as_uuid, workspace_ids) if parsed is not None]
-    if not ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(_ANCESTRY_SQL, [ids, MAX_ANCESTOR_HOPS])
-        return _chains(cursor.fetchall())
-
-
-def _chains(rows) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
-    chains: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]] = {}
-    for start_id, node_id, parent_id, *_ in rows:
-        chains.setdefault(start_id, []).append((node_id, parent_id))
-    return chains
 
 
 def can_communicate(caller_id, target_id) -> bool:
@@ -142,7 +96,7 @@ async def acan_communicate(caller_id, target_id, *, tree_version: int | None = N
     rows = await adb.fetchall(_ANCESTRY_WITH_VERSION_SQL, [[caller, target], MAX_ANCESTOR_HOPS])
     # The version read in the same statement (same snapshot) as the chains it labels.
     snapshot_version = rows[0][3] if rows else version
-    allowed = hierarchy_allows(caller, target, _chains(rows))
+    allowed = hierarchy_allows(caller, target, chains_of(rows))
     if len(_hierarchy_cache) >= HIERARCHY_CACHE_SIZE:
         _hierarchy_cache.clear()
     _hierarchy_cache[(caller, target)] = (snapshot_version, allowed)
@@ -161,11 +115,10 @@ def hierarchy_allows(caller: uuid.UUID, target: uuid.UUID, chains: dict) -> bool
     return target in caller_ancestors or caller in target_ancestors
 
 
-# --- registry reads: runtime overrides, load samples, discovery, peers (spec §7.2 step 6, §8.3) -----
+# --- registry reads: runtime overrides, load samples, peers (spec §7.2 step 6, §8.3) -------------------
 
 RUNTIME_IDLE_TIMEOUT_FIELD = "idle_timeout_seconds"
 RUNTIME_CAPABILITIES_FIELD = "capabilities"
-DISCOVERY_PORT = 8000
 
 
 def runtime_overrides_key(workspace_id) -> str:
@@ -234,99 +187,6 @@ def load_samples(workspace_ids, *, now: float | None = None) -> dict[str, list[i
     return samples
 
 
-def synthesized_internal_url(workspace_id) -> str:
-    """Where a provisioned container answers on the workspace network: ``http://ws-<id12>:8000``."""
-    return f"http://ws-{str(workspace_id)[:12]}:{DISCOVERY_PORT}"
-
-
-def provisioner_assigned_url(workspace_id) -> str | None:
-    """The URL our own provisioner gave the workspace's runtime (a local process's loopback
-    port), or None. Best effort: a backend that cannot tell trusts nothing."""
-    from workspaces.provisioners import get_provisioner
-
-    try:
-        return get_provisioner().assigned_url(workspace_id)
-    except Exception:  # noqa: BLE001 - fall back to the ordinary SSRF checks
-        return None
-
-
-def is_provisioner_assigned_url(workspace_id, url: str) -> bool:
-    """Whether ``url`` is exactly the one our provisioner assigned to ``workspace_id``.
-
-    Such a URL points at a process the platform started itself, so the SSRF filters of the proxy
-    and of discovery trust it in every mode (issue 6); a URL reported by an agent is trusted
-    only when it is this very URL, otherwise it is checked as before.
-    """
-    return bool(url) and url == provisioner_assigned_url(workspace_id)
-
-
-def rewrite_loopback_for_docker(url: str) -> str:
-    """``127.0.0.1``/``localhost`` → ``host.docker.internal`` (spec §8.3).
-
-    The original replaces the first occurrence of either string anywhere in the URL; only the
-    host is rewritten here, so a path or query that happens to contain ``localhost`` is kept.
-    """
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return url
-    if host not in ("127.0.0.1", "localhost"):
-        return url
-    netloc = "host.docker.internal" + (f":{port}" if port is not None else "")
-    if "@" in parts.netloc:
-        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def workspace_discover(*, caller_id, target_id) -> tuple[int, dict]:
-    """``GET /registry/discover/:id`` after the caller passed auth: ``(status, body)`` (spec §8.3).
-
-    A read with a read-through cache fill: the synthesized container URL is written to
-    ``ws:{id}:internal_url`` as the original does. The hierarchy check comes first, so a target
-    that does not exist is normally a 403 (``can_communicate`` is false for unknown ids); the
-    404 is only reachable when a workspace discovers itself.
-    """
-    if not can_communicate(caller_id, target_id):
-        return 403, {"error": "not authorized to discover this workspace"}
-    caller, target = as_uuid(caller_id), as_uuid(target_id)
-    rows = {
-        row["id"]: row
-        for row in Workspace.objects.filter(pk__in={caller, target}).values("id", "name", "status", "runtime", "url")
-    }
-    row = rows.get(target)
-    caller_row = rows.get(caller)
-
-    if row is not None and row["runtime"] == "external" and row["url"]:
-        url = row["url"]
-        if not (caller_row is not None and caller_row["runtime"] == "external"):
-            url = rewrite_loopback_for_docker(url)
-        # Trusted without the SSRF check only when it is the URL our provisioner assigned.
-        if not (is_provisioner_assigned_url(target, url) or discover_url_allowed(url)):
-            return 503, {"error": "workspace URL failed safety check"}
-        return 200, {"id": str(target), "url": url, "name": row["name"]}
-
-    name = row["name"] if row is not None else ""
-    try:
-        cached = get_redis().get(internal_url_key(target))
-    except redis.RedisError:
-        cached = None
-    if cached:
-        return 200, {"id": str(target), "url": cached, "name": name}
-    if row is None:
-        return 404, {"error": "workspace not found"}
-    if row["status"] in (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED):
-        # A runtime our provisioner placed itself (a local process) is where it was put; the
-        # synthesized Docker-network name only exists for containers.
-        url = provisioner_assigned_url(target) or synthesized_internal_url(target)
-        try:
-            get_redis().set(internal_url_key(target), url, ex=URL_TTL_SECONDS)
-        except redis.RedisError:
-            pass  # a cache; the next discovery synthesizes it again
-        return 200, {"id": str(target), "url": url, "name": name}
-    return 503, {"error": "workspace not available", "status": row["status"]}
-
-
 def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
     """Siblings (all other roots for a root), then children, then the parent; None if no such row.
 
@@ -357,8 +217,4 @@ def workspace_peers(workspace_id, *, q: str = "") -> list[dict] | None:
     )
     if q:
         peers = peers.filter(Q(name__icontains=q) | Q(role__icontains=q))
-    from workspaces.selectors import (
-        workspace_summary,  # workspaces.selectors imports this module
-    )
-
     return [workspace_summary(peer) for peer in peers]

@@ -2,80 +2,34 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import secrets
 import uuid
 from datetime import timedelta
 
 import psycopg
 import redis
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import connection
 from django.utils import timezone
 
 from activity.events import aemit, broadcast_publication
 from molecule_site import adb
 from molecule_site.errors import ApiError
 from molecule_site.redis_client import get_async_redis
-from registry import a2a_queue, redis_keys
+from registry import a2a_drain, a2a_queue, redis_keys
 from registry.models import WorkspaceAuthToken
 from registry.selectors import (
     RUNTIME_CAPABILITIES_FIELD,
     RUNTIME_IDLE_TIMEOUT_FIELD,
-    as_uuid,
     aworkspace_has_live_token,
     runtime_overrides_key,
-    token_digest,
 )
-from workspaces.models import Workspace, WorkspaceStatus
+from registry.tokens import atoken_mint, token_digest
+from workspaces.models import WorkspaceStatus
+from workspaces.selectors import as_uuid
 
 log = logging.getLogger(__name__)
-
-TOKEN_BYTES = 32
-TOKEN_PREFIX_LENGTH = 8
-
-
-def _new_token() -> tuple[str, bytes, str]:
-    """``(plaintext, sha256 digest, prefix)``: 32 random bytes, base64url without padding (43 chars)."""
-    plaintext = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
-    return plaintext, token_digest(plaintext), plaintext[:TOKEN_PREFIX_LENGTH]
-
-
-@transaction.atomic
-def token_mint(*, workspace: Workspace) -> tuple[WorkspaceAuthToken, str]:
-    """Create a live token for ``workspace`` and return it with its plaintext.
-
-    The plaintext exists only in the return value; the row keeps its sha256 digest and first 8
-    characters.
-    """
-    plaintext, digest, prefix = _new_token()
-    token = WorkspaceAuthToken.objects.create(workspace=workspace, token_hash=digest, prefix=prefix)
-    return token, plaintext
-
-
-_MINT_SQL = """
-INSERT INTO workspace_auth_tokens (id, workspace_id, token_hash, prefix, created_at)
-VALUES (%s, %s, %s, %s, clock_timestamp())
-"""
-
-
-async def atoken_mint(*, workspace_id, conn) -> str:
-    """:func:`token_mint` on the async driver, inside the caller's transaction ``conn``."""
-    plaintext, digest, prefix = _new_token()
-    await adb.execute(_MINT_SQL, [uuid.uuid4(), workspace_id, digest, prefix], conn=conn)
-    return plaintext
-
-
-def token_revoke(*, tokens: QuerySet[WorkspaceAuthToken]) -> int:
-    """Revoke the live tokens among ``tokens``; return how many were revoked.
-
-    One conditional UPDATE, so tokens already revoked keep their original ``revoked_at``.
-    """
-    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-
 
 # One statement finds the token and records ``last_used_at``: tokens of removed workspaces never
 # match. ``{bound}`` is empty or the clause binding the token to one workspace.
@@ -327,7 +281,7 @@ async def workspace_heartbeat(
         load_sample=f"{int(now.timestamp())}:{active_tasks}",
     )
     if work_queued and active_tasks < max_tasks:
-        await a2a_queue.schedule_drain(parsed)
+        await a2a_drain.schedule_drain(parsed)
     return {"status": "ok"}
 
 

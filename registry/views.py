@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from molecule_site.api import OPEN, Api, async_api, parse_json
 from molecule_site.errors import ApiError
-from registry import selectors, services
+from registry import discovery, selectors, services
 from registry.auth import acheck_registry_token, check_registry_token, dev_mode
 from registry.ssrf import register_url_problem
 
@@ -161,7 +161,7 @@ class DiscoverApi(Api):
         if not caller_id:
             raise ApiError("X-Workspace-ID header is required")
         _check_discovery_caller(request, caller_id)
-        status, body = selectors.workspace_discover(caller_id=caller_id, target_id=workspace_id)
+        status, body = discovery.workspace_discover(caller_id=caller_id, target_id=workspace_id)
         return Response(body, status=status)
 
 

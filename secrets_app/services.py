@@ -1,10 +1,10 @@
 """Writes of secrets (spec §12): set/delete per workspace and global, the model, key rotation.
 
-Each write is atomic and, once it commits, asks the provisioner to restart the workspaces whose
-env it changed (the original's async ``RestartByID``): the workspace itself for its own secrets;
-for a global key every workspace that is not removed, paused or external and has no value of its
-own for that key. The backend applies the rest of the restart rules (hibernated rows, paused
-ancestors, try-lock). Values are encrypted before they reach the database and never logged.
+Each write is atomic and, once it commits, asks for a restart of the workspaces whose env it
+changed (``workspaces.provisioning.request_restarts``, the original's async ``RestartByID``): the
+workspace itself for its own secrets; for a global key every workspace that is not removed,
+paused or external and has no value of its own for that key. The restart task applies the rest
+of the rules (hibernated rows, paused ancestors, try-lock). Values are encrypted before they reach the database and never logged.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from molecule_site.errors import ApiError
 from secrets_app.crypto import DecryptionError, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY, decrypt_secret
-from workspaces.models import Workspace, WorkspaceStatus
-from workspaces.provisioners import get_provisioner
+from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
+from workspaces.provisioning import request_restarts
 
-EXTERNAL_RUNTIME = "external"
 INVALID_BODY = "invalid request body"
 NOT_FOUND = "secret not found"
 _UPSERT_FIELDS = ["encrypted_value", "encryption_version", "updated_at"]
@@ -46,11 +45,8 @@ def _restart_on_commit(workspace_ids) -> None:
     if not ids:
         return
 
-    def restart():
-        get_provisioner().restart_workspaces(ids)
-
     # robust: the secret is saved whatever the backend does; a failure to restart is logged.
-    transaction.on_commit(restart, robust=True)
+    transaction.on_commit(lambda: request_restarts(ids), robust=True)
 
 
 def _restart_inheritors_on_commit(keys) -> None:

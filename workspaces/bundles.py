@@ -40,13 +40,14 @@ from django.db import transaction
 
 from activity.events import emit
 from molecule_site.errors import ApiError
-from registry.selectors import as_uuid
 from secrets_app.crypto import DecryptionError, decrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces import selectors, validators
 from workspaces.files import ConfigFiles, FileStore, FileTooLarge, store_for
 from workspaces.models import CanvasLayout, Workspace, WorkspaceStatus
-from workspaces.services import DEFAULT_API_TIER, DEFAULT_RUNTIME, workspace_start_provisioning
+from workspaces.provisioning import start_provisioning
+from workspaces.selectors import as_uuid
+from workspaces.services import DEFAULT_API_TIER, DEFAULT_RUNTIME
 from workspaces.templates import CONFIG_FILE, MAX_FILE_BYTES, default_config_yaml, rel_path_is_valid
 
 SCHEMA = "1.0"
@@ -251,7 +252,7 @@ def _create(node: _Node, *, parent_id, stores: list[FileStore]) -> dict:
     # Answered "provisioning" whatever the backend does next, as the spec and a create do; a row
     # no backend can run is marked failed (with its event) for the canvas to show.
     body = {"workspace_id": str(workspace.id), "name": workspace.name, "status": WorkspaceStatus.PROVISIONING}
-    workspace_start_provisioning(workspace=workspace)
+    start_provisioning(workspace=workspace)
     children = [_create(child, parent_id=workspace.id, stores=stores) for child in node.children]
     if children:
         body["children"] = children

@@ -22,6 +22,10 @@ class WorkspaceStatus(models.TextChoices):
     HIBERNATING = "hibernating"
 
 
+# The runtime of a workspace whose agent runs elsewhere and registers itself: nothing of ours
+# provisions or restarts it.
+EXTERNAL_RUNTIME = "external"
+
 # Rows whose runtime is expected to heartbeat; the liveness sweep only looks at these.
 LIVE_STATUSES = (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED)
 

@@ -59,6 +59,7 @@ from django.conf import settings
 from memory.models import MemoryScope
 from molecule_site.errors import ApiError
 from workspaces import templates, validators
+from workspaces.models import EXTERNAL_RUNTIME
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,6 @@ MAX_DEPTH = 16
 MAX_FILES = 64  # org.yaml plus every include, counted per load
 MAX_MEMORIES_PER_WORKSPACE = 100
 MAX_MEMORY_BYTES = 100_000  # what POST /workspaces keeps of a memory; a template must not exceed it
-EXTERNAL_RUNTIME = "external"
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 ORG_KEYS = ("name", "description", "required_env", "recommended_env", "defaults", "workspaces")

@@ -7,8 +7,49 @@ import uuid
 from django.db import connection
 
 from molecule_site.wire import rfc3339
-from registry.selectors import ancestries, as_uuid
 from workspaces.models import CanvasLayout, Workspace, WorkspaceStatus
+
+MAX_ANCESTOR_HOPS = 32
+
+
+def as_uuid(value) -> uuid.UUID | None:
+    """``value`` as a UUID, or None when it is not one (ids from paths, headers, bodies)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+ANCESTRY_SQL = """
+WITH RECURSIVE chain(start_id, id, parent_id, depth) AS (
+    SELECT id, id, parent_id, 0 FROM workspaces WHERE id = ANY(%s)
+    UNION ALL
+    SELECT chain.start_id, w.id, w.parent_id, chain.depth + 1
+    FROM workspaces w JOIN chain ON w.id = chain.parent_id
+    WHERE chain.depth < %s
+)
+SELECT start_id, id, parent_id FROM chain ORDER BY start_id, depth
+"""
+
+
+def ancestries(workspace_ids) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
+    """For each existing id: ``[(self, parent), (parent, grandparent), …]`` up to 32 hops, in one query."""
+    ids = [parsed for parsed in map(as_uuid, workspace_ids) if parsed is not None]
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(ANCESTRY_SQL, [ids, MAX_ANCESTOR_HOPS])
+        return chains_of(cursor.fetchall())
+
+
+def chains_of(rows) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]]:
+    chains: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID | None]]] = {}
+    for start_id, node_id, parent_id, *_ in rows:
+        chains.setdefault(start_id, []).append((node_id, parent_id))
+    return chains
+
 
 _DESCENDANTS_SQL = """
 WITH RECURSIVE tree(id) AS (

@@ -19,21 +19,16 @@ from memory.models import AgentMemory, MemoryScope
 from memory.redaction import redact_secrets
 from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
-from registry.redis_keys import cache_url, clear_workspace_keys
-from registry.services import token_mint, token_revoke
-from registry.tokens import inbound_secret
+from registry.redis_keys import cache_url
+from registry.tokens import inbound_secret, token_mint, token_revoke
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY
-from workspaces import selectors, templates
-from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
+from workspaces import provisioning, selectors, templates
+from workspaces.models import EXTERNAL_RUNTIME, CanvasLayout, Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 
 DEFAULT_RUNTIME = "langgraph"
-EXTERNAL_RUNTIME = "external"
-# The statuses of a workspace whose runtime should be running.
-RUNNING_STATUSES = (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED, WorkspaceStatus.OFFLINE,
-                    WorkspaceStatus.PROVISIONING)
 DEFAULT_API_TIER = 3
 MEMORY_CONTENT_LIMIT_BYTES = 100_000
 
@@ -112,7 +107,7 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
     if external:
         return _connect_external(workspace, url=new.url, platform_url=platform_url)
 
-    workspace_start_provisioning(workspace=workspace, template=new.template or "")
+    provisioning.start_provisioning(workspace=workspace, template=new.template or "")
     # The original answers "provisioning" even when the row is already failed; clients rely on it.
     return {
         "id": str(workspace.id),
@@ -203,67 +198,6 @@ def connection_instructions(workspace: Workspace, *, token: str, platform_url: s
     }
 
 
-def workspace_start_provisioning(*, workspace: Workspace, template: str = "") -> str | None:
-    """Hand a new ``provisioning`` row to the provisioner; returns the failure reason, if any.
-
-    The workspace's config (with its template, which expand, the file store and the provisioner
-    read later) is recorded first. Without a provisioner that can start runtimes the row fails at
-    once with the original's message and event, synchronously, before the response.
-    """
-    WorkspaceConfig.objects.update_or_create(
-        workspace=workspace,
-        defaults={"data": {"name": workspace.name, "runtime": workspace.runtime, "tier": workspace.tier,
-                           "template": template}},
-    )
-    provisioner = get_provisioner()
-    if provisioner.available:
-        _provision_on_commit([workspace.id])
-        return None
-    _mark_failed(workspace, provisioner.unavailable_reason, {"error": provisioner.unavailable_event_error})
-    return provisioner.unavailable_reason
-
-
-def _mark_failed(workspace: Workspace, reason: str, event_payload: dict) -> None:
-    workspace.status = WorkspaceStatus.FAILED
-    workspace.last_sample_error = reason
-    workspace.save(update_fields=["status", "last_sample_error", "updated_at"])
-    emit("WORKSPACE_PROVISION_FAILED", workspace.id, event_payload)
-
-
-def _provision_on_commit(workspace_ids: list[uuid.UUID], *, restart: bool = False) -> None:
-    from workspaces.tasks import provision_workspace
-
-    # With ``restart`` the task stops the running runtime first (see provision_workspace).
-    for workspace_id in workspace_ids:
-        transaction.on_commit(lambda wid=workspace_id: provision_workspace.delay(str(wid), restart=restart))
-
-
-def restart_runtimes_after_platform_start() -> int:
-    """At platform start, restart the local runtimes that should run but do not (``make run``
-    stops them all on exit); returns how many.
-
-    Without this their rows would still say ``online`` with the old runtime's URL until a sweep
-    noticed, and A2A would be refused by the URL filter as if the agent were a stranger. Each
-    goes through the restart path: ``provisioning`` with no URL and ``WORKSPACE_PROVISIONING``,
-    its Redis keys cleared, a restart queued for the worker.
-    """
-    provisioner = get_provisioner()
-    if not provisioner.runs_local_runtimes:
-        return 0
-    should_run = provisioner.provisioned_workspace_ids() - provisioner.live_workspace_ids()
-    stale = Workspace.objects.filter(pk__in=should_run, status__in=RUNNING_STATUSES).exclude(runtime=EXTERNAL_RUNTIME)
-    with transaction.atomic():
-        rows = list(stale.select_for_update())
-        Workspace.objects.filter(pk__in=[w.id for w in rows]).update(
-            status=WorkspaceStatus.PROVISIONING, url="", updated_at=timezone.now())
-        for workspace in rows:
-            emit("WORKSPACE_PROVISIONING", workspace.id,
-                 {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime})
-        transaction.on_commit(lambda: clear_workspace_keys([w.id for w in rows]))
-        _provision_on_commit([w.id for w in rows], restart=True)
-    return len(rows)
-
-
 # --- update -------------------------------------------------------------------------------------
 
 @transaction.atomic
@@ -336,10 +270,7 @@ def workspace_delete(*, workspace_id: uuid.UUID, confirm: bool, purge: bool) -> 
         emit("WORKSPACE_REMOVED", workspace_id, {"cascade_deleted": len(descendants)})
         if purge:
             _purge(doomed)
-    provisioner = get_provisioner()
-    for row in rows:
-        provisioner.stop(row)
-    clear_workspace_keys(doomed)
+    provisioning.remove_runtimes(rows)
     status = "purged" if purge else "removed"
     return {"status": status, "cascade_deleted": len(descendants)}
 
@@ -375,15 +306,8 @@ def workspace_pause(*, workspace_id: uuid.UUID) -> dict:
     Workspace.objects.filter(pk__in=ids).update(status=WorkspaceStatus.PAUSED, url="", updated_at=timezone.now())
     for target in targets:
         emit("WORKSPACE_PAUSED", target.id, {"name": target.name})
-    transaction.on_commit(lambda: _stop_and_forget(targets))
+    transaction.on_commit(lambda: provisioning.stop_runtimes(targets))
     return {"status": "paused", "paused_count": len(targets)}
-
-
-def _stop_and_forget(workspaces: list[Workspace]) -> None:
-    provisioner = get_provisioner()
-    for workspace in workspaces:
-        provisioner.stop(workspace)
-    clear_workspace_keys([w.id for w in workspaces])
 
 
 def _refuse_under_paused_parent(workspace: Workspace) -> None:
@@ -410,12 +334,8 @@ def workspace_resume(*, workspace_id: uuid.UUID) -> dict:
     targets = [workspace, *Workspace.objects.filter(
         pk__in=selectors.descendant_ids(workspace_id), status=WorkspaceStatus.PAUSED
     )]
-    Workspace.objects.filter(pk__in=[t.id for t in targets]).update(
-        status=WorkspaceStatus.PROVISIONING, updated_at=timezone.now()
-    )
-    for target in targets:
-        emit("WORKSPACE_PROVISIONING", target.id, {"name": target.name, "tier": target.tier, "runtime": target.runtime})
-    _provision_on_commit([t.id for t in targets])
+    provisioning.mark_provisioning(Workspace.objects.filter(pk__in=[t.id for t in targets]))
+    provisioning.provision_on_commit([t.id for t in targets])
     return {"status": "provisioning", "resumed_count": len(targets)}
 
 
@@ -427,10 +347,6 @@ def workspace_restart(*, workspace_id: uuid.UUID, reset: bool = False) -> dict:
         raise ApiError("workspace not found", status=404)
     _refuse_under_paused_parent(workspace)
     _require_provisioner()
-    Workspace.objects.filter(pk=workspace.id).update(status=WorkspaceStatus.PROVISIONING, url="", updated_at=timezone.now())
-    emit(
-        "WORKSPACE_PROVISIONING", workspace.id,
-        {"name": workspace.name, "tier": workspace.tier, "runtime": workspace.runtime},
-    )
-    _provision_on_commit([workspace.id], restart=True)
+    provisioning.mark_provisioning(Workspace.objects.filter(pk=workspace.id))
+    provisioning.provision_on_commit([workspace.id], restart=True)
     return {"status": "provisioning", "config_dir": "", "reset_session": reset}

@@ -9,11 +9,10 @@ from django.utils import timezone
 
 from activity.events import emit
 from molecule_site.errors import ApiError
-from registry.redis_keys import clear_workspace_keys
 from workspaces import selectors, templates
 from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
-from workspaces.provisioners import get_provisioner
-from workspaces.services import DEFAULT_RUNTIME, workspace_start_provisioning
+from workspaces.provisioning import remove_runtimes, start_provisioning
+from workspaces.services import DEFAULT_RUNTIME
 
 
 def _sub_workspaces(workspace: Workspace) -> list[dict]:
@@ -55,7 +54,7 @@ def team_expand(*, workspace_id: uuid.UUID) -> dict:
         CanvasLayout.objects.create(workspace=child)
         WorkspaceConfig.objects.create(workspace=child, data={"template": template})
         emit("WORKSPACE_PROVISIONING", child.id, {"name": child.name, "tier": child.tier, "parent_id": str(parent.id)})
-        workspace_start_provisioning(workspace=child, template=template)
+        start_provisioning(workspace=child, template=template)
         children.append({"id": str(child.id), "name": child.name, "role": child.role})
     emit("WORKSPACE_EXPANDED", parent.id, {"children": children})
     return {"status": "expanded", "children": children}
@@ -77,11 +76,5 @@ def team_collapse(*, workspace_id: uuid.UUID) -> dict:
     names = [c.name for c in children]
     emit("WORKSPACE_COLLAPSED", parent.id, {"removed_children": names})
 
-    def stop_children():
-        provisioner = get_provisioner()
-        for child in children:
-            provisioner.stop(child)
-        clear_workspace_keys(ids)
-
-    transaction.on_commit(stop_children)
+    transaction.on_commit(lambda: remove_runtimes(children))
     return {"status": "collapsed", "removed": names}

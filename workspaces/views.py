@@ -11,7 +11,7 @@ from molecule_site.wire import rfc3339
 from registry import auth
 from registry.auth import AdminAuth, CanvasOrBearer, WorkspaceAuth
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint, token_revoke
+from registry.tokens import token_mint, token_revoke
 from workspaces import agents, selectors, services, team, templates
 from workspaces.models import CanvasViewport, WorkspaceStatus
 from workspaces.serializers import parse_new_workspace, parse_workspace_changes

@@ -13,7 +13,7 @@ from django.utils import timezone
 from activity import events as events_module
 from activity.models import ActivityLog
 from memory.models import AgentMemory
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceConfig, WorkspaceStatus
 
 pytestmark = pytest.mark.django_db

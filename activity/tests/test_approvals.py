@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import ApprovalRequest, StructureEvent
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from activity.events import EVENTS_GROUP, emit
 from molecule_site.asgi import application
 from molecule_site.channel_layer import group_channel_name
 from molecule_site.metrics import WEBSOCKET_CONNECTIONS
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]

@@ -12,7 +12,7 @@ from django.utils import timezone
 from activity.models import ActivityLog
 from memory.models import AgentMemory, WorkspaceMemory
 from molecule_site.wire import rfc3339
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db

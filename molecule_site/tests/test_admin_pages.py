@@ -13,7 +13,7 @@ from activity.models import ActivityLog, ApprovalRequest, ApprovalStatus, Struct
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from molecule_site import admin_site
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint
+from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig, WorkspaceStatus

@@ -21,8 +21,8 @@ from prometheus_client import REGISTRY
 from psycopg_pool import PoolTimeout
 
 from molecule_site import adb, asgi
-from registry.services import token_mint
 from registry.tests.a2a_server import a2a_server  # noqa: F401 - fixture
+from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]

@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from activity.models import ActivityLog, StructureEvent
 from memory.models import AgentMemory
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint
+from registry.tokens import token_mint
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces.models import Workspace, WorkspaceStatus
 

@@ -24,9 +24,8 @@ from django.test import Client
 
 from activity.models import ActivityLog
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint, token_revoke
 from registry.tests.a2a_server import a2a_server  # noqa: F401 - fixture
-from registry.tokens import inbound_secret
+from registry.tokens import inbound_secret, token_mint, token_revoke
 from secrets_app import services as secrets
 from workspaces.models import Workspace, WorkspaceStatus
 

@@ -12,8 +12,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.models import ActivityLog
-from registry import a2a_queue, proxy
-from registry.a2a_queue import claim_next, drain_one, enqueue, queue_depth, queued_flag_key, schedule_drain
+from registry import a2a_drain, a2a_queue, proxy
+from registry.a2a_drain import drain_one, schedule_drain
+from registry.a2a_queue import claim_next, enqueue, queue_depth, queued_flag_key
 from registry.models import A2AQueueItem
 from registry.tests.a2a_server import a2a_server  # noqa: F401 - fixture
 from workspaces.models import Workspace, WorkspaceStatus
@@ -204,7 +205,7 @@ def test_two_concurrent_drains_deliver_different_items(target, a2a_server):
 @pytest.fixture
 def delayed(monkeypatch):
     calls = []
-    monkeypatch.setattr(a2a_queue.drain_a2a_queue, "delay", lambda *args: calls.append(args))
+    monkeypatch.setattr(a2a_drain.drain_a2a_queue, "delay", lambda *args: calls.append(args))
     return calls
 
 
@@ -220,13 +221,13 @@ def test_schedule_drain_never_raises(target, monkeypatch):
     def broker_down(*args):
         raise OSError("broker down")
 
-    monkeypatch.setattr(a2a_queue.drain_a2a_queue, "delay", broker_down)
+    monkeypatch.setattr(a2a_drain.drain_a2a_queue, "delay", broker_down)
     async_to_sync(schedule_drain)(target.id)  # logged, not raised: a heartbeat must not fail here
 
 
 def test_the_celery_task_drains_one(target):
     item = queued(target)
-    assert a2a_queue.drain_a2a_queue.name == "registry.a2a_queue.drain_a2a_queue"
-    assert a2a_queue.drain_a2a_queue.apply(args=[str(target.id)]).get() == str(item.pk)
+    assert a2a_drain.drain_a2a_queue.name == "registry.a2a_drain.drain_a2a_queue"
+    assert a2a_drain.drain_a2a_queue.apply(args=[str(target.id)]).get() == str(item.pk)
     item.refresh_from_db()
     assert item.status == "completed"

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace
 
 CHANGELIST = "admin:registry_workspaceauthtoken_changelist"

@@ -17,7 +17,7 @@ from django.test import Client, RequestFactory
 from registry import auth
 from registry.auth import AuthError, bearer_token, check_registry_token, check_workspace_recheck
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint, token_revoke
+from registry.tokens import token_mint, token_revoke
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from django.utils import timezone
 from activity import events as events_module
 from activity.models import ActivityLog, StructureEvent
 from registry import delegation
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
 ADMIN = "admin-token-for-delegation-tests"

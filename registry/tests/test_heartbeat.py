@@ -29,10 +29,11 @@ from activity.events import EVENTS_GROUP
 from activity.models import StructureEvent
 from molecule_site import adb
 from molecule_site.channel_layer import group_channel_name
-from registry import a2a_queue, selectors, services
+from registry import a2a_drain, a2a_queue, selectors, services
 from registry.a2a_queue import queued_flag_key
 from registry.selectors import parse_runtime_overrides, runtime_overrides_key
-from registry.services import heartbeat_transition, token_mint
+from registry.services import heartbeat_transition
+from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
@@ -106,13 +107,13 @@ def delivered(redis_client):
 
 @pytest.fixture
 def drains(monkeypatch):
-    """Calls to the A2A queue drain hook (owned by the proxy), instead of the real one."""
+    """Calls to the A2A queue drain hook (a Celery task above the proxy), instead of the real one."""
     calls = []
 
     async def record(workspace_id):
         calls.append(workspace_id)
 
-    monkeypatch.setattr(a2a_queue, "schedule_drain", record)
+    monkeypatch.setattr(a2a_drain, "schedule_drain", record)
     return calls
 
 

@@ -20,10 +20,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activity.models import StructureEvent
+from molecule_site.tests.backends import use_backend
 from registry import liveness
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import internal_url_key, liveness_key, url_key
-from registry.services import token_mint
+from registry.tokens import token_mint
+from workspaces import provisioning
 from workspaces.models import Workspace
 from workspaces.provisioners.base import ManagedContainer, Provisioner
 
@@ -46,14 +48,11 @@ class LocalRuntimes(Provisioner):
         self.restarted: list = []
         self.listed = 0
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         return None
 
     def stop(self, workspace):
         return None
-
-    def restart_workspaces(self, workspace_ids):
-        self.restarted.extend(workspace_ids)
 
     def live_workspace_ids(self):
         self.listed += 1
@@ -69,6 +68,8 @@ class DockerStandIn(LocalRuntimes):
     """Stand-in for the Docker backend: containers to list, removals recorded."""
 
     name = "docker"
+    has_containers = True
+    health_sweep = True
 
     def __init__(self, live=(), listing_error=None, containers=(), refuse=(), provisioned=()):
         super().__init__(live, listing_error, provisioned)
@@ -97,7 +98,10 @@ class RemoteOnly(LocalRuntimes):
 @pytest.fixture
 def install(monkeypatch):
     def _install(backend: Provisioner) -> Provisioner:
-        monkeypatch.setattr(liveness, "get_provisioner", lambda: backend)
+        use_backend(monkeypatch, backend)
+        # what request_restarts queues for the restart task, as the ids it was given
+        monkeypatch.setattr(provisioning.restart_workspace, "delay",
+                            lambda workspace_id: backend.restarted.append(uuid.UUID(workspace_id)))
         return backend
 
     return _install
@@ -317,14 +321,14 @@ def test_two_concurrent_sweepers_take_each_workspace_offline_exactly_once(monkey
 
 # --- provision timeout -----------------------------------------------------------------------------------
 
-def provisioning(*, since, runtime="langgraph", status="provisioning") -> Workspace:
+def provisioning_row(*, since, runtime="langgraph", status="provisioning") -> Workspace:
     workspace = Workspace.objects.create(name="Dev", status=status, runtime=runtime)
     Workspace.objects.filter(pk=workspace.pk).update(updated_at=since)
     return workspace
 
 
 def test_provisioning_for_ten_minutes_fails_with_the_spec_message_and_event():
-    workspace = provisioning(since=T0)
+    workspace = provisioning_row(since=T0)
 
     assert liveness.provision_timeout_sweep(now=T0 + timedelta(minutes=10) - timedelta(seconds=1)) == 0
     assert status_of(workspace) == "provisioning"
@@ -342,7 +346,7 @@ def test_provisioning_for_ten_minutes_fails_with_the_spec_message_and_event():
 
 
 def test_hermes_gets_thirty_minutes_to_register():
-    workspace = provisioning(since=T0, runtime="hermes")
+    workspace = provisioning_row(since=T0, runtime="hermes")
     assert liveness.provision_timeout_sweep(now=T0 + timedelta(minutes=29)) == 0
     assert liveness.provision_timeout_sweep(now=T0 + timedelta(minutes=30)) == 1
     assert status_of(workspace) == "failed"
@@ -351,8 +355,8 @@ def test_hermes_gets_thirty_minutes_to_register():
 
 def test_the_provision_timeout_setting_overrides_every_runtime(settings):
     settings.PROVISION_TIMEOUT_SECONDS = 120
-    hermes = provisioning(since=T0, runtime="hermes")
-    other = provisioning(since=T0)
+    hermes = provisioning_row(since=T0, runtime="hermes")
+    other = provisioning_row(since=T0)
     assert liveness.provision_timeout_sweep(now=T0 + timedelta(seconds=119)) == 0
     assert liveness.provision_timeout_sweep(now=T0 + timedelta(seconds=120)) == 2
     assert (status_of(hermes), status_of(other)) == ("failed", "failed")
@@ -361,13 +365,13 @@ def test_the_provision_timeout_setting_overrides_every_runtime(settings):
 
 @pytest.mark.parametrize("status", ["online", "offline", "failed", "paused", "removed", "awaiting_agent"])
 def test_only_provisioning_rows_time_out(status):
-    workspace = provisioning(since=T0 - timedelta(days=1), status=status)
+    workspace = provisioning_row(since=T0 - timedelta(days=1), status=status)
     assert liveness.provision_timeout_sweep(now=T0) == 0
     assert status_of(workspace) == status
 
 
 def test_a_second_sweeper_claiming_the_same_row_emits_nothing():
-    workspace = provisioning(since=T0 - timedelta(hours=1))
+    workspace = provisioning_row(since=T0 - timedelta(hours=1))
     [(workspace_id, runtime)] = liveness._provisioning_candidates(now=T0)  # both sweepers read it
 
     assert liveness._fail_provisioning(workspace_id, runtime=runtime, now=T0) is True
@@ -377,7 +381,7 @@ def test_a_second_sweeper_claiming_the_same_row_emits_nothing():
 
 
 def test_a_workspace_reprovisioned_after_the_read_is_not_failed():
-    workspace = provisioning(since=T0 - timedelta(hours=1))
+    workspace = provisioning_row(since=T0 - timedelta(hours=1))
     [(workspace_id, runtime)] = liveness._provisioning_candidates(now=T0)
     Workspace.objects.filter(pk=workspace.pk).update(updated_at=T0)  # restarted meanwhile
 

@@ -13,7 +13,7 @@ import redis
 from molecule_site.redis_client import get_redis
 from registry import selectors
 from registry.redis_keys import LOAD_SAMPLES, LOAD_TTL_SECONDS, clear_workspace_keys, load_key
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]

@@ -30,13 +30,14 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from activity.models import ActivityLog, StructureEvent
+from molecule_site.tests.backends import use_backend
 from registry import a2a_queue, proxy
 from registry.models import A2AQueueItem, WorkspaceAuthToken
 from registry.redis_keys import url_key
 from registry.selectors import runtime_overrides_key
-from registry.services import token_mint, token_revoke
 from registry.tests.a2a_server import TOOL_TRACE, a2a_server, closed_port_url  # noqa: F401 - fixture
-from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
+from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret, token_mint, token_revoke
+from workspaces import provisioning
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners.base import Provisioner
 
@@ -193,14 +194,11 @@ class FakeProvisioner(Provisioner):
             return {str(w.id) for w in Workspace.objects.all()}
         return set(self.provisioned)
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         pass
 
     def stop(self, workspace):
         pass
-
-    def restart_workspaces(self, workspace_ids):
-        self.restarted.extend(str(wid) for wid in workspace_ids)
 
     def live_workspace_ids(self):
         return set(self.live)
@@ -209,7 +207,8 @@ class FakeProvisioner(Provisioner):
 @pytest.fixture
 def provisioner(monkeypatch):
     fake = FakeProvisioner()
-    monkeypatch.setattr("workspaces.provisioners.get_provisioner", lambda: fake)
+    use_backend(monkeypatch, fake)
+    monkeypatch.setattr(provisioning.restart_workspace, "delay", fake.restarted.append)
     return fake
 
 

@@ -31,7 +31,8 @@ from django.utils import timezone
 from activity.models import StructureEvent
 from registry import selectors
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint, token_revoke, token_validate
+from registry.services import token_validate
+from registry.tokens import token_mint, token_revoke
 from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
@@ -524,12 +525,15 @@ def test_discover_of_an_unavailable_workspace_says_its_status(api, tree):
     assert (response.status_code, response.content) == (503, b'{"error":"workspace not available","status":"offline"}')
 
 
-def test_discover_rewrites_loopback_of_external_agents_for_container_callers(api, tree):
+def test_discover_keeps_loopback_of_external_agents_for_callers_not_in_containers(api, tree):
+    """Where a peer is reachable depends on where the caller runs: only a container needs the
+    Docker host alias (the Docker backend's tests cover that); with no container backend the
+    caller is on this host, and loopback is where the agent registered (issue 13)."""
     tree["B"].runtime, tree["B"].url = "external", "http://localhost:7000/a2a"
     tree["B"].save()
     response = discover(api, tree["B"], tree["A"])
     assert response.status_code == 200
-    assert response.json() == {"id": str(tree["B"].id), "url": "http://host.docker.internal:7000/a2a", "name": "B"}
+    assert response.json() == {"id": str(tree["B"].id), "url": "http://localhost:7000/a2a", "name": "B"}
 
 
 def test_discover_keeps_external_urls_for_external_callers(api, tree):

@@ -11,7 +11,7 @@ from activity.models import StructureEvent
 from molecule_site.celery import ORPHAN_CONTAINER_SWEEP_SECONDS, app
 from registry import tasks
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import Workspace
 
 

@@ -2,12 +2,16 @@
 
 import pytest
 
-from secrets_app import services
+from molecule_site.tests.backends import use_backend
+from workspaces import provisioning
+from workspaces.models import Workspace
 from workspaces.provisioners.base import Provisioner
 
 
 class RestartRecorder(Provisioner):
-    """A stand-in for the backends not built yet: records every restart it is asked for."""
+    """A backend that provisioned every workspace, recording the restarts asked of it: each
+    ``request_restarts`` call (it asks the backend what it provisioned once) is one group of
+    the ids it queued for the restart task."""
 
     name = "recording"
     available = True
@@ -15,14 +19,18 @@ class RestartRecorder(Provisioner):
     def __init__(self):
         self.restarts: list[list[str]] = []
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         return None
 
     def stop(self, workspace):
         return None
 
-    def restart_workspaces(self, workspace_ids):
-        self.restarts.append(list(workspace_ids))
+    def provisioned_workspace_ids(self):
+        self.restarts.append([])
+        return {str(workspace_id) for workspace_id in Workspace.objects.values_list("id", flat=True)}
+
+    def queued(self, workspace_id):
+        self.restarts[-1].append(workspace_id)
 
     @property
     def restarted(self) -> list[str]:
@@ -33,5 +41,6 @@ class RestartRecorder(Provisioner):
 @pytest.fixture
 def provisioner(monkeypatch) -> RestartRecorder:
     backend = RestartRecorder()
-    monkeypatch.setattr(services, "get_provisioner", lambda: backend)
+    use_backend(monkeypatch, backend)
+    monkeypatch.setattr(provisioning.restart_workspace, "delay", backend.queued)
     return backend

@@ -6,9 +6,11 @@ import pytest
 from django.db import transaction
 
 from molecule_site.errors import ApiError
+from molecule_site.tests.backends import use_backend
 from secrets_app import services
 from secrets_app.crypto import AES_GCM_VERSION, decrypt, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
+from secrets_app.tests.conftest import RestartRecorder
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -222,11 +224,11 @@ def test_an_admin_rename_of_a_global_restarts_inheritors_of_both_keys(
 
 
 def test_a_failing_backend_does_not_undo_the_saved_secret(workspace, monkeypatch, django_capture_on_commit_callbacks):
-    class Broken(type(services.get_provisioner())):
-        def restart_workspaces(self, workspace_ids):
+    class Broken(RestartRecorder):
+        def provisioned_workspace_ids(self):
             raise RuntimeError("backend down")
 
-    monkeypatch.setattr(services, "get_provisioner", lambda: Broken())
+    use_backend(monkeypatch, Broken())
     with django_capture_on_commit_callbacks(execute=True):
         services.workspace_secret_set(workspace_id=workspace.id, key="K", value=VALUE)
     assert WorkspaceSecret.objects.filter(key="K").exists()

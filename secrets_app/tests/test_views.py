@@ -7,7 +7,7 @@ import pytest
 from django.db import DatabaseError
 
 from registry import selectors as registry_selectors
-from registry.services import token_mint
+from registry.tokens import token_mint
 from secrets_app.crypto import decrypt, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces.models import Workspace

@@ -21,14 +21,15 @@ from activity.models import StructureEvent
 from memory import selectors as memory_selectors
 from memory.models import MemoryScope
 from molecule_site.errors import ApiError
-from registry.selectors import as_uuid, workspace_peers
+from registry.selectors import workspace_peers
 from secrets_app.crypto import DecryptionError
 from secrets_app.selectors import workspace_model
 from workspaces import files, selectors
 from workspaces.canvas import cards as canvas_cards
 from workspaces.files import ConfigFiles
-from workspaces.models import Workspace, WorkspaceStatus
-from workspaces.provisioners.local import TOKEN_FILE
+from workspaces.filestores import TOKEN_FILE
+from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
+from workspaces.selectors import as_uuid
 from workspaces.templates import CONFIG_FILE
 
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
@@ -46,7 +47,6 @@ FILES_DEPTH = files.MAX_DEPTH
 PREVIEW_CHARS = 240
 # The runtime's own follow-up after delegations finish: not something the operator said.
 DELEGATION_SELF_MESSAGE = "Delegation results are ready"
-EXTERNAL_RUNTIME = "external"
 # The Activity tab's filter chips (canvas spec §3.2): label → activity_type ("" = all).
 ACTIVITY_FILTERS = (
     ("All", ""), ("A2A In", "a2a_receive"), ("A2A Out", "a2a_send"), ("Tasks", "task_update"),

@@ -1,12 +1,12 @@
-"""Provisioner backends: what starts and stops a workspace's runtime.
+"""The provisioner port: what starts and stops a workspace's runtime (see :mod:`.base`).
 
 The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``; ``local`` (each workspace runs
 ``molecule-runtime`` as a subprocess on this machine, :mod:`workspaces.provisioners.local`); or
 ``auto`` (the default), which picks ``local`` when the ``molecule-runtime`` executable is
 installed and ``none`` otherwise. In production (``MOLECULE_ENV=prod|production``) agents do not
 run on the platform's machine unless ``MOLECULE_ALLOW_LOCAL_PROVISIONER=1``: settings refuse
-``local`` and ``auto`` picks ``none``. Services talk to the interface below and never to a
-backend directly.
+``local`` and ``auto`` picks ``none``. Everything above talks to the interface in :mod:`.base`
+through :func:`get_provisioner`, never to a backend directly; backends import nothing above them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from workspaces.provisioners.base import Provisioner
+from workspaces.provisioners.base import (
+    Launch,
+    ManagedContainer,
+    Provisioner,
+    TerminalSession,
+    TerminalUnavailable,
+)
+from workspaces.provisioners.local import LocalProcessProvisioner, runtime_executable
 from workspaces.provisioners.none import NoProvisioner
 
-__all__ = ["Provisioner", "get_provisioner"]
+__all__ = ["Launch", "ManagedContainer", "Provisioner", "TerminalSession", "TerminalUnavailable", "get_provisioner"]
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +36,6 @@ def get_provisioner() -> Provisioner:
     choice = settings.MOLECULE_PROVISIONER
     if choice == "none":
         return NoProvisioner()
-    from workspaces.provisioners.local import LocalProcessProvisioner, runtime_executable
-
     if choice == "local":
         return LocalProcessProvisioner()
     if choice == "auto":

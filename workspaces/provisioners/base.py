@@ -1,9 +1,42 @@
-"""The interface every provisioner backend implements."""
+"""The provisioner port: what every backend (Docker, local processes, none) offers the platform.
+
+Backends sit at the bottom of the import layers: they know models, settings and the file stores,
+and nothing above them. Everything a start needs — the runtime's configuration, the freshly
+minted token, the merged secrets and the platform's variables — is prepared by
+:mod:`workspaces.provisioning` and handed over as a :class:`Launch`; a backend only decides
+*where* the runtime runs (a process on a loopback port, a container on the workspace network)
+and adds the variables that follow from that (``PORT``, ``WORKSPACE_CONFIG_PATH``…).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workspaces.filestores import FileStore, HostDirectoryStore
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One start of a runtime, as :mod:`workspaces.provisioning` prepared it (spec §16).
+
+    ``env``: the merged secrets, then the platform's variables (``WORKSPACE_ID``,
+    ``PLATFORM_URL``, ``MOLECULE_URL``, ``TIER``, ``PARENT_ID``, the inbound secret, the agent's
+    git identity…); a backend adds where the runtime lives and never lets a secret override
+    what the platform set. ``token``: the plaintext of the token just minted, written to
+    ``/configs/.auth_token`` (0600). ``template``: copied into ``/configs`` when the workspace has
+    no configuration of its own yet (CRLF→LF for scripts and Markdown in containers).
+    ``config_yaml``: written as ``/configs/config.yaml`` when there is still none afterwards.
+    """
+
+    env: dict[str, str]
+    token: str
+    template: Path | None = None
+    config_yaml: str = ""
+    # Names in ``env`` set by the platform (secrets do not override them).
+    platform_keys: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -16,6 +49,35 @@ class ManagedContainer:
 
     name: str
     managed: bool
+
+
+class TerminalUnavailable(Exception):
+    """No terminal can be opened: ``status`` and ``error`` are the answer (spec §18)."""
+
+    def __init__(self, status: int, error: str):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+class TerminalSession(ABC):
+    """An interactive shell attached to a workspace's runtime (a PTY or a ``docker exec`` TTY).
+
+    ``read`` blocks until output arrives and returns ``b""`` once the shell has exited; the
+    WebSocket consumer runs it in a thread. ``close`` ends the shell and is idempotent.
+    """
+
+    @abstractmethod
+    def read(self, max_bytes: int = 65536) -> bytes: ...
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def resize(self, cols: int, rows: int) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 class Provisioner(ABC):
@@ -33,48 +95,62 @@ class Provisioner(ABC):
     # True for backends whose ``live_workspace_ids`` is cheap and authoritative enough for the
     # container-health sweep (spec §7.4, every 15 s): Docker and local processes.
     health_sweep: bool = False
+    # True for backends with containers (the orphan container passes of spec §7.4).
+    has_containers: bool = False
     unavailable_reason: str = ""
     unavailable_event_error: str = ""
 
     @abstractmethod
-    def start(self, workspace, *, env: dict[str, str]) -> None:
-        """Start (or re-start) the runtime of ``workspace`` with ``env`` injected."""
+    def start(self, workspace, *, launch: Launch) -> None:
+        """Start (or re-start) the runtime of ``workspace``; raises with the reason on failure."""
 
     @abstractmethod
     def stop(self, workspace) -> None:
         """Stop the runtime of ``workspace`` if it runs; never fails for one that does not."""
 
-    @abstractmethod
-    def restart_workspaces(self, workspace_ids) -> None:
-        """Ask for a restart of each workspace (secret changes, liveness); a no-op where nothing runs.
-
-        This is the original's ``RestartByID`` (spec §6.2): the backend applies its skip rules
-        (removed/paused/hibernated rows, runtime ``external``, a paused ancestor) and its
-        per-workspace try-lock, and must not block its caller — slow work goes to a Celery task.
-        It restarts only workspaces it provisioned itself (:meth:`provisioned_workspace_ids`):
-        a runtime is never started for a workspace that merely registered. The liveness and
-        health sweeps call it after their transaction commits.
-        """
-
-    def restart(self, workspace, *, env: dict[str, str], on_stopped) -> None:
-        """The restart task's stop → ``on_stopped()`` → start (spec §6.2); no start when
-        ``on_stopped`` returns False (the row changed meanwhile). Backends with bookkeeping
-        across restarts (the local back-off) override it."""
+    def restart(self, workspace, *, prepare: Callable[[], Launch | None]) -> None:
+        """Stop → ``prepare()`` → start (spec §6.2). ``prepare`` marks the row ``provisioning``
+        and mints the token; it returns None when the row changed meanwhile (paused, removed…),
+        and then nothing is started. Backends with bookkeeping across restarts (the local
+        crash-loop back-off) override it."""
         self.stop(workspace)
-        if on_stopped() is False:
-            return
-        self.start(workspace, env=env)
+        launch = prepare()
+        if launch is not None:
+            self.start(workspace, launch=launch)
+
+    def remove(self, workspace) -> None:
+        """Stop the runtime and drop what the backend keeps for it (containers, volumes); the
+        workspace is gone for good. By default the same as :meth:`stop`."""
+        self.stop(workspace)
 
     def restart_backoff_seconds(self, workspace_id) -> float:
-        """Seconds the restart task must still wait before restarting ``workspace_id``; 0 = now."""
+        """Seconds a restart of ``workspace_id`` must still wait; 0 = now."""
         return 0.0
+
+    def file_store(self, workspace) -> FileStore:
+        """Where the workspace's files (``/configs``, ``/workspace``…) live for this backend."""
+        return HostDirectoryStore(workspace.id)
 
     def assigned_url(self, workspace_id) -> str | None:
         """The URL this backend gave the workspace's runtime, if it gave one.
 
-        The proxy's and discovery's SSRF filters trust exactly this URL (it points at a process
+        The proxy's and discovery's SSRF filters trust exactly this URL (it points at a runtime
         we started ourselves, e.g. a loopback port); URLs reported by agents are still checked.
         """
+        return None
+
+    def url_seen_from(self, caller_id, url: str) -> str:
+        """``url`` (a peer's registered URL) as the runtime of ``caller_id`` can reach it.
+
+        Where a peer is reachable from depends on where the caller runs: a container reaches
+        the platform host's loopback through the Docker host alias, a local process reaches it
+        as registered, an external caller gets the URL as registered.
+        """
+        return url
+
+    def internal_url(self, workspace_id) -> str | None:
+        """Where peers on the workspace network reach this runtime (``http://ws-<id12>:8000``
+        for containers), or None when the backend has no such network."""
         return None
 
     def live_workspace_ids(self) -> set[str]:
@@ -88,14 +164,17 @@ class Provisioner(ABC):
         """Ids (as strings) of the workspaces this backend started itself, running or not; raises
         when it cannot tell.
 
-        The sweeps restart only these, and the health sweep watches only these: a workspace
-        that registered without us (an external agent, a stranger) has no runtime of ours to
-        be missing. A backend that runs nothing has provisioned nothing.
+        Restarts go only to these, and the health sweep watches only these: a workspace that
+        registered without us (an external agent, a stranger) has no runtime of ours to be
+        missing. A backend that runs nothing has provisioned nothing.
         """
         return set()
 
-    # --- Docker only: the orphan container passes (spec §7.4) ---------------------------------------
-    # The sweeps call these only when ``name == "docker"``; other backends never reach them.
+    def exec_terminal(self, workspace) -> TerminalSession:
+        """A shell in the workspace's runtime; raises :class:`TerminalUnavailable`."""
+        raise TerminalUnavailable(503, "Docker not available")
+
+    # --- containers only: the orphan container passes (spec §7.4) -----------------------------------
 
     def list_managed_containers(self) -> list[ManagedContainer]:
         """Every container named ``ws-*`` (running or stopped) and every container labelled

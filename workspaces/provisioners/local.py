@@ -17,28 +17,30 @@ installed). Per workspace, under ``MOLECULE_HOME/workspaces/<id>/``::
 the platform runs as root — then every workspace has a uid and group of its own, its directory
 is readable by that runtime alone, and the runtime writes nothing but ``private/``.
 
-**Start** (Celery task, never in a request): write ``provisioned.json`` (choosing the runtime's
-uid the first time), prepare ``configs`` and the directory's modes (checking that the runtime's
-user can run ``molecule-runtime`` and read its configs), rotate the token (revoke the live ones,
-mint one, write ``.auth_token``), pick a free loopback port, and spawn the runtime DETACHED: an intermediate Python process starts it in a new session and exits at once, and we
-reap that intermediate, so the runtime is re-parented and the Celery worker never holds a child
-that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and registers as
+**Start** (a :class:`~workspaces.provisioners.base.Launch` prepared by
+:mod:`workspaces.provisioning`, in a Celery task, never in a request): write ``provisioned.json``
+(choosing the runtime's uid the first time), seed ``configs`` from the launch's template and
+config.yaml, set the directory's modes (checking that the runtime's user can run
+``molecule-runtime`` and read its configs), write the launch's token to ``.auth_token``, pick a
+free loopback port, and spawn the runtime DETACHED: an intermediate Python process starts it in
+a new session and exits at once, and we reap that intermediate, so the runtime is re-parented
+and the Celery worker never holds a child that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and registers as
 ``http://localhost:<port>`` (registration accepts ``localhost`` by name); that URL is
 :meth:`assigned_url`, which the proxy's and discovery's SSRF filters trust.
 
 The runtime's environment is built from scratch (spec §16): a short allow-list of the host's
 variables (PATH, HOME, locale, proxies, CA bundles — never the platform's own DATABASE_URL,
-keys or tokens), the merged secrets, then what the platform sets (WORKSPACE_ID, PLATFORM_URL,
-PARENT_ID, WORKSPACE_CONFIG_PATH, WORKSPACE_DIR, PORT, HOST, AGENT_URL,
-MOLECULE_INBOUND_SECRET…), which secrets cannot override.
+keys or tokens), the launch's env (merged secrets, then WORKSPACE_ID, PLATFORM_URL, PARENT_ID,
+MOLECULE_INBOUND_SECRET…), then where this backend put the runtime (WORKSPACE_CONFIG_PATH,
+WORKSPACE_DIR, PORT, HOST, AGENT_URL…), which nothing overrides.
 
 **Stop**: SIGTERM to the runtime's process group, up to 10 s, then SIGKILL (and, with a uid of
 its own, every process left running as that uid); ``runtime.json`` goes.
 **Crashes**: a dead runtime drops out of :meth:`live_workspace_ids`; the container-health sweep
-(and, failing that, the liveness sweep) takes it offline and calls :meth:`restart_workspaces`,
-which queues ``workspaces.tasks.restart_workspace`` for the workspaces this backend provisioned
-(``provisioned.json``, written by the platform where runtimes cannot write) — never for one that
-merely registered. Restarts back off per workspace: 1 s doubling to 300 s, reset once a runtime
+(and, failing that, the liveness sweep) takes it offline and asks for a restart
+(``workspaces.provisioning.request_restarts``), which only goes to the workspaces this backend
+provisioned (``provisioned.json``, written by the platform where runtimes cannot write) — never
+to one that merely registered. Restarts back off per workspace: 1 s doubling to 300 s, reset once a runtime
 stayed up 60 s (the state lives in ``runtime.json``, which survives a crash).
 """
 
@@ -59,13 +61,12 @@ from pathlib import Path
 
 import psutil
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+import workspaces.provisioners.runtime_users as runtime_users
 from molecule_site.hardening import BASE_HOST_ENV, NETWORK_HOST_ENV, host_environment
-from registry.tokens import INBOUND_SECRET_ENV, inbound_secret
-from workspaces.provisioners import runtime_users
-from workspaces.provisioners.base import Provisioner
+from workspaces.filestores import CONFIGS, TOKEN_FILE, HostDirectoryStore, host_root_dir
+from workspaces.provisioners.base import Launch, Provisioner
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ LOG_FILE = "runtime.log"
 LOCK_FILE = ".lock"
 UID_LOCK_FILE = ".uids.lock"
 DELEGATION_RESULTS_FILE = "delegation_results.jsonl"
-TOKEN_FILE = ".auth_token"
 CONFIG_FILE = "config.yaml"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 STOP_GRACE_SECONDS = 10.0
@@ -89,12 +89,6 @@ SPAWN_TIMEOUT_SECONDS = 30
 # Host variables a runtime may inherit; everything else of the platform's environment (database
 # and Redis URLs, encryption keys, ADMIN_TOKEN…) stays out of agent processes.
 HOST_ENV_ALLOWED = BASE_HOST_ENV + NETWORK_HOST_ENV
-# What the platform sets; a secret with one of these names does not override it.
-PLATFORM_ENV = (
-    "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
-    "WORKSPACE_DIR", "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE",
-    INBOUND_SECRET_ENV,
-)
 
 # The intermediate process: start the runtime in its own session with the log as stdout/stderr
 # (as the user given in argv[3]: {} or Popen's user/group/extra_groups/umask), print its pid, exit
@@ -261,21 +255,17 @@ def _workspace_lock(workspace_id):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _prepare_configs(workspace) -> Path:
-    """``configs/``: the template copied in when the workspace has no files of its own, and a
-    generated ``config.yaml`` when there is still none."""
-    from workspaces.files import CONFIGS, HostDirectoryStore, host_root_dir
-    from workspaces.templates import default_config_yaml, template_dir_for
-
+def _prepare_configs(workspace, launch: Launch) -> Path:
+    """``configs/``: the launch's template copied in when the workspace has no files of its own,
+    and its generated ``config.yaml`` when there is still none."""
     configs = host_root_dir(workspace.id, CONFIGS)
     if configs.is_dir() and not any(p.name != TOKEN_FILE for p in configs.iterdir()):
         shutil.rmtree(configs)  # nothing of its own yet (at most a token): seed it like a new one
     if not configs.is_dir():
-        HostDirectoryStore(workspace.id).seed(template_dir_for(workspace))
+        HostDirectoryStore(workspace.id).seed(launch.template)
     config_file = configs / CONFIG_FILE
-    if not config_file.is_file():
-        config_file.write_text(default_config_yaml(name=workspace.name, tier=workspace.tier or 1,
-                                                   runtime=workspace.runtime))
+    if not config_file.is_file() and launch.config_yaml:
+        config_file.write_text(launch.config_yaml)
     return configs
 
 
@@ -290,15 +280,9 @@ def _prepare_home(workspace_id, uid: int | None) -> Path:
     return private
 
 
-def _rotate_token(workspace, configs: Path, uid: int | None) -> None:
-    """Spec §16 "issue-and-inject": revoke every live token, mint one, write ``.auth_token``
-    (0600, or root's 0640 in the runtime's group when it has a uid of its own)."""
-    from registry.models import WorkspaceAuthToken
-    from registry.services import token_mint, token_revoke
-
-    with transaction.atomic():
-        token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace_id=workspace.id))
-        _token, plaintext = token_mint(workspace=workspace)
+def _write_token(token: str, configs: Path, uid: int | None) -> None:
+    """Spec §16 "inject": ``.auth_token`` (0600, or root's 0640 in the runtime's group when it has
+    a uid of its own), replaced atomically."""
     tmp = configs / f".{TOKEN_FILE}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -306,21 +290,15 @@ def _rotate_token(workspace, configs: Path, uid: int | None) -> None:
             os.fchmod(fd, 0o600)
         else:
             runtime_users.share_file(fd, uid)
-        handle.write(plaintext)
+        handle.write(token)
     os.replace(tmp, configs / TOKEN_FILE)
 
 
-def _runtime_env(workspace, *, env: dict[str, str], configs: Path, private: Path, uid: int | None, port: int,
+def _runtime_env(launch: Launch, *, configs: Path, private: Path, uid: int | None, port: int,
                  url: str) -> dict[str, str]:
-    from secrets_app.selectors import merged_env
-
     result = host_environment(HOST_ENV_ALLOWED)
-    result.update({key: value for key, value in merged_env(workspace).items() if key not in PLATFORM_ENV})
-    result.update(env)
-    platform_url = env.get("PLATFORM_URL") or settings.PLATFORM_URL
+    result.update(launch.env)
     result.update({
-        "PLATFORM_URL": platform_url,
-        "MOLECULE_URL": platform_url,
         "WORKSPACE_CONFIG_PATH": str(configs),
         "CONFIGS_DIR": str(configs),
         # The runtime's /workspace (chat attachments arrive as workspace:/workspace/… URIs).
@@ -328,10 +306,8 @@ def _runtime_env(workspace, *, env: dict[str, str], configs: Path, private: Path
         "PORT": str(port),
         "HOST": LOOPBACK,
         "AGENT_URL": url,
-        "TIER": str(workspace.tier),
         # The runtime's default, /tmp/delegation_results.jsonl, would be shared by every workspace.
         "DELEGATION_RESULTS_FILE": str(private / DELEGATION_RESULTS_FILE),
-        INBOUND_SECRET_ENV: inbound_secret(workspace.id),
         "PYTHONUNBUFFERED": "1",
     })
     if uid is not None:
@@ -366,10 +342,10 @@ class LocalProcessProvisioner(Provisioner):
 
     # --- the interface ------------------------------------------------------------------------------
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         with _workspace_lock(workspace.id):
             self._stop_locked(workspace.id)
-            self._start_locked(workspace, env=env, restarts=0, next_restart_at=0.0)
+            self._start_locked(workspace, launch=launch, restarts=0, next_restart_at=0.0)
 
     def stop(self, workspace):
         if not workspace_home(workspace.id).is_dir():
@@ -377,8 +353,8 @@ class LocalProcessProvisioner(Provisioner):
         with _workspace_lock(workspace.id):
             self._stop_locked(workspace.id)
 
-    def restart(self, workspace, *, env, on_stopped):
-        """Stop, ``on_stopped()``, start — carrying the crash-loop back-off forward."""
+    def restart(self, workspace, *, prepare):
+        """Stop, ``prepare()``, start — carrying the crash-loop back-off forward."""
         with _workspace_lock(workspace.id):
             previous = read_record(workspace.id) or {}
             now = time.time()
@@ -388,9 +364,10 @@ class LocalProcessProvisioner(Provisioner):
                 restarts = 0  # it stayed up long enough: this is not a crash loop
             delay = min(BACKOFF_BASE_SECONDS * 2 ** restarts, BACKOFF_MAX_SECONDS)
             self._stop_locked(workspace.id)
-            if on_stopped() is False:
+            launch = prepare()
+            if launch is None:
                 return  # the row changed under us (paused, removed…): leave it stopped
-            self._start_locked(workspace, env=env, restarts=restarts + 1, next_restart_at=now + delay)
+            self._start_locked(workspace, launch=launch, restarts=restarts + 1, next_restart_at=now + delay)
 
     def restart_backoff_seconds(self, workspace_id):
         record = read_record(workspace_id) or {}
@@ -398,17 +375,6 @@ class LocalProcessProvisioner(Provisioner):
             return max(0.0, float(record.get("next_restart_at") or 0) - time.time())
         except (TypeError, ValueError):
             return 0.0
-
-    def restart_workspaces(self, workspace_ids):
-        """Queue a restart of each workspace this backend provisioned; one that merely registered
-        (nothing of ours runs it) is not started for a stranger."""
-        from workspaces.tasks import restart_workspace
-
-        for workspace_id in workspace_ids:
-            if read_provisioned(workspace_id) is None:
-                log.info("workspace %s was not provisioned here; not restarting it", workspace_id)
-                continue
-            restart_workspace.delay(str(workspace_id))
 
     def assigned_url(self, workspace_id):
         url = (read_record(workspace_id) or {}).get("url")
@@ -441,21 +407,21 @@ class LocalProcessProvisioner(Provisioner):
 
     # --- the work, under the workspace lock ---------------------------------------------------------------
 
-    def _start_locked(self, workspace, *, env, restarts: int, next_restart_at: float) -> None:
+    def _start_locked(self, workspace, *, launch: Launch, restarts: int, next_restart_at: float) -> None:
         executable = runtime_executable()
         if executable is None:
             raise RuntimeError("molecule-runtime is not installed (pip install -e ./runtime)")
         uid = _record_provisioning(workspace.id)
-        configs = _prepare_configs(workspace)
+        configs = _prepare_configs(workspace, launch)
         private = _prepare_home(workspace.id, uid)
         if uid is not None:
             if not settings.LOCAL_RUNTIME_EXECUTABLE:  # one the operator named is run as given
                 executable = str(runtime_users.runnable_runtime(Path(executable), uid))
             runtime_users.check_runnable(Path(executable), configs, uid)
-        _rotate_token(workspace, configs, uid)
+        _write_token(launch.token, configs, uid)
         port = _free_loopback_port()
         url = f"http://localhost:{port}"
-        runtime_env = _runtime_env(workspace, env=env, configs=configs, private=private, uid=uid, port=port, url=url)
+        runtime_env = _runtime_env(launch, configs=configs, private=private, uid=uid, port=port, url=url)
         log_file = _open_log(workspace.id)
         with open(log_file, "ab") as handle:
             runs_as = f" as uid {uid}" if uid is not None else ""

@@ -17,11 +17,8 @@ class NoProvisioner(Provisioner):
     )
     unavailable_event_error = "Docker not available on this platform instance"
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         raise RuntimeError("the 'none' provisioner cannot start workspaces")
 
     def stop(self, workspace):
-        return None
-
-    def restart_workspaces(self, workspace_ids):
         return None

@@ -10,13 +10,14 @@ from django.urls import reverse
 
 from activity.models import ActivityLog, StructureEvent
 from memory.models import AgentMemory, MemoryScope
+from molecule_site.tests.backends import use_backend
 from registry.models import WorkspaceAuthToken
-from registry.services import token_mint
+from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
-from workspaces import services, tasks, team
+from workspaces import provisioning, services, team
 from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
-from workspaces.tests.test_services import RecordingProvisioner
+from workspaces.tests.test_provisioning import RecordingProvisioner
 
 CHANGELIST = "admin:workspaces_workspace_changelist"
 ADD = "admin:workspaces_workspace_add"
@@ -297,9 +298,8 @@ def test_remove_asks_for_confirmation_listing_the_subtree(operator_client):
 def provisioner(monkeypatch):
     """A backend that can start runtimes, so resume/restart/expand succeed as on a real install."""
     backend = RecordingProvisioner()
-    for module in (services, team, tasks):
-        monkeypatch.setattr(module, "get_provisioner", lambda: backend)
-    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id, restart=False: None)
+    use_backend(monkeypatch, backend)
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: None)
     return backend
 
 

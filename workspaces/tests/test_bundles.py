@@ -8,10 +8,12 @@ from django.conf import settings as django_settings
 
 from activity.models import StructureEvent
 from molecule_site.errors import ApiError
+from molecule_site.tests.backends import use_backend
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
-from workspaces import bundles, files, services
+from workspaces import bundles, files, filestores, provisioning, services
 from workspaces.models import Workspace, WorkspaceConfig, WorkspaceStatus
+from workspaces.provisioners.none import NoProvisioner
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +32,7 @@ def dirs(settings, tmp_path):
 
 
 def put(workspace, path, content):
-    target = files.host_root_dir(workspace.id) / path
+    target = filestores.host_root_dir(workspace.id) / path
     target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):
         target.write_bytes(content)
@@ -192,11 +194,11 @@ def test_import_creates_the_tree_writes_files_and_fails_rows_without_provisioner
     assert WorkspaceConfig.objects.get(workspace=root).data == {
         "name": "Imported Lead", "runtime": "crewai", "tier": 2, "template": "",
     }
-    configs = files.host_root_dir(root.id)
+    configs = filestores.host_root_dir(root.id)
     assert (configs / "system-prompt.md").read_text() == "Lead well."
     assert (configs / "config.yaml").read_text().startswith("name: Imported Lead\nruntime: crewai")
     assert (configs / "skills" / "plan" / "scripts" / "p.py").read_text() == "1"
-    assert "name: Imported Child" in (files.host_root_dir(child.id) / "config.yaml").read_text()  # generated
+    assert "name: Imported Child" in (filestores.host_root_dir(child.id) / "config.yaml").read_text()  # generated
     events = [(e.event_type, e.payload) for e in StructureEvent.objects.filter(workspace_id=root.id).order_by("created_at")]
     assert events == [
         ("WORKSPACE_PROVISIONING", {"name": "Imported Lead", "tier": 2, "source_bundle_id": "bundle-root"}),
@@ -205,12 +207,12 @@ def test_import_creates_the_tree_writes_files_and_fails_rows_without_provisioner
 
 
 def test_import_with_a_provisioner_leaves_rows_provisioning_and_starts_them(monkeypatch):
-    class Ready:
+    class Ready(NoProvisioner):
         available = True
 
     started = []
-    monkeypatch.setattr(services, "get_provisioner", lambda: Ready())
-    monkeypatch.setattr(services, "_provision_on_commit", lambda ids: started.extend(ids))
+    use_backend(monkeypatch, Ready())
+    monkeypatch.setattr(provisioning, "provision_on_commit", started.extend)
     body = bundles.bundle_import(bundle=small_bundle())
     assert (body["status"], body["children"][0]["status"]) == ("provisioning", "provisioning")
     assert "error" not in body
@@ -229,7 +231,7 @@ def test_import_never_plants_hidden_files(tmp_path):
     bundle = small_bundle(prompts={".auth_token": "stolen", "config.yaml": "name: X\n", "a/.env": "K=V"})
     bundle["skills"] = [{"id": "s", "files": {".secrets": "x", "SKILL.md": "ok"}}, {"id": ".sneaky", "files": {"a": "b"}}]
     body = bundles.bundle_import(bundle=bundle)
-    configs = files.host_root_dir(body["workspace_id"])
+    configs = filestores.host_root_dir(body["workspace_id"])
     written = sorted(str(p.relative_to(configs)) for p in configs.rglob("*") if p.is_file())
     assert written == ["config.yaml", "skills/s/SKILL.md", "system-prompt.md"]
 
@@ -270,7 +272,7 @@ def test_import_refuses_oversized_trees():
 
 def test_failed_import_leaves_no_rows_and_no_files(monkeypatch, settings):
     calls = []
-    original = files.HostDirectoryStore.write
+    original = filestores.HostDirectoryStore.write
 
     def flaky(self, path, data):
         calls.append(path)
@@ -281,7 +283,7 @@ def test_failed_import_leaves_no_rows_and_no_files(monkeypatch, settings):
     def created_first():
         return Workspace.objects.order_by("created_at").values_list("id", flat=True).first()
 
-    monkeypatch.setattr(files.HostDirectoryStore, "write", flaky)
+    monkeypatch.setattr(filestores.HostDirectoryStore, "write", flaky)
     assert error_of(lambda: bundles.bundle_import(bundle=small_bundle())) == (
         500, {"error": "failed to write bundle files"},
     )
@@ -313,4 +315,4 @@ def test_export_import_export_round_trips_a_three_level_tree(team):
     assert new_checker.runtime == "claude-code"
     assert not WorkspaceSecret.objects.filter(workspace__in=[new_lead, new_researcher, new_checker]).exists()
     # the imported workspaces now read their own files, not the templates
-    assert files.host_root_dir(new_lead.id).joinpath("team-brief.md").is_file()
+    assert filestores.host_root_dir(new_lead.id).joinpath("team-brief.md").is_file()

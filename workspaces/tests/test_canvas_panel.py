@@ -107,7 +107,7 @@ def test_a_removed_workspace_renders_an_empty_state(operator_client, tab):
 
 
 def test_an_unknown_tab_is_a_404(operator_client):
-    assert _get(operator_client, _ws(), "terminal/").status_code == 404
+    assert _get(operator_client, _ws(), "plugins/").status_code == 404
 
 
 def test_the_shell_lists_exactly_the_panel_tabs(operator_client):

@@ -11,8 +11,8 @@ import pytest
 
 from activity.models import ActivityLog
 from molecule_site.handler import MoleculeASGIHandler
-from registry.services import token_mint
-from workspaces import chat, files
+from registry.tokens import token_mint
+from workspaces import chat, files, filestores
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 
@@ -43,7 +43,7 @@ def token(workspace):
 
 
 def uploads_dir(workspace):
-    return files.host_root_dir(workspace.id, "/workspace") / ".molecule" / "chat-uploads"
+    return filestores.host_root_dir(workspace.id, "/workspace") / ".molecule" / "chat-uploads"
 
 
 def stored_files(workspace):
@@ -153,7 +153,7 @@ def test_an_uploaded_name_with_a_path_lands_in_the_uploads_directory(upload, wor
     [item] = upload(named(b"x", "../../../configs/.auth_token")).json()["files"]
     assert item["name"] == "auth_token"
     assert [name.split("-", 1)[1] for name in stored_files(workspace)] == ["auth_token"]
-    assert not (files.host_root_dir(workspace.id, "/configs") / ".auth_token").exists()
+    assert not (filestores.host_root_dir(workspace.id, "/configs") / ".auth_token").exists()
 
 
 # --- limits ------------------------------------------------------------------------------------------
@@ -243,8 +243,8 @@ def test_nothing_to_upload_is_a_400(upload, client, workspace, token):
     "chat-uploads/x",
 ])
 def test_download_refuses_paths_outside_the_uploads_directory(download, workspace, path):
-    (files.host_root_dir(workspace.id, "/workspace")).mkdir(parents=True)
-    (files.host_root_dir(workspace.id, "/workspace") / "secret.txt").write_text("secret")
+    (filestores.host_root_dir(workspace.id, "/workspace")).mkdir(parents=True)
+    (filestores.host_root_dir(workspace.id, "/workspace") / "secret.txt").write_text("secret")
     response = download(path)
     assert (response.status_code, response.json()) == (400, {"error": "invalid path"})
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from registry.services import token_mint
+from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
-from workspaces import files
+from workspaces import files, filestores
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def workspace():
 
 
 def own(workspace) -> Path:
-    return files.host_root_dir(workspace.id)
+    return filestores.host_root_dir(workspace.id)
 
 
 # --- auth ----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from molecule_site.errors import ApiError
-from workspaces import files
+from molecule_site.tests.backends import use_backend
+from workspaces import files, filestores
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def orphan(home):
 
 
 def own(workspace, root="/configs") -> Path:
-    return files.host_root_dir(workspace.id, root)
+    return filestores.host_root_dir(workspace.id, root)
 
 
 def put(workspace, path, content, root="/configs"):
@@ -70,20 +71,20 @@ def paths(entries):
 
 def test_each_root_is_its_own_directory_under_molecule_home(workspace, home):
     for root, name in [("/configs", "configs"), ("/workspace", "workspace"), ("/home", "home"), ("/plugins", "plugins")]:
-        assert files.host_root_dir(workspace.id, root) == Path(home) / "workspaces" / str(workspace.id) / name
+        assert filestores.host_root_dir(workspace.id, root) == Path(home) / "workspaces" / str(workspace.id) / name
 
 
 def test_store_for_uses_the_host_store_unless_the_backend_brings_its_own(workspace, monkeypatch):
-    assert isinstance(files.store_for(workspace), files.HostDirectoryStore)
+    assert isinstance(files.store_for(workspace), filestores.HostDirectoryStore)
 
-    class Custom(files.HostDirectoryStore):
+    class Custom(filestores.HostDirectoryStore):
         source = "container"
 
     class Backend:
         def file_store(self, ws):
             return Custom(ws.id)
 
-    monkeypatch.setattr(files, "get_provisioner", lambda: Backend())
+    use_backend(monkeypatch, Backend())
     assert files.store_for(workspace).source == "container"
 
 

@@ -9,10 +9,11 @@ from django.conf import settings as django_settings
 
 from activity.models import ActivityLog, StructureEvent
 from memory.models import AgentMemory
-from registry.services import token_mint
+from molecule_site.tests.backends import use_backend
+from registry.tokens import token_mint
 from secrets_app.crypto import decrypt, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
-from workspaces import org_services, services, tasks
+from workspaces import org_services, provisioning, services
 from workspaces.models import CanvasLayout, Workspace
 from workspaces.provisioners.base import Provisioner
 
@@ -170,20 +171,18 @@ class AvailableProvisioner(Provisioner):
     name = "available"
     available = True
 
-    def start(self, workspace, *, env):
+    def start(self, workspace, *, launch):
         raise AssertionError("the import only queues provisioning")
 
     def stop(self, workspace):
         return None
 
-    def restart_workspaces(self, workspace_ids):
-        return None
 
 
 def test_import_provisions_every_workspace_on_commit(api, monkeypatch):
-    monkeypatch.setattr(services, "get_provisioner", AvailableProvisioner)
+    use_backend(monkeypatch, AvailableProvisioner())
     queued = []
-    monkeypatch.setattr(tasks.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
     body = import_org(api, dir="research-desk").json()
     assert queued == [w["id"] for w in body["workspaces"]]
     assert set(Workspace.objects.values_list("status", flat=True)) == {"provisioning"}

@@ -28,16 +28,16 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from activity.models import StructureEvent
+from molecule_site.tests.backends import use_backend
 from registry import liveness, proxy
+from registry.discovery import workspace_discover
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import url_key
-from registry.selectors import workspace_discover
 from registry.tokens import inbound_secret
-from workspaces import files, services, tasks, team
+from workspaces import files, provisioners, provisioning, services, team
 from workspaces.models import Workspace, WorkspaceStatus
-from workspaces.provisioners import get_provisioner
+from workspaces.provisioners import get_provisioner, runtime_users
 from workspaces.provisioners import local as local_backend
-from workspaces.provisioners import runtime_users
 from workspaces.provisioners.base import Provisioner
 from workspaces.provisioners.local import LocalProcessProvisioner, read_record
 from workspaces.provisioners.none import NoProvisioner
@@ -103,7 +103,7 @@ def local(settings, live_server, monkeypatch, redis_client):
     settings.SAAS_MODE = False
     get_provisioner.cache_clear()
     queue = Queue()
-    for task in (tasks.provision_workspace, tasks.restart_workspace):
+    for task in (provisioning.provision_workspace, provisioning.restart_workspace):
         queue.capture(task, monkeypatch)
     provisioner = get_provisioner()
     assert isinstance(provisioner, LocalProcessProvisioner)
@@ -306,7 +306,7 @@ def test_a_killed_runtime_is_taken_offline_by_the_health_sweep_and_restarted_wit
     assert 0 < record["next_restart_at"] - record["started_at"] <= 1.5
 
     # An immediate second restart is refused by the back-off and re-queued for later.
-    assert tasks.restart_workspace.apply(args=[str(workspace.id)]).get() == "backoff"
+    assert provisioning.restart_workspace.apply(args=[str(workspace.id)]).get() == "backoff"
     (_task, _args, _kwargs, options), = queue.items
     assert options["countdown"] >= 1
     queue.items.clear()
@@ -351,7 +351,7 @@ def test_backoff_doubles_per_quick_restart_and_resets_after_a_stable_minute(loca
         record = read_record(workspace.id)
         record.update(restarts=restarts, started_at=time.time() - up_for, next_restart_at=0)
         path.write_text(json.dumps(record))
-        provisioner.restart(workspace, env=tasks.provisioning_env(workspace), on_stopped=lambda: True)
+        provisioner.restart(workspace, prepare=lambda: provisioning.launch_for(workspace))
         return read_record(workspace.id)
 
     record = restart_with(3, up_for=5)
@@ -398,8 +398,8 @@ def test_the_restart_task_skips_paused_external_and_removed_workspaces(local):
     external = Workspace.objects.create(name="Ext", status=WorkspaceStatus.OFFLINE, runtime="external")
     child = Workspace.objects.create(name="Child", status=WorkspaceStatus.OFFLINE, runtime="echo", parent=paused)
     for workspace in (paused, external, child):
-        assert tasks.restart_workspace.apply(args=[str(workspace.id)]).get() == "skipped"
-    assert tasks.restart_workspace.apply(args=[str(uuid.uuid4())]).get() == "skipped"
+        assert provisioning.restart_workspace.apply(args=[str(workspace.id)]).get() == "skipped"
+    assert provisioning.restart_workspace.apply(args=[str(uuid.uuid4())]).get() == "skipped"
     assert read_record(child.id) is None and not queue.items
 
 
@@ -459,7 +459,7 @@ def test_a_workspace_that_only_registered_goes_offline_when_stale_and_nothing_is
     Workspace.objects.filter(pk=stranger.pk).update(liveness_deadline="2000-01-01T00:00:00Z")
     assert liveness.liveness_sweep() == 1
     assert wait_for(stranger, WorkspaceStatus.OFFLINE)
-    provisioner.restart_workspaces([stranger.id])  # as the proxy or a secret change would ask
+    assert provisioning.request_restarts([stranger.id]) == 0  # as the proxy or a secret change would ask
 
     assert queue.items == []
     assert str(stranger.id) not in provisioner.provisioned_workspace_ids()
@@ -473,7 +473,7 @@ def test_a_provisioned_workspace_stays_provisioned_while_stopped(local):
     provisioner.stop(workspace)
     assert read_record(workspace.id) is None
     assert provisioner.provisioned_workspace_ids() == {str(workspace.id)}
-    provisioner.restart_workspaces([workspace.id])
+    assert provisioning.request_restarts([workspace.id]) == 1
     assert queue.names() == ["restart_workspace"]
 
 
@@ -613,7 +613,7 @@ def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(setti
     settings.MOLECULE_PROVISIONER = "auto"
     get_provisioner.cache_clear()
     assert isinstance(get_provisioner(), LocalProcessProvisioner)
-    monkeypatch.setattr(local_backend, "runtime_executable", lambda: None)
+    monkeypatch.setattr(provisioners, "runtime_executable", lambda: None)
     get_provisioner.cache_clear()
     assert isinstance(get_provisioner(), NoProvisioner)
     settings.MOLECULE_PROVISIONER = "local"
@@ -660,12 +660,11 @@ def test_discovery_trusts_an_external_url_only_when_our_provisioner_assigned_it(
     caller = Workspace.objects.create(name="Caller", status=WorkspaceStatus.ONLINE, runtime="external")
     target = Workspace.objects.create(name="Target", status=WorkspaceStatus.ONLINE, runtime="external",
                                       url="http://127.0.0.1:9001")
-    monkeypatch.setattr("workspaces.provisioners.get_provisioner", lambda: Assigning({}))
+    use_backend(monkeypatch, Assigning({}))
     assert workspace_discover(caller_id=caller.id, target_id=target.id) == (
         503, {"error": "workspace URL failed safety check"}
     )
-    monkeypatch.setattr("workspaces.provisioners.get_provisioner",
-                        lambda: Assigning({str(target.id): "http://127.0.0.1:9001"}))
+    use_backend(monkeypatch, Assigning({str(target.id): "http://127.0.0.1:9001"}))
     assert workspace_discover(caller_id=caller.id, target_id=target.id) == (
         200, {"id": str(target.id), "url": "http://127.0.0.1:9001", "name": "Target"}
     )
@@ -687,13 +686,10 @@ def test_the_base_interface_assigns_no_urls():
     class Plain(Provisioner):
         name, available = "plain", True
 
-        def start(self, workspace, *, env):
+        def start(self, workspace, *, launch):
             pass
 
         def stop(self, workspace):
-            pass
-
-        def restart_workspaces(self, workspace_ids):
             pass
 
     assert Plain().assigned_url(uuid.uuid4()) is None

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from activity.models import StructureEvent
-from registry.services import token_mint
+from registry.tokens import token_mint
 from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig
 
 pytestmark = pytest.mark.django_db

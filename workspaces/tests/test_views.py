@@ -8,9 +8,8 @@ import pytest
 from activity.models import StructureEvent
 from memory.models import AgentMemory
 from registry.models import WorkspaceAuthToken
-from registry.selectors import token_digest
-from registry.services import token_mint, token_validate
-from registry.tokens import inbound_secret
+from registry.services import token_validate
+from registry.tokens import inbound_secret, token_digest, token_mint
 from secrets_app.crypto import decrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces.models import CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from workspaces.services import restart_runtimes_after_platform_start
+from workspaces.provisioning import restart_runtimes_after_platform_start
 
 
 class Command(BaseCommand):
