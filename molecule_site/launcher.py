@@ -10,6 +10,12 @@ start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local wor
 (``manage.py stop_local_runtimes``), then the embedded servers this launcher started, so a second
 ``make run`` starts from the same data (and restarts the workspaces that should run).
 
+When the Docker backend runs the workspaces (``MOLECULE_PROVISIONER=docker``, or ``auto`` with an
+engine answering), the launcher first builds the workspace images that are missing
+(``manage.py build_workspace_images``), and the web tier listens on a second socket: the
+gateway address of the workspace network, which containers reach as ``host.docker.internal``
+(the platform's own HOST, loopback by default, is not reachable from a container).
+
 ``python -m molecule_site.launcher web`` runs only the supervised web processes (containers).
 """
 
@@ -30,7 +36,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from molecule_site import capacity, embedded, hardening, local_keys, modes, serve
+from molecule_site import capacity, docker_engine, embedded, hardening, local_keys, modes, serve
 from molecule_site.env import env_choice, env_int, env_str
 
 STOP_GRACE_SECONDS = 15
@@ -38,6 +44,9 @@ LISTEN_BACKLOG = 1024
 READY_TIMEOUT_SECONDS = 120
 WEB_SERVERS = ("uvicorn", "daphne")
 DEFAULT_WEB_SERVER = "uvicorn"
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+PROVISIONERS = ("auto", "docker", "none", "local")  # as molecule_site.settings admits them
+DEFAULT_WORKSPACE_NETWORK = "molecule-monorepo-net"
 
 FAST_EXIT_SECONDS = 10
 FAST_EXITS_BEFORE_GIVING_UP = 3
@@ -187,24 +196,65 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def web_command(server: str, fd: int) -> list[str]:
-    """One web process serving the ASGI app on the inherited socket ``fd``."""
+def docker_gateway(host: str) -> str | None:
+    """The workspace network's gateway, when the Docker backend is in use and ``host`` does not
+    already cover it (a wildcard); None otherwise. Creates the network when it is missing, as
+    the backend would."""
+    choice = env_choice("MOLECULE_PROVISIONER", "auto", PROVISIONERS)
+    if choice not in {"docker", "auto"} or host in WILDCARD_HOSTS:
+        return None
+    try:
+        client = docker_engine.connect(timeout=5)
+    except docker_engine.EngineUnavailable as exc:
+        if choice == "docker":
+            print(f"launcher: MOLECULE_PROVISIONER=docker, but {exc}; workspaces will fail to start", flush=True)
+        return None
+    try:
+        return docker_engine.ensure_network(client, env_str("WORKSPACE_NETWORK", DEFAULT_WORKSPACE_NETWORK))
+    except (RuntimeError, *docker_engine.ENGINE_ERRORS) as exc:
+        print(f"launcher: no workspace network ({exc}); containers will not reach the platform", flush=True)
+        return None
+    finally:
+        client.close()
+
+
+def listen_sockets(host: str, port: int, gateway: str | None = None) -> list[socket.socket]:
+    """The web tier's sockets: ``host``, and the Docker network's gateway when there is one."""
+    sockets = [listen_socket(host, port)]
+    if gateway and gateway != host:
+        sockets.append(listen_socket(gateway, port))
+    return sockets
+
+
+def web_command(server: str, fds: list[int]) -> list[str]:
+    """One web process serving the ASGI app on the inherited sockets ``fds``."""
     python = sys.executable
     if server == "uvicorn":
-        return [python, "-m", "molecule_site.serve", "--fd", str(fd)]
+        return [python, "-m", "molecule_site.serve", *(arg for fd in fds for arg in ("--fd", str(fd)))]
+    extra = [arg for fd in fds[1:] for arg in ("-e", f"fd:fileno={fd}")]
     return [
-        python, "-m", "daphne", "--fd", str(fd), "-v", "1", "--access-log", os.devnull,
+        python, "-m", "daphne", "--fd", str(fds[0]), *extra, "-v", "1", "--access-log", os.devnull,
         "--ping-interval", str(serve.WS_PING_SECONDS), "--ping-timeout", str(serve.WS_PING_SECONDS),
         "molecule_site.asgi:application",
     ]
 
 
-def web_children(server: str, fd: int, count: int) -> list[Child]:
+def web_children(server: str, fds: list[int], count: int) -> list[Child]:
     return [
-        Child(f"web-{n}" if count > 1 else "web", web_command(server, fd), pass_fds=(fd,),
+        Child(f"web-{n}" if count > 1 else "web", web_command(server, fds), pass_fds=tuple(fds),
               env={**os.environ, "MOLECULE_PROCESS_ROLE": "web"})
         for n in range(1, count + 1)
     ]
+
+
+def _build_workspace_images() -> None:
+    """The workspace images that are missing, when the Docker backend runs the workspaces; a
+    failed build does not stop the platform (starts then fail naming the command to run)."""
+    try:
+        _manage("build_workspace_images", "--missing", "--if-docker")
+    except subprocess.CalledProcessError:
+        print("launcher: building the workspace images failed (see above); workspaces cannot start until "
+              "`python manage.py build_workspace_images` succeeds", flush=True)
 
 
 def admin_access_lines(home: Path) -> str:
@@ -236,11 +286,13 @@ def main() -> int:
         _manage("migrate", "--noinput", "-v", "0")
         _manage("ensure_operator")
         _manage("restart_local_runtimes")  # rows of runtimes the last stop ended: provisioning, not a stale online
+        _build_workspace_images()
         python = sys.executable
         sizes = capacity.budget()
         web, workers = sizes.web_processes, sizes.worker_processes
         server = env_choice("WEB_SERVER", DEFAULT_WEB_SERVER, WEB_SERVERS)
-        sock = listen_socket(host, port)
+        gateway = docker_gateway(host)
+        sockets = listen_sockets(host, port, gateway)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(home))
         shown_host = "localhost" if host in {"0.0.0.0", "127.0.0.1", "::"} else host
         base = f"http://{shown_host}:{port}"
@@ -252,12 +304,14 @@ def main() -> int:
             f"  web:     {web} {server} process{'es' if web > 1 else ''} on one socket; worker: {workers}; "
             f"at most {sizes.connection_bound} database connections\n"
             f"  data:    {home}\n"
-            f"{access}"
+            + (f"  docker:  workspaces run as containers; they reach the platform as "
+               f"host.docker.internal ({gateway}:{port})\n" if gateway else "")
+            + f"{access}"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
         children = [
-            *web_children(server, sock.fileno(), web),
+            *web_children(server, [sock.fileno() for sock in sockets], web),
             # -q: no banners (the lines above say what runs); one worker needs no mingle/gossip
             Child("worker", [python, "-m", "celery", "-A", "molecule_site", "-q", "worker", "-l", "info",
                              "--concurrency", str(workers), "--without-mingle", "--without-gossip"]),
@@ -299,7 +353,7 @@ def main_web_tier() -> int:
     probe_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
     threading.Thread(target=_announce_ready, args=(f"http://{probe_host}:{port}", probe_host, port, web), daemon=True).start()
     try:
-        return supervise(web_children(server, sock.fileno(), web))
+        return supervise(web_children(server, [sock.fileno()], web))
     finally:
         shutil.rmtree(metrics_home, ignore_errors=True)
 

@@ -1,6 +1,7 @@
 """One web process: uvicorn serving ``molecule_site.asgi`` on a listening socket it inherited.
 
-``python -m molecule_site.serve --fd N`` (the launcher starts ``WEB_CONCURRENCY`` of these).
+``python -m molecule_site.serve --fd N [--fd M]`` (the launcher starts ``WEB_CONCURRENCY`` of these;
+a second socket is the Docker network's gateway when containers run the workspaces).
 Not ``uvicorn --fd``: uvicorn rebuilds that socket as ``AF_UNIX`` whatever it is, so asyncio never
 sets ``TCP_NODELAY`` on the connections it accepts, and every response (headers and body leave
 in two writes) waits ~40 ms for the client's delayed ACK. ``socket.socket(fileno=N)`` reads the
@@ -26,10 +27,11 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m molecule_site.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    parser.add_argument("--fd", type=int, action="append", required=True,
+                        help="inherited listening socket (repeatable: the Docker network's gateway is a second one)")
     args = parser.parse_args(argv)
     hardening.make_undumpable()  # exec resets the launcher's flag: each web process sets its own
-    sock = socket.socket(fileno=args.fd)
+    sockets = [socket.socket(fileno=fd) for fd in args.fd]
     from molecule_site.asgi import application  # noqa: PLC0415 - Django is set up here, after argument parsing
 
     # Everything loaded so far lives as long as the process: keep it out of the collector's way,
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         ws_ping_timeout=WS_PING_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=sockets)
     return 0
 
 

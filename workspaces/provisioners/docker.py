@@ -742,8 +742,9 @@ class DockerExecSession(TerminalSession):
         try:
             running = self._api.exec_inspect(self._exec_id).get("Running")
             if running:
-                exec_id = self._api.exec_create(self._container, ["python3", "-c", _END_SESSION, self._mark],
-                                                user="0")["Id"]
+                # as the session's own user: root without CAP_SYS_PTRACE cannot read another
+                # user's /proc/<pid>/environ
+                exec_id = self._api.exec_create(self._container, ["python3", "-c", _END_SESSION, self._mark])["Id"]
                 self._api.exec_start(exec_id)
         except ENGINE_ERRORS:
             log.debug("could not end terminal session in %s", self._container, exc_info=True)
