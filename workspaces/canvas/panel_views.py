@@ -73,6 +73,10 @@ def details_tab(request, workspace):
     return render(request, "canvas/panel/details.html", panels.details_context(workspace))
 
 
+def terminal_tab(request, workspace):
+    return render(request, "canvas/panel/terminal.html", panels.terminal_context(workspace))
+
+
 def config_tab(request, workspace):
     return render(request, "canvas/panel/config.html", panels.config_context(workspace))
 
@@ -93,6 +97,6 @@ def events_tab(request, workspace):
 
 
 TAB_VIEWS = {
-    "chat": chat_tab, "activity": activity_tab, "details": details_tab, "config": config_tab,
+    "chat": chat_tab, "activity": activity_tab, "details": details_tab, "terminal": terminal_tab, "config": config_tab,
     "files": files_tab, "memory": memory_tab, "events": events_tab,
 }

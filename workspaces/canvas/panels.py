@@ -34,7 +34,7 @@ from workspaces.templates import CONFIG_FILE
 
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
 TABS = (
-    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("config", "Config"),
+    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("terminal", "Terminal"), ("config", "Config"),
     ("files", "Files"), ("memory", "Memory"), ("events", "Events"),
 )
 TAB_IDS = tuple(tab for tab, _ in TABS)
@@ -370,6 +370,11 @@ def details_context(workspace: Workspace) -> dict:
         "show_error": workspace.status in (WorkspaceStatus.FAILED, WorkspaceStatus.DEGRADED) and bool(workspace.last_sample_error),
         "error_rate_pct": round(workspace.last_error_rate * 100),
     }
+
+
+def terminal_context(workspace: Workspace) -> dict:
+    """The Terminal tab's frame; the page connects it to ``/workspaces/<id>/terminal`` itself."""
+    return _base(workspace)
 
 
 def yaml_problem(text: str) -> str:

@@ -127,6 +127,20 @@ def test_only_a_resize_object_with_integer_sizes_in_range_is_a_resize(text, expe
     assert MAX_DIMENSION == 1000
 
 
+# --- the canvas tab's fragment -------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_the_terminal_tab_renders_a_frame_for_this_workspace_and_opens_nothing(operator_client):
+    workspace = Workspace.objects.create(name="<Shell & co>", status="online")
+    response = operator_client.get(f"/canvas/panel/{workspace.id}/terminal/", HTTP_X_MOLECULE_FRAGMENT="1")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'data-terminal-path="/workspaces/{workspace.id}/terminal"' in page
+    assert 'aria-label="Shell of &lt;Shell &amp; co&gt;"' in page
+    assert 'role="status"' in page and "Connecting…" in page
+    assert terminal.slots.used == 0  # the page connects; rendering the tab starts no shell
+
+
 # --- the handshake: who may open a shell ---------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)

@@ -494,6 +494,7 @@ function contextMenu(canvas, menu, dialogs) {
     };
     set("details");
     set("chat", { disabled: !CHATTABLE.has(status) });
+    set("terminal", { disabled: !CHATTABLE.has(status) }); // spec §2.8: needs online, like Chat
     set("export");
     set("duplicate");
     set("extract", { shown: isChild });
@@ -591,6 +592,7 @@ function contextMenu(canvas, menu, dialogs) {
 const ACTIONS = {
   details: (canvas, el) => canvas.select(canvas.idOf(el), { tab: "details" }),
   chat: (canvas, el) => canvas.select(canvas.idOf(el), { tab: "chat" }),
+  terminal: (canvas, el) => canvas.select(canvas.idOf(el), { tab: "terminal" }),
   export: (canvas, el) => exportBundle(canvas, el),
   duplicate: (canvas, el) => duplicate(canvas, el),
   extract: (canvas, el) => extractFromTeam(canvas, el),

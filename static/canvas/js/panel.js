@@ -9,8 +9,9 @@
 import { api, fragment } from "./api.js";
 import { STATUS_LABELS } from "./canvas.js";
 import { chatTab, localiseTimes } from "./chat.js";
+import { terminalTab } from "./terminal.js";
 
-const TABS = ["chat", "activity", "details", "config", "files", "memory", "events"];
+const TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "events"];
 const WIDTH_KEY = "molecule-panel-width";
 const MIN_WIDTH = 320, MAX_WIDTH = 800, DEFAULT_WIDTH = 480, KEY_STEP = 16;
 const POLL_MS = { activity: 5000, events: 10000 };
@@ -121,6 +122,14 @@ function unmountAll() {
 // --- tabs ----------------------------------------------------------------------------------------
 
 function showTab(tab) {
+  const previous = state.tab;
+  // A tab that holds a connection (the terminal) lets go of it while hidden.
+  if (previous !== tab && controllers[previous]?.unmountWhenHidden && state.loaded.has(previous)) {
+    controllers[previous].unmount();
+    state.loaded.delete(previous);
+    state.seq[previous] = (state.seq[previous] || 0) + 1; // a load still on its way is dropped
+    tabPanel(previous).replaceChildren();
+  }
   state.tab = tab;
   for (const name of TABS) {
     const on = name === tab;
@@ -162,6 +171,7 @@ async function loadTab(tab, { query = "", only = null } = {}) {
   if (!only && !el.childElementCount) el.innerHTML = '<div class="panel-loading" role="status">Loading…</div>';
   const html = await fragment(fragmentPath(tab, query));
   if (state.id !== id || state.seq[tab] !== seq) return; // another workspace or a newer load won
+  if (controllers[tab]?.unmountWhenHidden && state.tab !== tab) return; // hidden meanwhile: mount when shown
   if (html === null) {
     if (state.loaded.has(tab)) controllers[tab]?.unmount?.();
     state.loaded.delete(tab);
@@ -651,7 +661,10 @@ const memoryTab = {
   },
 };
 
-const controllers = { chat: chatTab, activity: activityTab, details: detailsTab, config: configTab, files: filesTab, memory: memoryTab, events: eventsTab };
+const controllers = {
+  chat: chatTab, activity: activityTab, details: detailsTab, terminal: terminalTab, config: configTab, files: filesTab,
+  memory: memoryTab, events: eventsTab,
+};
 
 function installTabEvents() {
   for (const tab of TABS) {

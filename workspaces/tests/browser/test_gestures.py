@@ -281,11 +281,10 @@ def test_the_context_menu_lists_actions_by_kind_and_status_and_is_keyboard_drive
     expect(menu).to_be_visible()
     assert menu.locator(".ctx-head").inner_text().split() == ["Lead", "ONLINE"]
     assert canvas.evaluate(MENU_ITEMS) == [
-        ["Details", "false"], ["Chat", "false"], ["Export Bundle", "false"], ["Duplicate", "false"],
+        ["Details", "false"], ["Chat", "false"], ["Terminal", "false"], ["Export Bundle", "false"], ["Duplicate", "false"],
         ["Arrange Children", "false"], ["Collapse Team", "false"], ["Zoom to Team", "false"],
         ["Pause", "false"], ["Restart", "true"], ["Delete", "false"],
     ]
-    assert menu.get_by_role("menuitem", name="Terminal").count() == 0
     expect(menu.get_by_role("menuitem", name="Details")).to_be_focused()
     canvas.keyboard.press("ArrowDown")
     expect(menu.get_by_role("menuitem", name="Chat")).to_be_focused()
@@ -306,7 +305,7 @@ def test_the_context_menu_lists_actions_by_kind_and_status_and_is_keyboard_drive
     menu = canvas.get_by_role("menu", name="Actions for Worker")
     expect(menu).to_be_visible()
     assert [name for name, _ in canvas.evaluate(MENU_ITEMS)] == [
-        "Details", "Chat", "Export Bundle", "Duplicate", "Extract from Team", "Expand to Team", "Pause", "Restart", "Delete"]
+        "Details", "Chat", "Terminal", "Export Bundle", "Duplicate", "Extract from Team", "Expand to Team", "Pause", "Restart", "Delete"]
     menu.get_by_role("menuitem", name="Details").click()
     assert canvas.evaluate("[moleculeCanvas.selectedId, window.selects.at(-1).tab]") == [worker, "details"]
 
@@ -318,13 +317,19 @@ def test_the_context_menu_lists_actions_by_kind_and_status_and_is_keyboard_drive
     card(canvas, worker).click(button="right")
     items = dict(canvas.evaluate(MENU_ITEMS))
     assert "Pause" not in items and items["Resume"] == "false" and items["Restart"] == "false"
-    assert items["Chat"] == "true"
+    assert items["Chat"] == "true" and items["Terminal"] == "true"  # both need the workspace online
     canvas.keyboard.press("Escape")
 
     # Chat selects the card on the chat tab
     card(canvas, lead).locator(":scope > .ws-head").click(button="right")
     canvas.get_by_role("menuitem", name="Chat").click()
     assert canvas.evaluate("[moleculeCanvas.selectedId, window.selects.at(-1).tab]") == [lead, "chat"]
+
+    # Terminal selects it on the terminal tab
+    card(canvas, lead).locator(":scope > .ws-head").click(button="right")
+    canvas.get_by_role("menuitem", name="Terminal").click()
+    assert canvas.evaluate("[moleculeCanvas.selectedId, window.selects.at(-1).tab]") == [lead, "terminal"]
+    expect(canvas.locator("#tab-terminal")).to_have_attribute("aria-selected", "true")
 
 
 def test_export_downloads_the_bundle_and_duplicate_imports_it_again(canvas, admin_api):

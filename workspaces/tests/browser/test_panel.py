@@ -14,7 +14,7 @@ from workspaces.tests.browser.conftest import (
     wait_until,
 )
 
-TABS = ["chat", "activity", "details", "config", "files", "memory", "events"]
+TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "events"]
 
 
 def card(page, workspace_id: str):
