@@ -393,8 +393,6 @@ def rpc_result(result: dict) -> bytes:
 @pytest.fixture
 def proxy(monkeypatch):
     """Replace the proxy core: ``proxy.answers`` are returned in order; calls are recorded."""
-    import registry.proxy
-
     class Stand:
         answers: list = []
         calls: list = []
@@ -408,7 +406,7 @@ def proxy(monkeypatch):
 
     stand = Stand()
     stand.answers, stand.calls = [], []
-    monkeypatch.setattr(registry.proxy, "proxy_a2a_sync", stand)
+    monkeypatch.setattr(delegation, "proxy_a2a_sync", stand)
     return stand
 
 

@@ -1,9 +1,11 @@
 """The provisioner port: what starts and stops a workspace's runtime (see :mod:`.base`).
 
-The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``; ``local`` (each workspace runs
-``molecule-runtime`` as a subprocess on this machine, :mod:`workspaces.provisioners.local`); or
-``auto`` (the default), which picks ``local`` when the ``molecule-runtime`` executable is
-installed and ``none`` otherwise. In production (``MOLECULE_ENV=prod|production``) agents do not
+The backend is chosen by ``MOLECULE_PROVISIONER``: ``none``; ``docker`` (each workspace runs in a
+container of its own with its tier's limits, :mod:`workspaces.provisioners.docker`); ``local``
+(each workspace runs ``molecule-runtime`` as a subprocess on this machine,
+:mod:`workspaces.provisioners.local`); or ``auto`` (the default), which picks ``docker`` when a
+Docker engine answers, else ``local`` when the ``molecule-runtime`` executable is installed, else
+``none`` (spec §16). In production (``MOLECULE_ENV=prod|production``) agents do not
 run on the platform's machine unless ``MOLECULE_ALLOW_LOCAL_PROVISIONER=1``: settings refuse
 ``local`` and ``auto`` picks ``none``. Everything above talks to the interface in :mod:`.base`
 through :func:`get_provisioner`, never to a backend directly; backends import nothing above them.
@@ -23,6 +25,7 @@ from workspaces.provisioners.base import (
     TerminalSession,
     TerminalUnavailable,
 )
+from workspaces.provisioners.docker import DockerProvisioner, docker_selected
 from workspaces.provisioners.local import LocalProcessProvisioner, runtime_executable
 from workspaces.provisioners.none import NoProvisioner
 
@@ -36,6 +39,8 @@ def get_provisioner() -> Provisioner:
     choice = settings.MOLECULE_PROVISIONER
     if choice == "none":
         return NoProvisioner()
+    if docker_selected():
+        return DockerProvisioner()
     if choice == "local":
         return LocalProcessProvisioner()
     if choice == "auto":

@@ -66,7 +66,8 @@ from django.utils import timezone
 import workspaces.provisioners.runtime_users as runtime_users
 from molecule_site.hardening import BASE_HOST_ENV, NETWORK_HOST_ENV, host_environment
 from workspaces.filestores import CONFIGS, TOKEN_FILE, HostDirectoryStore, host_root_dir
-from workspaces.provisioners.base import Launch, Provisioner
+from workspaces.provisioners.base import Launch, Provisioner, TerminalSession, TerminalUnavailable
+from workspaces.provisioners.pty import PtySession
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,22 @@ class LocalProcessProvisioner(Provisioner):
 
     def provisioned_workspace_ids(self):
         return {record_file.parent.name for record_file in workspaces_root().glob(f"*/{PROVISIONED_FILE}")}
+
+    def exec_terminal(self, workspace) -> TerminalSession:
+        """A shell on a PTY in the runtime's working directory (``private/``), as the runtime's
+        own user when it has one: what the runtime itself could do, nothing of the platform's.
+        Its environment is the host allow-list and where the workspace lives — no secrets."""
+        if _runtime_process(workspace.id, read_record(workspace.id)) is None:
+            raise TerminalUnavailable(404, "container not running")
+        uid = _runtime_uid(workspace.id)
+        private = workspace_home(workspace.id) / runtime_users.PRIVATE_DIR
+        env = host_environment(BASE_HOST_ENV)
+        env.update(TERM="xterm-256color", WORKSPACE_ID=str(workspace.id),
+                   WORKSPACE_CONFIG_PATH=str(host_root_dir(workspace.id, CONFIGS)))
+        if uid is not None:
+            env.update(HOME=str(private), USER=f"molecule-{uid}", LOGNAME=f"molecule-{uid}")
+        shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
+        return PtySession.spawn([shell, "-i"], cwd=private, env=env, uid=uid)
 
     def stop_all(self) -> int:
         """Stop every runtime recorded under ``MOLECULE_HOME`` at once (``make run`` stopping);
