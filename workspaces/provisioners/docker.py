@@ -11,11 +11,12 @@ Per workspace (id12 = the first 12 characters of its UUID)::
 
 Containers and volumes carry ``molecule.platform.managed=true`` and ``molecule.workspace_id``;
 the container also says which loopback port it was given (``molecule.agent_port``), so the URLs
-below come from one listing, without inspecting each container.
+below come from one listing, without inspecting each container. The runtime registers
+``http://localhost:<port>`` (:data:`ADVERTISED_HOST`), which is also :meth:`assigned_url`.
 
 **Start** (a Celery task; :mod:`workspaces.provisioning` prepared the :class:`Launch`): the stale
 container of the same name goes (force), the volumes are made, a free loopback port is chosen so
-that ``AGENT_URL=http://127.0.0.1:<port>`` can be set before the container exists, the container
+that ``AGENT_URL=http://localhost:<port>`` can be set before the container exists, the container
 is created, ``/configs`` receives the template (only while the volume has nothing of its own but
 a token; CRLF→LF for .sh/.py/.md), ``config.yaml`` when it still has none and ``.auth_token``
 (0600, the runtime user's) in one archive, and only then does it start. Any engine failure
@@ -85,6 +86,10 @@ log = logging.getLogger(__name__)
 CONTAINER_PREFIX = "ws-"
 CONTAINER_PORT = 8000
 LOOPBACK = "127.0.0.1"
+# The host name of the URL a runtime registers (AGENT_URL) and of assigned_url: the published
+# port is bound on 127.0.0.1, but registration refuses loopback IP literals outside dev mode and
+# accepts ``localhost`` by name (registry.ssrf.register_url_problem), as for local processes.
+ADVERTISED_HOST = "localhost"
 DOCKER_HOST_ALIAS = "host.docker.internal"
 PORT_LABEL = "molecule.agent_port"
 NETWORK_LABEL = "molecule.network_mode"
@@ -278,7 +283,7 @@ def container_env(workspace, launch: Launch, *, port: int, plan: TierPlan) -> di
         # On the host's network the runtime binds the chosen port on loopback itself.
         "PORT": str(port if plan.host_network else CONTAINER_PORT),
         "HOST": LOOPBACK if plan.host_network else "0.0.0.0",
-        "AGENT_URL": f"http://{LOOPBACK}:{port}",
+        "AGENT_URL": f"http://{ADVERTISED_HOST}:{port}",
         "PLATFORM_URL": platform_url,
         "MOLECULE_URL": molecule_url,
         "PYTHONUNBUFFERED": "1",
@@ -597,7 +602,7 @@ class DockerProvisioner(Provisioner):
         seen = self._seen_quietly(workspace_id)
         if seen is None or not seen.running or seen.port is None:
             return None
-        return f"http://{LOOPBACK}:{seen.port}"
+        return f"http://{ADVERTISED_HOST}:{seen.port}"
 
     def internal_url(self, workspace_id) -> str | None:
         seen = self._seen_quietly(workspace_id)

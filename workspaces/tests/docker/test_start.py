@@ -46,7 +46,7 @@ def test_the_container_environment_is_the_launch_plus_the_containers_own(provisi
     assert env["WORKSPACE_CONFIG_PATH"] == env["CONFIGS_DIR"] == "/configs"
     assert env["WORKSPACE_DIR"] == "/workspace" and env["PLUGINS_DIR"] == "/plugins" and env["PYTHONPATH"] == "/app"
     assert env["PORT"] == "8000" and env["HOST"] == "0.0.0.0"
-    assert env["AGENT_URL"] == f"http://127.0.0.1:{port}"
+    assert env["AGENT_URL"] == f"http://localhost:{port}"  # registration accepts localhost by name
     # a loopback platform URL is the Docker host's alias inside; userinfo, port and path stay
     assert env["PLATFORM_URL"] == "http://user:pw@host.docker.internal:8080/base"
     assert env["MOLECULE_URL"] == "http://host.docker.internal:8080"
@@ -173,7 +173,7 @@ def test_urls_come_from_the_container(provisioner, make_workspace, engine, db):
     provisioner.start(caller, launch=make_launch(caller))
     wait_running(engine, workspace)
     port = inspect(engine, workspace)["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"]
-    assert provisioner.assigned_url(workspace.id) == f"http://127.0.0.1:{port}"
+    assert provisioner.assigned_url(workspace.id) == f"http://localhost:{port}"
     assert provisioner.internal_url(workspace.id) == f"http://{container_name(workspace.id)}:8000"
     # one of our containers reaches the host's loopback through the Docker host alias ...
     assert provisioner.url_seen_from(caller.id, "http://localhost:9100/a2a") == "http://host.docker.internal:9100/a2a"

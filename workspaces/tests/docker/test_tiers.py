@@ -44,9 +44,21 @@ def test_t1_is_sandboxed_read_only_rootfs_tmpfs_and_only_the_config_volume(provi
     assert host["Privileged"] is False and host["PidMode"] == ""
 
 
+def card_served(engine, workspace) -> str:
+    """The runtime's agent card, fetched inside its container (the runtime is up and serving)."""
+    fetch = ("import time, urllib.request\nfor _ in range(100):\n    try:\n"
+             "        print(urllib.request.urlopen('http://127.0.0.1:8000/.well-known/agent-card.json').read().decode())\n"
+             "        break\n    except OSError:\n        time.sleep(0.1)")
+    code, output = run(engine, workspace, "python3", "-c", fetch)
+    assert code == 0 and '"name"' in output, output
+    return output
+
+
 def test_t1_cannot_write_outside_tmp_and_cannot_run_programs_from_tmp(provisioner, make_workspace, engine):
     workspace, _ = started(provisioner, make_workspace, engine, tier=1)
     wait_running(engine, workspace)
+    card_served(engine, workspace)  # the runtime itself lives with a read-only rootfs
+    assert inspect(engine, workspace)["RestartCount"] == 0
     code, output = run(engine, workspace, "sh", "-c", "echo x > /rootfs-file")
     assert code != 0 and "Read-only file system" in output
     code, output = run(engine, workspace, "sh", "-c", "echo x > /home/agent/file")
@@ -76,6 +88,8 @@ def test_t2_gets_512_mib_one_cpu_and_a_workspace_volume(provisioner, make_worksp
     assert info["Config"]["Labels"]["molecule.platform.managed"] == "true"
     assert info["Config"]["Labels"]["molecule.workspace_id"] == str(workspace.id)
     assert any(entry.startswith("host.docker.internal:") for entry in host["ExtraHosts"])
+    wait_running(engine, workspace)
+    assert workspace.name in card_served(engine, workspace)
 
 
 @pytest.mark.parametrize("tier", [0, 7])
@@ -135,7 +149,7 @@ def test_t4_with_its_switch_gets_host_network_and_the_docker_socket(provisioner,
     port = info["Config"]["Labels"]["molecule.agent_port"]
     # on the host's network the runtime binds its own loopback port; the URLs stay loopback
     assert env["PORT"] == port and env["HOST"] == "127.0.0.1"
-    assert env["AGENT_URL"] == f"http://127.0.0.1:{port}"
+    assert env["AGENT_URL"] == f"http://localhost:{port}"  # registration accepts localhost by name
     assert env["PLATFORM_URL"] == "http://localhost:8080"
     assert provisioner.internal_url(workspace.id) is None
 
