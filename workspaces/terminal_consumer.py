@@ -51,6 +51,7 @@ MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 SUBPROTOCOL = "molecule-terminal"
 REFUSAL_CLOSE_BASE = 4000
+OPEN_FAILED = "could not open a terminal for this workspace"
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 
 
@@ -81,6 +82,16 @@ def _open(*, workspace_id: str, principal: str):
         close_old_connections()
 
 
+async def _open_in_thread(*, workspace_id: str, principal: str):
+    try:
+        return await sync_to_async(_open, thread_sensitive=False)(workspace_id=workspace_id, principal=principal)
+    except TerminalUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - a backend or database failure is an answer, not a crash
+        log.exception("terminal: opening the terminal of workspace %s failed", workspace_id)
+        raise TerminalUnavailable(500, OPEN_FAILED) from None
+
+
 def _staff_name(scope) -> str | None:
     return scope["user"].get_username() if staff_user(scope) else None
 
@@ -98,6 +109,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.channel_layer = None
         self.base_send = send
         self.ended = False
+        self.tasks: list[asyncio.Task] = []
         try:
             await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:
@@ -122,8 +134,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 target_id=self.workspace_id, origin_ok=scope_origin_allowed(self.scope), caller_id=caller_id,
                 token=scope_bearer_token(self.scope), staff_name=_staff_name(self.scope),
             )
-            session = await sync_to_async(_open, thread_sensitive=False)(
-                workspace_id=self.workspace_id, principal=principal)
+            session = await _open_in_thread(workspace_id=self.workspace_id, principal=principal)
         except TerminalUnavailable as refusal:
             log.info("terminal: refused workspace %s to %s: %d %s", self.workspace_id, self.scope.get("client"),
                      refusal.status, refusal.error)
@@ -167,10 +178,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.input.put_nowait(bytes_data)
 
     async def _pump_output(self):
-        loop = asyncio.get_running_loop()
+        loop, session = asyncio.get_running_loop(), self.session
         try:
             while True:
-                data = await loop.run_in_executor(self.reader, self.session.read, READ_CHUNK)
+                data = await loop.run_in_executor(self.reader, session.read, READ_CHUNK)
                 if not data:
                     break
                 self.bytes_out += len(data)
@@ -181,16 +192,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self._close_socket(NORMAL_CLOSURE)
 
     async def _pump_input(self):
-        loop = asyncio.get_running_loop()
+        loop, session = asyncio.get_running_loop(), self.session
         while True:
             item = await self.input.get()
             try:
                 if isinstance(item, tuple):
-                    await loop.run_in_executor(self.writer, self.session.resize, *item)
+                    await loop.run_in_executor(self.writer, session.resize, *item)
                 else:
                     self.pending -= len(item)
                     self.bytes_in += len(item)
-                    await loop.run_in_executor(self.writer, self.session.write, item)
+                    await loop.run_in_executor(self.writer, session.write, item)
             except Exception:  # noqa: BLE001 - one failed write must not end the session
                 log.exception("terminal: input to workspace %s failed", self.workspace_id)
 

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import websockets
 from asgiref.sync import async_to_sync
@@ -345,9 +346,28 @@ def test_a_local_workspace_terminal_runs_commands_resizes_and_closes_with_1000_o
                     await asyncio.wait_for(conn.recv(), 15)
             return shell.screen.decode(errors="replace"), closed.value.rcvd.code
 
+    async def hang_up():
+        """A client that goes away: its shell is hung up. Then one that sends too big a frame."""
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with websockets.connect(_ws_url(platform, workspace), additional_headers=headers, open_timeout=20) as conn:
+            shell = Shell(conn)
+            await shell.send(b"echo shell-pid=$$\r")
+            pid = int((await shell.expect(r"shell-pid=(\d+)")).group(1))
+        async with websockets.connect(_ws_url(platform, workspace), additional_headers=headers, open_timeout=20,
+                                      max_size=None) as conn:
+            await conn.send(b"x" * (64 * 1024 + 1))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(conn.recv(), 15)
+        return pid, closed.value.rcvd.code
+
     screen, code = asyncio.run(scenario())
     assert code == 1000
     assert "/private" in screen  # the runtime's own directory
+    pid, too_big = asyncio.run(hang_up())
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+               timeout=10, what="the abandoned shell to be hung up")
+    assert too_big == 1009
     opened = wait_until(lambda: [e for e in _events(api, workspace) if e["event_type"] == "TERMINAL_OPENED"],
                         what="the TERMINAL_OPENED event")
     assert opened[0]["payload"] == {"by": "admin"}
