@@ -64,7 +64,13 @@ from molecule_site import docker_engine
 from molecule_site.docker_engine import ENGINE_ERRORS, MANAGED_LABEL, EngineUnavailable
 from workspaces.filestores import CONFIGS
 from workspaces.models import WorkspaceAccess
-from workspaces.provisioners.base import Launch, ManagedContainer, Provisioner, TerminalSession, TerminalUnavailable
+from workspaces.provisioners.base import (
+    Launch,
+    ManagedContainer,
+    Provisioner,
+    TerminalSession,
+    TerminalUnavailable,
+)
 from workspaces.provisioners.docker_files import (
     TOKEN_FILE,
     TOKEN_MODE,
@@ -105,7 +111,9 @@ PORT_TAKEN = ("port is already allocated", "address already in use")
 # kept this long; a workspace missing from it triggers a re-read at most this often.
 SNAPSHOT_SECONDS = 2.0
 MISS_REFRESH_SECONDS = 0.5
-ENGINE_DOWN_SECONDS = 5.0  # after a failed connect, answer "unknown" this long without retrying
+ENGINE_DOWN_SECONDS = 5.0  # after a failed connect or lookup, answer "unknown" this long without retrying
+# The URL lookups run on request paths (the A2A proxy): their own client, which gives up sooner.
+LOOKUP_TIMEOUT_SECONDS = 3
 LOG_CONFIG = LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"})
 BUILD_TIMEOUT_SECONDS = 1800
 TERMINAL_ENV = "MOLECULE_TERMINAL"
@@ -347,30 +355,33 @@ class DockerProvisioner(Provisioner):
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._client = None
-        self._client_pid = None
+        self._clients: dict[str, tuple[int, object]] = {}  # kind → (pid, client)
         self._down_until = 0.0
+        self._lookups_down_until = 0.0
         self._host_cpus: int | None = None
         self._seen: dict[str, Seen] = {}
         self._seen_at = -math.inf
 
     # --- the engine ---------------------------------------------------------------------------------------
 
-    def client(self):
+    def client(self, kind: str = "default"):
         """The Docker client, connected on first use and reused (one per process: a client
-        inherited across fork would share its sockets with the parent)."""
+        inherited across fork would share its sockets with the parent). ``kind="lookup"`` is
+        the URL lookups' own client, with a shorter timeout."""
         with self._lock:
-            if self._client is not None and self._client_pid == os.getpid():
-                return self._client
+            pid, client = self._clients.get(kind, (None, None))
+            if client is not None and pid == os.getpid():
+                return client
             if time.monotonic() < self._down_until:
                 raise EngineUnavailable("Docker engine not reachable")
+            timeout = LOOKUP_TIMEOUT_SECONDS if kind == "lookup" else settings.DOCKER_TIMEOUT_SECONDS
             try:
-                self._client = docker_engine.connect(settings.DOCKER_TIMEOUT_SECONDS)
+                client = docker_engine.connect(timeout)
             except EngineUnavailable:
                 self._down_until = time.monotonic() + ENGINE_DOWN_SECONDS
                 raise
-            self._client_pid = os.getpid()
-            return self._client
+            self._clients[kind] = (os.getpid(), client)
+            return client
 
     def api(self):
         return self.client().api
@@ -565,11 +576,11 @@ class DockerProvisioner(Provisioner):
 
     # --- what runs ----------------------------------------------------------------------------------------------
 
-    def _managed(self, *, running_only: bool) -> list[dict]:
+    def _managed(self, *, running_only: bool, api=None) -> list[dict]:
         filters = {"label": f"{MANAGED_LABEL}=true"}
         if running_only:
             filters["status"] = "running"
-        return self.api().containers(all=not running_only, filters=filters)
+        return (api or self.api()).containers(all=not running_only, filters=filters)
 
     def live_workspace_ids(self) -> set[str]:
         return {seen.workspace_id for seen in map(_seen_from, self._managed(running_only=True)) if seen}
@@ -587,15 +598,22 @@ class DockerProvisioner(Provisioner):
         age = time.monotonic() - self._seen_at
         if age < SNAPSHOT_SECONDS and (key in self._seen or age < MISS_REFRESH_SECONDS):
             return self._seen.get(key)
-        listing = {seen.workspace_id: seen for seen in map(_seen_from, self._managed(running_only=False)) if seen}
+        listed = self._managed(running_only=False, api=self.client("lookup").api)
+        listing = {seen.workspace_id: seen for seen in map(_seen_from, listed) if seen}
         self._seen, self._seen_at = listing, time.monotonic()
         return listing.get(key)
 
     def _seen_quietly(self, workspace_id) -> Seen | None:
+        """:meth:`seen`, or None when the engine cannot tell; after a failure the lookups rest
+        for a few seconds, so a hung engine does not hold up every request (each waits at most
+        ``LOOKUP_TIMEOUT_SECONDS``)."""
+        if time.monotonic() < self._lookups_down_until:
+            return None
         try:
             return self.seen(workspace_id)
         except (EngineUnavailable, *ENGINE_ERRORS):
-            log.debug("Docker engine not reachable for a URL lookup", exc_info=True)
+            self._lookups_down_until = time.monotonic() + ENGINE_DOWN_SECONDS
+            log.warning("Docker engine not reachable for a URL lookup", exc_info=True)
             return None
 
     def assigned_url(self, workspace_id) -> str | None:

@@ -45,7 +45,14 @@ from docker.types import Mount
 
 from molecule_site.docker_engine import ENGINE_ERRORS, MANAGED_LABEL, EngineUnavailable
 from molecule_site.errors import ApiError
-from workspaces.filestores import CONFIGS, MAX_LIST_ENTRIES, SKIPPED_NAMES, FileStore, FileTooLarge, Tree
+from workspaces.filestores import (
+    CONFIGS,
+    MAX_LIST_ENTRIES,
+    SKIPPED_NAMES,
+    FileStore,
+    FileTooLarge,
+    Tree,
+)
 from workspaces.templates import MAX_FILE_BYTES
 
 log = logging.getLogger(__name__)
@@ -61,7 +68,6 @@ HELPER_SECONDS = 300  # a helper's lifetime if nobody removes it (its command is
 # Scripts and prompts written on Windows must still run (a CRLF shebang does not) — spec §16.
 LF_SUFFIXES = (".sh", ".py", ".md")
 FILE_MODE, TOKEN_MODE, DIR_MODE = 0o644, 0o600, 0o755
-SPOOL_BYTES = 4 * 1024 * 1024
 
 # Runs inside the container: python3 -c SCRIPT <op> <root> <rel> <depth> <skipped names json> <limit>.
 # Answers one JSON object on stdout; mirrors workspaces.filestores.Tree.
@@ -210,12 +216,13 @@ def remove_volumes(api, names: Iterable[str]) -> None:
 # --- tar archives (what put_archive takes) --------------------------------------------------------------
 
 class Archive:
-    """A tar archive under construction, spooled to disk past a few MiB; every member owned by ``uid``."""
+    """A tar archive under construction, in a temporary file (uploads reach 25 MiB); every member
+    owned by ``uid``."""
 
     def __init__(self, uid: int):
         self.uid = uid
-        self.buffer = tempfile.TemporaryFile()
-        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.PAX_FORMAT)
+        self.buffer = tempfile.TemporaryFile()  # noqa: SIM115 - closed by whoever takes finish()
+        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed in finish()
         self.now = time.time()
 
     def _info(self, name: str, mode: int) -> tarfile.TarInfo:
@@ -522,7 +529,7 @@ class DockerFileStore(FileStore):
             if answer["kind"] != "file":
                 raise FileNotFoundError(path)
             stream, _stat = self._api().get_archive(container, answer["path"])
-            copy = tempfile.TemporaryFile()
+            copy = tempfile.TemporaryFile()  # noqa: SIM115 - the caller's handle: it closes it
             try:
                 with _ChunkReader(stream) as reader, tarfile.open(fileobj=reader, mode="r|") as tar:
                     member = next(iter(tar), None)
@@ -604,7 +611,7 @@ def _drop_helper(api: Callable[[], object], helper: str) -> None:
     """A finalizer: never raises (the helper removes itself once its sleep ends anyway)."""
     try:
         _remove_container(api, helper)
-    except Exception:  # noqa: BLE001 - nothing may escape a finalizer
+    except Exception:
         log.warning("could not remove helper container %s", helper, exc_info=True)
 
 

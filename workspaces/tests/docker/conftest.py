@@ -27,7 +27,11 @@ import pytest
 from molecule_site import docker_engine
 from workspaces.models import Workspace
 from workspaces.provisioners.base import Launch
-from workspaces.provisioners.docker import DockerProvisioner, build_image, container_name
+from workspaces.provisioners.docker import (
+    DockerProvisioner,
+    build_image,
+    container_name,
+)
 from workspaces.provisioners.docker_files import WORKSPACE_LABEL
 
 TEST_NETWORK = "molecule-test-net"

@@ -14,7 +14,13 @@ from workspaces.provisioners.docker import (
     image_name,
     workspace_volume_name,
 )
-from workspaces.tests.docker.conftest import inspect, make_launch, read_archive, run, wait_running
+from workspaces.tests.docker.conftest import (
+    inspect,
+    make_launch,
+    read_archive,
+    run,
+    wait_running,
+)
 
 
 def env_of(info) -> dict[str, str]:
@@ -120,7 +126,7 @@ def test_the_template_is_copied_with_lf_endings_while_the_volume_has_nothing_of_
     assert member.uid == 1000 and member.mode & 0o777 == 0o644
     wait_running(engine, workspace)
     code, output = run(engine, workspace, "ls", "-a", "/configs")
-    assert "__pycache__" not in output
+    assert code == 0 and "run.sh" in output and "__pycache__" not in output
     code, owner = run(engine, workspace, "stat", "-c", "%U %a", "/configs/skills", "/configs/skills/greet")
     assert owner.split("\n")[:2] == ["agent 755", "agent 755"]  # the runtime can add files there
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from workspaces.provisioners.docker import DOCKER_SOCKET, config_volume_name, tier_plan, workspace_volume_name
+from workspaces.provisioners.docker import (
+    DOCKER_SOCKET,
+    config_volume_name,
+    tier_plan,
+    workspace_volume_name,
+)
 from workspaces.tests.docker.conftest import inspect, make_launch, run, wait_running
 
 MIB = 1024 * 1024
