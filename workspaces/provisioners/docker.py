@@ -243,7 +243,8 @@ def workspace_mount(workspace, plan: TierPlan) -> Mount | None:
 def placement(workspace) -> Placement:
     plan = tier_plan(workspace.tier)
     return Placement(workspace_id=str(workspace.id), container=container_name(workspace.id),
-                     config_volume=config_volume_name(workspace.id), workspace_mount=workspace_mount(workspace, plan),
+                     config_volume=config_volume_name(workspace.id), workspace_volume=workspace_volume_name(workspace.id),
+                     workspace_mount=workspace_mount(workspace, plan),
                      image=image_for(workspace.runtime), as_root=plan.privileged)
 
 
@@ -568,7 +569,7 @@ class DockerProvisioner(Provisioner):
         try:
             api = self.api()
             self._remove_container(api, where.container)
-            remove_volumes(api, where.volumes)
+            remove_volumes(api, where.owned_volumes)
         except ENGINE_ERRORS as exc:
             raise RuntimeError(f"could not remove container {where.container}: {_explain(exc)}") from None
         finally:

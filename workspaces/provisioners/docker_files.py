@@ -146,17 +146,24 @@ class Placement:
     workspace_id: str
     container: str                 # ws-<id12>
     config_volume: str             # ws-<id12>-configs
-    workspace_mount: Mount | None  # its /workspace (a named volume or a bind); None for T1
+    workspace_volume: str          # ws-<id>-workspace (whether or not /workspace mounts it now)
+    workspace_mount: Mount | None  # its /workspace (that volume or a bind); None for T1
     image: str                     # the helper container's image (it holds the runtime's uid label)
     as_root: bool = False          # the container runs as root (privileged tiers): files are root's
 
     @property
     def volumes(self) -> list[str]:
-        """The named volumes of this workspace (a bind mount is the operator's, never removed)."""
+        """The named volumes its container mounts (a bind mount is the operator's directory)."""
         named = [self.config_volume]
         if self.workspace_mount is not None and self.workspace_mount["Type"] == "volume":
             named.append(self.workspace_mount["Source"])
         return named
+
+    @property
+    def owned_volumes(self) -> list[str]:
+        """Every named volume the workspace may have, mounted now or under an earlier tier or
+        access: what removing the workspace removes."""
+        return [self.config_volume, self.workspace_volume]
 
     def mounts(self) -> list[Mount]:
         mounts = [Mount(target=CONFIGS, source=self.config_volume, type="volume")]
@@ -590,7 +597,7 @@ class DockerFileStore(FileStore):
         with _engine_errors():
             self.close()
             _remove_container(self._api, self.placement.container)
-            remove_volumes(self._api(), self.placement.volumes)
+            remove_volumes(self._api(), self.placement.owned_volumes)
 
 
 @contextlib.contextmanager

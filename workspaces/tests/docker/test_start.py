@@ -164,6 +164,17 @@ def test_stop_keeps_the_container_and_volumes_and_remove_drops_them(provisioner,
     provisioner.remove(workspace)
 
 
+def test_remove_also_drops_the_volume_of_an_earlier_tier(provisioner, make_workspace, engine):
+    workspace = make_workspace(tier=2)
+    provisioner.start(workspace, launch=make_launch(workspace))
+    workspace.tier = 1  # T1 mounts no /workspace: the T2 volume stays until the workspace goes
+    workspace.save(update_fields=["tier"])
+    provisioner.start(workspace, launch=make_launch(workspace))
+    assert workspace_volume_name(workspace.id) in volume_names(engine, workspace)
+    provisioner.remove(workspace)
+    assert volume_names(engine, workspace) == set()
+
+
 def test_a_container_the_engine_stops_leaves_the_live_set(provisioner, make_workspace, engine):
     workspace = make_workspace()
     provisioner.start(workspace, launch=make_launch(workspace))
