@@ -7,6 +7,7 @@ embedded PostgreSQL and Redis under ``MOLECULE_HOME`` supply them (``molecule_si
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -139,6 +140,10 @@ WORKSPACE_IMAGE_PREFIX = env_str("WORKSPACE_IMAGE_PREFIX", "molecule/workspace-"
 WORKSPACE_IMAGE_TAG = env_str("WORKSPACE_IMAGE_TAG", "latest")
 WORKSPACE_DEFAULT_RUNTIME = env_str("WORKSPACE_DEFAULT_RUNTIME", "langgraph")
 WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "molecule-monorepo-net")
+# Which platform's containers are whose when several share one engine (a label on each): only our
+# own are swept, restarted or reaped. Platforms sharing a database must share this value.
+MOLECULE_PLATFORM_INSTANCE = env_str("MOLECULE_PLATFORM_INSTANCE") or hashlib.sha256(
+    str(MOLECULE_HOME).encode()).hexdigest()[:16]
 # T3's privileged + host-PID and T4's host network + Docker socket hand the host to the agent
 # (docs/security.md): each needs its own explicit switch; without it the tier keeps its limits only.
 MOLECULE_ALLOW_PRIVILEGED_TIERS = env_bool("MOLECULE_ALLOW_PRIVILEGED_TIERS", False)

@@ -9,7 +9,11 @@ Per workspace (id12 = the first 12 characters of its UUID)::
     ws-<full id>-workspace     volume → /workspace, unless workspace_dir + workspace_access bind a
                                host directory there instead (read_write, or read_only → :ro)
 
-Containers and volumes carry ``molecule.platform.managed=true`` and ``molecule.workspace_id``;
+Containers and volumes carry ``molecule.platform.managed=true``, ``molecule.workspace_id`` and
+``molecule.platform.instance`` (``MOLECULE_PLATFORM_INSTANCE``: by default derived from
+MOLECULE_HOME). Several platforms may share one engine (``make run`` and the end-to-end tests on a
+developer's machine): each sees, sweeps and restarts only its own containers, so one platform's
+orphan sweep never takes another's workspaces for orphans and removes their volumes;
 the container also says which loopback port it was given (``molecule.agent_port``), so the URLs
 below come from one listing, without inspecting each container. The runtime registers
 ``http://localhost:<port>`` (:data:`ADVERTISED_HOST`), which is also :meth:`assigned_url`.
@@ -72,6 +76,7 @@ from workspaces.provisioners.base import (
     TerminalUnavailable,
 )
 from workspaces.provisioners.docker_files import (
+    INSTANCE_LABEL,
     TOKEN_FILE,
     TOKEN_MODE,
     WORKSPACE_LABEL,
@@ -504,6 +509,7 @@ class DockerProvisioner(Provisioner):
                 {settings.WORKSPACE_NETWORK: api.create_endpoint_config(aliases=[where.container])})
         labels = {
             MANAGED_LABEL: "true",
+            INSTANCE_LABEL: settings.MOLECULE_PLATFORM_INSTANCE,
             WORKSPACE_LABEL: str(workspace.id),
             PORT_LABEL: str(port),
             NETWORK_LABEL: "host" if plan.host_network else "bridge",
@@ -578,7 +584,8 @@ class DockerProvisioner(Provisioner):
     # --- what runs ----------------------------------------------------------------------------------------------
 
     def _managed(self, *, running_only: bool, api=None) -> list[dict]:
-        filters = {"label": f"{MANAGED_LABEL}=true"}
+        """This platform's containers (see the module docstring on instances)."""
+        filters = {"label": [f"{MANAGED_LABEL}=true", f"{INSTANCE_LABEL}={settings.MOLECULE_PLATFORM_INSTANCE}"]}
         if running_only:
             filters["status"] = "running"
         return (api or self.api()).containers(all=not running_only, filters=filters)
@@ -665,10 +672,16 @@ class DockerProvisioner(Provisioner):
     # --- orphans (spec §7.4) ---------------------------------------------------------------------------------
 
     def list_managed_containers(self) -> list[ManagedContainer]:
+        """The spec's two kinds (``ws-*`` names, the managed label), less the containers another
+        platform instance on this engine made: their rows are in that platform's database, and
+        to ours they would all look like orphans."""
         found = []
         for entry in self.api().containers(all=True):
             name = (entry.get("Names") or [""])[0].lstrip("/")
-            managed = (entry.get("Labels") or {}).get(MANAGED_LABEL) == "true"
+            labels = entry.get("Labels") or {}
+            if labels.get(INSTANCE_LABEL, settings.MOLECULE_PLATFORM_INSTANCE) != settings.MOLECULE_PLATFORM_INSTANCE:
+                continue
+            managed = labels.get(MANAGED_LABEL) == "true"
             if name.startswith(CONTAINER_PREFIX) or managed:
                 found.append(ManagedContainer(name=name, managed=managed))
         return found

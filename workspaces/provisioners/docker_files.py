@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+from django.conf import settings
 from docker.types import Mount
 
 from molecule_site.docker_engine import ENGINE_ERRORS, MANAGED_LABEL, EngineUnavailable
@@ -62,6 +63,7 @@ WORKSPACE_ROOT = "/workspace"
 CONTAINER_ONLY_ROOTS = ("/home", "/plugins")
 TOKEN_FILE = ".auth_token"
 WORKSPACE_LABEL = "molecule.workspace_id"
+INSTANCE_LABEL = "molecule.platform.instance"  # which platform made it (workspaces.provisioners.docker)
 HELPER_LABEL = "molecule.platform.helper"
 RUNTIME_UID_LABEL = "molecule.runtime.uid"  # set by runtime/Dockerfile
 HELPER_SECONDS = 300  # a helper's lifetime if nobody removes it (its command is `sleep`)
@@ -185,7 +187,7 @@ def image_uid(api, image: str) -> int:
 
 
 def volume_labels(workspace_id) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", WORKSPACE_LABEL: str(workspace_id)}
+    return {MANAGED_LABEL: "true", INSTANCE_LABEL: settings.MOLECULE_PLATFORM_INSTANCE, WORKSPACE_LABEL: str(workspace_id)}
 
 
 def ensure_volume(api, name: str, workspace_id) -> None:

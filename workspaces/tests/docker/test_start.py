@@ -265,6 +265,25 @@ def test_an_orphan_container_and_its_volumes_are_removed(provisioner, make_works
     assert ManagedContainer(name=container_name(workspace.id), managed=True) not in provisioner.list_managed_containers()
 
 
+def test_another_platforms_containers_are_not_ours(provisioner, make_workspace, engine, settings):
+    """Two platforms on one engine (make run and an end-to-end test): neither sweeps the other's."""
+    ours, theirs = make_workspace(), make_workspace()
+    provisioner.start(ours, launch=make_launch(ours))
+    mine = settings.MOLECULE_PLATFORM_INSTANCE
+    settings.MOLECULE_PLATFORM_INSTANCE = "another-platform"
+    provisioner.start(theirs, launch=make_launch(theirs))
+    assert inspect(engine, theirs)["Config"]["Labels"]["molecule.platform.instance"] == "another-platform"
+    assert volume_names(engine, theirs)  # its volumes carry its instance too
+    listed = engine.api.volumes(filters={"label": "molecule.platform.instance=another-platform"}).get("Volumes")
+    assert {v["Name"] for v in listed} == volume_names(engine, theirs)
+    settings.MOLECULE_PLATFORM_INSTANCE = mine
+    wait_running(engine, theirs)
+    names = {container.name for container in provisioner.list_managed_containers()}
+    assert container_name(ours.id) in names and container_name(theirs.id) not in names
+    assert str(theirs.id) not in provisioner.live_workspace_ids() | provisioner.provisioned_workspace_ids()
+    assert str(ours.id) in provisioner.provisioned_workspace_ids()
+
+
 def test_an_unlabelled_ws_container_is_listed_and_its_volumes_found_by_name(provisioner, make_workspace, engine,
                                                                               workspace_image):
     workspace = make_workspace()
