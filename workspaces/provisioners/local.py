@@ -404,7 +404,9 @@ class LocalProcessProvisioner(Provisioner):
         env.update(TERM="xterm-256color", WORKSPACE_ID=str(workspace.id),
                    WORKSPACE_CONFIG_PATH=str(host_root_dir(workspace.id, CONFIGS)))
         if uid is not None:
-            env.update(HOME=str(private), USER=f"molecule-{uid}", LOGNAME=f"molecule-{uid}")
+            # no passwd entry names the uid: bash's default prompt would say "I have no name!"
+            env.update(HOME=str(private), USER=f"molecule-{uid}", LOGNAME=f"molecule-{uid}",
+                       PS1=f"molecule-{uid}:\\w\\$ ")
         shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
         return PtySession.spawn([shell, "-i"], cwd=private, env=env, uid=uid)
 

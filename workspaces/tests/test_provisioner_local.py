@@ -609,7 +609,13 @@ def test_stop_never_fails_without_a_process_and_foreign_pids_are_not_runtimes(lo
     assert read_record(workspace.id) is None
 
 
-def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(settings, monkeypatch):
+@pytest.fixture
+def no_docker_engine(monkeypatch, tmp_path):
+    """No Docker engine answers: the SDK is pointed at a socket nothing listens on."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+
+
+def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(settings, monkeypatch, no_docker_engine):
     settings.MOLECULE_PROVISIONER = "auto"
     get_provisioner.cache_clear()
     assert isinstance(get_provisioner(), LocalProcessProvisioner)
@@ -622,7 +628,7 @@ def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(setti
     get_provisioner.cache_clear()
 
 
-def test_auto_picks_none_in_production_unless_local_runtimes_are_allowed(settings, caplog):
+def test_auto_picks_none_in_production_unless_local_runtimes_are_allowed(settings, caplog, no_docker_engine):
     settings.MOLECULE_PROVISIONER, settings.MOLECULE_ENV, settings.IS_PRODUCTION = "auto", "production", True
     settings.MOLECULE_ALLOW_LOCAL_PROVISIONER = False
     get_provisioner.cache_clear()
