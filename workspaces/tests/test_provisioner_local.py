@@ -676,6 +676,20 @@ def test_discovery_trusts_an_external_url_only_when_our_provisioner_assigned_it(
     )
 
 
+def test_a_local_runtime_discovers_an_external_agent_on_loopback_where_it_registered(settings):
+    """Issue 13: a local process reaches http://localhost:<port> as registered; the Docker host
+    alias (for containers) does not resolve here, and three retries against it gave up."""
+    settings.MOLECULE_PROVISIONER = "local"
+    get_provisioner.cache_clear()
+    caller = Workspace.objects.create(name="PM", status=WorkspaceStatus.ONLINE, runtime="echo")
+    agent = Workspace.objects.create(name="Agent", status=WorkspaceStatus.ONLINE, runtime="external",
+                                     url="http://localhost:7311")
+    assert workspace_discover(caller_id=caller.id, target_id=agent.id) == (
+        200, {"id": str(agent.id), "url": "http://localhost:7311", "name": "Agent"}
+    )
+    get_provisioner.cache_clear()
+
+
 def test_admin_shows_the_escaped_tail_of_the_runtime_log(operator_client, settings, tmp_path):
     settings.MOLECULE_HOME = tmp_path
     workspace = Workspace.objects.create(name="Logged", status=WorkspaceStatus.ONLINE, runtime="echo")
