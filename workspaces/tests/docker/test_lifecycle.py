@@ -105,7 +105,7 @@ def test_create_runs_a_container_with_its_tiers_limits_that_registers_and_goes_o
     [binding] = inspected["NetworkSettings"]["Ports"]["8000/tcp"]
     assert binding["HostIp"] == "127.0.0.1"
     # the runtime registered the URL the backend published, and the platform reaches it
-    assert api.get(f"/workspaces/{workspace_id}").json()["url"] == f"http://127.0.0.1:{binding['HostPort']}"
+    assert api.get(f"/workspaces/{workspace_id}").json()["url"] == f"http://localhost:{binding['HostPort']}"
 
 
 def test_a_killed_container_goes_offline_is_restarted_and_comes_back_online(api, created, engine, platform):
