@@ -7,15 +7,8 @@ through the API, but for the chat uploads the platform itself writes (:mod:`work
 :func:`store_for` asks the workspace's backend for its store (:mod:`workspaces.filestores`:
 host directories for local processes, the container's volumes for Docker).
 
-**Host-directory store** (this build). Each root maps to its own directory on the platform host::
-
-    MOLECULE_HOME/workspaces/<id>/configs     ← /configs (config.yaml, system-prompt.md, skills/…)
-    MOLECULE_HOME/workspaces/<id>/workspace   ← /workspace
-    MOLECULE_HOME/workspaces/<id>/home        ← /home
-    MOLECULE_HOME/workspaces/<id>/plugins     ← /plugins
-
-A local-process runtime gets ``…/configs`` as its ``WORKSPACE_CONFIG_PATH`` (see
-:func:`host_root_dir`). ``replace`` answers ``"source":"host"`` for this store.
+Which directory or volume holds each root is the store's business (see its module); the
+host store answers ``"source":"host"`` to ``PUT /files``, the container store ``"container"``.
 
 **Template fallback.** While a workspace has no ``/configs`` directory of its own, reads and lists
 of ``/configs`` show the template it resolves to (:func:`workspaces.templates.template_dir_for`),
