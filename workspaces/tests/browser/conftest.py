@@ -28,6 +28,10 @@ VIEWPORT = {"width": 1280, "height": 800}
 CONSOLE_NOISE = re.compile(r"WebSocket|favicon|Failed to load resource", re.I)
 
 pytestmark = pytest.mark.browser
+# In CI (CI=true) a missing browser fails the tests rather than skipping them. Browser tests kept
+# elsewhere (workspaces/tests/docker) put this mark on themselves.
+NEEDS_CHROMIUM = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                    reason=f"{CHROMIUM} not installed (make test installs it)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,9 +39,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.browser)
-            # In CI (CI=true) a missing browser fails the tests rather than skipping them.
-            if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-                item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} not installed (make test installs it)"))
+            item.add_marker(NEEDS_CHROMIUM)
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +57,15 @@ def platform():
         shutil.rmtree(home, ignore_errors=True)
 
 
+def admin_client(platform) -> httpx.Client:
+    """An httpx client of ``platform``'s API with the admin token (close it, or use it in ``with``)."""
+    return httpx.Client(base_url=platform.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+
+
 @pytest.fixture(scope="session")
 def admin_api(platform):
     """An httpx client of the platform API with the admin token."""
-    with httpx.Client(base_url=platform.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as client:
+    with admin_client(platform) as client:
         yield client
 
 
@@ -85,16 +92,20 @@ def browser_type_launch_args():
 def operator_state(browser, platform, tmp_path_factory):
     """Storage state of a logged-in operator, made once through the real login form."""
     context = browser.new_context(base_url=platform.url, viewport=VIEWPORT)
-    page = context.new_page()
+    log_in(context.new_page())
+    path = tmp_path_factory.mktemp("browser") / "operator.json"
+    context.storage_state(path=str(path))
+    context.close()
+    return str(path)
+
+
+def log_in(page) -> None:
+    """Log in as the operator through the real login form at / and wait for the canvas."""
     page.goto("/")
     page.fill("#id_username", OPERATOR[0])
     page.fill("#id_password", OPERATOR[1])
     page.click("button[type=submit]")
     page.wait_for_selector("body[data-canvas-ready]")
-    path = tmp_path_factory.mktemp("browser") / "operator.json"
-    context.storage_state(path=str(path))
-    context.close()
-    return str(path)
 
 
 @pytest.fixture
