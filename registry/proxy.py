@@ -200,9 +200,18 @@ def _docker_rewrite(target_id: str, url: str) -> str:
     Only when the backend runs containers (on the workspace network as ``ws-<id12>``); a
     local-process runtime registered on loopback is reached where it said.
     """
-    if url.startswith("http://127.0.0.1:") and get_provisioner().has_containers and _platform_in_docker():
+    if url.startswith(("http://127.0.0.1:", "http://localhost:")) and get_provisioner().has_containers \
+            and _platform_in_docker():
         return internal_url(target_id)
     return url
+
+
+async def _assigned_here(target_id: str, url: str) -> bool:
+    """:func:`is_provisioner_assigned_url` without blocking the event loop where the answer may
+    need the container engine (a listing, cached 2 s); a local backend reads a small file."""
+    if get_provisioner().has_containers:
+        return await sync_to_async(is_provisioner_assigned_url, thread_sensitive=False)(target_id, url)
+    return is_provisioner_assigned_url(target_id, url)
 
 
 def _wake(target_id: str) -> None:
@@ -293,7 +302,7 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
         idle_seconds=overrides[RUNTIME_IDLE_TIMEOUT_FIELD] or settings.A2A_IDLE_TIMEOUT_SECONDS,
         capabilities=overrides[RUNTIME_CAPABILITIES_FIELD] or {},
     )
-    problem = None if is_provisioner_assigned_url(target_id, url) else a2a_target_problem(url)
+    problem = None if await _assigned_here(target_id, url) else a2a_target_problem(url)
     if problem:
         # A loopback URL of one of our own runtimes that is gone (it crashed, or the platform
         # restarted) is no longer "assigned": say that it is restarting, not that it is a stranger.

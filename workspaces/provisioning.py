@@ -37,7 +37,7 @@ from molecule_site.redis_client import get_redis
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import clear_workspace_keys
 from registry.tokens import INBOUND_SECRET_ENV, inbound_secret, token_mint, token_revoke
-from secrets_app.selectors import merged_env
+from secrets_app.selectors import SecretDecryptError, merged_env
 from workspaces import selectors, templates
 from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceConfig, WorkspaceStatus
 from workspaces.provisioners import Launch, get_provisioner
@@ -101,9 +101,18 @@ def mark_failed(workspace_id, reason: str, payload: dict, *, only_from_provision
     return bool(updated)
 
 
+START_FAILED = "workspace start failed"
+
+
 def _failed_start(workspace_id, exc: Exception) -> None:
+    """Spec §16: a start failure is ``failed`` with the generic ``workspace start failed``; the
+    reason the backend gave follows it (``last_sample_error``, the event's ``detail``) so the
+    operator sees what to fix. A secret that cannot be decrypted keeps the original's own error."""
     log.error("starting the runtime of workspace %s failed: %s", workspace_id, exc, exc_info=exc)
-    mark_failed(workspace_id, str(exc), {"error": str(exc)})
+    if isinstance(exc, SecretDecryptError):
+        mark_failed(workspace_id, str(exc), {"error": str(exc)})
+        return
+    mark_failed(workspace_id, f"{START_FAILED}: {exc}", {"error": START_FAILED, "detail": str(exc)})
 
 
 # --- the launch -----------------------------------------------------------------------------------------

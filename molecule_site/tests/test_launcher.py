@@ -21,7 +21,7 @@ def get(url: str) -> tuple[int, bytes]:
 
 def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
     port = free_port()
-    first = Launch(tmp_path, port)
+    first = Launch(tmp_path, port, MOLECULE_PROVISIONER="local")  # the launcher, not Docker, is under test
     try:
         first.wait_for("Molecule platform on", "launcher: ready", "celery@", "beat: Starting")
         assert "Created operator account 'admin' with password" in first.output
@@ -38,7 +38,7 @@ def test_run_starts_everything_stops_cleanly_and_reuses_data(tmp_path):
     assert not embedded._redis_ping(redis_port)
     assert not embedded._postgres_running(embedded._pgdata(tmp_path))
 
-    second = Launch(tmp_path, port)
+    second = Launch(tmp_path, port, MOLECULE_PROVISIONER="local")
     try:
         second.wait_for("Molecule platform on", "launcher: ready")
         assert "Created operator account" not in second.output  # same database, operator kept

@@ -12,6 +12,7 @@ from molecule_site.tests.backends import use_backend
 from registry.models import WorkspaceAuthToken
 from registry.tokens import INBOUND_SECRET_ENV, inbound_secret, token_digest, token_mint
 from secrets_app import services as secret_services
+from secrets_app.models import WorkspaceSecret
 from workspaces import provisioning, services
 from workspaces.models import Workspace
 from workspaces.provisioners import Launch, Provisioner
@@ -70,9 +71,9 @@ def test_a_failing_backend_marks_the_workspace_failed_with_an_event(monkeypatch)
     workspace = Workspace.objects.create(name="Dev")
     provisioning.provision_workspace.apply(args=[str(workspace.id)])
     workspace.refresh_from_db()
-    assert (workspace.status, workspace.last_sample_error) == ("failed", "image not found")
+    assert (workspace.status, workspace.last_sample_error) == ("failed", "workspace start failed: image not found")
     event = StructureEvent.objects.get(event_type="WORKSPACE_PROVISION_FAILED")
-    assert event.payload == {"error": "image not found"}
+    assert event.payload == {"error": "workspace start failed", "detail": "image not found"}
 
 
 class LocalRuntimesAfterARestart(RecordingProvisioner):
@@ -220,14 +221,14 @@ def test_a_restart_stops_marks_provisioning_once_and_starts_with_a_fresh_launch(
 
 
 def test_a_restart_that_fails_to_start_marks_the_workspace_failed(monkeypatch, redis_client):
-    use_backend(monkeypatch, RecordingProvisioner(fail_with="workspace start failed"))
+    use_backend(monkeypatch, RecordingProvisioner(fail_with="port is already allocated"))
     workspace = Workspace.objects.create(name="Dev", status="offline")
     assert provisioning.restart_workspace.apply(args=[str(workspace.id)]).get() == "failed"
     workspace.refresh_from_db()
-    assert (workspace.status, workspace.last_sample_error) == ("failed", "workspace start failed")
+    assert (workspace.status, workspace.last_sample_error) == ("failed", "workspace start failed: port is already allocated")
     assert list(StructureEvent.objects.order_by("created_at").values_list("event_type", "payload")) == [
         ("WORKSPACE_PROVISIONING", {"name": "Dev", "tier": workspace.tier, "runtime": workspace.runtime}),
-        ("WORKSPACE_PROVISION_FAILED", {"error": "workspace start failed"}),
+        ("WORKSPACE_PROVISION_FAILED", {"error": "workspace start failed", "detail": "port is already allocated"}),
     ]
 
 
@@ -237,3 +238,13 @@ def test_mark_provisioning_leaves_a_row_that_left_the_allowed_statuses_alone():
     assert moved == []
     workspace.refresh_from_db()
     assert workspace.status == "paused" and not StructureEvent.objects.exists()
+
+
+def test_an_undecryptable_secret_fails_the_start_with_the_originals_error(provisioner, settings):
+    workspace = Workspace.objects.create(name="Dev")
+    secret_services.workspace_secret_set(workspace_id=workspace.id, key="OPENAI_API_KEY", value="sk-own")
+    WorkspaceSecret.objects.filter(workspace=workspace).update(encrypted_value=b"not a ciphertext")
+    provisioning.provision_workspace.apply(args=[str(workspace.id)])
+    workspace.refresh_from_db()
+    assert (workspace.status, workspace.last_sample_error) == ("failed", "failed to decrypt workspace secret")
+    assert provisioner.started == []
