@@ -164,3 +164,11 @@ def wait_running(engine, workspace, timeout: float = 30) -> dict:
         assert time.monotonic() < deadline, f"container not running: {state}"
         time.sleep(0.2)
 
+
+@pytest.fixture
+def running(provisioner, make_workspace, engine):
+    """A started workspace (echo runtime, T2) whose container runs."""
+    workspace = make_workspace()
+    provisioner.start(workspace, launch=make_launch(workspace))
+    wait_running(engine, workspace)
+    return workspace

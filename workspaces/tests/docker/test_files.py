@@ -24,14 +24,6 @@ def helpers(engine, workspace) -> list[dict]:
                                                               f"molecule.workspace_id={workspace.id}"]})
 
 
-@pytest.fixture
-def running(provisioner, make_workspace, engine):
-    workspace = make_workspace()
-    provisioner.start(workspace, launch=make_launch(workspace))
-    wait_running(engine, workspace)
-    return workspace
-
-
 def exercise(store, engine, workspace):
     """The same round trip whatever container serves it."""
     store.write("notes/today.md", b"# Today\n")

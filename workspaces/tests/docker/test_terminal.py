@@ -10,7 +10,7 @@ import pytest
 
 from workspaces.provisioners.base import TerminalUnavailable
 from workspaces.provisioners.docker import DockerProvisioner, container_name
-from workspaces.tests.docker.conftest import make_launch, run, wait_running
+from workspaces.tests.docker.conftest import run
 
 
 class Screen:
@@ -33,14 +33,6 @@ class Screen:
                 return found
             time.sleep(0.05)
         raise AssertionError(f"{pattern!r} not seen; the screen shows:\n{self.data.decode(errors='replace')}")
-
-
-@pytest.fixture
-def running(provisioner, make_workspace, engine):
-    workspace = make_workspace()
-    provisioner.start(workspace, launch=make_launch(workspace))
-    wait_running(engine, workspace)
-    return workspace
 
 
 def sessions_left(engine, workspace) -> int:
