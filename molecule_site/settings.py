@@ -140,6 +140,9 @@ WORKSPACE_IMAGE_PREFIX = env_str("WORKSPACE_IMAGE_PREFIX", "molecule/workspace-"
 WORKSPACE_IMAGE_TAG = env_str("WORKSPACE_IMAGE_TAG", "latest")
 WORKSPACE_DEFAULT_RUNTIME = env_str("WORKSPACE_DEFAULT_RUNTIME", "langgraph")
 WORKSPACE_NETWORK = env_str("WORKSPACE_NETWORK", "molecule-monorepo-net")
+# The platform runs in a container attached to WORKSPACE_NETWORK: the proxy then reaches runtimes
+# by container name rather than through their ports published on the host's loopback.
+MOLECULE_IN_DOCKER = env_bool("MOLECULE_IN_DOCKER", False)
 # Which platform's containers are whose when several share one engine (a label on each): only our
 # own are swept, restarted or reaped. Platforms sharing a database must share this value.
 MOLECULE_PLATFORM_INSTANCE = env_str("MOLECULE_PLATFORM_INSTANCE") or hashlib.sha256(

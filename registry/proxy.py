@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -42,7 +41,6 @@ from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -190,18 +188,17 @@ class _Target:
     capabilities: dict
 
 
-def _platform_in_docker() -> bool:
-    return bool(os.environ.get("MOLECULE_IN_DOCKER")) or Path("/.dockerenv").exists()
-
-
 def _docker_rewrite(target_id: str, url: str) -> str:
-    """Inside Docker, ``127.0.0.1`` means this container: reach a provisioned one by name.
+    """When the platform itself runs in a container on the workspace network, loopback means that
+    container: reach a provisioned runtime by its name there instead.
 
-    Only when the backend runs containers (on the workspace network as ``ws-<id12>``); a
-    local-process runtime registered on loopback is reached where it said.
+    Only with ``MOLECULE_IN_DOCKER`` (the deployment says so) and a backend that runs containers
+    (``ws-<id12>``). The original also guessed from ``/.dockerenv``, but a platform in a container
+    that is not on the workspace network (a dev container, CI) reaches the published ports on
+    its own loopback, and there the names do not resolve.
     """
-    if url.startswith(("http://127.0.0.1:", "http://localhost:")) and get_provisioner().has_containers \
-            and _platform_in_docker():
+    if url.startswith(("http://127.0.0.1:", "http://localhost:")) and settings.MOLECULE_IN_DOCKER \
+            and get_provisioner().has_containers:
         return internal_url(target_id)
     return url
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,15 @@ def wait_until(check, timeout: float = 10, what: str = "condition", interval: fl
             return result
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+def run_async(coroutine_function, *args):
+    """``coroutine_function(*args)`` run to completion on a loop of its own in another thread.
+
+    Not ``asyncio.run`` or ``async_to_sync`` here: once a browser test ran, Playwright's sync API
+    keeps an event loop running in the main thread, and both refuse to start under it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine_function(*args)).result()
 
 
 def free_port() -> int:

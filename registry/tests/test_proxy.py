@@ -36,7 +36,12 @@ from registry.models import A2AQueueItem, WorkspaceAuthToken
 from registry.redis_keys import url_key
 from registry.selectors import runtime_overrides_key
 from registry.tests.a2a_server import TOOL_TRACE, a2a_server, closed_port_url  # noqa: F401 - fixture
-from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret, token_mint, token_revoke
+from registry.tokens import (
+    INBOUND_SECRET_HEADER,
+    inbound_secret,
+    token_mint,
+    token_revoke,
+)
 from workspaces import provisioning
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners.base import Provisioner
@@ -883,3 +888,23 @@ def test_normalise_unit():
 def test_last_sse_data_unit():
     assert proxy.last_sse_data(b"data: 1\n\ndata: 2\r\n\r\n: ping\n\n") == b"2"
     assert proxy.last_sse_data(b": ping\n\n") is None
+
+
+def test_loopback_urls_become_container_names_only_when_the_platform_runs_on_the_workspace_network(settings,
+                                                                                                  monkeypatch):
+    """A platform in some container (CI, a dev container: /.dockerenv exists) that is not on the
+    workspace network reaches runtimes on their published loopback ports; only a deployment that
+    says MOLECULE_IN_DOCKER reaches them by name."""
+    class Containers(FakeProvisioner):
+        has_containers = True
+
+        def internal_url(self, workspace_id):
+            return f"http://ws-{str(workspace_id)[:12]}:8000"
+
+    use_backend(monkeypatch, Containers())
+    target = str(uuid.uuid4())
+    settings.MOLECULE_IN_DOCKER = False
+    assert proxy._docker_rewrite(target, "http://localhost:40001") == "http://localhost:40001"
+    settings.MOLECULE_IN_DOCKER = True
+    assert proxy._docker_rewrite(target, "http://localhost:40001") == f"http://ws-{target[:12]}:8000"
+    assert proxy._docker_rewrite(target, "https://agent.example.com") == "https://agent.example.com"

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.test import Client
 
 from molecule_site.asgi import application
-from molecule_site.tests.launch import platform_on_fresh_database, wait_until
+from molecule_site.tests.launch import platform_on_fresh_database, run_async, wait_until
 from registry.tokens import token_mint
 from workspaces import terminal
 from workspaces.models import Workspace
@@ -312,7 +312,7 @@ def test_over_the_real_server_a_refusal_is_an_http_status_with_the_json_body(pla
             await refused(additional_headers={"X-Workspace-ID": workspace, "Authorization": "Bearer nope"}),
         ]
 
-    assert asyncio.run(scenario()) == [
+    assert run_async(scenario) == [
         (401, {"error": "admin auth required"}),
         (403, {"error": "origin not allowed"}),
         (401, {"error": "invalid token for claimed workspace"}),
@@ -361,10 +361,10 @@ def test_a_local_workspace_terminal_runs_commands_resizes_and_closes_with_1000_o
                     await asyncio.wait_for(conn.recv(), 15)
         return pid, closed.value.rcvd.code
 
-    screen, code = asyncio.run(scenario())
+    screen, code = run_async(scenario)
     assert code == 1000
     assert "/private" in screen  # the runtime's own directory
-    pid, too_big = asyncio.run(hang_up())
+    pid, too_big = run_async(hang_up)
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
                timeout=10, what="the abandoned shell to be hung up")
     assert too_big == 1009

@@ -21,7 +21,7 @@ import pytest
 import websockets
 from django.conf import settings
 
-from molecule_site.tests.launch import platform_on_fresh_database, wait_until
+from molecule_site.tests.launch import platform_on_fresh_database, run_async, wait_until
 from registry import liveness
 from workspaces.provisioners import get_provisioner
 from workspaces.provisioners.base import ManagedContainer
@@ -202,7 +202,7 @@ def test_the_terminal_opens_a_shell_in_the_container(api, created, platform):
                     seen += frame.decode(errors="replace") if isinstance(frame, bytes) else frame
             return seen
 
-    seen = asyncio.run(session())
+    seen = run_async(session)
     assert "in-42" in seen and "30 100" in seen
 
 
