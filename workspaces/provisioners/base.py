@@ -17,6 +17,32 @@ from pathlib import Path
 
 from workspaces.filestores import FileStore, HostDirectoryStore
 
+# The crash-loop back-off of restarts (spec §6.2 leaves it to the backend): 1 s doubling to 5 min,
+# forgotten once a runtime stayed up a minute. Backends keep the count where the runtime is.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 300.0
+STABLE_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Where a restart stands in a crash loop: the restarts so far and when the next may happen."""
+
+    restarts: int = 0
+    next_restart_at: float = 0.0
+
+    @classmethod
+    def after(cls, *, restarts: int, started_at: float, now: float) -> Backoff:
+        """The back-off of the start that follows a runtime started at ``started_at`` after
+        ``restarts`` quick restarts: reset when it stayed up long enough (not a crash loop)."""
+        if started_at and now - started_at >= STABLE_AFTER_SECONDS:
+            restarts = 0
+        delay = min(BACKOFF_BASE_SECONDS * 2 ** restarts, BACKOFF_MAX_SECONDS)
+        return cls(restarts=restarts + 1, next_restart_at=now + delay)
+
+    def wait(self, now: float) -> float:
+        return max(0.0, self.next_restart_at - now)
+
 
 @dataclass(frozen=True)
 class Launch:

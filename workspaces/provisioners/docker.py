@@ -69,6 +69,7 @@ from molecule_site.docker_engine import ENGINE_ERRORS, MANAGED_LABEL, EngineUnav
 from workspaces.filestores import CONFIGS
 from workspaces.models import WorkspaceAccess
 from workspaces.provisioners.base import (
+    Backoff,
     Launch,
     ManagedContainer,
     Provisioner,
@@ -105,6 +106,11 @@ DOCKER_HOST_ALIAS = "host.docker.internal"
 PORT_LABEL = "molecule.agent_port"
 NETWORK_LABEL = "molecule.network_mode"
 TIER_LABEL = "molecule.tier"
+# The crash-loop back-off travels with the container (a restart makes a new one): restarts so far,
+# when this one started, when the next restart may happen.
+RESTARTS_LABEL = "molecule.restarts"
+STARTED_LABEL = "molecule.started_at"
+NEXT_RESTART_LABEL = "molecule.next_restart_at"
 RUNTIME_LABEL = "molecule.runtime"
 CONFIG_FILE = "config.yaml"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -399,11 +405,11 @@ class DockerProvisioner(Provisioner):
 
     # --- start ------------------------------------------------------------------------------------------------
 
-    def start(self, workspace, *, launch: Launch) -> None:
+    def start(self, workspace, *, launch: Launch, backoff: Backoff = Backoff()) -> None:
         name = container_name(workspace.id)
         deadline = time.monotonic() + settings.DOCKER_PROVISION_TIMEOUT_SECONDS
         try:
-            self._start(workspace, launch, deadline)
+            self._start(workspace, launch, deadline, backoff)
         except _StartTimeout:
             log.error("starting container %s took over %d s; given up", name, settings.DOCKER_PROVISION_TIMEOUT_SECONDS)
             raise RuntimeError(f"starting container {name} timed out after "
@@ -420,10 +426,10 @@ class DockerProvisioner(Provisioner):
         if time.monotonic() > deadline:
             raise _StartTimeout
 
-    def _start(self, workspace, launch: Launch, deadline: float) -> None:
+    def _start(self, workspace, launch: Launch, deadline: float, backoff: Backoff) -> None:
         api = self.api()
         for attempt in range(1, START_ATTEMPTS + 1):
-            container, port = self._prepare(api, workspace, launch, deadline)
+            container, port = self._prepare(api, workspace, launch, deadline, backoff)
             try:
                 self._in_time(deadline)
                 api.start(container)
@@ -446,11 +452,11 @@ class DockerProvisioner(Provisioner):
         containers on an engine that lacks capabilities itself)."""
         deadline = time.monotonic() + settings.DOCKER_PROVISION_TIMEOUT_SECONDS
         try:
-            return self._prepare(self.api(), workspace, launch, deadline)[0]
+            return self._prepare(self.api(), workspace, launch, deadline, Backoff())[0]
         finally:
             self._forget()
 
-    def _prepare(self, api, workspace, launch: Launch, deadline: float) -> tuple[str, int]:
+    def _prepare(self, api, workspace, launch: Launch, deadline: float, backoff: Backoff) -> tuple[str, int]:
         self._in_time(deadline)
         plan = tier_plan(workspace.tier)
         where = placement(workspace)
@@ -467,7 +473,8 @@ class DockerProvisioner(Provisioner):
             ensure_volume(api, volume, workspace.id)
         self._in_time(deadline)
         port = _free_loopback_port()
-        container = self._create(api, workspace, launch, where=where, plan=plan, port=port, gateway=gateway)
+        container = self._create(api, workspace, launch, where=where, plan=plan, port=port, gateway=gateway,
+                                 backoff=backoff)
         try:
             self._in_time(deadline)
             self._write_configs(api, container, launch, uid)
@@ -477,7 +484,7 @@ class DockerProvisioner(Provisioner):
         return container, port
 
     def _create(self, api, workspace, launch: Launch, *, where: Placement, plan: TierPlan, port: int,
-                gateway: str | None) -> str:
+                gateway: str | None, backoff: Backoff) -> str:
         mounts = where.mounts()
         if plan.docker_socket:
             mounts.append(Mount(target=DOCKER_SOCKET, source=DOCKER_SOCKET, type="bind"))
@@ -514,6 +521,9 @@ class DockerProvisioner(Provisioner):
             PORT_LABEL: str(port),
             NETWORK_LABEL: "host" if plan.host_network else "bridge",
             TIER_LABEL: str(plan.tier),
+            RESTARTS_LABEL: str(backoff.restarts),
+            STARTED_LABEL: f"{time.time():.3f}",
+            NEXT_RESTART_LABEL: f"{backoff.next_restart_at:.3f}",
         }
         created = api.create_container(
             where.image, name=where.container, hostname=None if plan.host_network else where.container,
@@ -554,6 +564,38 @@ class DockerProvisioner(Provisioner):
             except docker.errors.NotFound:
                 return
             time.sleep(0.25)
+
+    # --- restarts: the crash-loop back-off ------------------------------------------------------------------
+
+    def _labels(self, workspace_id) -> dict:
+        try:
+            return self.api().inspect_container(container_name(workspace_id))["Config"].get("Labels") or {}
+        except docker.errors.NotFound:
+            return {}
+
+    def restart(self, workspace, *, prepare) -> None:
+        """Stop, ``prepare()``, start a new container — carrying the back-off forward in its labels.
+
+        Docker's own ``unless-stopped`` policy restarts a runtime that exits; these restarts are
+        the platform's (the health sweep, a secret change…), so a runtime that dies at once is
+        not recreated every sweep but after 1 s, 2 s, 4 s… up to 5 min."""
+        labels = self._labels(workspace.id)
+        try:
+            backoff = Backoff.after(restarts=int(labels.get(RESTARTS_LABEL) or 0),
+                                    started_at=float(labels.get(STARTED_LABEL) or 0), now=time.time())
+        except ValueError:
+            backoff = Backoff.after(restarts=0, started_at=0.0, now=time.time())
+        self.stop(workspace)
+        launch = prepare()
+        if launch is not None:
+            self.start(workspace, launch=launch, backoff=backoff)
+
+    def restart_backoff_seconds(self, workspace_id) -> float:
+        try:
+            next_restart_at = float(self._labels(workspace_id).get(NEXT_RESTART_LABEL) or 0)
+        except (ValueError, EngineUnavailable, *ENGINE_ERRORS):
+            return 0.0
+        return Backoff(next_restart_at=next_restart_at).wait(time.time())
 
     # --- stop / remove ------------------------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ config.yaml, set the directory's modes (checking that the runtime's user can run
 ``molecule-runtime`` and read its configs), write the launch's token to ``.auth_token``, pick a
 free loopback port, and spawn the runtime DETACHED: an intermediate Python process starts it in
 a new session and exits at once, and we reap that intermediate, so the runtime is re-parented
-and the Celery worker never holds a child that could linger as a zombie. The runtime listens on ``127.0.0.1:<port>`` and registers as
-``http://localhost:<port>`` (registration accepts ``localhost`` by name); that URL is
-:meth:`assigned_url`, which the proxy's and discovery's SSRF filters trust.
+and the Celery worker never holds a child that could linger as a zombie. The runtime listens on
+``127.0.0.1:<port>`` and registers as ``http://localhost:<port>`` (registration accepts
+``localhost`` by name); that URL is :meth:`assigned_url`, which the proxy's and discovery's SSRF
+filters trust.
 
 The runtime's environment is built from scratch (spec §16): a short allow-list of the host's
 variables (PATH, HOME, locale, proxies, CA bundles — never the platform's own DATABASE_URL,
@@ -66,7 +67,7 @@ from django.utils import timezone
 import workspaces.provisioners.runtime_users as runtime_users
 from molecule_site.hardening import BASE_HOST_ENV, NETWORK_HOST_ENV, host_environment
 from workspaces.filestores import CONFIGS, TOKEN_FILE, HostDirectoryStore, host_root_dir
-from workspaces.provisioners.base import Launch, Provisioner, TerminalSession, TerminalUnavailable
+from workspaces.provisioners.base import Backoff, Launch, Provisioner, TerminalSession, TerminalUnavailable
 from workspaces.provisioners.pty import PtySession
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,6 @@ DELEGATION_RESULTS_FILE = "delegation_results.jsonl"
 CONFIG_FILE = "config.yaml"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 STOP_GRACE_SECONDS = 10.0
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 300.0
-STABLE_AFTER_SECONDS = 60.0
 LOOPBACK = "127.0.0.1"
 SPAWN_TIMEOUT_SECONDS = 30
 
@@ -358,22 +356,19 @@ class LocalProcessProvisioner(Provisioner):
         """Stop, ``prepare()``, start — carrying the crash-loop back-off forward."""
         with _workspace_lock(workspace.id):
             previous = read_record(workspace.id) or {}
-            now = time.time()
-            restarts = int(previous.get("restarts") or 0)
-            started_at = float(previous.get("started_at") or 0)
-            if started_at and now - started_at >= STABLE_AFTER_SECONDS:
-                restarts = 0  # it stayed up long enough: this is not a crash loop
-            delay = min(BACKOFF_BASE_SECONDS * 2 ** restarts, BACKOFF_MAX_SECONDS)
+            backoff = Backoff.after(restarts=int(previous.get("restarts") or 0),
+                                    started_at=float(previous.get("started_at") or 0), now=time.time())
             self._stop_locked(workspace.id)
             launch = prepare()
             if launch is None:
                 return  # the row changed under us (paused, removed…): leave it stopped
-            self._start_locked(workspace, launch=launch, restarts=restarts + 1, next_restart_at=now + delay)
+            self._start_locked(workspace, launch=launch, restarts=backoff.restarts,
+                               next_restart_at=backoff.next_restart_at)
 
     def restart_backoff_seconds(self, workspace_id):
         record = read_record(workspace_id) or {}
         try:
-            return max(0.0, float(record.get("next_restart_at") or 0) - time.time())
+            return Backoff(next_restart_at=float(record.get("next_restart_at") or 0)).wait(time.time())
         except (TypeError, ValueError):
             return 0.0
 

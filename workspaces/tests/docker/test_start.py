@@ -296,3 +296,27 @@ def test_an_unlabelled_ws_container_is_listed_and_its_volumes_found_by_name(prov
     assert not engine.api.containers(all=True, filters={"name": name})
     remaining = {v["Name"] for v in engine.api.volumes().get("Volumes") or []}
     assert config_volume_name(workspace.id) not in remaining and workspace_volume_name(workspace.id) not in remaining
+
+
+def test_quick_restarts_back_off_and_a_stable_container_resets_the_count(provisioner, make_workspace, engine,
+                                                                         monkeypatch):
+    """A runtime that dies at once is recreated after 1 s, 2 s, 4 s… (the count in its labels);
+    one that stayed up a minute starts the count again."""
+    workspace = make_workspace()
+    provisioner.start(workspace, launch=make_launch(workspace))
+    assert provisioner.restart_backoff_seconds(workspace.id) == 0  # a first start owes nothing
+
+    def restart() -> dict:
+        provisioner.restart(workspace, prepare=lambda: make_launch(workspace))
+        return inspect(engine, workspace)["Config"]["Labels"]
+
+    labels = [restart() for _ in range(3)]
+    assert [label["molecule.restarts"] for label in labels] == ["1", "2", "3"]
+    waits = [float(label["molecule.next_restart_at"]) - float(label["molecule.started_at"]) for label in labels]
+    assert [round(wait) for wait in waits] == [1, 2, 4]
+    assert 3 < provisioner.restart_backoff_seconds(workspace.id) <= 4
+
+    started = float(labels[-1]["molecule.started_at"])
+    monkeypatch.setattr("time.time", lambda: started + 61)  # it stayed up a minute
+    assert provisioner.restart_backoff_seconds(workspace.id) == 0
+    assert restart()["molecule.restarts"] == "1"
