@@ -65,7 +65,16 @@ PLATFORM_SECRETS = {
 
 
 def _environments(process: psutil.Process) -> list[dict[str, str]]:
-    return [member.environ() for member in (process, *process.children(recursive=True))]
+    """The environments of the server and its children; a short-lived child that exits while we
+    read (PostgreSQL forks them) has none left to read."""
+    environments = []
+    for member in (process, *process.children(recursive=True)):
+        try:
+            environments.append(member.environ())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            if member is process:
+                raise
+    return environments
 
 
 def test_embedded_servers_start_without_the_platform_s_secrets_in_their_environment(tmp_path, monkeypatch):
