@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.models import ActivityLog
-from registry import a2a_drain, a2a_queue, proxy
+from registry import a2a_drain, proxy
 from registry.a2a_drain import drain_one, schedule_drain
 from registry.a2a_queue import claim_next, enqueue, queue_depth, queued_flag_key
 from registry.models import A2AQueueItem

@@ -29,7 +29,7 @@ from activity.events import EVENTS_GROUP
 from activity.models import StructureEvent
 from molecule_site import adb
 from molecule_site.channel_layer import group_channel_name
-from registry import a2a_drain, a2a_queue, selectors, services
+from registry import a2a_drain, selectors, services
 from registry.a2a_queue import queued_flag_key
 from registry.selectors import parse_runtime_overrides, runtime_overrides_key
 from registry.services import heartbeat_transition

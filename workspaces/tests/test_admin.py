@@ -15,8 +15,8 @@ from registry.models import WorkspaceAuthToken
 from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
-from workspaces import provisioning, services, team
-from workspaces.models import CanvasLayout, Workspace, WorkspaceConfig, WorkspaceStatus
+from workspaces import provisioning, services
+from workspaces.models import Workspace, WorkspaceConfig, WorkspaceStatus
 from workspaces.tests.test_provisioning import RecordingProvisioner
 
 CHANGELIST = "admin:workspaces_workspace_changelist"

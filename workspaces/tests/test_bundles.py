@@ -11,7 +11,7 @@ from molecule_site.errors import ApiError
 from molecule_site.tests.backends import use_backend
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
-from workspaces import bundles, files, filestores, provisioning, services
+from workspaces import bundles, filestores, provisioning
 from workspaces.models import Workspace, WorkspaceConfig, WorkspaceStatus
 from workspaces.provisioners.none import NoProvisioner
 

@@ -12,7 +12,7 @@ import pytest
 from activity.models import ActivityLog
 from molecule_site.handler import MoleculeASGIHandler
 from registry.tokens import token_mint
-from workspaces import chat, files, filestores
+from workspaces import chat, filestores
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
-from workspaces import files, filestores
+from workspaces import filestores
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from molecule_site.tests.backends import use_backend
 from registry.tokens import token_mint
 from secrets_app.crypto import decrypt, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
-from workspaces import org_services, provisioning, services
+from workspaces import org_services, provisioning
 from workspaces.models import CanvasLayout, Workspace
 from workspaces.provisioners.base import Provisioner
 
