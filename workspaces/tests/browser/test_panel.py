@@ -24,6 +24,8 @@ def card(page, workspace_id: str):
 def open_panel(page, workspace_id: str, tab: str | None = None):
     card(page, workspace_id).click(position={"x": 24, "y": 16})
     expect(page.locator("#side-panel")).to_be_visible()
+    # the panel slides in; a pointer aimed at its edge mid-slide would miss the 10 px resize handle
+    page.locator("#side-panel").evaluate("el => Promise.all(el.getAnimations().map(a => a.finished))")
     if tab:
         page.click(f"#tab-{tab}")
         expect(page.locator(f"#panel-{tab} > :not(.panel-loading)").first).to_be_visible()
