@@ -11,12 +11,20 @@ from __future__ import annotations
 import importlib
 import os
 
-# runtime name -> module exporting `Adapter`. The LLM adapters import their SDKs lazily
-# (extras `molecule-runtime[openai]`, `[langgraph]`), so listing them costs nothing.
+# runtime name -> module exporting `Adapter`. The LLM adapters import their SDKs lazily (one
+# extra each, `molecule-runtime[<runtime>]`), so listing them costs nothing.
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "molecule_runtime.adapters.echo",
     "openai": "molecule_runtime.adapters.openai",
     "langgraph": "molecule_runtime.adapters.langgraph",
+    "deepagents": "molecule_runtime.adapters.deepagents",
+    "claude-code": "molecule_runtime.adapters.claude_code",
+    "crewai": "molecule_runtime.adapters.crewai",
+    "autogen": "molecule_runtime.adapters.autogen",
+    "openclaw": "molecule_runtime.adapters.openclaw",
+    "hermes": "molecule_runtime.adapters.hermes",
+    "google-adk": "molecule_runtime.adapters.google_adk",
+    "cli": "molecule_runtime.adapters.cli",
 }
 # the seed's default runtime (config.yaml without `runtime:`; spec §1.1)
 DEFAULT_RUNTIME = "langgraph"
