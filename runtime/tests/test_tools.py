@@ -146,6 +146,7 @@ class PeerListener:
 
     def __init__(self):
         self.requests: list[dict] = []  # {"headers": lower-cased, "json": body}
+        self.result: dict | None = None  # answer with this result instead of an echo Message
         self._server = None
 
     def app(self) -> Starlette:
@@ -153,7 +154,7 @@ class PeerListener:
             body = await request.json()
             self.requests.append({"headers": {k.lower(): v for k, v in request.headers.items()}, "json": body})
             text = body["params"]["message"]["parts"][0]["text"]
-            return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": {
+            return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": self.result or {
                 "kind": "message", "role": "agent", "messageId": "m-1", "parts": [{"kind": "text", "text": f"peer: {text}"}],
             }})
 
@@ -195,6 +196,29 @@ def test_delegate_task_goes_through_the_platform_proxy_and_the_peer_never_sees_t
     assert delivered["json"]["params"]["message"]["parts"] == [{"kind": "text", "text": "write the tests"}]
     kinds = [a.json["activity_type"] for a in authed.requests_to(f"/workspaces/{workspace_id}/activity")]
     assert kinds == ["a2a_send", "a2a_receive"]
+
+
+TASK_03 = {"kind": "task", "id": "t-1", "contextId": "c-1",
+           "artifacts": [{"artifactId": "a-1", "parts": [{"kind": "text", "text": "The tests "},
+                                                          {"kind": "text", "text": "are written."}]}],
+           "status": {"state": "completed", "message": {"kind": "message", "role": "agent", "messageId": "m-2",
+                                                          "parts": [{"kind": "text", "text": "All 12 pass."}]}}}
+
+
+@pytest.mark.parametrize("result, expected", [
+    (TASK_03, "The tests are written.\n\nAll 12 pass."),
+    ({"task": {"id": "t-1", "status": {"state": "TASK_STATE_COMPLETED",
+                                       "message": {"role": "ROLE_AGENT", "parts": [{"text": "Done in 1.0 shape"}]}}}},
+     "Done in 1.0 shape"),
+    ({"message": {"role": "ROLE_AGENT", "messageId": "m", "parts": [{"text": "a 1.0 "}, {"text": "Message"}]}},
+     "a 1.0 Message"),
+], ids=["0.3-task-artifacts-and-status", "1.0-task", "1.0-message"])
+def test_delegate_task_reads_every_reply_shape_as_the_peer_sent_it(authed, call, workspace_id, peer_listener,
+                                                                    result, expected):
+    authed.add_peer(workspace_id, "peer-dev", name="Dev")
+    authed.registered["peer-dev"]["url"] = peer_listener.url
+    peer_listener.result = result
+    assert call("delegate_task", "peer-dev", "write the tests")["response"] == expected
 
 
 def test_delegate_task_never_posts_to_the_url_discovery_returns(authed, call, workspace_id, peer_listener):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import json
 import logging
 import os
 import time
@@ -28,6 +29,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
+from molecule_runtime.a2a_reply import reply_text
 from molecule_runtime.attachments import files_to_send
 from molecule_runtime.platform import PlatformClient, PlatformError
 from molecule_runtime.tools.redact import redact_secrets
@@ -70,26 +72,19 @@ def idempotency_key(target_id: str, task: str) -> str:
     return hashlib.sha256(f"{target_id}:{task}".encode()).hexdigest()[:32]
 
 
-def extract_text(result: Any) -> str:
-    """Text of an A2A ``message/send`` result: Message parts, Task artifacts or status message."""
-    if not isinstance(result, dict):
-        return "" if result is None else str(result)
-    texts: list[str] = []
-
-    def collect(parts: Any) -> None:
-        for part in parts or []:
-            if isinstance(part, dict) and part.get("kind", part.get("type", "text")) == "text" and "text" in part:
-                texts.append(str(part["text"]))
-
-    collect(result.get("parts"))
-    for artifact in result.get("artifacts") or []:
-        if isinstance(artifact, dict):
-            collect(artifact.get("parts"))
-    if not texts:
-        status = result.get("status")
-        if isinstance(status, dict) and isinstance(status.get("message"), dict):
-            collect(status["message"].get("parts"))
-    return "\n".join(texts)
+def sse_results(body: str) -> list:
+    """The JSON-RPC ``result`` of each ``data:`` event of a streamed answer (``message/stream``)."""
+    results = []
+    for line in body.splitlines():
+        if not line.startswith("data:"):
+            continue
+        try:
+            event = json.loads(line[5:].strip())
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "result" in event:
+            results.append(event["result"])
+    return results
 
 
 def _error(message: str, **extra: Any) -> dict:
@@ -287,10 +282,13 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
                 detail = f"[A2A_ERROR] {type(exc).__name__}: {exc} {target}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
 
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                body = {"result": sse_results(response.text)}  # a peer that streamed its answer
+            else:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
             if response.status_code == 202 and isinstance(body, dict) and body.get("queued"):
                 return await finish({
                     "success": True, "status": "queued", "workspace_id": workspace_id,
@@ -309,7 +307,7 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
                 else:
                     detail = f"[A2A_ERROR] {err} {target}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
-            text = extract_text(body.get("result"))
+            text = reply_text(body.get("result"))
             if text.startswith("Agent error:"):
                 detail = f"[A2A_ERROR] {text}"
                 return await finish(failed(detail, attempts=attempt), ok=False, detail=detail)
@@ -456,4 +454,4 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
     return tools
 
 
-__all__ = ["build_tools", "tool_schemas", "extract_text", "idempotency_key", "ACTIVITY_TYPES", "MEMORY_SCOPES"]
+__all__ = ["build_tools", "tool_schemas", "sse_results", "idempotency_key", "ACTIVITY_TYPES", "MEMORY_SCOPES"]
