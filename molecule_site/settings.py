@@ -119,6 +119,10 @@ if IS_PRODUCTION and MOLECULE_PROVISIONER == "local" and not MOLECULE_ALLOW_LOCA
     )
 # The `molecule-runtime` the local backend starts; unset: the one next to this interpreter, else on PATH.
 LOCAL_RUNTIME_EXECUTABLE = env_str("LOCAL_RUNTIME_EXECUTABLE")
+# Runtimes whose packages cannot share this interpreter's environment (crewai, hermes, google-adk)
+# have one each here, `<dir>/<runtime>/bin/molecule-runtime` (`make runtime-envs` installs them);
+# the local backend runs such a runtime from its own environment.
+LOCAL_RUNTIME_ENVS_DIR = env_str("LOCAL_RUNTIME_ENVS_DIR", str(BASE_DIR / ".molecule" / "runtime-envs"))
 # A platform running as root runs each local runtime as a uid (and group) of its own from this
 # range, ids with no passwd or group entry (workspaces.provisioners.runtime_users); the runtime
 # executable and MOLECULE_HOME must then be reachable by unprivileged users.

@@ -152,17 +152,38 @@ def runtime_dir() -> Path:
 
 
 def known_runtimes() -> tuple[str, ...]:
-    """The runtimes that get an image of their own: one per adapter package of the runtime."""
+    """The runtimes that get an image of their own: one per adapter package of the runtime (a
+    package ``claude_code`` is the runtime ``claude-code``)."""
     adapters = runtime_dir() / "molecule_runtime" / "adapters"
     if not adapters.is_dir():
         return (settings.WORKSPACE_DEFAULT_RUNTIME,)
-    return tuple(sorted(p.name for p in adapters.iterdir() if (p / "__init__.py").is_file()))
+    return tuple(sorted(p.name.replace("_", "-") for p in adapters.iterdir() if (p / "__init__.py").is_file()))
 
 
-def runtime_extras(runtime: str) -> str:
-    """The pip extra of the runtime package that ``runtime`` needs ('' when it needs none)."""
-    project = tomllib.loads((runtime_dir() / "pyproject.toml").read_text())["project"]
-    return runtime if runtime in project.get("optional-dependencies", {}) else ""
+@dataclass(frozen=True)
+class ImageSpec:
+    """What a runtime's image installs beyond the runtime itself, from ``runtime/pyproject.toml``:
+    its pip extra, and the Debian packages and npm CLIs of ``[tool.molecule.images.<runtime>]``."""
+
+    extras: str
+    apt: tuple[str, ...] = ()
+    npm: tuple[str, ...] = ()
+
+    def buildargs(self) -> dict[str, str]:
+        return {"EXTRAS": self.extras, "APT_PACKAGES": " ".join(self.apt), "NPM_PACKAGES": " ".join(self.npm)}
+
+    def summary(self) -> str:
+        parts = [f"extra {self.extras}" if self.extras else "no extras"]
+        parts += [f"apt {' '.join(self.apt)}"] if self.apt else []
+        parts += [f"npm {' '.join(self.npm)}"] if self.npm else []
+        return "; ".join(parts)
+
+
+def image_spec(runtime: str) -> ImageSpec:
+    project = tomllib.loads((runtime_dir() / "pyproject.toml").read_text())
+    extras = runtime if runtime in project["project"].get("optional-dependencies", {}) else ""
+    extra_parts = project.get("tool", {}).get("molecule", {}).get("images", {}).get(runtime, {})
+    return ImageSpec(extras=extras, apt=tuple(extra_parts.get("apt", ())), npm=tuple(extra_parts.get("npm", ())))
 
 
 def image_name(runtime: str) -> str:
@@ -190,8 +211,7 @@ def build_image(client, runtime: str, *, progress: Callable[[str], None]) -> str
     """Build ``runtime``'s image from ``runtime/Dockerfile`` (no pull: base images are local);
     ``progress`` gets each line of the build's output. Returns the tag; RuntimeError on failure."""
     tag = image_name(runtime)
-    extras = runtime_extras(runtime)
-    output = client.api.build(path=str(runtime_dir()), tag=tag, buildargs={"EXTRAS": extras}, pull=False,
+    output = client.api.build(path=str(runtime_dir()), tag=tag, buildargs=image_spec(runtime).buildargs(), pull=False,
                               rm=True, forcerm=True, decode=True, labels={RUNTIME_LABEL: runtime},
                               timeout=BUILD_TIMEOUT_SECONDS)
     for chunk in output:

@@ -102,14 +102,23 @@ print(child.pid, flush=True)
 """
 
 
-def runtime_executable() -> str | None:
-    """``LOCAL_RUNTIME_EXECUTABLE`` when set, else ``molecule-runtime`` next to this interpreter (the
-    project venv), else on PATH; None when there is none."""
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def runtime_executable(runtime: str = "") -> str | None:
+    """``LOCAL_RUNTIME_EXECUTABLE`` when set; else the runtime's own environment under
+    ``LOCAL_RUNTIME_ENVS_DIR`` when it has one; else ``molecule-runtime`` next to this interpreter
+    (the project venv), else on PATH; None when there is none."""
     if settings.LOCAL_RUNTIME_EXECUTABLE:
         configured = Path(settings.LOCAL_RUNTIME_EXECUTABLE)
-        return str(configured) if configured.is_file() and os.access(configured, os.X_OK) else None
+        return str(configured) if _executable(configured) else None
+    if runtime and "/" not in runtime and not runtime.startswith("."):
+        own = Path(settings.LOCAL_RUNTIME_ENVS_DIR) / runtime / "bin" / RUNTIME_COMMAND
+        if _executable(own):
+            return str(own)
     beside = Path(sys.executable).parent / RUNTIME_COMMAND
-    if beside.is_file() and os.access(beside, os.X_OK):
+    if _executable(beside):
         return str(beside)
     return shutil.which(RUNTIME_COMMAND)
 
@@ -422,7 +431,7 @@ class LocalProcessProvisioner(Provisioner):
     # --- the work, under the workspace lock ---------------------------------------------------------------
 
     def _start_locked(self, workspace, *, launch: Launch, restarts: int, next_restart_at: float) -> None:
-        executable = runtime_executable()
+        executable = runtime_executable(workspace.runtime or "")
         if executable is None:
             raise RuntimeError("molecule-runtime is not installed (pip install -e ./runtime)")
         uid = _record_provisioning(workspace.id)

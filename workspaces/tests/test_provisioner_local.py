@@ -619,7 +619,7 @@ def test_auto_picks_local_when_the_runtime_is_installed_and_none_otherwise(setti
     settings.MOLECULE_PROVISIONER = "auto"
     get_provisioner.cache_clear()
     assert isinstance(get_provisioner(), LocalProcessProvisioner)
-    monkeypatch.setattr(provisioners, "runtime_executable", lambda: None)
+    monkeypatch.setattr(provisioners, "runtime_executable", lambda runtime="": None)
     get_provisioner.cache_clear()
     assert isinstance(get_provisioner(), NoProvisioner)
     settings.MOLECULE_PROVISIONER = "local"
@@ -647,7 +647,7 @@ def test_the_suite_runs_with_the_none_backend():
 
 def test_a_missing_runtime_executable_fails_the_workspace(local, monkeypatch):
     _provisioner, queue = local
-    monkeypatch.setattr(local_backend, "runtime_executable", lambda: None)
+    monkeypatch.setattr(local_backend, "runtime_executable", lambda runtime="": None)
     workspace = create(queue)
     queue.run()
     workspace.refresh_from_db()
@@ -714,3 +714,21 @@ def test_the_base_interface_assigns_no_urls():
 
     assert Plain().assigned_url(uuid.uuid4()) is None
     assert Plain().restart_backoff_seconds(uuid.uuid4()) == 0
+
+
+def test_a_runtime_with_an_environment_of_its_own_runs_from_it(tmp_path, settings):
+    """crewai, hermes and google-adk cannot share the project venv: `make runtime-envs` gives each one
+    its own, and the local backend starts that runtime from there (the others from the project venv)."""
+    settings.LOCAL_RUNTIME_EXECUTABLE = ""
+    settings.LOCAL_RUNTIME_ENVS_DIR = str(tmp_path)
+    own = tmp_path / "crewai" / "bin" / "molecule-runtime"
+    own.parent.mkdir(parents=True)
+    own.write_text("#!/bin/sh\n")
+    default = local_backend.runtime_executable()
+    assert default is not None and not default.startswith(str(tmp_path))
+    own.chmod(0o644)
+    assert local_backend.runtime_executable("crewai") == default  # not executable: not an environment
+    own.chmod(0o755)
+    assert local_backend.runtime_executable("crewai") == str(own)
+    assert local_backend.runtime_executable("langgraph") == default
+    assert local_backend.runtime_executable("../crewai") == default  # a runtime name is never a path

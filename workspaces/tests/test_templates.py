@@ -246,6 +246,12 @@ def test_template_resolution_order(configs):
     assert templates.template_dir_for(Workspace.objects.create(name="Research Bot")) == configs / "research-bot"
     assert templates.template_dir_for(Workspace.objects.create(name="Named Bot")) == configs / "zz"
     assert templates.template_dir_for(Workspace.objects.create(name="Nobody")) is None
+    make_template(configs, "crewai-default", "name: CrewAI Agent\nruntime: crewai\n")
+    assert templates.template_dir_for(Workspace.objects.create(name="Nobody", runtime="crewai")) == \
+        configs / "crewai-default"
+    # the name-matched template still wins over the runtime's default
+    assert templates.template_dir_for(Workspace.objects.create(name="Named Bot", runtime="crewai")) == configs / "zz"
+    assert templates.template_dir_for(Workspace.objects.create(name="Nobody", runtime="../crewai")) is None
 
 
 @pytest.mark.django_db

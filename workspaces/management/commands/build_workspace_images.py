@@ -12,7 +12,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from molecule_site import docker_engine
-from workspaces.provisioners.docker import build_image, docker_selected, image_name, known_runtimes, runtime_extras
+from workspaces.provisioners.docker import build_image, docker_selected, image_name, image_spec, known_runtimes
 
 
 class Command(BaseCommand):
@@ -44,8 +44,8 @@ class Command(BaseCommand):
             if verbosity > 1:
                 self.stdout.write(f"workspace image {tag}: present")
             return
-        extras = runtime_extras(runtime) or "no extras"
-        self.stdout.write(f"workspace image {tag}: building ({extras}); the first build takes a minute or two")
+        self.stdout.write(f"workspace image {tag}: building ({image_spec(runtime).summary()}); "
+                          "the first build takes a few minutes")
         started = time.monotonic()
 
         def progress(line: str) -> None:

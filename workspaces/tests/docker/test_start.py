@@ -212,7 +212,7 @@ def test_a_missing_image_fails_the_start_naming_the_build_command(provisioner, m
 
 
 def test_unknown_runtimes_run_in_the_default_image():
-    assert image_for("claude-code") == image_name("langgraph")
+    assert image_for("no-such-runtime") == image_name("langgraph")
     assert image_for("echo") == image_name("echo")
 
 
