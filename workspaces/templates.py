@@ -204,8 +204,8 @@ def template_dir_for(workspace) -> Path | None:
     """The template a workspace without files of its own falls back to, or None.
 
     In order: the template recorded at create (``workspace_config.template``), the directory
-    named like the normalised workspace name, the template whose config.yaml ``name`` matches,
-    then the runtime's own ``<runtime>-default`` (spec §6 create, step 6). The original's last resort — the first template found — is not kept: it shows an
+    named like the normalised workspace name, then the template whose config.yaml ``name``
+    matches. The original's last resort — the first template found — is not kept: it shows an
     unrelated template's files as the workspace's own.
     """
     data = WorkspaceConfig.objects.filter(workspace_id=workspace.id).values_list("data", flat=True).first()
@@ -214,7 +214,6 @@ def template_dir_for(workspace) -> Path | None:
         _template_dir(recorded if isinstance(recorded, str) else None)
         or _template_dir(normalize_name(workspace.name))
         or template_dir_by_config_name(workspace.name)
-        or _template_dir(f"{workspace.runtime}-default" if workspace.runtime else None)
     )
 
 

@@ -39,9 +39,25 @@ def error_of(call) -> tuple[int, dict]:
 
 # --- shipped examples --------------------------------------------------------------------------------
 
+def test_every_runtime_ships_a_default_template(settings):
+    """`<runtime>-default` for each adapter of the runtime package: the palette and
+    `POST /workspaces {"template": "<runtime>-default"}` can deploy any runtime."""
+    from workspaces.provisioners.docker import known_runtimes
+
+    settings.CONFIGS_DIR = SHIPPED
+    defaults = {item["id"]: item for item in templates.template_list() if item["id"].endswith("-default")}
+    assert set(defaults) == {f"{runtime}-default" for runtime in known_runtimes()}
+    assert {"claude-code-default", "crewai-default", "google-adk-default", "cli-default"} <= set(defaults)
+    for template_id, item in defaults.items():
+        assert item["runtime"] == template_id.removesuffix("-default")
+        assert (SHIPPED / template_id / "system-prompt.md").read_text().strip()
+    assert "required_env" not in defaults["echo-default"]
+    assert defaults["crewai-default"]["required_env"] == ["OPENAI_API_KEY"]
+
+
 def test_shipped_templates_are_two_teams(settings):
     settings.CONFIGS_DIR = SHIPPED
-    items = {item["id"]: item for item in templates.template_list()}
+    items = {item["id"]: item for item in templates.template_list() if not item["id"].endswith("-default")}
     assert set(items) == {"team-lead", "researcher", "demo-pm", "demo-specialist"}
     assert (items["demo-pm"]["runtime"], items["demo-specialist"]["runtime"]) == ("echo", "echo")
     assert "required_env" not in items["demo-pm"]  # deployable on a fresh install without keys
@@ -246,12 +262,7 @@ def test_template_resolution_order(configs):
     assert templates.template_dir_for(Workspace.objects.create(name="Research Bot")) == configs / "research-bot"
     assert templates.template_dir_for(Workspace.objects.create(name="Named Bot")) == configs / "zz"
     assert templates.template_dir_for(Workspace.objects.create(name="Nobody")) is None
-    make_template(configs, "crewai-default", "name: CrewAI Agent\nruntime: crewai\n")
-    assert templates.template_dir_for(Workspace.objects.create(name="Nobody", runtime="crewai")) == \
-        configs / "crewai-default"
-    # the name-matched template still wins over the runtime's default
-    assert templates.template_dir_for(Workspace.objects.create(name="Named Bot", runtime="crewai")) == configs / "zz"
-    assert templates.template_dir_for(Workspace.objects.create(name="Nobody", runtime="../crewai")) is None
+
 
 
 @pytest.mark.django_db
