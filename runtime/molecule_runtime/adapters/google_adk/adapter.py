@@ -1,0 +1,214 @@
+"""Google ADK adapter: an `LlmAgent` on Gemini run by a `Runner` (spec/runtime.md §3.3 `google-adk`).
+
+Settings are Gemini's, not the OpenAI-compatible ones of `resolve_llm_settings` (whose provider
+map has no `google_genai` entry and whose `OPENAI_BASE_URL` must not redirect a Gemini client), so
+the model prefix and the Google keys are resolved here; the generic numbers (`max_tool_rounds`,
+`max_retries`, `timeout`, `stream`) go through `resolve_llm_settings` so they parse the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ...skills import load_skills
+from ..base import AdapterCheck, AdapterConfig
+from ..shared_runtime import (LLMAdapter, _rc_int, build_system_prompt, collect_tools, dependency_problem,
+                              gather_extras, missing_modules, resolve_llm_settings)
+
+DEFAULT_AGENT_NAME = "molecule-adk-agent"
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
+DEFAULT_TEMPERATURE = 1.0
+KEY_ENVS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # what google-genai reads, in its order
+VERTEX_ENV = "GOOGLE_GENAI_USE_VERTEXAI"
+# `google_genai:` is the provider prefix of the spec's provider map (§3.3); bare names are sent as is
+MODEL_PREFIXES = ("google_genai",)
+# what ADK's model registry sends to Gemini (google.adk.models.Gemini.supported_models)
+GEMINI_MODEL = re.compile(r"^(models/)?(gemini-|gemma-|model-optimizer-)|^projects/.+/locations/.+/")
+SMOKE_KEY = "smoke-key-never-sent"
+
+
+@dataclass(frozen=True)
+class ADKSettings:
+    """What the executor needs to build the LlmAgent, its Gemini client and the RunConfig."""
+
+    model: str
+    api_key: str | None
+    api_key_env: str  # the variable named when no key is set
+    vertexai: bool = False
+    project: str | None = None
+    location: str | None = None
+    base_url: str | None = None
+    agent_name: str = DEFAULT_AGENT_NAME
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    stream: bool = True
+    max_tool_rounds: int = 10
+    max_retries: int = 2
+    timeout: float | None = None
+
+    @property
+    def adk_name(self) -> str:
+        """`agent_name` as ADK accepts it (an identifier): `molecule-adk-agent` → `molecule_adk_agent`."""
+        name = re.sub(r"\W", "_", self.agent_name) or "agent"
+        return name if not name[0].isdigit() else f"_{name}"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def split_model(model: str) -> str:
+    """`google_genai:gemini-2.5-flash` → `gemini-2.5-flash`; a bare name stays as is."""
+    raw = str(model or "").strip()
+    prefix, sep, rest = raw.partition(":")
+    return rest.strip() if sep and prefix.lower() in MODEL_PREFIXES else raw
+
+
+def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = None,
+                         env: Mapping[str, str] | None = None) -> ADKSettings:
+    """Model, key / Vertex AI project and the agent's knobs.
+
+    - model: `google_genai:<name>` or a bare Gemini name (`gemini-2.5-flash`, `models/…`, a Vertex
+      `projects/…` resource).
+    - key: `runtime_config.api_key_env` names the variable, else `GOOGLE_API_KEY`, then
+      `GEMINI_API_KEY`. With `GOOGLE_GENAI_USE_VERTEXAI=1` (or true) the client uses Vertex AI with
+      `GOOGLE_CLOUD_PROJECT` / `GOOGLE_CLOUD_LOCATION` (and Application Default Credentials).
+    - endpoint: `runtime_config.base_url`, else `GOOGLE_GEMINI_BASE_URL` (`GOOGLE_VERTEX_BASE_URL`
+      for Vertex AI), else google-genai's default.
+    - `runtime_config.agent_name` (molecule-adk-agent), `max_output_tokens` (8192), `temperature`
+      (1.0), `stream` (true), `max_tool_rounds` (10: ADK's `max_llm_calls` is rounds + 1),
+      `max_retries` (2), `timeout` (seconds, 0 = none).
+    Raises ValueError on malformed values.
+    """
+    rc = dict(runtime_config or {})
+    env = os.environ if env is None else env
+    common = resolve_llm_settings("", {k: rc[k] for k in ("max_tool_rounds", "max_retries", "timeout", "stream",
+                                                           "temperature") if k in rc}, env={})
+    vertexai = _truthy(env.get(VERTEX_ENV))
+    key_env = str(rc.get("api_key_env") or "").strip()
+    key_envs = (key_env,) if key_env else KEY_ENVS
+    api_key = next((env[name] for name in key_envs if env.get(name)), None)
+    agent_name = rc.get("agent_name")
+    if agent_name is None or agent_name == "":
+        agent_name = DEFAULT_AGENT_NAME
+    if not isinstance(agent_name, str) or not agent_name.strip():
+        raise ValueError(f"runtime_config.agent_name must be a non-empty string, got {agent_name!r}")
+    base_url = str(rc.get("base_url") or "").strip() or \
+        env.get("GOOGLE_VERTEX_BASE_URL" if vertexai else "GOOGLE_GEMINI_BASE_URL") or None
+    return ADKSettings(
+        model=split_model(model), api_key=api_key, api_key_env=key_envs[0], vertexai=vertexai,
+        project=env.get("GOOGLE_CLOUD_PROJECT") or None, location=env.get("GOOGLE_CLOUD_LOCATION") or None,
+        base_url=base_url, agent_name=agent_name.strip(),
+        max_output_tokens=_rc_int(rc, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS, 1),
+        temperature=DEFAULT_TEMPERATURE if common.temperature is None else common.temperature,
+        stream=common.stream, max_tool_rounds=common.max_tool_rounds, max_retries=common.max_retries,
+        timeout=common.timeout,
+    )
+
+
+def adk_problems(settings: ADKSettings, raw_model: str, runtime: str) -> list[AdapterCheck]:
+    """What is missing to call Gemini; missing keys are demoted in smoke mode, a wrong model is not."""
+    problems = []
+    if not settings.model:
+        problems.append(AdapterCheck("Missing model", f"runtime '{runtime}' needs `model` in config.yaml "
+                                     "(e.g. google_genai:gemini-2.5-flash) or MODEL_PROVIDER",
+                                     "Set `model:` in config.yaml", demote_in_smoke=True))
+    elif not GEMINI_MODEL.search(settings.model):
+        problems.append(AdapterCheck(
+            "Unsupported model", f"runtime '{runtime}' runs Gemini models; '{raw_model}' is not one",
+            "Set `model:` to google_genai:gemini-2.5-flash (or another gemini-… name)"))
+    if settings.vertexai:
+        missing = [name for name, value in (("GOOGLE_CLOUD_PROJECT", settings.project),
+                                            ("GOOGLE_CLOUD_LOCATION", settings.location)) if not value]
+        if missing and not settings.api_key:
+            problems.append(AdapterCheck(
+                "Missing Vertex AI project", f"{' and '.join(missing)} not set ({VERTEX_ENV}=1, runtime '{runtime}')",
+                f"Set {', '.join(missing)} (or unset {VERTEX_ENV} and set GOOGLE_API_KEY)", demote_in_smoke=True))
+    elif not settings.api_key:
+        others = " or ".join(n for n in KEY_ENVS if n != settings.api_key_env)
+        alt = f" (or {others})" if settings.api_key_env in KEY_ENVS else ""
+        problems.append(AdapterCheck(
+            "Missing API key", f"{settings.api_key_env}{alt} is not set (runtime '{runtime}', model "
+            f"'{settings.model}')",
+            f"Set {settings.api_key_env} via the secrets API, or {VERTEX_ENV}=1 with GOOGLE_CLOUD_PROJECT and "
+            "GOOGLE_CLOUD_LOCATION", demote_in_smoke=True))
+    return problems
+
+
+class GoogleADKAdapter(LLMAdapter):
+    """google.adk LlmAgent + Runner + InMemorySessionService: one ADK session per A2A context."""
+
+    REQUIRED_MODULES = ("google.adk", "google.genai")
+    EXTRA = "google-adk"
+
+    def executor_class(self):
+        from .executor import GoogleADKExecutor
+
+        return GoogleADKExecutor
+
+    @staticmethod
+    def name() -> str:
+        return "google-adk"
+
+    @staticmethod
+    def display_name() -> str:
+        return "Google ADK"
+
+    @staticmethod
+    def description() -> str:
+        return ("Google Agent Development Kit: an LlmAgent on Gemini with the built-in tools, "
+                "one ADK session per conversation")
+
+    def get_config_schema(self) -> dict:
+        return {
+            "agent_name": {"type": "string", "default": DEFAULT_AGENT_NAME},
+            "max_output_tokens": {"type": "integer", "default": DEFAULT_MAX_OUTPUT_TOKENS},
+            "temperature": {"type": "number", "default": DEFAULT_TEMPERATURE},
+            "stream": {"type": "boolean", "default": True,
+                       "description": "stream Gemini's partial text as A2A artifact chunks"},
+            "api_key_env": {"type": "string", "default": "GOOGLE_API_KEY"},
+            "base_url": {"type": "string", "description": "Gemini endpoint; else GOOGLE_GEMINI_BASE_URL"},
+            "max_tool_rounds": {"type": "integer", "default": 10},
+            "max_retries": {"type": "integer", "default": 2},
+            "timeout": {"type": "number", "default": 0},
+        }
+
+    def preflight_checks(self, config, env) -> list[AdapterCheck]:
+        checks = []
+        dep = dependency_problem(self.name(), self.REQUIRED_MODULES, self.EXTRA)
+        if dep is not None:
+            checks.append(dep)
+        try:
+            settings = resolve_adk_settings(config.model, config.runtime_config.as_dict(), env)
+        except ValueError as exc:
+            return checks + [AdapterCheck("Invalid runtime_config", str(exc))]
+        return checks + adk_problems(settings, config.model, self.name())
+
+    async def setup(self, config: AdapterConfig) -> None:
+        missing = missing_modules(self.REQUIRED_MODULES)
+        if missing:
+            raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
+                               f"pip install 'molecule-runtime[{self.EXTRA}]'")
+        try:
+            settings = resolve_adk_settings(config.model, config.runtime_config, os.environ)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        problems = adk_problems(settings, config.model, self.name())
+        fatal = [p for p in problems if not (config.smoke_mode and p.demote_in_smoke)]
+        if fatal:
+            raise RuntimeError("; ".join(p.detail for p in fatal))
+        if problems:  # smoke mode without a key: a stand-in that never reaches a real provider
+            settings = dataclasses.replace(settings, api_key=SMOKE_KEY, vertexai=False)
+        self.settings = settings
+        config_path = Path(config.config_path)
+        extras = await gather_extras(config, self.name())
+        self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
+        self.loaded_skills += extras.plugin_skills
+        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
+        self.system_prompt = config.system_prompt or build_system_prompt(
+            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)

@@ -1,0 +1,217 @@
+"""GoogleADKExecutor: a google.adk `LlmAgent` run by a `Runner` behind the A2A skeleton (spec §3.3, §3.5).
+
+- One ADK session per A2A context id in an `InMemorySessionService`, so a second message in the
+  same context sees the first. A new session is seeded with `params.metadata.history` (user turns
+  as the user's, the rest as the agent's); an existing session already holds the conversation, so
+  the metadata history is not added again. Tasks of one context run one after the other.
+- The model is ADK's `Gemini` (google-genai client: API key, or Vertex AI with project/location),
+  with `GenerateContentConfig(temperature, max_output_tokens)`. The system prompt is an
+  instruction provider, so ADK's `{state}` templating never touches it.
+- Each built-in or skill tool is an ADK `BaseTool` declaring the JSON schema of
+  `tools.tool_schemas`; the model's `functionCall` runs our async tool (`run_tool_for_model`) and
+  ADK sends the result back as the `functionResponse`. Calls and results fill `tool_trace`.
+- `stream: true` runs ADK in SSE mode: Gemini's partial text goes out as A2A artifact chunks (one
+  artifact per model response); otherwise each response's text is one chunk.
+- A failure is logged with its (secret-redacted) message and the reply names only the exception
+  class (`Agent error: ServerError`), as the spec's google-adk row says.
+- Telemetry: the per-run `TelemetryConfig` captures no message content and no experimental
+  telemetry; nothing exports spans unless the process installs an OpenTelemetry SDK itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import logging
+import uuid
+from typing import Any, Callable
+
+from ..shared_runtime import LLMExecutor, TextStream, error_text, run_tool_for_model, trace_start
+from .adapter import ADKSettings
+
+log = logging.getLogger(__name__)
+
+USER_ID = "a2a"  # ADK sessions are keyed by (app, user, session): one user, the A2A caller
+_CONTEXT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("adk_context_id", default="")
+
+
+class ADKRunError(RuntimeError):
+    """Carries only the failing exception's class name (the reply); the message is in the log."""
+
+
+def make_tool(name: str, description: str, parameters: dict, tools: dict[str, Callable[..., Any]]):
+    """An ADK tool named `name` with our JSON schema, running `tools[name]` for the model."""
+    from google.adk.tools import BaseTool
+    from google.genai import types
+
+    class MoleculeTool(BaseTool):
+        def _get_declaration(self):
+            return types.FunctionDeclaration(name=self.name, description=self.description,
+                                             parameters_json_schema=parameters)
+
+        async def run_async(self, *, args: dict[str, Any], tool_context: Any) -> Any:
+            text = await run_tool_for_model(tools, self.name, dict(args or {}))
+            try:
+                return json.loads(text)  # a dict becomes the functionResponse; ADK wraps anything else
+            except ValueError:
+                return text
+
+    return MoleculeTool(name=name, description=description)
+
+
+def adk_tools(tools: dict[str, Callable[..., Any]]) -> list:
+    from ...tools import tool_schemas
+
+    return [make_tool(s["function"]["name"], s["function"]["description"], s["function"]["parameters"], tools)
+            for s in tool_schemas(tools)]
+
+
+def _texts(content: Any) -> str:
+    """The visible text of an ADK/genai Content (thought parts skipped)."""
+    if content is None or not content.parts:
+        return ""
+    return "".join(p.text for p in content.parts if p.text and not p.thought)
+
+
+class GoogleADKExecutor(LLMExecutor):
+    runtime_label = "google-adk"
+
+    def __init__(self, *, settings: ADKSettings, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._runner = None
+        self._runner_key: tuple | None = None
+        self._sessions = None  # kept across runner rebuilds (a skills hot reload keeps conversations)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -------------------------------------------------------------- ADK objects
+    def model(self):
+        from google.adk.models import Gemini
+        from google.genai import types
+
+        s = self.settings
+        http: dict[str, Any] = {"retry_options": types.HttpRetryOptions(attempts=s.max_retries + 1)}
+        if s.base_url:
+            http["base_url"] = s.base_url
+        if s.timeout:
+            http["timeout"] = int(s.timeout * 1000)  # google-genai counts milliseconds
+        client: dict[str, Any] = {"http_options": types.HttpOptions(**http)}
+        if s.vertexai:
+            client.update(vertexai=True, project=s.project, location=s.location)
+            if s.api_key and not (s.project and s.location):  # Vertex AI express mode
+                client.update(api_key=s.api_key, project=None, location=None)
+        else:
+            client.update(vertexai=False, api_key=s.api_key)
+        return Gemini(model=s.model, client_kwargs=client)
+
+    def runner(self):
+        """Runner + LlmAgent for the current tool map (rebuilt when a hot reload changes it)."""
+        key = (tuple(sorted(self.tools)), tuple(map(id, self.tools.values())))
+        if self._runner is None or self._runner_key != key:
+            from google.adk.agents import LlmAgent
+            from google.adk.runners import Runner
+            from google.adk.sessions import InMemorySessionService
+            from google.genai import types
+
+            if self._sessions is None:
+                self._sessions = InMemorySessionService()
+            prompt = self.system_prompt
+            agent = LlmAgent(
+                name=self.settings.adk_name, model=self.model(), instruction=lambda _ctx: prompt,
+                description="Molecule workspace agent", tools=adk_tools(self.tools),
+                generate_content_config=types.GenerateContentConfig(
+                    temperature=self.settings.temperature, max_output_tokens=self.settings.max_output_tokens))
+            self._runner = Runner(agent=agent, app_name=self.settings.agent_name, session_service=self._sessions)
+            self._runner_key = key
+        return self._runner
+
+    def run_config(self):
+        from google.adk.agents.run_config import RunConfig, StreamingMode
+        from google.adk.telemetry.context import ContentCapturingMode, TelemetryConfig
+
+        return RunConfig(
+            streaming_mode=StreamingMode.SSE if self.settings.stream else StreamingMode.NONE,
+            max_llm_calls=self.settings.max_tool_rounds + 1,
+            telemetry=TelemetryConfig(capture_message_content=ContentCapturingMode.NO_CONTENT,
+                                      adk_experimental_telemetry_opt_in=False))
+
+    async def session(self, runner, session_id: str, history: list[tuple[str, str]]):
+        """The context's ADK session; a new one starts with the metadata history, in order."""
+        from google.adk.events import Event
+        from google.genai import types
+
+        sessions = runner.session_service
+        found = await sessions.get_session(app_name=runner.app_name, user_id=USER_ID, session_id=session_id)
+        if found is not None:
+            return found
+        session = await sessions.create_session(app_name=runner.app_name, user_id=USER_ID, session_id=session_id)
+        invocation = f"history-{uuid.uuid4().hex[:8]}"
+        for role, text in history:
+            user = role == "user"
+            await sessions.append_event(session, Event(
+                invocation_id=invocation, author="user" if user else runner.agent.name,
+                content=types.Content(role="user" if user else "model", parts=[types.Part(text=text)])))
+        return session
+
+    # -------------------------------------------------------------- A2A
+    async def execute(self, context, event_queue) -> None:
+        token = _CONTEXT_ID.set(context.context_id or "")  # run() (a copied-context task) reads it
+        try:
+            await super().execute(context, event_queue)
+        finally:
+            _CONTEXT_ID.reset(token)
+
+    async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
+        session_id = _CONTEXT_ID.get() or uuid.uuid4().hex
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._run(session_id, text, history, stream, trace)
+            except ADKRunError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — the reply names the class; the log keeps the message
+                log.warning("google-adk run failed: %s: %s", type(exc).__name__, error_text(exc))
+                raise ADKRunError(type(exc).__name__) from exc
+
+    async def _run(self, session_id: str, text: str, history: list[tuple[str, str]], stream: TextStream,
+                   trace: list[dict]) -> str:
+        from google.genai import types
+
+        runner = self.runner()
+        await self.session(runner, session_id, history)
+        message = types.Content(role="user", parts=[types.Part(text=text)])
+        calls: dict[str, dict] = {}
+        final = ""
+        streaming = False  # inside a response whose partial text already went out
+        events = runner.run_async(user_id=USER_ID, session_id=session_id, new_message=message,
+                                  run_config=self.run_config())
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event.author == "user":
+                    continue
+                chunk = _texts(event.content)
+                if event.partial:
+                    if chunk:
+                        if not streaming:
+                            stream.new_artifact()
+                            streaming = True
+                        await stream.write(chunk)
+                    continue
+                if chunk and not streaming:  # not streamed (stream: false): the whole text as one chunk
+                    stream.new_artifact()
+                    await stream.write(chunk)
+                streaming = False
+                for call in event.get_function_calls():
+                    calls[call.id or call.name] = trace_start(trace, call.name or "", call.args or {})
+                for response in event.get_function_responses():
+                    entry = calls.pop(response.id or response.name, None)
+                    if entry is not None:
+                        entry["output_preview"] = json.dumps(response.response, default=str,
+                                                             ensure_ascii=False)[:300]
+                if event.error_code and not chunk:
+                    log.warning("google-adk model response %s: %s", event.error_code, event.error_message)
+                if event.is_final_response() and chunk:
+                    final = chunk
+        return final
