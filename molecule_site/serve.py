@@ -23,6 +23,10 @@ from molecule_site import hardening
 # WebSocket keep-alive: a ping after this many idle seconds, closed if no pong within as many.
 WS_PING_SECONDS = 20
 GRACEFUL_SHUTDOWN_SECONDS = 10
+# An idle HTTP/1.1 connection stays open this long. Clients close theirs first (httpx after 5 s,
+# browsers after about a minute): a server that closes at the same moment a client reuses the
+# connection makes that request fail with a dropped connection (uvicorn's default is 5 s).
+KEEP_ALIVE_SECONDS = 75
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         ws_ping_interval=WS_PING_SECONDS,
         ws_ping_timeout=WS_PING_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run(sockets=sockets)
     return 0
