@@ -168,25 +168,39 @@ def runnable_runtime(executable: Path, uid: int) -> Path:
     when no such interpreter exists (:func:`check_runnable` then says what is in the way)."""
     if not _blocked(executable, uid):
         return executable
-    bridged = bridge_environment(Path(settings.MOLECULE_HOME) / BRIDGE_DIR, uid)
+    own = _venv_packages(executable)
+    if own is None:  # the platform's own environment
+        bridged = bridge_environment(Path(settings.MOLECULE_HOME) / BRIDGE_DIR, uid)
+    else:  # a runtime's environment of its own (LOCAL_RUNTIME_ENVS_DIR): a bridge to its packages
+        bridged = bridge_environment(Path(settings.MOLECULE_HOME) / f"{BRIDGE_DIR}-{executable.parent.parent.name}",
+                                     uid, packages=own)
     return bridged if bridged is not None else executable
 
 
-def bridge_environment(directory: Path, uid: int) -> Path | None:
-    """A venv (root's, 0755) of a system interpreter of this Python version that reaches the
-    platform's own packages — the runtime among them — through a ``.pth`` file: no copy, no
-    download. Built once per MOLECULE_HOME (under a lock: several workers may start runtimes);
-    returns its ``molecule-runtime``, or None when there is no interpreter ``uid`` could run or
-    the packages are closed to it."""
+def _venv_packages(executable: Path) -> Path | None:
+    """The site-packages of the venv ``executable`` belongs to, unless that is this interpreter's."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    packages = Path(sysconfig.get_paths()["purelib"])
+    packages = executable.parent.parent / "lib" / f"python{version}" / "site-packages"
+    if not (executable.parent.parent / "pyvenv.cfg").is_file() or not packages.is_dir():
+        return None
+    return None if packages.resolve() == Path(sysconfig.get_paths()["purelib"]).resolve() else packages
+
+
+def bridge_environment(directory: Path, uid: int, packages: Path | None = None) -> Path | None:
+    """A venv (root's, 0755) of a system interpreter of this Python version that reaches
+    ``packages`` — the platform's own by default, the runtime among them — through a ``.pth``
+    file: no copy, no download. Built once per MOLECULE_HOME and environment (under a lock:
+    several workers may start runtimes); returns its ``molecule-runtime``, or None when there is
+    no interpreter ``uid`` could run or the packages are closed to it."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    packages = packages or Path(sysconfig.get_paths()["purelib"])
     pythons = [Path(f"{prefix}/bin/python{version}") for prefix in ("/usr/local", "/usr")]
     python = next((path for path in pythons if path.is_file() and not _blocked(path, uid)), None)
     if python is None or unreachable(packages, uid, wanted=READ_AND_SEARCH):
         return None
     executable = directory / "bin" / "molecule-runtime"
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{BRIDGE_DIR}.lock", "w") as lock:
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not executable.is_file():
             shutil.rmtree(directory, ignore_errors=True)  # a build cut short

@@ -89,3 +89,30 @@ def test_a_runtime_its_user_cannot_reach_is_bridged_through_a_system_interpreter
     )
     shutil.rmtree(home)
     assert (imported.returncode, imported.stdout.strip()) == (0, "ok"), imported.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runtime users exist only when the platform runs as root")
+def test_a_runtime_environment_of_its_own_gets_a_bridge_to_its_own_packages(settings):
+    """crewai runs from `.molecule/runtime-envs/crewai` (its pins conflict with the project venv): its
+    bridge reaches that environment's packages, not the platform's."""
+    own = Path(settings.LOCAL_RUNTIME_ENVS_DIR) / "crewai" / "bin" / "molecule-runtime"
+    assert own.is_file(), "make runtime-envs installs it"
+    home = Path(tempfile.mkdtemp(prefix="molecule-bridge-"))
+    home.chmod(0o755)
+    settings.MOLECULE_HOME = home
+    uid = settings.LOCAL_RUNTIME_UID_BASE
+    bridged = runtime_users.runnable_runtime(own, uid)
+    if not runtime_users._blocked(own, uid):
+        assert bridged == own
+        return
+    assert bridged == home / f"{runtime_users.BRIDGE_DIR}-crewai" / "bin" / "molecule-runtime"
+    private = home / "private"  # the runtime's own HOME, as the backend gives it (crewai writes ~/.local)
+    private.mkdir()
+    os.chown(private, uid, uid)
+    imported = subprocess.run(
+        [str(bridged.parent / "python"), "-c", "import crewai, molecule_runtime.main; print('ok')"],
+        user=uid, group=uid, extra_groups=[], capture_output=True, text=True, timeout=120, cwd="/",
+        env={"PATH": "/usr/bin:/bin", "HOME": str(private), "CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true"},
+    )
+    shutil.rmtree(home)
+    assert (imported.returncode, imported.stdout.strip()) == (0, "ok"), imported.stderr[-2000:]
