@@ -111,6 +111,7 @@ class GoogleADKExecutor(LLMExecutor):
         key = (tuple(sorted(self.tools)), tuple(map(id, self.tools.values())))
         if self._runner is None or self._runner_key != key:
             from google.adk.agents import LlmAgent
+            from google.adk.events import Event  # noqa: F401 — used by session(); imported early, see execute()
             from google.adk.runners import Runner
             from google.adk.sessions import InMemorySessionService
             from google.genai import types
@@ -157,6 +158,10 @@ class GoogleADKExecutor(LLMExecutor):
 
     # -------------------------------------------------------------- A2A
     async def execute(self, context, event_queue) -> None:
+        # The SDK objects are built before the skeleton, which turns every exception into a reply:
+        # a broken lazy import must fail here, so smoke mode (§9) sees the ImportError.
+        self.runner()
+        self.run_config()
         token = _CONTEXT_ID.set(context.context_id or "")  # run() (a copied-context task) reads it
         try:
             await super().execute(context, event_queue)
