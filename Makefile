@@ -16,7 +16,12 @@ RUNTIME_ENVS_DIR := .molecule/runtime-envs
 SEPARATE_RUNTIMES := crewai hermes google-adk
 RUNTIME_ENVS := $(foreach r,$(SEPARATE_RUNTIMES),$(RUNTIME_ENVS_DIR)/$(r)/.installed)
 
-.PHONY: run test venv runtime-envs clean-embedded
+# The npm CLIs some runtimes drive (Claude Code, OpenClaw, Codex), the versions their images get
+# (runtime/pyproject.toml [tool.molecule.images]); local runtimes find them on PATH from here.
+NPM_DIR := .molecule/npm
+NPM_PACKAGES = $(shell $(PYTHON) -c "import tomllib; images = tomllib.load(open('runtime/pyproject.toml', 'rb'))['tool']['molecule']['images']; print(' '.join(sorted({p for i in images.values() for p in i.get('npm', [])})))")
+
+.PHONY: run test venv runtime-envs npm-tools clean-embedded
 
 $(VENV)/.installed: requirements.txt runtime/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +39,14 @@ $(RUNTIME_ENVS_DIR)/%/.installed: runtime/pyproject.toml
 
 runtime-envs: $(RUNTIME_ENVS)
 
-run: $(VENV)/.installed $(RUNTIME_ENVS)
+$(NPM_DIR)/.installed: runtime/pyproject.toml
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null); else echo "make: npm is missing; install it with: sudo apt-get install nodejs npm" >&2; exit 1; fi; }
+	npm install --prefix $(NPM_DIR) --no-fund --no-audit --loglevel=error $(NPM_PACKAGES)
+	touch $@
+
+npm-tools: $(NPM_DIR)/.installed
+
+run: $(VENV)/.installed $(RUNTIME_ENVS) $(NPM_DIR)/.installed
 	$(PY) -m molecule_site.launcher
 
 $(CHROMIUM):
@@ -42,7 +54,7 @@ $(CHROMIUM):
 	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else echo "make test: $(CHROMIUM) is missing; install it with: sudo apt-get install chromium" >&2; fi
 
-test: $(VENV)/.installed $(RUNTIME_ENVS) $(CHROMIUM)
+test: $(VENV)/.installed $(RUNTIME_ENVS) $(NPM_DIR)/.installed $(CHROMIUM)
 	MOLECULE_HOME=$(TEST_MOLECULE_HOME) $(PY) -m molecule_site.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 	cd runtime && ../$(PY) -m pytest $(RUNTIME_PYTEST_ARGS) $(foreach r,$(SEPARATE_RUNTIMES),--ignore=tests/adapters/$(subst -,_,$(r)))
 	for r in $(SEPARATE_RUNTIMES); do \

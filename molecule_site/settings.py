@@ -123,6 +123,9 @@ LOCAL_RUNTIME_EXECUTABLE = env_str("LOCAL_RUNTIME_EXECUTABLE")
 # have one each here, `<dir>/<runtime>/bin/molecule-runtime` (`make runtime-envs` installs them);
 # the local backend runs such a runtime from its own environment.
 LOCAL_RUNTIME_ENVS_DIR = env_str("LOCAL_RUNTIME_ENVS_DIR", str(BASE_DIR / ".molecule" / "runtime-envs"))
+# The npm CLIs some runtimes drive (claude-code, openclaw, cli/codex), put first on a local
+# runtime's PATH when the folder exists (`make npm-tools` installs them there).
+LOCAL_RUNTIME_TOOLS_DIR = env_str("LOCAL_RUNTIME_TOOLS_DIR", str(BASE_DIR / ".molecule" / "npm" / "node_modules" / ".bin"))
 # A platform running as root runs each local runtime as a uid (and group) of its own from this
 # range, ids with no passwd or group entry (workspaces.provisioners.runtime_users); the runtime
 # executable and MOLECULE_HOME must then be reachable by unprivileged users.

@@ -305,6 +305,9 @@ def _write_token(token: str, configs: Path, uid: int | None) -> None:
 def _runtime_env(launch: Launch, *, configs: Path, private: Path, uid: int | None, port: int,
                  url: str) -> dict[str, str]:
     result = host_environment(HOST_ENV_ALLOWED)
+    tools = settings.LOCAL_RUNTIME_TOOLS_DIR
+    if tools and Path(tools).is_dir():
+        result["PATH"] = os.pathsep.join(filter(None, (tools, result.get("PATH", os.defpath))))
     result.update(launch.env)
     result.update({
         "WORKSPACE_CONFIG_PATH": str(configs),

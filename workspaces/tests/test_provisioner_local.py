@@ -233,6 +233,8 @@ def test_started_runtime_registers_online_at_its_assigned_loopback_url_and_answe
     assert env["MOLECULE_INBOUND_SECRET"] == inbound_secret(workspace.id)
     assert env["DELEGATION_RESULTS_FILE"].startswith(str(home / "private"))
     assert not PLATFORM_SECRETS.keys() & env.keys()  # the platform's own env stays out
+    if Path(settings.LOCAL_RUNTIME_TOOLS_DIR).is_dir():  # the npm CLIs (codex, openclaw…) come first
+        assert env["PATH"].split(os.pathsep)[0] == settings.LOCAL_RUNTIME_TOOLS_DIR
 
     workspace = wait_for(workspace, WorkspaceStatus.ONLINE)
     assert workspace.url == record["url"]
