@@ -1,0 +1,122 @@
+"""OpenClawExecutor over real processes: A2A server → `openclaw agent` CLI → the real openclaw gateway
+→ the fake chat-completions server over HTTP (one gateway for the module)."""
+
+import os
+import re
+import threading
+import time
+import uuid
+
+from ...a2a_helpers import msg03, rpc
+from .conftest import LLM_KEY, PROMPT
+
+TURN = 150.0  # seconds one A2A call may take: the CLI gets 120 s + 10
+
+
+def ask(rt, text: str, context_id: str | None = None, **params) -> dict:
+    message = msg03(text, **({"contextId": context_id} if context_id else {}))
+    out = rpc(rt.url, "message/send", {"message": message, **params}, timeout=TURN)
+    assert "result" in out, out
+    return out["result"]
+
+
+def user_texts(call) -> list[str]:
+    """The user messages openclaw sent, without its own internal-context blocks."""
+    texts = []
+    for m in call.messages:
+        if m["role"] != "user":
+            continue
+        content = m["content"]
+        text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+        if not text.startswith("<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"):
+            texts.append(text)
+    return texts
+
+
+def said(text: str) -> str:
+    """What the user said in one of openclaw's user messages: `[<time>] <text>\n\nRuntime: …`."""
+    return re.sub(r"^\[[^\]]*\] ", "", text.split("\n\nRuntime: ")[0])
+
+
+def test_a2a_task_is_answered_by_the_model_through_the_gateway(oc):
+    oc.llm.script = [{"content": "Hello from the fake model via OpenClaw."}]
+    context = f"ctx-{uuid.uuid4().hex[:8]}"
+    result = ask(oc, "hi there", context)
+    assert result["parts"][0]["text"] == "Hello from the fake model via OpenClaw."
+    assert result["contextId"] == context
+    [call] = oc.llm.requests
+    assert call.body["model"] == "gpt-4o-mini"  # "openai:" stripped, the custom provider's model id
+    assert call.headers["authorization"] == f"Bearer {LLM_KEY}"  # the key written after onboarding
+    system = call.messages[0]
+    assert system["role"] == "system"
+    system_text = system["content"] if isinstance(system["content"], str) else str(system["content"])
+    assert PROMPT in system_text  # /configs/system-prompt.md → the workspace's AGENTS.md
+    assert said(user_texts(call)[-1]) == "hi there"
+    assert f"session=agent:main:explicit:{context}" in user_texts(call)[-1]  # --session-id = the context id
+    assert oc.state.active_tasks == 0 and oc.pushes[-2:] == [(1, "hi there"), (0, "")]
+
+
+def test_the_session_id_is_the_context_id_and_the_session_continues(oc):
+    context = f"ctx-{uuid.uuid4().hex[:8]}"
+    oc.llm.script = [{"content": "Noted, your number is 42."}, {"content": "It was 42."}]
+    assert ask(oc, "my number is 42", context)["parts"][0]["text"] == "Noted, your number is 42."
+    assert ask(oc, "what was my number?", context)["parts"][0]["text"] == "It was 42."
+    first, second = oc.llm.requests
+    assert [said(t) for t in user_texts(first)] == ["my number is 42"]
+    # openclaw replays its own session for that id: the first turn is in the second request
+    assert [said(t) for t in user_texts(second)] == ["my number is 42", "what was my number?"]
+    assistant = [m for m in second.messages if m["role"] == "assistant"]
+    assert any("Noted, your number is 42." in str(m.get("content")) for m in assistant)
+    assert f"session=agent:main:explicit:{context}" in user_texts(second)[-1]
+
+
+def test_history_is_passed_in_order_on_a_new_context(oc):
+    oc.llm.script = [{"content": "You are Ada."}]
+    history = [{"role": "user", "parts": [{"kind": "text", "text": "my name is Ada"}]},
+               {"role": "agent", "parts": [{"kind": "text", "text": "Hi Ada"}]},
+               {"role": "user", "parts": []}]
+    result = ask(oc, "what is my name?", f"ctx-{uuid.uuid4().hex[:8]}", metadata={"history": history})
+    assert result["parts"][0]["text"] == "You are Ada."
+    [call] = oc.llm.requests
+    assert said(user_texts(call)[-1]) == (
+        "Conversation so far:\nUser: my name is Ada\nAssistant: Hi Ada\n\nCurrent message:\nwhat is my name?")
+
+
+def test_provider_error_is_an_agent_error(oc):
+    oc.llm.default = {"status": 400, "error": "upstream exploded"}
+    result = ask(oc, "hello", f"ctx-{uuid.uuid4().hex[:8]}")
+    text = result["parts"][0]["text"]
+    assert text.startswith("Agent error: ")
+    assert "upstream exploded" in text or "400" in text, text
+    assert oc.state.active_tasks == 0 and oc.state.error_rate > 0
+
+
+def test_tasks_cancel_kills_the_cli(oc):
+    oc.llm.script = [{"content": "too late", "delay": 60}]
+    holder = {}
+    sender = threading.Thread(target=lambda: holder.update(
+        out=rpc(oc.url, "message/send", {"message": msg03("slow please")}, timeout=TURN)))
+    sender.start()
+    deadline = time.monotonic() + 90
+    while not (oc.llm.requests and oc.executor._running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert oc.llm.requests, "the model was never called"
+    [task_id] = list(oc.executor._running)
+    [proc] = list(oc.executor.processes.values())
+    pid = proc.pid
+    out = rpc(oc.url, "tasks/cancel", {"id": task_id})
+    sender.join(timeout=30)
+    assert out["result"]["status"]["state"] == "canceled"
+    assert holder["out"]["result"]["status"]["state"] == "canceled"
+    deadline = time.monotonic() + 10
+    while oc.executor.processes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert oc.executor.processes == {}
+    assert proc.returncode is not None  # the CLI was killed and reaped
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive
+    assert oc.state.active_tasks == 0
