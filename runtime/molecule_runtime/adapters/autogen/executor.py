@@ -27,8 +27,6 @@ from typing import Any, Callable
 
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
-log = logging.getLogger(__name__)
-
 AGENT_NAME = "assistant"
 # what AutoGen needs to know about a model it has no table entry for
 DEFAULT_MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False,

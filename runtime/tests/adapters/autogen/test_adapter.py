@@ -38,6 +38,20 @@ def test_identity_registry_and_config_schema():
     assert schema["model_info"]["type"] == "object"
 
 
+def test_the_package_imports_without_autogen():
+    """Registry, heartbeat and preflight load the adapter where the extra is not installed."""
+    import subprocess
+
+    code = ("import sys\n"
+            "for m in ('autogen_agentchat', 'autogen_core', 'autogen_ext', 'openai', 'tiktoken'): sys.modules[m] = None\n"
+            "from molecule_runtime.adapters import get_adapter\n"
+            "adapter = get_adapter('autogen', env={})()\n"
+            "print(adapter.name(), sorted(adapter.get_config_schema())[:2])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "autogen ['api_key_env', 'base_url']"
+
+
 def test_preflight_passes_with_a_key(tmp_path):
     report = _preflight(tmp_path, "runtime: autogen\nmodel: openai:gpt-4.1-mini\n", {"OPENAI_API_KEY": "sk-x"})
     assert report.ok and report.warnings == []
