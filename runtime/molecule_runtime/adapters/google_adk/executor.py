@@ -25,9 +25,11 @@ import contextlib
 import contextvars
 import json
 import logging
+import traceback
 import uuid
 from typing import Any, Callable
 
+from ...tools.redact import redact_secrets
 from ..shared_runtime import LLMExecutor, TextStream, error_text, run_tool_for_model, trace_start
 from .adapter import ADKSettings
 
@@ -35,6 +37,34 @@ log = logging.getLogger(__name__)
 
 USER_ID = "a2a"  # ADK sessions are keyed by (app, user, session): one user, the A2A caller
 _CONTEXT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("adk_context_id", default="")
+
+
+SDK_LOGGERS = ("google_adk", "google_genai")
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    record.msg, record.args = redact_secrets(record.getMessage()), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact_secrets("".join(traceback.format_exception(*record.exc_info)).rstrip())
+
+
+def redact_sdk_logs() -> None:
+    """ADK and google-genai log a failed model call with its exception (message and traceback):
+    redact secrets there as in our own log lines (a provider error may echo a key). Their loggers
+    are created lazily, module by module, so the hook is the record factory (installed once,
+    chained to the one before it), for records of those loggers only."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "molecule_redacts_sdk", False):
+        return
+
+    def factory(name, *args, **kwargs):
+        record = previous(name, *args, **kwargs)
+        if name.startswith(SDK_LOGGERS):
+            redact_record(record)
+        return record
+
+    factory.molecule_redacts_sdk = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class ADKRunError(RuntimeError):
@@ -126,6 +156,7 @@ class GoogleADKExecutor(LLMExecutor):
                     temperature=self.settings.temperature, max_output_tokens=self.settings.max_output_tokens))
             self._runner = Runner(agent=agent, app_name=self.settings.agent_name, session_service=self._sessions)
             self._runner_key = key
+            redact_sdk_logs()
         return self._runner
 
     def run_config(self):
@@ -216,7 +247,8 @@ class GoogleADKExecutor(LLMExecutor):
                         entry["output_preview"] = json.dumps(response.response, default=str,
                                                              ensure_ascii=False)[:300]
                 if event.error_code and not chunk:
-                    log.warning("google-adk model response %s: %s", event.error_code, event.error_message)
+                    log.warning("google-adk model response %s: %s", event.error_code,
+                                redact_secrets(str(event.error_message or ""))[:2000])
                 if event.is_final_response() and chunk:
                     final = chunk
         return final
