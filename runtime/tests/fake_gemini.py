@@ -3,8 +3,7 @@
 - `POST /v1beta/models/{model}:generateContent` answers one `GenerateContentResponse` JSON;
 - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` answers the same response split into
   SSE `data: {GenerateContentResponse}` events (text in chunks of `CHUNK` characters, function calls
-  in the last event, `finishReason` + `usageMetadata` on the last one), as Gemini does;
-- the Vertex AI form `/v1beta1/projects/{p}/locations/{l}/publishers/google/models/{model}:…` too.
+  in the last event, `finishReason` + `usageMetadata` on the last one), as Gemini does.
 
 Answers are `candidates[0].content = {"role": "model", "parts": [...]}` with `text` and
 `functionCall {name, args, id}` parts, `finishReason` `STOP`, `usageMetadata` and `modelVersion`;
@@ -182,11 +181,7 @@ def build_app(state: FakeGeminiState) -> Starlette:
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
-    return Starlette(routes=[
-        Route("/v1beta/models/{target:path}", generate, methods=["POST"]),
-        Route("/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{target:path}", generate,
-              methods=["POST"]),
-    ])
+    return Starlette(routes=[Route("/v1beta/models/{target:path}", generate, methods=["POST"])])
 
 
 class FakeGeminiServer:

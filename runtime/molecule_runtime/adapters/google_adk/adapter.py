@@ -78,8 +78,9 @@ def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = 
     - key: `runtime_config.api_key_env` names the variable, else `GOOGLE_API_KEY`, then
       `GEMINI_API_KEY`. With `GOOGLE_GENAI_USE_VERTEXAI=1` (or true) the client uses Vertex AI with
       `GOOGLE_CLOUD_PROJECT` / `GOOGLE_CLOUD_LOCATION` (and Application Default Credentials).
-    - endpoint: `runtime_config.base_url`, else `GOOGLE_GEMINI_BASE_URL` (`GOOGLE_VERTEX_BASE_URL`
-      for Vertex AI), else google-genai's default.
+    - endpoint: `GOOGLE_GEMINI_BASE_URL` (`GOOGLE_VERTEX_BASE_URL` for Vertex AI), else
+      `runtime_config.base_url`, else google-genai's default (the variable wins, as
+      `OPENAI_BASE_URL` does for the OpenAI-compatible adapters).
     - `runtime_config.agent_name` (molecule-adk-agent), `max_output_tokens` (8192), `temperature`
       (1.0), `stream` (true), `max_tool_rounds` (10: ADK's `max_llm_calls` is rounds + 1),
       `max_retries` (2), `timeout` (seconds, 0 = none).
@@ -98,8 +99,8 @@ def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = 
         agent_name = DEFAULT_AGENT_NAME
     if not isinstance(agent_name, str) or not agent_name.strip():
         raise ValueError(f"runtime_config.agent_name must be a non-empty string, got {agent_name!r}")
-    base_url = str(rc.get("base_url") or "").strip() or \
-        env.get("GOOGLE_VERTEX_BASE_URL" if vertexai else "GOOGLE_GEMINI_BASE_URL") or None
+    base_url = env.get("GOOGLE_VERTEX_BASE_URL" if vertexai else "GOOGLE_GEMINI_BASE_URL") or \
+        str(rc.get("base_url") or "").strip() or None
     return ADKSettings(
         model=split_model(model), api_key=api_key, api_key_env=key_envs[0], vertexai=vertexai,
         project=env.get("GOOGLE_CLOUD_PROJECT") or None, location=env.get("GOOGLE_CLOUD_LOCATION") or None,
@@ -172,7 +173,7 @@ class GoogleADKAdapter(LLMAdapter):
             "stream": {"type": "boolean", "default": True,
                        "description": "stream Gemini's partial text as A2A artifact chunks"},
             "api_key_env": {"type": "string", "default": "GOOGLE_API_KEY"},
-            "base_url": {"type": "string", "description": "Gemini endpoint; else GOOGLE_GEMINI_BASE_URL"},
+            "base_url": {"type": "string", "description": "Gemini endpoint; GOOGLE_GEMINI_BASE_URL wins"},
             "max_tool_rounds": {"type": "integer", "default": 10},
             "max_retries": {"type": "integer", "default": 2},
             "timeout": {"type": "number", "default": 0},

@@ -60,6 +60,8 @@ def test_settings_defaults_prefix_and_keys():
     assert (s.model, s.api_key, s.adk_name, s.temperature, s.max_output_tokens) == (
         "gemini-2.5-pro", "mine", "_9_lives", 0.3, 64)
     assert s.base_url == "http://127.0.0.1:1"  # Google's variable, never OPENAI_BASE_URL
+    assert resolve_adk_settings("gemini-2.5-flash", {"base_url": "http://127.0.0.1:2"}, {}).base_url == \
+        "http://127.0.0.1:2"  # runtime_config.base_url when the variable is unset
     s = resolve_adk_settings("gemini-2.5-flash", {}, {"GOOGLE_GENAI_USE_VERTEXAI": "true",
                                                       "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_LOCATION": "us-central1"})
     assert (s.vertexai, s.project, s.location, s.api_key) == (True, "p", "us-central1", None)
