@@ -3,10 +3,15 @@
 `POST /v1/chat/completions` answers non-streaming (`chat.completion` JSON) or streaming (SSE
 `data: {chat.completion.chunk}` lines, then `data: [DONE]`) exactly as the request's `stream`
 flag asks, so the real `openai` SDK and `langchain_openai.ChatOpenAI` code paths run unmodified.
+`POST /v1/responses` is the Responses API (what the `codex` CLI speaks): a `response` object, or
+with `stream: true` the SSE events `response.created`, `response.output_item.added`,
+`response.output_text.delta`…, `response.output_item.done` (a `message` or `function_call` item)
+and `response.completed`; a scripted error is an HTTP error with OpenAI's error body.
 
 Tests script the answers in `state.script` (consumed in order; when empty, `state.default`):
 - `{"content": "text"}`                                   a final answer
 - `{"tool_calls": [{"name": "commit_memory", "arguments": {...}}], "content": ""}`  tool calls
+  (Responses API: `"namespace": "mcp__x"` in a call names the `namespace` tool it belongs to)
 - `{"status": 500, "error": "boom"}`                      an HTTP error with OpenAI's error body
 - a callable `fn(request_body) -> one of the above`       e.g. an answer quoting the tool result
 - any of them with `"delay": seconds`                     answer late (a slow model, for tasks/cancel)
@@ -44,7 +49,25 @@ class RecordedCall:
 
     @property
     def tool_names(self) -> list[str]:
-        return [t["function"]["name"] for t in self.body.get("tools") or []]
+        """Function names offered to the model (chat-completions `tools[].function.name`; Responses
+        `tools[].name`, including the tools of a `namespace` tool, as `<namespace>__<name>`)."""
+        names = []
+        for tool in self.body.get("tools") or []:
+            if "function" in tool:
+                names.append(tool["function"]["name"])
+            elif tool.get("type") == "namespace":
+                names.extend(f"{tool.get('name', '')}__{t.get('name', '')}" for t in tool.get("tools") or [])
+            elif tool.get("name"):
+                names.append(tool["name"])
+        return names
+
+    @property
+    def input(self) -> list[dict]:
+        """Responses API input items (`input` as a string becomes one user message)."""
+        raw = self.body.get("input", [])
+        if isinstance(raw, str):
+            return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": raw}]}]
+        return list(raw or [])
 
 
 @dataclass
@@ -61,7 +84,16 @@ class FakeOpenAIState:
 
 
 def last_tool_result(body: dict) -> str:
-    """Content of the last `tool` message in a request (what the agent fed back)."""
+    """Content of the last `tool` message in a request (what the agent fed back); for a Responses
+    API request, the output of the last `function_call_output` input item."""
+    if "messages" not in body and isinstance(body.get("input"), list):
+        for item in reversed(body["input"]):
+            if isinstance(item, dict) and item.get("type") == "function_call_output":
+                output = item.get("output")
+                if isinstance(output, list):
+                    return "".join(p.get("text", "") for p in output if isinstance(p, dict))
+                return str(output)
+        return ""
     for message in reversed(body.get("messages", [])):
         if message.get("role") == "tool":
             content = message.get("content")
@@ -141,8 +173,89 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
                                                          "owned_by": "fake"}]})
 
+    async def responses(request: Request):
+        body = await request.json()
+        state.requests.append(RecordedCall(body=body, headers={k.lower(): v for k, v in request.headers.items()}))
+        spec = state.script.pop(0) if state.script else state.default
+        if callable(spec):
+            spec = spec(body)
+        if spec.get("delay"):
+            await asyncio.sleep(spec["delay"])
+        if spec.get("status"):
+            return JSONResponse({"error": {"message": spec.get("error", "fake failure"), "type": "server_error",
+                                           "param": None, "code": None}}, status_code=spec["status"])
+        return responses_answer(body, spec)
+
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
+                             Route("/v1/responses", responses, methods=["POST"]),
                              Route("/v1/models", models, methods=["GET"])])
+
+
+def responses_answer(body: dict, spec: dict):
+    """A Responses API answer for one scripted `spec` (text and/or function calls)."""
+    model = body.get("model", "")
+    rid = f"resp_{uuid.uuid4().hex[:16]}"
+    content = spec.get("content", "")
+    items: list[dict] = []
+    if content or not spec.get("tool_calls"):
+        items.append({"type": "message", "id": f"msg_{uuid.uuid4().hex[:16]}", "status": "completed",
+                      "role": "assistant",
+                      "content": [{"type": "output_text", "text": content, "annotations": []}]})
+    for call, raw in zip(_tool_calls(spec), spec.get("tool_calls") or []):
+        item = {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:16]}", "status": "completed",
+                "call_id": call["id"], "name": call["function"]["name"], "arguments": call["function"]["arguments"]}
+        if raw.get("namespace"):  # a tool of a `namespace` tool (codex's MCP tools: `mcp__<server>`)
+            item["namespace"] = raw["namespace"]
+        items.append(item)
+    usage = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}
+
+    def response(status: str, output: list[dict]) -> dict:
+        return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+                "model": model, "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": body.get("tools") or [], "error": None, "incomplete_details": None,
+                "usage": usage if status == "completed" else None}
+
+    if not body.get("stream"):
+        return JSONResponse(response("completed", items))
+
+    seq = iter(range(1_000_000))
+
+    def event(kind: str, **payload: Any) -> str:
+        data = {"type": kind, "sequence_number": next(seq), **payload}
+        return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+    async def events():
+        yield event("response.created", response=response("in_progress", []))
+        yield event("response.in_progress", response=response("in_progress", []))
+        for index, item in enumerate(items):
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                yield event("response.output_item.added", output_index=index,
+                            item={**item, "status": "in_progress", "content": []})
+                part = {"type": "output_text", "text": "", "annotations": []}
+                yield event("response.content_part.added", item_id=item["id"], output_index=index,
+                            content_index=0, part=part)
+                for i in range(0, len(text), CHUNK):
+                    yield event("response.output_text.delta", item_id=item["id"], output_index=index,
+                                content_index=0, delta=text[i:i + CHUNK], logprobs=[])
+                yield event("response.output_text.done", item_id=item["id"], output_index=index,
+                            content_index=0, text=text, logprobs=[])
+                yield event("response.content_part.done", item_id=item["id"], output_index=index,
+                            content_index=0, part={**part, "text": text})
+            else:
+                args = item["arguments"]
+                yield event("response.output_item.added", output_index=index,
+                            item={**item, "status": "in_progress", "arguments": ""})
+                for i in range(0, len(args), CHUNK):
+                    yield event("response.function_call_arguments.delta", item_id=item["id"],
+                                output_index=index, delta=args[i:i + CHUNK])
+                yield event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                            arguments=args, name=item["name"])
+            yield event("response.output_item.done", output_index=index, item=item)
+        yield event("response.completed", response=response("completed", items))
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 class FakeOpenAIServer:
