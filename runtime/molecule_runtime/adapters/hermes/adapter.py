@@ -105,7 +105,11 @@ def prepare_hermes_home(home: Path, settings: HermesSettings) -> Path:
 
     HERMES_HOME is process-wide: hermes reads it at import and on every state access.
     """
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = home.lstat()
+    if home.is_symlink() or info.st_uid != os.getuid():  # e.g. planted in a shared /tmp by another user
+        raise RuntimeError(f"hermes home {home} is not a directory owned by this user "
+                           "(set runtime_config.hermes_home to a private directory)")
     os.chmod(home, 0o700)
     (home / "config.yaml").write_text(
         "# written by molecule-runtime (hermes adapter); rewritten at every start\n"

@@ -187,3 +187,14 @@ def test_hot_reloaded_tools_replace_the_old_ones_in_hermes_registry(tmp_path, mo
     assert registry.get_tool_names_for_toolset("molecule") == ["triple"]
     assert registry.get_entry("double") is None
     assert registry.get_entry("triple").schema["parameters"]["properties"] == {"x": {"type": "integer"}}
+
+
+def test_a_hermes_home_that_is_a_symlink_is_refused(tmp_path):
+    from molecule_runtime.adapters.hermes.adapter import prepare_hermes_home
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "hh").symlink_to(tmp_path / "elsewhere")
+    settings = resolve_hermes_settings("m", {}, {"OPENAI_API_KEY": "k"})
+    with pytest.raises(RuntimeError, match="not a directory owned by this user"):
+        prepare_hermes_home(tmp_path / "hh", settings)
+    assert not (tmp_path / "elsewhere" / "config.yaml").exists()

@@ -158,3 +158,45 @@ def test_tasks_cancel_interrupts_a_slow_model_call(llm_runtime, tmp_path):
     assert rt.state.error_rate == 0.0  # a cancel is not an agent error
     time.sleep(1)
     assert len(rt.llm.requests) == 1  # hermes' interrupted loop made no further model call
+
+
+def test_a_nous_model_goes_out_with_the_nous_key_through_hermes_nous_provider(llm_runtime, tmp_path, monkeypatch):
+    monkeypatch.setenv("NOUS_API_KEY", "nous-test-key-0002")
+    monkeypatch.setenv("HERMES_MODEL", "nous:Hermes-4-70B")  # wins over model: in config.yaml
+    rt = _start(llm_runtime, tmp_path)  # OPENAI_BASE_URL points every provider at the fake server
+    rt.llm.script = [{"content": "Hermes here."}]
+    result = rpc(rt.url, "message/send", {"message": msg03("who are you?")}, timeout=TIMEOUT)["result"]
+    assert result["parts"][0]["text"] == "Hermes here."
+    [call] = rt.llm.requests
+    assert call.body["model"] == "Hermes-4-70B"
+    assert call.headers["authorization"] == "Bearer nous-test-key-0002"
+    assert "Provider: nous" in call.messages[0]["content"]
+
+
+def test_running_runtime_answers_message_send_and_calls_a_platform_tool(tmp_path, fake_openai, fake_platform):
+    """The whole process: config → preflight → hermes adapter → A2A server → register; message/send →
+    hermes' loop → model → commit_memory on the platform → model → reply."""
+    from ...conftest import free_port, write_config
+    from ..conftest import process_env, runtime_process
+
+    ws = "44444444-4444-4444-8444-444444444444"
+    configs = write_config(tmp_path / "configs", hermes_yaml(f"  hermes_home: {tmp_path / 'hh'}\n"))
+    (configs / "system-prompt.md").write_text("You are the Hermes worker.")
+    fake_openai.script = [
+        {"tool_calls": [{"id": "call_p1", "name": "commit_memory", "arguments": {"content": "process fact"}}]},
+        answer_with_tool_result("Stored: {result}"),
+    ]
+    env = process_env(WORKSPACE_ID=ws, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
+                      PORT=str(free_port()), HOST="127.0.0.1", OPENAI_BASE_URL=fake_openai.base_url,
+                      OPENAI_API_KEY="sk-process-key", DELEGATION_RESULTS_FILE=str(tmp_path / "d.jsonl"),
+                      HEARTBEAT_INTERVAL="30", HERMES_HOME=str(tmp_path / "not-this-one"))
+    with runtime_process(env, fake_platform, ws) as url:
+        result = rpc(url, "message/send", {"message": msg03("remember the process fact")}, timeout=TIMEOUT)["result"]
+    [req] = fake_platform.requests_to(f"/workspaces/{ws}/memories", "POST")
+    assert req.json == {"content": "process fact", "scope": "LOCAL"}
+    memory_id = fake_platform.memories[0]["id"]
+    assert result["parts"][0]["text"] == f'Stored: {{"success": true, "id": "{memory_id}", "scope": "LOCAL"}}'
+    assert [c.body["model"] for c in fake_openai.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert "You are the Hermes worker." in fake_openai.requests[0].messages[0]["content"]
+    assert fake_openai.requests[0].headers["authorization"] == "Bearer sk-process-key"
+    assert (tmp_path / "hh" / "logs" / "agent.log").is_file() and not (tmp_path / "not-this-one").exists()
