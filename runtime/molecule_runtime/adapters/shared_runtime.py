@@ -1,7 +1,7 @@
 """Shared pieces of the LLM adapters (`openai`, `langgraph`): settings, prompt, tools, executor skeleton.
 
 Adapters stay plugin-shaped (one package each, same file set); what they have in common lives
-here, like `base.py`: resolving the OpenAI-compatible endpoint from config + env, the system
+here, like `base.py`: the provider settings (from `providers.py`, re-exported), the system
 prompt (spec/runtime.md §3.4, trimmed; plugins §8.2 and coordinator/parent context §8.1 come in
 through `WorkspaceExtras`), the tool map (built-in tools + skill tools), calling a
 tool for a model, and `LLMExecutor`, the A2A skeleton of spec §3.5 that both executors fill in
@@ -38,146 +38,16 @@ from ..coordinator import fetch_parent_context, find_children, make_route_tool, 
 from ..plugins import discover_plugins, fragments_text, load_plugin_skills, rules_text
 from ..skills import load_skills
 from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin, finish_task
+# the provider map (settings) lives in providers.py; re-exported so `from .shared_runtime import …` keeps working
+from .providers import (  # noqa: F401
+    DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOOL_ROUNDS, PROVIDERS, LLMSettings, Provider, _rc_int, chat_model,
+    resolve_llm_settings, settings_problems, split_model)
 
 log = logging.getLogger(__name__)
 
 NO_TEXT = "Error: message contained no text content."
 NO_RESPONSE = "(no response generated)"
 TRACE_MAX = 200
-DEFAULT_MAX_TOOL_ROUNDS = 10
-DEFAULT_MAX_RETRIES = 2
-
-
-# ----------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class Provider:
-    """An OpenAI-compatible provider selected by the `<provider>:` prefix of `model`."""
-
-    base_url: str | None  # None: the SDK default (api.openai.com) or OPENAI_BASE_URL is required
-    key_envs: tuple[str, ...]  # tried in order; the first is the one named when all are missing
-    default_key: str | None = None  # servers that ignore the key (Ollama) get this stand-in
-    needs_base_url: bool = False
-
-
-# Prefixes that are stripped from `model`. Anything else is sent verbatim, so Ollama tags such
-# as `llama3.1:8b` keep their colon.
-PROVIDERS: dict[str, Provider] = {
-    "openai": Provider(None, ("OPENAI_API_KEY",)),
-    "ollama": Provider("http://localhost:11434/v1", ("OPENAI_API_KEY",), default_key="ollama"),
-    "litellm": Provider(None, ("OPENAI_API_KEY", "LITELLM_API_KEY"), needs_base_url=True),
-    "vllm": Provider(None, ("OPENAI_API_KEY",), default_key="EMPTY", needs_base_url=True),
-    "openrouter": Provider("https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY", "OPENAI_API_KEY")),
-    "groq": Provider("https://api.groq.com/openai/v1", ("GROQ_API_KEY", "OPENAI_API_KEY")),
-    "cerebras": Provider("https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",)),
-    # Anthropic's OpenAI-SDK compatibility endpoint: the shipped templates say anthropic:claude-…
-    "anthropic": Provider("https://api.anthropic.com/v1/", ("ANTHROPIC_API_KEY",)),
-}
-
-
-@dataclass(frozen=True)
-class LLMSettings:
-    """Everything an adapter needs to reach an OpenAI-compatible chat-completions endpoint."""
-
-    provider: str
-    model: str
-    base_url: str | None
-    api_key: str | None
-    api_key_env: str  # the variable named when the key is missing
-    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
-    max_retries: int = DEFAULT_MAX_RETRIES
-    timeout: float | None = None
-    temperature: float | None = None
-    stream: bool = True
-    needs_base_url: bool = False
-
-
-def _rc_int(rc: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
-    raw = rc.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"runtime_config.{key} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"runtime_config.{key} must be >= {minimum}, got {value}")
-    return value
-
-
-def resolve_llm_settings(model: str, runtime_config: Mapping[str, Any] | None = None,
-                         env: Mapping[str, str] | None = None) -> LLMSettings:
-    """Model, endpoint and key for the OpenAI-compatible adapters.
-
-    - model: `model` (config.yaml, overridden by env `MODEL_PROVIDER`; `runtime_config.model` is
-      the CLI runtimes' setting and is not read here). A known provider prefix (`openai:gpt-4o`, `ollama:llama3.1`…) picks the
-      defaults below and is stripped; no prefix means `openai`.
-    - base URL: `OPENAI_BASE_URL`, else `runtime_config.base_url`, else the provider's default.
-    - key: `runtime_config.api_key_env` names the variable to read, else the provider's
-      variables (`OPENAI_API_KEY` for openai/ollama/litellm/vllm). Ollama and vLLM ignore the
-      key, so they get a stand-in when none is set.
-    - `runtime_config.max_tool_rounds` (10), `max_retries` (2), `timeout` (seconds, 0 = SDK
-      default), `temperature`, `stream` (true).
-    Raises ValueError on malformed runtime_config values.
-    """
-    rc = dict(runtime_config or {})
-    env = os.environ if env is None else env
-    raw_model = str(model or "").strip()
-    prefix, sep, rest = raw_model.partition(":")
-    if sep and prefix.lower() in PROVIDERS:
-        provider_name, model_name = prefix.lower(), rest.strip()
-    else:
-        provider_name, model_name = "openai", raw_model
-    provider = PROVIDERS[provider_name]
-
-    base_url = (env.get("OPENAI_BASE_URL") or str(rc.get("base_url") or "") or provider.base_url or None)
-    key_env = str(rc.get("api_key_env") or "").strip()
-    key_envs = (key_env,) if key_env else provider.key_envs
-    api_key = next((env[name] for name in key_envs if env.get(name)), None) or provider.default_key
-
-    timeout_raw = rc.get("timeout") or 0
-    try:
-        timeout = float(timeout_raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"runtime_config.timeout must be a number, got {timeout_raw!r}") from None
-    temperature = rc.get("temperature")
-    if temperature is not None:
-        try:
-            temperature = float(temperature)
-        except (TypeError, ValueError):
-            raise ValueError(f"runtime_config.temperature must be a number, got {temperature!r}") from None
-    stream = rc.get("stream", True)
-    if not isinstance(stream, bool):
-        raise ValueError(f"runtime_config.stream must be true or false, got {stream!r}")
-    return LLMSettings(
-        provider=provider_name, model=model_name, base_url=base_url, api_key=api_key, api_key_env=key_envs[0],
-        max_tool_rounds=_rc_int(rc, "max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS, 1),
-        max_retries=_rc_int(rc, "max_retries", DEFAULT_MAX_RETRIES, 0),
-        timeout=timeout if timeout > 0 else None, temperature=temperature, stream=stream,
-        needs_base_url=provider.needs_base_url,
-    )
-
-
-def settings_problems(settings: LLMSettings, runtime: str) -> list[AdapterCheck]:
-    """What is missing to call the model; preflight fails on these (warnings in smoke mode)."""
-    problems = []
-    if not settings.model:
-        problems.append(AdapterCheck("Missing model", f"runtime '{runtime}' needs `model` in config.yaml "
-                                     "(e.g. openai:gpt-4o or ollama:llama3.1) or MODEL_PROVIDER",
-                                     "Set `model:` in config.yaml", demote_in_smoke=True))
-    if not settings.api_key:
-        problems.append(AdapterCheck(
-            "Missing API key", f"{settings.api_key_env} is not set (runtime '{runtime}', model "
-            f"'{settings.provider}:{settings.model}')",
-            f"Set {settings.api_key_env} via the secrets API (a local Ollama accepts any non-empty value)",
-            demote_in_smoke=True))
-    if settings.needs_base_url and not settings.base_url:
-        problems.append(AdapterCheck(
-            "Missing base URL", f"OPENAI_BASE_URL is not set (provider '{settings.provider}' has no default "
-            f"endpoint; runtime '{runtime}')", "Set OPENAI_BASE_URL (or runtime_config.base_url)",
-            demote_in_smoke=True))
-    return problems
 
 
 def missing_modules(modules: tuple[str, ...]) -> list[str]:

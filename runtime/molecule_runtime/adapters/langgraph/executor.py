@@ -1,6 +1,7 @@
 """LangGraphExecutor: LangGraph's prebuilt ReAct agent behind the A2A skeleton (spec/runtime.md §3.5).
 
-The graph is `create_react_agent(ChatOpenAI(...), tools, prompt=system_prompt)`; each built-in or
+The graph is `create_react_agent(chat_model(settings), tools, prompt=system_prompt)` — ChatOpenAI,
+ChatAnthropic, ChatGoogleGenerativeAI or ChatOllama per the provider map (`providers.py`); each built-in or
 skill tool becomes a LangChain `StructuredTool` with the same JSON schema the `openai` adapter
 sends (`tool_schemas`). The run is streamed with `astream_events(version="v2")`:
 `on_chat_model_stream` text → A2A artifact chunks (one artifact per model call),
@@ -16,6 +17,7 @@ import os
 import warnings
 from typing import Any, Callable
 
+from ..providers import chat_model
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
 log = logging.getLogger(__name__)
@@ -71,44 +73,45 @@ class LangGraphExecutor(LLMExecutor):
             log.warning("LANGGRAPH_RECURSION_LIMIT=%r is not a positive integer; ignoring it", raw)
         return 2 * self.settings.max_tool_rounds + 1
 
-    def agent(self):
-        """The compiled ReAct graph for the running loop and current tool map (built lazily)."""
-        key = (id(asyncio.get_running_loop()), tuple(sorted(self.tools)), tuple(map(id, self.tools.values())))
-        if self._agent is None or self._agent_key != key:
-            import openai
-            from langchain_openai import ChatOpenAI
-            from langgraph.prebuilt import create_react_agent
+    def agent_key(self) -> tuple:
+        """What the compiled graph depends on: the running loop and the current tool map."""
+        return (id(asyncio.get_running_loop()), tuple(sorted(self.tools)), tuple(map(id, self.tools.values())))
 
-            # our own HTTP client per loop: langchain-openai's default one is cached process-wide
-            # and bound to the first event loop that used it
-            kwargs: dict[str, Any] = {"model": self.settings.model, "api_key": self.settings.api_key,
-                                      "max_retries": self.settings.max_retries, "streaming": self.settings.stream,
-                                      "http_async_client": openai.DefaultAsyncHttpxClient()}
-            if self.settings.base_url:
-                kwargs["base_url"] = self.settings.base_url
-            if self.settings.timeout:
-                kwargs["timeout"] = self.settings.timeout
-            if self.settings.temperature is not None:
-                kwargs["temperature"] = self.settings.temperature
-            model = ChatOpenAI(**kwargs)
-            with warnings.catch_warnings():
-                # LangGraph 1.x points at langchain.agents.create_agent (the `langchain` package, not
-                # a dependency here); the prebuilt ReAct agent stays supported until LangGraph 2.0
-                warnings.filterwarnings("ignore", message="create_react_agent has been moved")
-                self._agent = create_react_agent(model, as_langchain_tools(self.tools),
-                                                 prompt=self.system_prompt or None)
+    def build_agent(self, model: Any, tools: list):
+        """The graph for a model and LangChain tools (subclasses build another agent)."""
+        from langgraph.prebuilt import create_react_agent
+
+        with warnings.catch_warnings():
+            # LangGraph 1.x points at langchain.agents.create_agent (the `langchain` package, not
+            # a dependency here); the prebuilt ReAct agent stays supported until LangGraph 2.0
+            warnings.filterwarnings("ignore", message="create_react_agent has been moved")
+            return create_react_agent(model, tools, prompt=self.system_prompt or None)
+
+    def agent(self):
+        """The compiled graph for the running loop and current tool map (built lazily)."""
+        key = self.agent_key()
+        if self._agent is None or self._agent_key != key:
+            # built on the running loop: chat_model gives the SDK client an HTTP client of its own
+            self._agent = self.build_agent(chat_model(self.settings), as_langchain_tools(self.tools))
             self._agent_key = key
         return self._agent
 
-    async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
-        agent = self.agent()
+    def graph_input(self, text: str, history: list[tuple[str, str]]) -> dict:
         messages = [("human" if role == "user" else "ai", content) for role, content in history]
         messages.append(("human", text))
-        config = {"recursion_limit": self.recursion_limit(), "run_name": "a2a-task"}
+        return {"messages": messages}
+
+    def graph_config(self) -> dict:
+        return {"recursion_limit": self.recursion_limit(), "run_name": "a2a-task"}
+
+    async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
+        agent = self.agent()
+        graph_input = self.graph_input(text, history)
+        config = self.graph_config()
         runs: dict[str, dict] = {}
         current_model_run: str | None = None
         final = ""
-        async for event in agent.astream_events({"messages": messages}, config=config, version="v2"):
+        async for event in agent.astream_events(graph_input, config=config, version="v2"):
             kind = event["event"]
             data = event.get("data") or {}
             if kind == "on_chat_model_stream":
