@@ -25,6 +25,7 @@ DEFAULT_MAX_OUTPUT_TOKENS = 8192
 DEFAULT_TEMPERATURE = 1.0
 KEY_ENVS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # what google-genai reads, in its order
 VERTEX_ENV = "GOOGLE_GENAI_USE_VERTEXAI"
+ENTERPRISE_ENV = "GOOGLE_GENAI_USE_ENTERPRISE"
 # `google_genai:` is the provider prefix of the spec's provider map (§3.3); bare names are sent as is
 MODEL_PREFIXES = ("google_genai",)
 # what ADK's model registry sends to Gemini (google.adk.models.Gemini.supported_models)
@@ -76,7 +77,8 @@ def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = 
     - model: `google_genai:<name>` or a bare Gemini name (`gemini-2.5-flash`, `models/…`, a Vertex
       `projects/…` resource).
     - key: `runtime_config.api_key_env` names the variable, else `GOOGLE_API_KEY`, then
-      `GEMINI_API_KEY`. With `GOOGLE_GENAI_USE_VERTEXAI=1` (or true) the client uses Vertex AI with
+      `GEMINI_API_KEY`. With `GOOGLE_GENAI_USE_VERTEXAI=1` (or true; `GOOGLE_GENAI_USE_ENTERPRISE`
+      wins when set) the client uses Vertex AI with
       `GOOGLE_CLOUD_PROJECT` / `GOOGLE_CLOUD_LOCATION` (and Application Default Credentials).
     - endpoint: `GOOGLE_GEMINI_BASE_URL` (`GOOGLE_VERTEX_BASE_URL` for Vertex AI), else
       `runtime_config.base_url`, else google-genai's default (the variable wins, as
@@ -90,7 +92,8 @@ def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = 
     env = os.environ if env is None else env
     common = resolve_llm_settings("", {k: rc[k] for k in ("max_tool_rounds", "max_retries", "timeout", "stream",
                                                            "temperature") if k in rc}, env={})
-    vertexai = _truthy(env.get(VERTEX_ENV))
+    # google-genai's newer name for the switch wins when both are set, as in google-genai
+    vertexai = _truthy(env[ENTERPRISE_ENV] if env.get(ENTERPRISE_ENV) else env.get(VERTEX_ENV))
     key_env = str(rc.get("api_key_env") or "").strip()
     key_envs = (key_env,) if key_env else KEY_ENVS
     api_key = next((env[name] for name in key_envs if env.get(name)), None)

@@ -65,6 +65,9 @@ def test_settings_defaults_prefix_and_keys():
     s = resolve_adk_settings("gemini-2.5-flash", {}, {"GOOGLE_GENAI_USE_VERTEXAI": "true",
                                                       "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_LOCATION": "us-central1"})
     assert (s.vertexai, s.project, s.location, s.api_key) == (True, "p", "us-central1", None)
+    assert not resolve_adk_settings("gemini-2.5-flash", {}, {"GOOGLE_GENAI_USE_VERTEXAI": "1",
+                                                             "GOOGLE_GENAI_USE_ENTERPRISE": "false"}).vertexai
+    assert resolve_adk_settings("gemini-2.5-flash", {}, {"GOOGLE_GENAI_USE_ENTERPRISE": "True"}).vertexai
     with pytest.raises(ValueError, match="max_output_tokens must be >= 1"):
         resolve_adk_settings("gemini-2.5-flash", {"max_output_tokens": 0}, {})
 
