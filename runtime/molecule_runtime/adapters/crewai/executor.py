@@ -1,0 +1,282 @@
+"""CrewAIExecutor: a one-agent CrewAI crew behind the A2A skeleton (spec/runtime.md §3.3, §3.5).
+
+Per A2A request, built inside a worker thread:
+- `LLM("openai/<model>", base_url, api_key, max_retries, timeout, temperature)`: crewAI's native
+  OpenAI provider (the `openai` SDK) for every `resolve_llm_settings` provider (they all speak
+  OpenAI chat completions). The base URL is always passed (api.openai.com when nothing else is
+  set), so crewAI routes any model name natively instead of to LiteLLM (not installed).
+- `Agent(role=<first line of the system prompt>, goal=GOAL, backstory=<the system prompt>)` with
+  the built-in and skill tools as CrewAI `BaseTool`s whose args schema is built from
+  `tools.tool_schemas` (crewAI sends it as a strict OpenAI function schema, so optional arguments
+  arrive as `null` and are dropped before our tool runs). No delegation, no cache (a second
+  identical `commit_memory` must run again), no agent-level retries (a provider error is the
+  task's error), `max_iter = max_tool_rounds`.
+- `Task(description=<"Conversation so far:" + prior turns + the message>, expected_output=…)`.
+- `Crew(process=sequential, memory=False, cache=False, tracing=False, verbose=False)`; `kickoff()`
+  with no inputs (so braces in a message are never template placeholders).
+
+Threading: `kickoff()` is synchronous, so it runs in a daemon thread of its own (not
+`asyncio.to_thread`: the loop's default executor is joined at shutdown, and a kickoff cannot be
+interrupted). Each tool call hops back to the runtime's loop with
+`asyncio.run_coroutine_threadsafe` (the platform client and tools are async and loop-bound), and
+the thread blocks on that future.
+
+Cancel: a running kickoff cannot be killed from outside its thread. `tasks/cancel` therefore
+ends the A2A task at once (status canceled, by `LLMExecutor.cancel`) and then tells the thread to
+stop: tool calls in flight are cancelled on the loop, later tool calls return an error without
+running, and crewAI's next model call is blocked by a `before_llm_call` hook. A model request
+already on the wire finishes in the background; whatever the thread produces after the cancel is
+dropped (the A2A task is already final and nothing is sent for it).
+
+Network: crewAI's telemetry, its trace upload and first-run "view your traces?" prompt, and its
+PyPI version check are switched off through their environment variables (`CREWAI_ENV`, set
+before crewAI is imported); memory, knowledge and embeddings are never configured, so nothing
+loads chromadb/lancedb or downloads an embedding model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import logging
+import os
+import threading
+from typing import Any, Callable
+
+from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, dump_result, run_tool_for_model, trace_start
+
+log = logging.getLogger(__name__)
+
+# read by crewai_core.telemetry, crewai.events.listeners.tracing and the console formatter
+CREWAI_ENV = {
+    "CREWAI_DISABLE_TELEMETRY": "true",  # no OpenTelemetry spans to telemetry.crewai.com
+    "CREWAI_DISABLE_TRACKING": "true",
+    "OTEL_SDK_DISABLED": "true",  # the same opt-out, as crewAI reads it (the runtime has no OTel of its own)
+    "CREWAI_TRACING_ENABLED": "false",  # no trace batches to crewAI's cloud, no first-run trace prompt
+    "CREWAI_DISABLE_VERSION_CHECK": "true",  # no PyPI look-up for a newer crewai
+}
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+GOAL = ("Answer the current message as this agent would, using your tools when they help "
+        "(remember facts, recall them, delegate to peers).")
+EXPECTED_OUTPUT = "Your reply to the current message, as plain text addressed to whoever sent it."
+ROLE_MAX = 120
+CANCELLED = "the task was cancelled (tasks/cancel); this tool call did not run"
+
+# the run (ToolBridge) the current worker thread belongs to: read by the before_llm_call hook
+_CURRENT_RUN: contextvars.ContextVar["ToolBridge | None"] = contextvars.ContextVar("molecule_crewai_run",
+                                                                                    default=None)
+
+
+def quiet_crewai() -> None:
+    """Switch off crewAI's calls home (call before importing crewai; re-applied on every run)."""
+    os.environ.update(CREWAI_ENV)
+
+
+def crewai_model(settings: LLMSettings) -> str:
+    """`openai:gpt-4o` → crewAI's provider form `openai/gpt-4o` (every provider here is OpenAI-compatible)."""
+    return f"openai/{settings.model}"
+
+
+def agent_role(system_prompt: str) -> str:
+    """The first non-empty line of the system prompt, without Markdown heading marks."""
+    for line in (system_prompt or "").splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:  # crewAI writes "You are {role}. {backstory}": no second full stop
+            return line[:ROLE_MAX].rstrip(".") or line[:ROLE_MAX]
+    return "Assistant"
+
+
+def task_description(text: str, history: list[tuple[str, str]]) -> str:
+    """The message, with prior turns (in order) as a "Conversation so far:" prefix."""
+    if not history:
+        return text
+    turns = "\n".join(f"{'User' if role == 'user' else 'Assistant'}: {content}" for role, content in history)
+    return f"Conversation so far:\n{turns}\n\nCurrent message:\n{text}"
+
+
+class ToolBridge:
+    """One run's link between crewAI's worker thread and the runtime's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tools: dict[str, Callable[..., Any]], trace: list[dict]):
+        self.loop = loop
+        self.tools = tools
+        self.trace = trace
+        self.cancelled = threading.Event()
+        self._inflight: set[concurrent.futures.Future] = set()
+        self._lock = threading.Lock()
+
+    def call(self, name: str, kwargs: dict[str, Any]) -> str:
+        """Run our async tool on the loop and wait for its text (called from the worker thread)."""
+        args = {k: v for k, v in kwargs.items() if v is not None}  # strict schemas send null for "not given"
+        entry = trace_start(self.trace, name, args)
+        if self.cancelled.is_set():
+            result = dump_result({"error": CANCELLED})
+        else:
+            try:
+                future = asyncio.run_coroutine_threadsafe(run_tool_for_model(self.tools, name, args), self.loop)
+            except RuntimeError:  # the loop is closed: the runtime is shutting down
+                future = None
+            if future is None:
+                result = dump_result({"error": CANCELLED})
+            else:
+                with self._lock:
+                    self._inflight.add(future)
+                try:
+                    result = future.result()
+                except concurrent.futures.CancelledError:
+                    result = dump_result({"error": CANCELLED})
+                finally:
+                    with self._lock:
+                        self._inflight.discard(future)
+        entry["output_preview"] = result[:300]
+        return result
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            inflight = list(self._inflight)
+        for future in inflight:
+            future.cancel()  # cancels the tool coroutine on the loop
+
+
+def _block_cancelled_runs(context: Any) -> bool | None:
+    """Global crewAI before_llm_call hook: no model call for a cancelled run."""
+    run = _CURRENT_RUN.get()
+    if run is not None and run.cancelled.is_set():
+        return False
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def load_crewai() -> type:
+    """Import crewAI (quietly), register the cancel hook once, and return our BaseTool subclass."""
+    quiet_crewai()
+    import openai.resources  # noqa: F401 — the SDK imports its (large) resource tree on first use; do it now
+    from crewai.hooks.llm_hooks import register_before_llm_call_hook
+    from crewai.tools import BaseTool
+    from pydantic import PrivateAttr
+
+    register_before_llm_call_hook(_block_cancelled_runs)
+
+    class MoleculeTool(BaseTool):
+        """A runtime tool (built-in or skill) as a CrewAI tool; runs on the runtime's loop."""
+
+        _bridge: Any = PrivateAttr(default=None)
+
+        def _run(self, **kwargs: Any) -> str:
+            return self._bridge.call(self.name, kwargs)
+
+    return MoleculeTool
+
+
+def _never_cache(_args: Any = None, _result: Any = None) -> bool:
+    return False
+
+
+def as_crewai_tools(bridge: ToolBridge) -> list:
+    """Our tools as CrewAI BaseTools whose args schemas come from `tools.tool_schemas`."""
+    from crewai.utilities.pydantic_schema_utils import create_model_from_schema
+
+    from ...tools import tool_schemas
+
+    cls = load_crewai()
+    wrapped = []
+    for schema in tool_schemas(bridge.tools):
+        fn = schema["function"]
+        model_name = "".join(part.capitalize() for part in fn["name"].split("_")) + "Args"
+        args_schema = create_model_from_schema({**fn["parameters"], "title": model_name}, model_name=model_name)
+        tool = cls(name=fn["name"], description=fn["description"], args_schema=args_schema,
+                   cache_function=_never_cache)
+        tool._bridge = bridge
+        wrapped.append(tool)
+    return wrapped
+
+
+class CrewAIExecutor(LLMExecutor):
+    runtime_label = "crewai"
+
+    def __init__(self, *, settings: LLMSettings, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._llm = None
+        self._llm_lock = threading.Lock()
+
+    def build_llm(self):
+        """crewAI's LLM for the model, built once (its OpenAI clients are thread-safe; building
+        them loads the CA bundle, a noticeable cost per request)."""
+        with self._llm_lock:
+            if self._llm is None:
+                self._llm = self._new_llm()
+            return self._llm
+
+    def _new_llm(self):
+        from crewai import LLM
+
+        kwargs: dict[str, Any] = {"base_url": self.settings.base_url or OPENAI_DEFAULT_BASE_URL,
+                                  "api_key": self.settings.api_key, "max_retries": self.settings.max_retries}
+        if self.settings.timeout:
+            kwargs["timeout"] = self.settings.timeout
+        if self.settings.temperature is not None:
+            kwargs["temperature"] = self.settings.temperature
+        return LLM(model=crewai_model(self.settings), **kwargs)
+
+    def build_crew(self, text: str, history: list[tuple[str, str]], bridge: ToolBridge):
+        load_crewai()
+        from crewai import Agent, Crew, Process, Task
+
+        agent = Agent(role=agent_role(self.system_prompt), goal=GOAL, backstory=self.system_prompt or GOAL,
+                      llm=self.build_llm(), tools=as_crewai_tools(bridge) if bridge.tools else [],
+                      allow_delegation=False, cache=False, max_retry_limit=0,
+                      max_iter=self.settings.max_tool_rounds, verbose=False)
+        task = Task(description=task_description(text, history), expected_output=EXPECTED_OUTPUT, agent=agent)
+        return Crew(agents=[agent], tasks=[task], process=Process.sequential, memory=False, cache=False,
+                    tracing=False, verbose=False)
+
+    def kickoff(self, text: str, history: list[tuple[str, str]], bridge: ToolBridge) -> str:
+        """The whole crew run (in the worker thread): build, kickoff, the final answer's text."""
+        from crewai.events.listeners.tracing.utils import set_suppress_tracing_messages
+
+        quiet_crewai()
+        _CURRENT_RUN.set(bridge)
+        set_suppress_tracing_messages(True)
+        crew = self.build_crew(text, history, bridge)
+        output = crew.kickoff()
+        return str(getattr(output, "raw", output) or "")
+
+    async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
+        loop = asyncio.get_running_loop()
+        bridge = ToolBridge(loop, dict(self.tools), trace)
+        done: asyncio.Future = loop.create_future()
+
+        def settle(result: Any, exc: BaseException | None) -> None:
+            if done.done():  # cancelled: the late result is dropped
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+        def work() -> None:
+            try:
+                result, exc = self.kickoff(text, history, bridge), None
+            except BaseException as error:  # noqa: BLE001 — handed to the loop as the task's error
+                result, exc = None, error
+            if bridge.cancelled.is_set():
+                log.info("crewai: dropping the result of a cancelled kickoff")
+                return
+            try:
+                loop.call_soon_threadsafe(settle, result, exc)
+            except RuntimeError:  # the loop is gone (shutdown): nobody is waiting
+                pass
+
+        threading.Thread(target=work, name="crewai-kickoff", daemon=True).start()
+        try:
+            reply = await done
+        except asyncio.CancelledError:
+            bridge.cancel()
+            raise
+        stream.new_artifact()
+        await stream.write(reply)
+        return reply
