@@ -7,7 +7,7 @@ runtime_config:
   `{model}` placeholders; codex: added before the prompt, e.g. `["-c", "model_reasoning_effort=low"]`).
 - `model`: the model the CLI is given; default the top-level `model` without its provider
   prefix (`openai:gpt-4.1-mini` → `gpt-4.1-mini`).
-- `timeout`: seconds per message (300).
+- `timeout`: seconds per message (whole seconds in config.yaml; 0 or unset = 300).
 - `cwd`: working directory (default `/workspace` when it exists, else the config dir).
 - `sandbox` (codex): `danger-full-access` (default), `workspace-write` or `read-only`.
 - codex reaches the model through `resolve_llm_settings` (OPENAI_BASE_URL / `base_url`, the
@@ -63,14 +63,14 @@ def _preset(rc: Mapping[str, Any]) -> str:
 
 def _timeout(rc: Mapping[str, Any]) -> float:
     raw = rc.get("timeout")
-    if raw is None or raw == "":
+    if raw is None or raw == "" or raw == 0:  # config.yaml's runtime_config.timeout: 0 = unset
         return DEFAULT_TIMEOUT
     try:
         value = float(raw)
     except (TypeError, ValueError):
         raise CLIConfigError(f"runtime_config.timeout must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise CLIConfigError(f"runtime_config.timeout must be > 0, got {raw!r}")
+    if value < 0:
+        raise CLIConfigError(f"runtime_config.timeout must be >= 0, got {raw!r}")
     return value
 
 
