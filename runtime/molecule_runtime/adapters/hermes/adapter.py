@@ -31,13 +31,13 @@ from typing import Any, Mapping
 from ...attachments import ChatFiles
 from ...skills import load_skills
 from ..base import AdapterCheck
+from ..providers import PROVIDERS, LLMSettings, _rc_int, resolve_llm_settings, settings_problems
 from ..shared_runtime import (
-    PROVIDERS, LLMAdapter, LLMSettings, _rc_int, build_system_prompt, collect_tools, dependency_problem,
-    gather_extras, missing_modules, resolve_llm_settings, settings_problems,
+    LLMAdapter, build_system_prompt, collect_tools, dependency_problem, gather_extras, missing_modules,
 )
 
 NOUS_BASE_URL = "https://inference-api.nousresearch.com/v1"
-AUTO_KEY_NAMES = "NOUS_API_KEY or OPENROUTER_API_KEY (or OPENAI_API_KEY with OPENAI_BASE_URL)"
+AUTO_KEY_NAMES = "NOUS_API_KEY or OPENROUTER_API_KEY"
 DEFAULT_MAX_ITERATIONS = 90
 
 
@@ -79,7 +79,8 @@ def resolve_hermes_settings(model: str, runtime_config: Mapping[str, Any] | None
         llm = resolve_llm_settings("openai:" + raw, rc, env)
     else:  # no key at all: name every variable that would do
         llm = dataclasses.replace(resolve_llm_settings("openai:" + raw, rc, env), provider="auto",
-                                  api_key=None, api_key_env=AUTO_KEY_NAMES)
+                                  api_key=None, api_key_env=AUTO_KEY_NAMES,
+                                  api_key_envs=(AUTO_KEY_NAMES, "OPENAI_API_KEY with OPENAI_BASE_URL"))
     provider = llm.provider if llm.provider in ("nous", "openrouter") else "custom"
     toolsets = rc.get("toolsets") or []
     if isinstance(toolsets, str):

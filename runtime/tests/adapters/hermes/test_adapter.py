@@ -68,7 +68,8 @@ def test_preflight_names_the_nous_and_openrouter_keys_and_smoke_mode_demotes_it(
     report = _preflight(tmp_path, hermes_yaml(model="Hermes-4-70B"), {})
     [failure] = report.failures
     assert failure.title == "Missing API key"
-    assert "NOUS_API_KEY or OPENROUTER_API_KEY (or OPENAI_API_KEY with OPENAI_BASE_URL) is not set" in failure.detail
+    assert failure.detail.startswith("NOUS_API_KEY or OPENROUTER_API_KEY is not set (runtime 'hermes'")
+    assert failure.fix.startswith("Set NOUS_API_KEY or OPENROUTER_API_KEY (or OPENAI_API_KEY with OPENAI_BASE_URL)")
     report = _preflight(tmp_path, hermes_yaml(model="nous:Hermes-4-70B"), {"OPENAI_API_KEY": "sk"})
     [failure] = report.failures
     assert failure.detail.startswith("NOUS_API_KEY is not set (runtime 'hermes', model 'nous:Hermes-4-70B')")
