@@ -13,7 +13,8 @@
 - `stream: true` runs ADK in SSE mode: Gemini's partial text goes out as A2A artifact chunks (one
   artifact per model response); otherwise each response's text is one chunk.
 - A failure is logged with its (secret-redacted) message and the reply names only the exception
-  class (`Agent error: ServerError`), as the spec's google-adk row says.
+  class (`Agent error: ServerError`), as the spec's google-adk row says. ADK's and google-genai's
+  own log records (which carry the exception and its traceback) are redacted too.
 - Telemetry: the per-run `TelemetryConfig` captures no message content and no experimental
   telemetry; nothing exports spans unless the process installs an OpenTelemetry SDK itself.
 """
@@ -37,13 +38,15 @@ log = logging.getLogger(__name__)
 
 USER_ID = "a2a"  # ADK sessions are keyed by (app, user, session): one user, the A2A caller
 _CONTEXT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("adk_context_id", default="")
-
-
 SDK_LOGGERS = ("google_adk", "google_genai")
 
 
 def redact_record(record: logging.LogRecord) -> None:
-    record.msg, record.args = redact_secrets(record.getMessage()), None
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 — a malformed record is logging's to report, not ours to raise
+        return
+    record.msg, record.args = redact_secrets(message), None
     if record.exc_info and not record.exc_text:
         record.exc_text = redact_secrets("".join(traceback.format_exception(*record.exc_info)).rstrip())
 

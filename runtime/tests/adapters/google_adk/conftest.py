@@ -52,6 +52,7 @@ def adk_runtime(llm_runtime, gemini_env):
     def start(config_yaml: str = ADK_CONFIG, **kwargs):
         rt = llm_runtime("google-adk", config_yaml, **kwargs)
         rt.gemini = gemini_env
+        rt.executor.runner()  # google-adk's first import takes seconds: not inside a 10 s HTTP call
         return rt
 
     return start

@@ -14,7 +14,7 @@ from molecule_runtime.config import load_config
 from molecule_runtime.preflight import run_preflight
 from molecule_runtime.skills import load_skill
 
-from ...a2a_helpers import send03
+from ...a2a_helpers import msg03, rpc
 from ...conftest import write_config, write_skill
 from ...fake_gemini import answer_with_function_response
 from ..conftest import process_env, run_cli
@@ -205,8 +205,8 @@ def test_running_runtime_answers_message_send_and_calls_a_platform_tool(tmp_path
                PORT=str(free_port()), HOST="127.0.0.1", GOOGLE_GEMINI_BASE_URL=fake_gemini.base_url,
                GEMINI_API_KEY="gemini-process-key", DELEGATION_RESULTS_FILE=str(tmp_path / "d.jsonl"),
                HEARTBEAT_INTERVAL="30")
-    with runtime_process(env, fake_platform, ws) as url:
-        result = send03(url, "remember the process fact")
+    with runtime_process(env, fake_platform, ws) as url:  # the first task imports google-adk: a slow start
+        result = rpc(url, "message/send", {"message": msg03("remember the process fact")}, timeout=90)["result"]
     [req] = fake_platform.requests_to(f"/workspaces/{ws}/memories", "POST")
     assert req.json == {"content": "process fact", "scope": "LOCAL"}
     memory_id = fake_platform.memories[0]["id"]

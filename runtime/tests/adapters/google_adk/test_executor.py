@@ -221,3 +221,11 @@ def test_tasks_cancel_stops_a_slow_model_call(adk_runtime):
     assert out["result"]["parts"][0]["text"] == "after cancel"
     assert rt.gemini.requests[-1].texts()[0] == ("user", "slow please")  # same ADK session
     assert rt.gemini.requests[-1].texts()[-1] == ("user", "next")
+
+
+def test_the_system_prompt_reaches_gemini_verbatim_braces_and_all(adk_runtime):
+    """ADK would read `{user_name}` in a string instruction as session state (and fail on it)."""
+    prompt = 'You answer as JSON like {"ok": true}. Greet {user_name} by name.'
+    rt = adk_runtime(prompt=prompt)
+    assert send03(rt.url, "hello")["parts"][0]["text"] == "fake gemini answer"
+    assert rt.gemini.requests[0].system_text.startswith(prompt)
