@@ -1,9 +1,9 @@
 """Google ADK adapter: an `LlmAgent` on Gemini run by a `Runner` (spec/runtime.md §3.3 `google-adk`).
 
-Settings are Gemini's, not the OpenAI-compatible ones of `resolve_llm_settings` (whose provider
-map has no `google_genai` entry and whose `OPENAI_BASE_URL` must not redirect a Gemini client), so
-the model prefix and the Google keys are resolved here; the generic numbers (`max_tool_rounds`,
-`max_retries`, `timeout`, `stream`) go through `resolve_llm_settings` so they parse the same way.
+The model, key and endpoint come from the provider map (`resolve_llm_settings` with the
+`google_genai` provider: `GOOGLE_API_KEY` / `GEMINI_API_KEY`, `GOOGLE_GEMINI_BASE_URL`); a bare
+Gemini name is read as `google_genai:<name>`. On top of it: Vertex AI (`GOOGLE_GENAI_USE_VERTEXAI`
+with `GOOGLE_CLOUD_PROJECT` / `GOOGLE_CLOUD_LOCATION`) and the agent's own knobs.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from typing import Any, Mapping
 from ...skills import load_skills
 from ..base import AdapterCheck, AdapterConfig
 from ..shared_runtime import (LLMAdapter, _rc_int, build_system_prompt, collect_tools, dependency_problem,
-                              gather_extras, missing_modules, resolve_llm_settings)
+                              gather_extras, missing_modules, resolve_llm_settings, split_model)
 
 DEFAULT_AGENT_NAME = "molecule-adk-agent"
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
 DEFAULT_TEMPERATURE = 1.0
-KEY_ENVS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # what google-genai reads, in its order
+GEMINI_PROVIDER = "google_genai"  # the provider map's entry for Gemini's own API
 VERTEX_ENV = "GOOGLE_GENAI_USE_VERTEXAI"
 ENTERPRISE_ENV = "GOOGLE_GENAI_USE_ENTERPRISE"
-# `google_genai:` is the provider prefix of the spec's provider map (§3.3); bare names are sent as is
-MODEL_PREFIXES = ("google_genai",)
 # what ADK's model registry sends to Gemini (google.adk.models.Gemini.supported_models)
 GEMINI_MODEL = re.compile(r"^(models/)?(gemini-|gemma-|model-optimizer-)|^projects/.+/locations/.+/")
 SMOKE_KEY = "smoke-key-never-sent"
@@ -40,6 +38,7 @@ class ADKSettings:
     model: str
     api_key: str | None
     api_key_env: str  # the variable named when no key is set
+    api_key_envs: tuple[str, ...] = ()  # every variable tried, in order
     vertexai: bool = False
     project: str | None = None
     location: str | None = None
@@ -63,11 +62,12 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def split_model(model: str) -> str:
-    """`google_genai:gemini-2.5-flash` → `gemini-2.5-flash`; a bare name stays as is."""
+def gemini_model_name(model: str) -> str:
+    """`google_genai:gemini-2.5-flash` and `gemini-2.5-flash` → `gemini-2.5-flash`; another
+    provider's model (`openai:gpt-4o`) stays whole, for preflight to name."""
     raw = str(model or "").strip()
-    prefix, sep, rest = raw.partition(":")
-    return rest.strip() if sep and prefix.lower() in MODEL_PREFIXES else raw
+    provider, name = split_model(raw)
+    return name if provider == GEMINI_PROVIDER or name == raw else raw
 
 
 def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = None,
@@ -90,28 +90,24 @@ def resolve_adk_settings(model: str, runtime_config: Mapping[str, Any] | None = 
     """
     rc = dict(runtime_config or {})
     env = os.environ if env is None else env
-    common = resolve_llm_settings("", {k: rc[k] for k in ("max_tool_rounds", "max_retries", "timeout", "stream",
-                                                           "temperature") if k in rc}, env={})
+    llm = resolve_llm_settings(f"{GEMINI_PROVIDER}:{gemini_model_name(model)}", rc, env)
     # google-genai's newer name for the switch wins when both are set, as in google-genai
     vertexai = _truthy(env[ENTERPRISE_ENV] if env.get(ENTERPRISE_ENV) else env.get(VERTEX_ENV))
-    key_env = str(rc.get("api_key_env") or "").strip()
-    key_envs = (key_env,) if key_env else KEY_ENVS
-    api_key = next((env[name] for name in key_envs if env.get(name)), None)
     agent_name = rc.get("agent_name")
     if agent_name is None or agent_name == "":
         agent_name = DEFAULT_AGENT_NAME
     if not isinstance(agent_name, str) or not agent_name.strip():
         raise ValueError(f"runtime_config.agent_name must be a non-empty string, got {agent_name!r}")
-    base_url = env.get("GOOGLE_VERTEX_BASE_URL" if vertexai else "GOOGLE_GEMINI_BASE_URL") or \
-        str(rc.get("base_url") or "").strip() or None
+    base_url = (env.get("GOOGLE_VERTEX_BASE_URL") or str(rc.get("base_url") or "").strip() or None) if vertexai \
+        else llm.native_base_url
     return ADKSettings(
-        model=split_model(model), api_key=api_key, api_key_env=key_envs[0], vertexai=vertexai,
+        model=llm.model, api_key=llm.api_key, api_key_env=llm.api_key_env, api_key_envs=llm.api_key_envs,
+        vertexai=vertexai,
         project=env.get("GOOGLE_CLOUD_PROJECT") or None, location=env.get("GOOGLE_CLOUD_LOCATION") or None,
         base_url=base_url, agent_name=agent_name.strip(),
         max_output_tokens=_rc_int(rc, "max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS, 1),
-        temperature=DEFAULT_TEMPERATURE if common.temperature is None else common.temperature,
-        stream=common.stream, max_tool_rounds=common.max_tool_rounds, max_retries=common.max_retries,
-        timeout=common.timeout,
+        temperature=DEFAULT_TEMPERATURE if llm.temperature is None else llm.temperature,
+        stream=llm.stream, max_tool_rounds=llm.max_tool_rounds, max_retries=llm.max_retries, timeout=llm.timeout,
     )
 
 
@@ -134,8 +130,8 @@ def adk_problems(settings: ADKSettings, raw_model: str, runtime: str) -> list[Ad
                 "Missing Vertex AI project", f"{' and '.join(missing)} not set ({VERTEX_ENV}=1, runtime '{runtime}')",
                 f"Set {', '.join(missing)} (or unset {VERTEX_ENV} and set GOOGLE_API_KEY)", demote_in_smoke=True))
     elif not settings.api_key:
-        others = " or ".join(n for n in KEY_ENVS if n != settings.api_key_env)
-        alt = f" (or {others})" if settings.api_key_env in KEY_ENVS else ""
+        others = " or ".join(n for n in settings.api_key_envs if n != settings.api_key_env)
+        alt = f" (or {others})" if others else ""
         problems.append(AdapterCheck(
             "Missing API key", f"{settings.api_key_env}{alt} is not set (runtime '{runtime}', model "
             f"'{settings.model}')",
