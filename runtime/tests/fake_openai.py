@@ -119,7 +119,8 @@ def _tool_calls(spec: dict) -> list[dict]:
 
 def build_app(state: FakeOpenAIState) -> Starlette:
 
-    async def completions(request: Request):
+    async def scripted(request: Request) -> tuple[dict, dict | JSONResponse]:
+        """Record the request, take the next scripted answer, wait its delay; an error spec → its response."""
         body = await request.json()
         state.requests.append(RecordedCall(body=body, headers={k.lower(): v for k, v in request.headers.items()}))
         spec = state.script.pop(0) if state.script else state.default
@@ -128,8 +129,14 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         if spec.get("delay"):
             await asyncio.sleep(spec["delay"])
         if spec.get("status"):
-            return JSONResponse({"error": {"message": spec.get("error", "fake failure"), "type": "server_error",
-                                           "param": None, "code": None}}, status_code=spec["status"])
+            return body, JSONResponse({"error": {"message": spec.get("error", "fake failure"), "type": "server_error",
+                                                 "param": None, "code": None}}, status_code=spec["status"])
+        return body, spec
+
+    async def completions(request: Request):
+        body, spec = await scripted(request)
+        if isinstance(spec, JSONResponse):
+            return spec
         model = body.get("model", "")
         created = int(time.time())
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
@@ -174,17 +181,8 @@ def build_app(state: FakeOpenAIState) -> Starlette:
                                                          "owned_by": "fake"}]})
 
     async def responses(request: Request):
-        body = await request.json()
-        state.requests.append(RecordedCall(body=body, headers={k.lower(): v for k, v in request.headers.items()}))
-        spec = state.script.pop(0) if state.script else state.default
-        if callable(spec):
-            spec = spec(body)
-        if spec.get("delay"):
-            await asyncio.sleep(spec["delay"])
-        if spec.get("status"):
-            return JSONResponse({"error": {"message": spec.get("error", "fake failure"), "type": "server_error",
-                                           "param": None, "code": None}}, status_code=spec["status"])
-        return responses_answer(body, spec)
+        body, spec = await scripted(request)
+        return spec if isinstance(spec, JSONResponse) else responses_answer(body, spec)
 
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"]),
                              Route("/v1/responses", responses, methods=["POST"]),
