@@ -33,14 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -261,30 +257,22 @@ def build_app(state: FakeAnthropicState) -> Starlette:
 
 
 class FakeAnthropicServer:
-    """uvicorn on a free loopback port in a background thread."""
+    """The fake on a free loopback port, served by the tests' `ThreadServer` (uvicorn in a thread)."""
 
     def __init__(self) -> None:
+        try:
+            from .conftest import ThreadServer, free_port
+        except ImportError:  # imported as a top-level module (tests/ on sys.path)
+            from conftest import ThreadServer, free_port
+
         self.state = FakeAnthropicState()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.state.base_url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off",
-                                                     timeout_graceful_shutdown=1))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="fake-anthropic", daemon=True)
+        self._server = ThreadServer(build_app(self.state), free_port())
+        self.port = self._server.port
+        self.state.base_url = self._server.url  # http://127.0.0.1:<port>, no /v1 (clients add it)
 
     def start(self) -> "FakeAnthropicServer":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Anthropic server did not start")
-            time.sleep(0.01)
+        self._server.__enter__()
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._sock.close()
+        self._server.__exit__(None, None, None)
