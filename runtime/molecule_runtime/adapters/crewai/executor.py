@@ -31,7 +31,9 @@ dropped (the A2A task is already final and nothing is sent for it).
 Network: crewAI's telemetry, its trace upload and first-run "view your traces?" prompt, and its
 PyPI version check are switched off through their environment variables (`CREWAI_ENV`, set
 before crewAI is imported); memory, knowledge and embeddings are never configured, so nothing
-loads chromadb/lancedb or downloads an embedding model.
+loads chromadb/lancedb or downloads an embedding model. What crewAI still writes is local: the
+latest kickoff's task outputs (SQLite under ~/.local/share/$CREWAI_STORAGE_DIR, default
+`molecule-crewai`) and its first-run marker under ~/.config/crewai.
 """
 
 from __future__ import annotations
@@ -69,9 +71,15 @@ _CURRENT_RUN: contextvars.ContextVar["ToolBridge | None"] = contextvars.ContextV
                                                                                     default=None)
 
 
+# crewAI keeps the latest kickoff's task outputs (for `crewai replay`) in a SQLite file under
+# ~/.local/share/<this name>; without it the name would be the working directory's
+CREWAI_STORAGE_NAME = "molecule-crewai"
+
+
 def quiet_crewai() -> None:
     """Switch off crewAI's calls home (call before importing crewai; re-applied on every run)."""
     os.environ.update(CREWAI_ENV)
+    os.environ.setdefault("CREWAI_STORAGE_DIR", CREWAI_STORAGE_NAME)
 
 
 def crewai_model(settings: LLMSettings) -> str:
