@@ -33,7 +33,7 @@ def test_identity_and_it_is_the_default_runtime(tmp_path):
 
 
 def test_preflight_names_the_missing_key_of_the_model_provider(tmp_path):
-    # the shipped templates say anthropic:claude-…; that goes through Anthropic's OpenAI-compatible API
+    # the shipped templates say anthropic:claude-…; langgraph speaks the Messages API to it (ChatAnthropic)
     report = _preflight(tmp_path, "runtime: langgraph\nmodel: anthropic:claude-opus-4-7\n", {"OPENAI_API_KEY": "k"})
     [failure] = report.failures
     assert "ANTHROPIC_API_KEY is not set" in failure.detail

@@ -107,3 +107,52 @@ def test_deepagents_uses_the_same_map(llm_runtime, fake_anthropic, tmp_path, mon
     [call] = fake_anthropic.messages_calls()
     assert call.body["model"] == "claude-sonnet-4-5" and {"write_file", "commit_memory"} <= set(call.tool_names)
     assert rt.executor.root_dir == rt.config_dir.resolve()  # no workspace: the config dir is the root
+
+
+# ----------------------------------------------------------------------------- google_genai → Gemini API
+
+GEMINI_KEY = "AIzaSy-test-fake-langgraph-0001"
+
+
+@pytest.fixture(scope="module")
+def _gemini_server():
+    from ...fake_gemini import FakeGeminiServer
+
+    server = FakeGeminiServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_gemini(_gemini_server, monkeypatch):
+    state = _gemini_server.state
+    state.reset()
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT",
+                 "GOOGLE_GEMINI_BASE_URL", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", state.base_url)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    yield state
+    state.reset()
+
+
+def test_google_genai_model_speaks_the_gemini_api_with_tools(llm_runtime, fake_gemini, workspace_id):
+    pytest.importorskip("langchain_google_genai")
+    rt = llm_runtime("langgraph", "name: Gemini graph\nruntime: langgraph\nmodel: google_genai:gemini-2.5-flash\n"
+                                  "runtime_config: {max_retries: 0}\n", prompt="You are Gemini in a graph.")
+    fake_gemini.script = [
+        {"function_calls": [{"name": "commit_memory", "args": {"content": "Gemini remembers"}, "id": "fc-1"}]},
+        {"text": "Gemini stored it."},
+    ]
+    result = send03(rt.url, "remember for gemini")
+    assert result["parts"][0]["text"] == "Gemini stored it."
+    assert rt.llm.requests == []  # not the OpenAI-compatible endpoint
+    [req] = rt.platform.requests_to(f"/workspaces/{workspace_id}/memories", "POST")
+    assert req.json == {"content": "Gemini remembers", "scope": "LOCAL"}
+    first, second = fake_gemini.requests
+    assert first.model.endswith("gemini-2.5-flash") and first.system_text.startswith("You are Gemini in a graph.")
+    assert first.headers.get("x-goog-api-key") == GEMINI_KEY
+    assert first.stream and second.stream  # runtime_config.stream (default true) → streamGenerateContent
+    assert "commit_memory" in first.tool_names
+    memory_id = rt.platform.memories[0]["id"]
+    assert memory_id in json.dumps(second.contents)  # the function response went back to the model
