@@ -76,7 +76,7 @@ def start_openclaw(config_dir: Path, *, platform_url: str, llm_url: str, config_
     config_dir.mkdir(parents=True, exist_ok=True)
     body = textwrap.dedent(config_yaml) if config_yaml else (
         "name: OpenClaw Agent\nruntime: openclaw\nmodel: openai:gpt-4o-mini\n"
-        "runtime_config: {gateway_health_checks: 45}\n")  # 2 busy cores: the gateway takes ~25 s to listen
+        "runtime_config: {gateway_health_checks: 120}\n")  # 2 shared cores: the gateway takes 25-100 s to listen
     (config_dir / "config.yaml").write_text(body)
     if prompt is not None:
         (config_dir / "system-prompt.md").write_text(prompt)

@@ -8,7 +8,7 @@ import time
 import uuid
 
 from ...a2a_helpers import msg03, rpc
-from .conftest import LLM_KEY, PROMPT
+from .conftest import LLM_KEY, PLATFORM_TOKEN, PROMPT, WORKSPACE_ID
 
 TURN = 150.0  # seconds one A2A call may take: the CLI gets 120 s + 10
 
@@ -67,7 +67,6 @@ def test_the_session_id_is_the_context_id_and_the_session_continues(oc):
     assert [said(t) for t in user_texts(second)] == ["my number is 42", "what was my number?"]
     assistant = [m for m in second.messages if m["role"] == "assistant"]
     assert any("Noted, your number is 42." in str(m.get("content")) for m in assistant)
-    assert f"session=agent:main:explicit:{context}" in user_texts(second)[-1]
 
 
 def test_history_is_passed_in_order_on_a_new_context(oc):
@@ -120,3 +119,31 @@ def test_tasks_cancel_kills_the_cli(oc):
         alive = False
     assert not alive
     assert oc.state.active_tasks == 0
+
+
+def test_a_platform_tool_called_through_the_mcp_server_reaches_the_platform(oc):
+    """openclaw reaches the built-in tools through `python -m molecule_runtime.mcp_server` (its
+    config's mcp.servers.molecule); MCP tools are deferred behind openclaw's `tool_call`."""
+    from ...fake_openai import answer_with_tool_result
+
+    oc.llm.script = [
+        {"tool_calls": [{"id": "call_m1", "name": "tool_call",
+                         "arguments": {"id": "molecule__commit_memory",
+                                       "args": {"content": "The launch is on Friday", "scope": "team"}}}]},
+        answer_with_tool_result("Saved. Tool said: {result}"),
+    ]
+    result = ask(oc, "Remember that the launch is on Friday, for the team", f"ctx-{uuid.uuid4().hex[:8]}")
+    [req] = oc.platform.requests_to(f"/workspaces/{WORKSPACE_ID}/memories", "POST")
+    assert req.json == {"content": "The launch is on Friday", "scope": "TEAM"}
+    assert req.headers["authorization"] == f"Bearer {PLATFORM_TOKEN}"  # the MCP server read /configs/.auth_token
+    memory_id = oc.platform.memories[0]["id"]
+    first, second = oc.llm.requests
+    assert "tool_call" in first.tool_names
+    assistant, tool_msg = [m for m in second.messages if m["role"] in ("assistant", "tool")][-2:]
+    assert assistant["tool_calls"][0]["id"] == "call_m1"
+    assert tool_msg["role"] == "tool" and tool_msg["tool_call_id"] == "call_m1"
+    fed_back = tool_msg["content"] if isinstance(tool_msg["content"], str) else str(tool_msg["content"])
+    assert memory_id in fed_back and '"success": true' in fed_back  # our tool's JSON, back to the model
+    text = result["parts"][0]["text"]
+    assert text.startswith("Saved. Tool said: ") and memory_id in text
+    assert [t["tool"] for t in result["metadata"]["tool_trace"]] == ["tool_call"]
