@@ -209,17 +209,21 @@ def chat_model(settings: LLMSettings):
     common: dict[str, Any] = {"model": settings.model}
     if settings.temperature is not None:
         common["temperature"] = settings.temperature
+
+    def sdk_kwargs(key_field: str, base_url: str | None) -> dict[str, Any]:
+        kwargs = {**common, key_field: settings.api_key, "max_retries": settings.max_retries,
+                  "streaming": settings.stream}
+        if base_url:
+            kwargs["base_url"] = base_url
+        if settings.timeout:
+            kwargs["timeout"] = settings.timeout
+        return kwargs
+
     if settings.api == API_ANTHROPIC:
         import anthropic
         from langchain_anthropic import ChatAnthropic
 
-        kwargs = {**common, "api_key": settings.api_key, "max_retries": settings.max_retries,
-                  "streaming": settings.stream}
-        if settings.native_base_url:
-            kwargs["base_url"] = settings.native_base_url
-        if settings.timeout:
-            kwargs["timeout"] = settings.timeout
-        model = ChatAnthropic(**kwargs)
+        model = ChatAnthropic(**sdk_kwargs("api_key", settings.native_base_url))
         # `_async_client` is a cached_property; give it a client that is not shared across loops
         model.__dict__["_async_client"] = anthropic.AsyncClient(
             **model._client_params, http_client=anthropic.DefaultAsyncHttpxClient())
@@ -227,13 +231,7 @@ def chat_model(settings: LLMSettings):
     if settings.api == API_GEMINI:
         from langchain_google_genai import ChatGoogleGenerativeAI
 
-        kwargs = {**common, "google_api_key": settings.api_key, "max_retries": settings.max_retries,
-                  "streaming": settings.stream}
-        if settings.native_base_url:
-            kwargs["base_url"] = settings.native_base_url
-        if settings.timeout:
-            kwargs["timeout"] = settings.timeout
-        return ChatGoogleGenerativeAI(**kwargs)
+        return ChatGoogleGenerativeAI(**sdk_kwargs("google_api_key", settings.native_base_url))
     if settings.api == API_OLLAMA:
         from langchain_ollama import ChatOllama
 
@@ -246,10 +244,4 @@ def chat_model(settings: LLMSettings):
     import openai
     from langchain_openai import ChatOpenAI
 
-    kwargs = {**common, "api_key": settings.api_key, "max_retries": settings.max_retries,
-              "streaming": settings.stream, "http_async_client": openai.DefaultAsyncHttpxClient()}
-    if settings.base_url:
-        kwargs["base_url"] = settings.base_url
-    if settings.timeout:
-        kwargs["timeout"] = settings.timeout
-    return ChatOpenAI(**kwargs)
+    return ChatOpenAI(**sdk_kwargs("api_key", settings.base_url), http_async_client=openai.DefaultAsyncHttpxClient())
