@@ -88,11 +88,17 @@ def crewai_model(settings: LLMSettings) -> str:
 
 
 def agent_role(system_prompt: str) -> str:
-    """The first non-empty line of the system prompt, without Markdown heading marks."""
+    """The first non-empty line of the system prompt, without Markdown heading marks.
+
+    crewAI writes "You are {role}. {backstory}", so a line that itself starts "You are …" loses
+    those words and its final full stop ("You are Ada, a researcher." → "Ada, a researcher")."""
     for line in (system_prompt or "").splitlines():
         line = line.strip().lstrip("#").strip()
-        if line:  # crewAI writes "You are {role}. {backstory}": no second full stop
-            return line[:ROLE_MAX].rstrip(".") or line[:ROLE_MAX]
+        if line[:8].lower() == "you are ":
+            line = line[8:].strip()
+        line = line[:ROLE_MAX].rstrip(".").strip()
+        if line:
+            return line
     return "Assistant"
 
 

@@ -131,7 +131,8 @@ def test_helpers():
     assert crewai_model(resolve_llm_settings("openai:gpt-4o", env={})) == "openai/gpt-4o"
     assert crewai_model(resolve_llm_settings("ollama:llama3.1:8b", env={})) == "openai/llama3.1:8b"
     assert agent_role("\n\n## Senior Researcher\nbody") == "Senior Researcher"
-    assert agent_role("You are a helpful agent.") == "You are a helpful agent"
+    assert agent_role("You are CrewAI, an assistant on a Molecule AI team.\n") == "CrewAI, an assistant on a Molecule AI team"
+    assert agent_role("...\nAnalyst") == "Analyst"
     assert agent_role("") == "Assistant"
     assert task_description("now", []) == "now"
 
