@@ -53,6 +53,15 @@ def test_streamed_text_arrives_as_artifact_chunks(claude_runtime):
     assert events[-1]["result"]["parts"][0]["text"] == "A streamed answer in several pieces"
 
 
+
+def test_stream_false_sends_each_answer_as_one_chunk(claude_runtime):
+    rt = claude_runtime("runtime: claude-code\nruntime_config: {stream: false}\n")
+    rt.claude.script = [{"content": "One piece only, please"}]
+    events = rpc_stream(rt.url, "message/stream", {"message": msg03("no streaming")}, timeout=60)
+    chunks = [e["result"] for e in events if e.get("result", {}).get("kind") == "artifact-update"]
+    assert [c["artifact"]["parts"][0]["text"] for c in chunks] == ["One piece only, please"]
+    assert events[-1]["result"]["parts"][0]["text"] == "One piece only, please"
+
 def test_commit_memory_tool_reaches_the_platform_and_its_result_goes_back(claude_runtime, workspace_id):
     rt = claude_runtime()
     rt.claude.script = [
