@@ -10,7 +10,10 @@ Per A2A request, built inside a worker thread:
   `tools.tool_schemas` (crewAI sends it as a strict OpenAI function schema, so optional arguments
   arrive as `null` and are dropped before our tool runs). No delegation, no cache (a second
   identical `commit_memory` must run again), no agent-level retries (a provider error is the
-  task's error), `max_iter = max_tool_rounds`.
+  task's error), `max_iter = max_tool_rounds`, `respect_context_window=False` (crewAI would count
+  the input tokens before every model call — on api.openai.com with an extra request to its count
+  endpoint — and summarize with hidden model calls; an oversized conversation is the provider's
+  error instead, as in the other adapters).
 - `Task(description=<"Conversation so far:" + prior turns + the message>, expected_output=…)`.
 - `Crew(process=sequential, memory=False, cache=False, tracing=False, verbose=False)`; `kickoff()`
   with no inputs (so braces in a message are never template placeholders).
@@ -242,7 +245,7 @@ class CrewAIExecutor(LLMExecutor):
 
         agent = Agent(role=agent_role(self.system_prompt), goal=GOAL, backstory=self.system_prompt or GOAL,
                       llm=self.build_llm(), tools=as_crewai_tools(bridge) if bridge.tools else [],
-                      allow_delegation=False, cache=False, max_retry_limit=0,
+                      allow_delegation=False, cache=False, max_retry_limit=0, respect_context_window=False,
                       max_iter=self.settings.max_tool_rounds, verbose=False)
         task = Task(description=task_description(text, history), expected_output=EXPECTED_OUTPUT, agent=agent)
         return Crew(agents=[agent], tasks=[task], process=Process.sequential, memory=False, cache=False,

@@ -113,7 +113,7 @@ def test_crewai_objects_built_for_a_request(tmp_path, monkeypatch, restore_crewa
     [agent], [task] = crew.agents, crew.tasks
     assert (agent.role, agent.backstory) == ("Researcher", "Researcher\nFind things.")
     assert agent.allow_delegation is False and agent.cache is False and agent.max_retry_limit == 0
-    assert agent.max_iter == 4
+    assert agent.max_iter == 4 and agent.respect_context_window is False
     assert task.description == "Conversation so far:\nUser: hi\nAssistant: hello\n\nCurrent message:\nfind x"
     assert crew.memory is False and crew.tracing is False
     llm = agent.llm
