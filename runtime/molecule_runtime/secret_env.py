@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 SECRET_ENV_VARS = (
     "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "WORKSPACE_AUTH_TOKEN", "GITHUB_TOKEN",
     "GH_TOKEN", "MOLECULE_AUTH_TOKEN", "MOLECULE_INBOUND_SECRET",
+    # the other providers' keys of the provider map (spec §3.3) and the hermes / google-adk runtimes
+    "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "QIANFAN_API_KEY", "AISTUDIO_API_KEY",
+    "GOOGLE_API_KEY", "GEMINI_API_KEY", "NOUS_API_KEY", "LITELLM_API_KEY",
 )
 
 # /proc/<pid>/stat fields env_start and env_end (50 and 51, Linux >= 3.5), counted from the
@@ -52,13 +55,19 @@ def _libc_environ() -> list[int]:
     return addresses
 
 
+# What a wiped value's bytes become. Not NUL: readers of /proc/<pid>/environ (psutil, the
+# platform's check that a pid is still the runtime it started) stop at the first empty entry, so
+# NULs would hide every variable after the secret.
+FILLER = b"*"
+
+
 def wipe_initial_environ(names: tuple[str, ...] = SECRET_ENV_VARS) -> list[str]:
-    """Zero the values of ``names`` in the initial environment block; returns the names wiped.
+    """Overwrite the values of ``names`` in the initial environment block; returns the names wiped.
 
     Each variable still set is first set again through ``os.environ`` (``setenv``), so libc's
     ``environ`` points at a fresh heap copy; then the value bytes of every ``NAME=value`` entry
-    of the initial block are zeroed in place, unless libc still points at that entry. Not
-    Linux, or no ``/proc``: nothing to do (there is no such file to read).
+    of the initial block are overwritten in place with ``FILLER``, unless libc still points at
+    that entry. Not Linux, or no ``/proc``: nothing to do (there is no such file to read).
     """
     if not sys.platform.startswith("linux"):
         return []
@@ -75,11 +84,11 @@ def wipe_initial_environ(names: tuple[str, ...] = SECRET_ENV_VARS) -> list[str]:
     offset = 0
     for entry in ctypes.string_at(start, end - start).split(b"\0"):
         name, sep, value = entry.partition(b"=")
-        if sep and value and name in wanted:
+        if sep and value and name in wanted and value.strip(FILLER):
             if start + offset in in_use:  # setenv kept the original string: leave it alone
                 log.warning("cannot erase %s from the initial environment block", name.decode())
             else:
-                ctypes.memset(start + offset + len(name) + 1, 0, len(value))
+                ctypes.memset(start + offset + len(name) + 1, FILLER[0], len(value))
                 wiped.append(name.decode())
         offset += len(entry) + 1
     return wiped

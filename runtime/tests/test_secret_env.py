@@ -40,6 +40,22 @@ def test_secret_values_leave_the_initial_block_and_stay_in_os_environ():
     assert sorted(result["first"]) == ["GH_TOKEN", "OPENAI_API_KEY"] and result["second"] == []
     after = "\0".join(result["after"])
     assert "sk-wipe-test-value-1" not in after and "ghp-wipe-test-value-2" not in after
-    assert "OPENAI_API_KEY=" in result["after"] and "PLAIN=not-a-secret" in result["after"]
+    assert "OPENAI_API_KEY=" + "*" * len("sk-wipe-test-value-1") in result["after"]
+    assert "PLAIN=not-a-secret" in result["after"]
     assert result["os_environ"] == "sk-wipe-test-value-1"
     assert result["child"] == "sk-wipe-test-value-1||not-a-secret"  # a popped variable stays popped
+
+
+def test_the_wiped_block_stays_readable_after_the_secret():
+    """Readers of /proc/<pid>/environ stop at an empty entry (psutil does): the variables after a
+    wiped secret must still be there, or the platform no longer recognises its own runtime (psutil is
+    the platform's dependency, in this venv)."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path), "OPENAI_API_KEY": "sk-wipe-test-value-3",
+           "WORKSPACE_ID": "ws-after-the-secret"}
+    code = ("import json, psutil\nfrom molecule_runtime.secret_env import wipe_initial_environ\n"
+            "wipe_initial_environ()\nprint(json.dumps(psutil.Process().environ()))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["WORKSPACE_ID"] == "ws-after-the-secret"
+    assert "sk-wipe" not in seen["OPENAI_API_KEY"]
