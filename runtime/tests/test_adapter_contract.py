@@ -85,10 +85,12 @@ def test_preflight_without_keys_names_what_is_missing_and_never_fails_smoke_for_
 def test_the_default_template_boots_in_smoke_mode(runtime, tmp_path):
     configs = tmp_path / "configs"
     shutil.copytree(TEMPLATES / f"{runtime}-default", configs)
+    # every endpoint points at a closed loopback port: a smoke run never reaches a real provider
     env = {k: v for k, v in os.environ.items() if k not in ("ADAPTER_MODULE", "PLATFORM_URL", "OPENAI_BASE_URL")}
     env.update(FAKE_KEYS, MOLECULE_SMOKE_MODE="1", MOLECULE_SMOKE_TIMEOUT_SECS=SMOKE_TIMEOUT.get(runtime, "15"),
                WORKSPACE_ID="fake-smoke", WORKSPACE_CONFIG_PATH=str(configs), WORKSPACE_DIR=str(tmp_path / "workspace"),
                HOME=str(tmp_path / "home"), PLATFORM_URL="http://127.0.0.1:9", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+               ANTHROPIC_BASE_URL="http://127.0.0.1:9", GOOGLE_GEMINI_BASE_URL="http://127.0.0.1:9",
                PATH=os.pathsep.join([str(NPM_BIN), env.get("PATH", os.defpath)]))
     (tmp_path / "home").mkdir()
     proc = subprocess.run([sys.executable, "-m", "molecule_runtime.main"], env=env, capture_output=True, text=True,

@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from molecule_runtime.adapters import AdapterNotFound, get_adapter, list_adapters
+from molecule_runtime.adapters import BUILTIN_ADAPTERS, AdapterNotFound, get_adapter, list_adapters
 from molecule_runtime.adapters.base import BaseAdapter, RuntimeCapabilities
 from molecule_runtime.adapters.echo import Adapter as EchoAdapter
 
@@ -38,7 +38,10 @@ def test_capabilities_wire_keys():
 
 def test_list_adapters():
     adapters = list_adapters()
-    assert [a["name"] for a in adapters] == ["echo", "langgraph", "openai"]
+    assert [a["name"] for a in adapters] == sorted(BUILTIN_ADAPTERS) == [
+        "autogen", "claude-code", "cli", "crewai", "deepagents", "echo", "google-adk", "hermes", "langgraph",
+        "openai", "openclaw"]
+    adapters = [a for a in adapters if a["name"] == "echo"]
     assert adapters[0] == {"name": "echo", "display_name": "Echo", "description": "Deterministic test adapter",
                            "config_schema": {"reply_prefix": {"type": "string", "default": "echo: "}}}
 
@@ -50,17 +53,22 @@ def test_empty_runtime_means_the_default_langgraph():
     assert adapter_module_for("", env={}) == "molecule_runtime.adapters.langgraph"
 
 
+SDK_MODULES = ("openai", "langgraph", "langchain_openai", "langchain_core", "langchain_anthropic", "deepagents",
+               "claude_agent_sdk", "crewai", "autogen_agentchat", "autogen_core", "autogen_ext", "run_agent",
+               "google.adk", "google.genai")
+
+
 def test_llm_adapters_import_without_their_sdks():
     """The registry and preflight can load every adapter package even where no LLM SDK is installed."""
     import subprocess
 
     code = ("import sys\n"
-            "for m in ('openai', 'langgraph', 'langchain_openai', 'langchain_core'): sys.modules[m] = None\n"
+            f"for m in {SDK_MODULES!r}: sys.modules[m] = None\n"
             "from molecule_runtime.adapters import list_adapters\n"
             "print(sorted(a['name'] for a in list_adapters()))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['echo', 'langgraph', 'openai']"
+    assert out.stdout.strip() == str(sorted(BUILTIN_ADAPTERS))
 
 
 def test_append_to_memory_hook_is_idempotent_on_the_marker(tmp_path):
