@@ -8,7 +8,8 @@ this class only builds another graph and gives it a conversation thread:
   sub-agents) plus Molecule's built-in and skill tools;
 - backend: `FilesystemBackend(root_dir=<root>, virtual_mode=False)`: absolute paths are real
   paths, relative ones resolve under the root. Permissions allow read/write under the root and
-  the config dir and deny everything else, so a path outside both is refused;
+  the config dir and deny everything else, so a path outside both is refused; the system prompt
+  ends with a "## Your Filesystem" section naming the root (the file tools take absolute paths);
 - memory: `<config dir>/CLAUDE.md` when present (deepagents' MemoryMiddleware);
 - checkpointer: a MemorySaver, `thread_id` = the A2A context id. A context the checkpointer
   already knows gets only the new message (the thread holds the conversation); a new one gets
@@ -76,10 +77,17 @@ class DeepAgentsExecutor(LangGraphExecutor):
 
         roots = [self.root_dir] + ([self.config_dir] if self.config_dir != self.root_dir else [])
         return create_deep_agent(
-            model, tools, system_prompt=self.system_prompt or None,
+            model, tools, system_prompt=self.prompt_with_filesystem(roots),
             backend=FilesystemBackend(root_dir=self.root_dir, virtual_mode=False),
             permissions=filesystem_permissions(roots), memory=self.memory_files() or None,
             checkpointer=self.checkpointer, name="molecule-deepagent")
+
+    def prompt_with_filesystem(self, roots: list[Path]) -> str:
+        """Our system prompt plus where the files are (the file tools take absolute paths)."""
+        where = ("## Your Filesystem\nYour working directory is " + self.root_dir.as_posix() +
+                 ". The file tools take absolute paths; you may read and write only under " +
+                 " and ".join(r.as_posix() for r in roots) + ".")
+        return "\n\n".join(p for p in (self.system_prompt, where) if p)
 
     def recursion_limit(self) -> int:
         return super().recursion_limit() if os.environ.get("LANGGRAPH_RECURSION_LIMIT", "").strip() \

@@ -25,6 +25,8 @@ def test_a2a_task_answered_with_the_deep_agent_tools_and_our_prompt(llm_runtime)
     system, user = call.messages[0], call.messages[-1]
     assert system["role"] == "system" and system["content"].startswith("You are the deep test agent.")
     assert user == {"role": "user", "content": "hi deep"}
+    assert f"## Your Filesystem\nYour working directory is {rt.executor.root_dir}." in system["content"]
+    assert str(rt.config_dir.resolve()) in system["content"]
     # deepagents' built-ins and Molecule's built-ins side by side
     assert {"ls", "read_file", "write_file", "edit_file", "glob", "grep", "task"} <= set(call.tool_names)
     assert {"commit_memory", "search_memory", "delegate_task", "list_peers"} <= set(call.tool_names)
