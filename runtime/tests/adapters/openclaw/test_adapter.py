@@ -184,9 +184,10 @@ def test_setup_onboards_in_a_private_state_dir_and_shutdown_stops_the_gateway(
         assert config["gateway"]["port"] == gateway.port and config["gateway"]["bind"] == "loopback"
         assert config["mcp"]["servers"]["molecule"]["args"] == ["-m", "molecule_runtime.mcp_server"]
         assert stat.S_IMODE(adapter.config_file.stat().st_mode) == 0o600
-        # the key never went on a command line
+        # the key never went on a command line (the gateway retitles itself, so check its argv too)
         cmdline = open(f"/proc/{gateway.proc.pid}/cmdline", "rb").read().decode()
-        assert LLM_KEY not in cmdline and "--port" in cmdline and "loopback" in cmdline
+        assert LLM_KEY not in cmdline and LLM_KEY not in " ".join(gateway.proc.args)
+        assert gateway.proc.args[1:] == ["gateway", "--port", str(gateway.port), "--bind", "loopback"]
         # /configs/*.md are in openclaw's workspace; the assembled prompt is its AGENTS.md
         workspace = state / "workspace"
         assert (workspace / "SOUL.md").read_text() == "Be calm."
@@ -233,3 +234,50 @@ def test_a_message_without_a_running_gateway_is_an_agent_error(tmp_path, monkeyp
     assert out["result"]["parts"][0]["text"] == (
         "Agent error: the openclaw gateway is not running (smoke mode, or setup did not finish)")
     assert not calls.exists() and fake_openai.requests == []
+
+
+def test_running_runtime_answers_and_its_gateway_stops_with_it(tmp_path, fake_openai, fake_platform):
+    """The whole process: preflight → setup (onboard + gateway) → register; message/send → openclaw →
+    the fake model; SIGTERM → the runtime exits 0 and takes the gateway with it (atexit)."""
+    import signal
+    import subprocess
+    import time
+
+    from ...conftest import free_port
+
+    ws = "55555555-5555-4555-8555-555555555555"
+    state = tmp_path / "oc-state"
+    configs = write_config(tmp_path / "configs", CONFIG + f"runtime_config: {{gateway_health_checks: 120, "
+                                                          f"state_dir: {state}}}\n")
+    (configs / "system-prompt.md").write_text("You are the process-level OpenClaw agent.")
+    fake_openai.script = [{"content": "Answer from the running runtime."}]
+    env = process_env(WORKSPACE_ID=ws, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
+                      PORT=str(free_port()), HOST="127.0.0.1", OPENAI_BASE_URL=fake_openai.base_url,
+                      OPENAI_API_KEY="sk-process-key", HEARTBEAT_INTERVAL="30",
+                      PATH=f"{NPM_BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.Popen([sys.executable, "-m", "molecule_runtime.main"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300  # onboarding + a gateway start on two shared cores
+        while ws not in fake_platform.registered:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "runtime did not register"
+            time.sleep(0.2)
+        url = fake_platform.registered[ws]["url"]
+        out = rpc(url, "message/send", {"message": msg03("hello process")}, timeout=150)
+        assert out["result"]["parts"][0]["text"] == "Answer from the running runtime."
+        [call] = fake_openai.requests
+        assert call.headers["authorization"] == "Bearer sk-process-key"
+        port = json.loads((state / ".openclaw" / "openclaw.json").read_text())["gateway"]["port"]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["ok"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert proc.returncode == 0, output
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=3)
+    assert state.is_dir()  # a configured state_dir is kept (sessions survive a restart)
