@@ -90,7 +90,7 @@ import time  # noqa: E402
 # variables a developer's shell may carry that would change what the runtime under test does
 _SCRUB = ("ADAPTER_MODULE", "MOLECULE_SMOKE_MODE", "AGENT_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
           "MODEL_PROVIDER", "ANTHROPIC_API_KEY", "LANGGRAPH_RECURSION_LIMIT", "WORKSPACE_ID",
-          "MOLECULE_INBOUND_SECRET")
+          "MOLECULE_INBOUND_SECRET", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "OLLAMA_HOST", "WORKSPACE_DIR")
 
 
 def process_env(**extra: str) -> dict:
@@ -106,12 +106,13 @@ def run_cli(env: dict, *, prelude: str = "", timeout: float = 60) -> subprocess.
 
 
 @contextlib.contextmanager
-def runtime_process(env: dict, fake_platform, workspace_id: str):
-    """A running `molecule-runtime` registered with the fake platform; yields its URL."""
+def runtime_process(env: dict, fake_platform, workspace_id: str, *, boot_timeout: float = 30):
+    """A running `molecule-runtime` registered with the fake platform; yields its URL. A runtime
+    whose SDK takes long to import (crewAI) gets a longer ``boot_timeout``."""
     proc = subprocess.Popen([sys.executable, "-m", "molecule_runtime.main"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + boot_timeout
         while workspace_id not in fake_platform.registered:
             if proc.poll() is not None:
                 raise AssertionError(f"runtime exited {proc.returncode}: {proc.stdout.read()}")

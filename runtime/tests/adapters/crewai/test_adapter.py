@@ -18,8 +18,8 @@ from molecule_runtime.skills import load_skill
 
 from ...conftest import free_port, write_config, write_skill
 from ...fake_openai import answer_with_tool_result
-from ..conftest import process_env, run_cli
-from .conftest import BOOT_TIMEOUT, crewai_process
+from ..conftest import process_env, run_cli, runtime_process
+from .conftest import BOOT_TIMEOUT
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_running_runtime_answers_message_send_and_calls_a_platform_tool(tmp_path
                       PORT=str(free_port()), HOST="127.0.0.1", OPENAI_BASE_URL=fake_openai.base_url,
                       OPENAI_API_KEY="sk-process-key", DELEGATION_RESULTS_FILE=str(tmp_path / "d.jsonl"),
                       HEARTBEAT_INTERVAL="30")
-    with crewai_process(env, fake_platform, ws) as url:
+    with runtime_process(env, fake_platform, ws, boot_timeout=BOOT_TIMEOUT) as url:
         from ...a2a_helpers import rpc, msg03
 
         result = rpc(url, "message/send", {"message": msg03("remember the process fact")}, timeout=60)["result"]
