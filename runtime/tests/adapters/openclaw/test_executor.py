@@ -1,6 +1,7 @@
 """OpenClawExecutor over real processes: A2A server → `openclaw agent` CLI → the real openclaw gateway
 → the fake chat-completions server over HTTP (one gateway for the module)."""
 
+import json
 import os
 import re
 import threading
@@ -145,8 +146,11 @@ def test_a_platform_tool_called_through_the_mcp_server_reaches_the_platform(oc):
     assert assistant["tool_calls"][0]["id"] == "callm1"
     assert tool_msg["role"] == "tool" and tool_msg["tool_call_id"] == "callm1"
     fed_back = tool_msg["content"] if isinstance(tool_msg["content"], str) else str(tool_msg["content"])
-    open("/tmp/oc_fed.txt", "w").write(fed_back)
-    assert memory_id in fed_back and '"success": true' in fed_back  # our tool's JSON, back to the model
+    # openclaw wraps a tool result as untrusted content: a JSON document naming the MCP tool,
+    # whose MCP text content is our tool's JSON
+    wrapped = json.loads(fed_back.split("\n---\n", 1)[1].split("\n<<<END_EXTERNAL_UNTRUSTED_CONTENT", 1)[0])
+    assert wrapped["tool"]["name"] == "molecule__commit_memory" and wrapped["tool"]["source"] == "mcp"
+    assert json.loads(wrapped["result"]["content"][0]["text"]) == {"success": True, "id": memory_id, "scope": "TEAM"}
     text = result["parts"][0]["text"]
     assert text.startswith("Saved. Tool said: ") and memory_id in text
     assert [t["tool"] for t in result["metadata"]["tool_trace"]] == ["tool_call"]
