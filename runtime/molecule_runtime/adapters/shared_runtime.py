@@ -427,10 +427,21 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
                                     self.REQUIRED_MODULES, self.EXTRA)
 
     async def setup(self, config: AdapterConfig) -> None:
+        """The dependency check, the settings (:meth:`resolve_settings`, which adapters with settings
+        of their own override), then the workspace's skills, tools and prompt."""
+        self.require_dependencies()
+        self.settings = self.resolve_settings(config)
+        await self.load_workspace(config)
+
+    def require_dependencies(self) -> None:
         missing = missing_modules(self.REQUIRED_MODULES)
         if missing:
             raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
                                f"pip install 'molecule-runtime[{self.EXTRA}]'")
+
+    def resolve_settings(self, config: AdapterConfig):
+        """The OpenAI-compatible endpoint, model and key; RuntimeError naming what is missing (in
+        smoke mode a missing key gets a stand-in that is never sent anywhere real)."""
         try:
             settings = resolve_llm_settings(config.model, config.runtime_config, os.environ)
         except ValueError as exc:
@@ -440,7 +451,10 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
             raise RuntimeError("; ".join(p.detail for p in problems))
         if config.smoke_mode and not settings.api_key:  # smoke mode never reaches a real provider
             settings = dataclasses.replace(settings, api_key="sk-smoke-never-sent")
-        self.settings = settings
+        return settings
+
+    async def load_workspace(self, config: AdapterConfig) -> None:
+        """Plugins, skills, the tool map and the system prompt (spec §3.1 ``_common_setup``)."""
         config_path = Path(config.config_path)
         extras = await gather_extras(config, self.name())
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())

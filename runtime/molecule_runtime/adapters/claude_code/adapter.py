@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ...skills import load_skills
 from ..base import AdapterCheck, AdapterConfig
-from ..shared_runtime import (PROVIDERS, LLMAdapter, build_system_prompt, collect_tools, dependency_problem,
-                              gather_extras, missing_modules)
+from ..shared_runtime import (PROVIDERS, LLMAdapter, dependency_problem)
 
 DEFAULT_MODEL = "sonnet"
 AUTH_ENVS = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY")
@@ -208,11 +206,7 @@ class ClaudeCodeAdapter(LLMAdapter):
             return checks + [AdapterCheck("Invalid runtime_config", str(exc))]
         return checks + claude_problems(settings, config.model, self.name())
 
-    async def setup(self, config: AdapterConfig) -> None:
-        missing = missing_modules(self.REQUIRED_MODULES)
-        if missing:
-            raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
-                               f"pip install 'molecule-runtime[{self.EXTRA}]'")
+    def resolve_settings(self, config: AdapterConfig) -> ClaudeCodeSettings:
         try:
             settings = resolve_claude_settings(config.model, config.runtime_config, os.environ,
                                                config_path=config.config_path)
@@ -224,14 +218,7 @@ class ClaudeCodeAdapter(LLMAdapter):
             raise RuntimeError("; ".join(p.detail for p in fatal))
         if problems:  # smoke mode without credentials: a stand-in that never reaches Anthropic
             settings = dataclasses.replace(settings, extra_env=(("ANTHROPIC_API_KEY", SMOKE_KEY),))
-        self.settings = settings
-        config_path = Path(config.config_path)
-        extras = await gather_extras(config, self.name())
-        self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
-        self.loaded_skills += extras.plugin_skills
-        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
-        self.system_prompt = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
+        return settings
 
     async def transcript_lines(self, since: int = 0, limit: int = 100) -> dict:
         """Lines of the newest Claude Code session transcript of this workspace's cwd (limit ≤ 1000)."""

@@ -12,13 +12,11 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
-from ...skills import load_skills
 from ..base import AdapterCheck, AdapterConfig
-from ..shared_runtime import (LLMAdapter, _rc_int, build_system_prompt, collect_tools, dependency_problem,
-                              gather_extras, missing_modules, resolve_llm_settings, split_model)
+from ..shared_runtime import (LLMAdapter, _rc_int, dependency_problem,
+                              resolve_llm_settings, split_model)
 
 DEFAULT_AGENT_NAME = "molecule-adk-agent"
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
@@ -189,11 +187,7 @@ class GoogleADKAdapter(LLMAdapter):
             return checks + [AdapterCheck("Invalid runtime_config", str(exc))]
         return checks + adk_problems(settings, config.model, self.name())
 
-    async def setup(self, config: AdapterConfig) -> None:
-        missing = missing_modules(self.REQUIRED_MODULES)
-        if missing:
-            raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
-                               f"pip install 'molecule-runtime[{self.EXTRA}]'")
+    def resolve_settings(self, config: AdapterConfig):
         try:
             settings = resolve_adk_settings(config.model, config.runtime_config, os.environ)
         except ValueError as exc:
@@ -204,11 +198,4 @@ class GoogleADKAdapter(LLMAdapter):
             raise RuntimeError("; ".join(p.detail for p in fatal))
         if problems:  # smoke mode without a key: a stand-in that never reaches a real provider
             settings = dataclasses.replace(settings, api_key=SMOKE_KEY, vertexai=False)
-        self.settings = settings
-        config_path = Path(config.config_path)
-        extras = await gather_extras(config, self.name())
-        self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
-        self.loaded_skills += extras.plugin_skills
-        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
-        self.system_prompt = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
+        return settings

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...attachments import ChatFiles
-from ...skills import load_skills
 from ..base import AdapterCheck
 from ..providers import PROVIDERS, LLMSettings, _rc_int, resolve_llm_settings, settings_problems
 from ..shared_runtime import (
-    LLMAdapter, build_system_prompt, collect_tools, dependency_problem, gather_extras, missing_modules,
+    LLMAdapter, dependency_problem,
 )
 
 NOUS_BASE_URL = "https://inference-api.nousresearch.com/v1"
@@ -174,11 +173,7 @@ class HermesAdapter(LLMAdapter):
             return checks + [AdapterCheck("Invalid runtime_config", str(exc))]
         return checks + settings_problems(settings.llm, self.name())
 
-    async def setup(self, config) -> None:
-        missing = missing_modules(self.REQUIRED_MODULES)
-        if missing:
-            raise RuntimeError(f"runtime '{self.name()}' needs the Python package(s) {', '.join(missing)}: "
-                               f"pip install 'molecule-runtime[{self.EXTRA}]'")
+    def resolve_settings(self, config):
         try:
             settings = resolve_hermes_settings(config.model, config.runtime_config, os.environ)
         except ValueError as exc:
@@ -190,14 +185,10 @@ class HermesAdapter(LLMAdapter):
             settings = dataclasses.replace(settings, llm=dataclasses.replace(settings.llm, api_key="sk-smoke-never-sent"))
         home = prepare_hermes_home(private_hermes_home(config.workspace_id, settings.hermes_home), settings)
         self.hermes_settings = dataclasses.replace(settings, hermes_home=str(home))
-        self.settings = self.hermes_settings.llm
-        config_path = Path(config.config_path)
-        extras = await gather_extras(config, self.name())
-        self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
-        self.loaded_skills += extras.plugin_skills
-        self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
-        self.system_prompt = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
+        return self.hermes_settings.llm
+
+    async def setup(self, config) -> None:
+        await super().setup(config)
         if not config.smoke_mode:  # the health probe imports hermes (seconds); smoke mode skips it
             from .executor import health_probe
 

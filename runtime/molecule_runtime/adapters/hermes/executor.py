@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
