@@ -153,4 +153,5 @@ def test_a_platform_tool_called_through_the_mcp_server_reaches_the_platform(oc):
     assert json.loads(wrapped["result"]["content"][0]["text"]) == {"success": True, "id": memory_id, "scope": "TEAM"}
     text = result["parts"][0]["text"]
     assert text.startswith("Saved. Tool said: ") and memory_id in text
-    assert [t["tool"] for t in result["metadata"]["tool_trace"]] == ["tool_call"]
+    # tool_trace: the tools openclaw's run summary names (meta.toolSummary.tools)
+    assert [t["tool"] for t in result["metadata"]["tool_trace"]] == ["molecule__commit_memory", "tool_call"]
