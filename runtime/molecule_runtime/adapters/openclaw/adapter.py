@@ -226,6 +226,7 @@ class OpenClawAdapter(LLMAdapter):
         self.state_dir: Path | None = None
         self.gateway: Gateway | None = None
         self._own_state_dir = False
+        self.mcp_server_config_enabled = False
 
     def executor_class(self):
         from .executor import OpenClawExecutor
@@ -368,6 +369,7 @@ class OpenClawAdapter(LLMAdapter):
         gateway["auth"] = {"mode": "token", "token": token}
         data.setdefault("logging", {})["file"] = str(self.state_dir / "logs" / "openclaw.log")
         mcp = self.mcp_server_config(config)
+        self.mcp_server_config_enabled = mcp is not None
         if mcp is not None:
             data.setdefault("mcp", {}).setdefault("servers", {})["molecule"] = mcp
         self.config_file.write_text(json.dumps(data, indent=2))
@@ -394,7 +396,12 @@ class OpenClawAdapter(LLMAdapter):
             shutil.copyfile(md, workspace / md.name)
         agents = workspace / "AGENTS.md"
         if not (config_dir / "AGENTS.md").is_file() and self.system_prompt:
-            agents.write_text(self.system_prompt + "\n", encoding="utf-8")
+            note = ""
+            if self.mcp_server_config_enabled:
+                note = ("\n\nThe platform tools above are the MCP tools of server `molecule`, named "
+                        "`molecule__<tool>` (e.g. `molecule__commit_memory`): find them with tool_search, "
+                        "call them with tool_call.")
+            agents.write_text(self.system_prompt + note + "\n", encoding="utf-8")
 
     async def create_executor(self, config: AdapterConfig):
         executor = await super().create_executor(config)
