@@ -33,7 +33,6 @@ import os
 from typing import Any, Callable
 
 from ..shared_runtime import LLMExecutor, TextStream, run_tool_for_model, trace_start
-from .adapter import ClaudeCodeSettings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,8 @@ def short_tool_name(name: str) -> str:
 class ClaudeCodeExecutor(LLMExecutor):
     runtime_label = "claude-code"
 
-    def __init__(self, *, settings: ClaudeCodeSettings, **kwargs: Any):
+    # settings: adapter.ClaudeCodeSettings (not imported: the adapter imports this module)
+    def __init__(self, *, settings: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.settings = settings
         self.sessions: dict[str, str] = {}  # A2A context id -> Claude session id

@@ -32,7 +32,6 @@ from typing import Any, Callable
 
 from ...tools.redact import redact_secrets
 from ..shared_runtime import LLMExecutor, TextStream, error_text, run_tool_for_model, trace_start
-from .adapter import ADKSettings
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,8 @@ def _texts(content: Any) -> str:
 class GoogleADKExecutor(LLMExecutor):
     runtime_label = "google-adk"
 
-    def __init__(self, *, settings: ADKSettings, **kwargs: Any):
+    # settings: adapter.ADKSettings (not imported: the adapter imports this module)
+    def __init__(self, *, settings: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.settings = settings
         self._runner = None
