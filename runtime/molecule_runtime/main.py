@@ -296,6 +296,8 @@ async def amain(env=None) -> int:
         if watcher is not None:
             await watcher.stop()
         await heartbeat.stop()
+        with contextlib.suppress(Exception):  # a daemon that will not stop must not hide the exit
+            await adapter.aclose()
         await client.aclose()
         log.info("runtime stopped")
     return 0

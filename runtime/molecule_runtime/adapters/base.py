@@ -143,6 +143,10 @@ class BaseAdapter(abc.ABC):
     def pre_stop_state(self) -> dict:
         return {}
 
+    async def aclose(self) -> None:
+        """Stop what setup started (openclaw's gateway); called once when the runtime stops."""
+        return None
+
     def restore_state(self, snapshot: dict) -> None:
         return None
 
