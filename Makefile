@@ -43,7 +43,7 @@ $(NPM_DIR)/.installed: runtime/pyproject.toml
 	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null); else echo "make: npm is missing; install it with: sudo apt-get install nodejs npm" >&2; exit 1; fi; }
 	@# Node from npm first (openclaw's install refuses an older one), then everything with it on PATH.
 	$(if $(filter node@%,$(NPM_PACKAGES)),npm install --prefix $(NPM_DIR) --no-fund --no-audit --loglevel=error $(filter node@%,$(NPM_PACKAGES)))
-	PATH="$(CURDIR)/$(NPM_DIR)/node_modules/.bin:$$PATH" npm install --prefix $(NPM_DIR) --no-fund --no-audit --loglevel=error $(NPM_PACKAGES)
+	PATH="$(CURDIR)/$(NPM_DIR)/node_modules/.bin:$$PATH" npm install --prefix $(NPM_DIR) --no-fund --no-audit --loglevel=error $(filter-out node@%,$(NPM_PACKAGES))
 	touch $@
 
 npm-tools: $(NPM_DIR)/.installed
