@@ -11,8 +11,8 @@ start stops the group. Ctrl-C (or SIGTERM) stops every child, then the local wor
 ``make run`` starts from the same data (and restarts the workspaces that should run).
 
 When the Docker backend runs the workspaces (``MOLECULE_PROVISIONER=docker``, or ``auto`` with an
-engine answering), the launcher first builds the workspace images that are missing
-(``manage.py build_workspace_images``), and the web tier listens on a second socket: the
+engine answering), the launcher first builds the default runtime's and echo's workspace images
+if they are missing (``manage.py build_workspace_images --default``), and the web tier listens on a second socket: the
 gateway address of the workspace network, which containers reach as ``host.docker.internal``
 (the platform's own HOST, loopback by default, is not reachable from a container).
 
@@ -251,7 +251,7 @@ def _build_workspace_images() -> None:
     """The workspace images that are missing, when the Docker backend runs the workspaces; a
     failed build does not stop the platform (starts then fail naming the command to run)."""
     try:
-        _manage("build_workspace_images", "--missing", "--if-docker")
+        _manage("build_workspace_images", "--missing", "--if-docker", "--default")
     except subprocess.CalledProcessError:
         print("launcher: building the workspace images failed (see above); workspaces cannot start until "
               "`python manage.py build_workspace_images` succeeds", flush=True)

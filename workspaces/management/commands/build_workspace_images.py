@@ -1,14 +1,16 @@
 """``manage.py build_workspace_images``: the workspace images, built here from ``runtime/Dockerfile``.
 
 One image per runtime (``<WORKSPACE_IMAGE_PREFIX><runtime>:<WORKSPACE_IMAGE_TAG>``), each with
-that runtime's pip extra; nothing is pulled (the base image must be local). ``make run`` calls
-it with ``--missing --if-docker``: the images are built once, when the Docker backend is in use.
+that runtime's pip extra and Debian/npm packages; nothing is pulled (the base image must be local).
+``make run`` calls it with ``--missing --if-docker --default``: the default runtime's and echo's
+images are built once, when the Docker backend is in use; the others with ``--runtime``.
 """
 
 from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from molecule_site import docker_engine
@@ -24,10 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--missing", action="store_true", help="skip the images that exist already")
         parser.add_argument("--if-docker", action="store_true",
                             help="do nothing unless MOLECULE_PROVISIONER picks the Docker backend")
+        parser.add_argument("--default", action="store_true", dest="default_only",
+                            help="only the default runtime's image and echo's (the demo templates'): what "
+                                 "`make run` builds; the other runtimes' take minutes each and are built on request")
 
-    def handle(self, *args, runtimes=None, missing=False, if_docker=False, verbosity=1, **options):
+    def handle(self, *args, runtimes=None, missing=False, if_docker=False, default_only=False, verbosity=1,
+               **options):
         if if_docker and not docker_selected():
             return
+        if default_only:
+            runtimes = sorted({settings.WORKSPACE_DEFAULT_RUNTIME, "echo"} & set(known_runtimes()))
         try:
             client = docker_engine.connect(timeout=60)
         except docker_engine.EngineUnavailable as exc:

@@ -30,3 +30,12 @@ def test_if_docker_does_nothing_when_another_backend_runs_the_workspaces(setting
     out = io.StringIO()
     call_command("build_workspace_images", "--if-docker", stdout=out)
     assert out.getvalue() == ""
+
+
+def test_default_builds_only_the_default_runtimes_and_echos_images(engine, workspace_image, settings):
+    """`make run` builds these two; the other runtimes' images take minutes each and are built on request."""
+    out = io.StringIO()
+    call_command("build_workspace_images", "--default", "--missing", verbosity=2, stdout=out)
+    named = {line.split(":")[0].removeprefix("workspace image ").strip() for line in out.getvalue().splitlines()
+             if line.startswith("workspace image ")}
+    assert named == {image_name(settings.WORKSPACE_DEFAULT_RUNTIME).split(":")[0], image_name("echo").split(":")[0]}
