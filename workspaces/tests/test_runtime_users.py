@@ -91,12 +91,17 @@ def test_a_runtime_its_user_cannot_reach_is_bridged_through_a_system_interpreter
     assert (imported.returncode, imported.stdout.strip()) == (0, "ok"), imported.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="runtime users exist only when the platform runs as root")
 def test_a_runtime_environment_of_its_own_gets_a_bridge_to_its_own_packages(settings):
-    """crewai runs from `.molecule/runtime-envs/crewai` (its pins conflict with the project venv): its
-    bridge reaches that environment's packages, not the platform's."""
+    """crewai runs from `.molecule/runtime-envs/crewai` (its pins conflict with the project venv): as
+    root its bridge reaches that environment's packages, not the platform's; as an ordinary user the
+    environment's own `molecule-runtime` is run as it is."""
     own = Path(settings.LOCAL_RUNTIME_ENVS_DIR) / "crewai" / "bin" / "molecule-runtime"
     assert own.is_file(), "make runtime-envs installs it"
+    settings.LOCAL_RUNTIME_EXECUTABLE = ""
+    assert local.runtime_executable("crewai") == str(own)
+    if os.geteuid() != 0:  # no runtime users: nothing to bridge
+        assert not runtime_users.isolated()
+        return
     home = Path(tempfile.mkdtemp(prefix="molecule-bridge-"))
     home.chmod(0o755)
     settings.MOLECULE_HOME = home
