@@ -3,6 +3,7 @@
 from django_prometheus.exports import ExportToDjangoView
 
 from molecule_site.api import async_api
+from molecule_site.metrics import workspace_metrics_text
 from molecule_site.wire import not_found_response
 
 
@@ -25,4 +26,6 @@ async def health(request):
 @get_only
 def metrics(request):
     """``GET /metrics`` (open, spec §17) in the Prometheus text format; other methods: gin's 404."""
-    return ExportToDjangoView(request)
+    response = ExportToDjangoView(request)
+    response.content = response.content + workspace_metrics_text()  # fleet gauges, read from the DB per scrape
+    return response

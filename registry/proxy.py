@@ -53,6 +53,7 @@ from django.utils import timezone
 
 from activity.events import aemit, emit
 from molecule_site import adb
+from molecule_site.metrics import observe_a2a_call
 from molecule_site.redis_client import get_async_redis
 from molecule_site.wire import JSON_CONTENT_TYPE, datastore_busy_response, json_bytes
 from registry import a2a_queue, redis_keys
@@ -518,6 +519,7 @@ async def _record_exchange(*, target: _Target, caller_id, request_body, response
     """The agent answered: activity row, then A2A_RESPONSE (canvas) or last_outbound_at (workspace)."""
     decoded = _decode(response_body)
     ok = status_code < 400
+    observe_a2a_call(target.id, "ok" if ok else "error", duration_ms)
     await _insert_activity(
         target=target, caller_id=caller_id, method=method, summary=f"{method} → {target.name}",
         request_body=request_body, response_body=decoded, tool_trace=_tool_trace(decoded), duration_ms=duration_ms,
@@ -536,6 +538,7 @@ async def _record_exchange(*, target: _Target, caller_id, request_body, response
 
 
 async def _record_failure(*, target: _Target, caller_id, request_body, method, error: str, duration_ms) -> None:
+    observe_a2a_call(target.id, "failed", duration_ms)
     await _insert_activity(
         target=target, caller_id=caller_id, method=method, summary=f"A2A request to {target.name} failed: {error}",
         request_body=request_body, response_body=None, tool_trace=None, duration_ms=duration_ms, status="error",
