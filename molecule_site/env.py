@@ -8,6 +8,7 @@ echoed in those messages.
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import urlparse
 
@@ -100,3 +101,25 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if lowered not in choices:
         raise EnvError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return lowered
+
+
+def env_prices(name: str) -> dict[str, tuple[float, float]]:
+    """A JSON object of model → [input, output] prices (non-negative numbers); unset gives ``{}``."""
+    value = _raw(name)
+    if value is None:
+        return {}
+    error = EnvError(f'{name} must be a JSON object of model → [input, output] cents per million tokens, '
+                     f'e.g. {{"my-model": [30, 60]}}; got {value!r}')
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise error from None
+    if not isinstance(parsed, dict):
+        raise error
+    prices = {}
+    for model, pair in parsed.items():
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0 for p in pair)):
+            raise error
+        prices[str(model)] = (float(pair[0]), float(pair[1]))
+    return prices

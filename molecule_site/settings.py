@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import dj_database_url
 
 from molecule_site import capacity, embedded, local_keys, modes
-from molecule_site.env import EnvError, env_bool, env_choice, env_int, env_list, env_str, env_url
+from molecule_site.env import EnvError, env_bool, env_choice, env_int, env_list, env_prices, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -96,6 +96,20 @@ PLUGINS_DIR = Path(env_str("PLUGINS_DIR", str(BASE_DIR / "plugins"))).resolve()
 WORKSPACE_DIR = env_str("WORKSPACE_DIR")
 AWARENESS_URL = env_url("AWARENESS_URL", schemes=("http", "https"))
 ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 7, minimum=1)
+
+# What model tokens cost, in USD cents per million (input, output) tokens: the A2A proxy meters
+# each reply's `usage` into workspace_token_usage and monthly_spend with it (metering/prices.py
+# matches the longest listed prefix, else "default"). MODEL_PRICES_JSON overrides or adds entries:
+# {"my-model": [30, 60]}.
+MODEL_PRICES = {
+    "default": (100, 400),
+    "gpt-4o-mini": (15, 60), "gpt-4o": (250, 1000), "gpt-4.1-mini": (40, 160), "gpt-4.1": (200, 800),
+    "gpt-5-mini": (25, 200), "gpt-5": (125, 1000), "o3": (200, 800),
+    "claude-3-5-haiku": (80, 400), "claude-haiku-4": (100, 500), "claude-sonnet-4": (300, 1500),
+    "claude-opus-4": (1500, 7500), "gemini-2.5-flash": (30, 250), "gemini-2.5-pro": (125, 1000),
+    "echo": (0, 0),
+}
+MODEL_PRICES.update(env_prices("MODEL_PRICES_JSON"))
 ACTIVITY_CLEANUP_INTERVAL_HOURS = env_int("ACTIVITY_CLEANUP_INTERVAL_HOURS", 6, minimum=1)
 CORS_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:3001"])
 # django-cors-headers, configured as the original's CORS (spec §1 item 2).
@@ -258,6 +272,7 @@ INSTALLED_APPS = [
     "secrets_app",
     "memory",
     "activity",
+    "metering",
 ]
 
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,

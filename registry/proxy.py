@@ -6,8 +6,8 @@ Redis, then the database; hibernated wake; SSRF filter), normalises the body to 
 a :class:`ProxyResult` — status, body, headers — and never raises for anything the agent does.
 Its side effects come after the result is decided: the ``a2a_receive`` activity row on the
 target (+ ``ACTIVITY_LOGGED``), ``A2A_RESPONSE`` for canvas callers, ``last_outbound_at`` for
-workspace callers. Token usage (``workspace_token_usage``, §19) is not recorded: that table
-is not part of this build.
+workspace callers, and the reply's token usage metered into ``workspace_token_usage`` and
+``monthly_spend`` (``metering.services``, §19).
 
 Timeouts (spec §8.4 "Timeouts"): the original cancels a call when no event for the TARGET
 (every heartbeat included) arrived within the idle window. Here the window restarts on every
@@ -52,6 +52,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from activity.events import aemit, emit
+from metering.services import usage_from_reply, usage_record
 from molecule_site import adb
 from molecule_site.metrics import observe_a2a_call
 from molecule_site.redis_client import get_async_redis
@@ -527,6 +528,11 @@ async def _record_exchange(*, target: _Target, caller_id, request_body, response
     )
     if not ok:
         return
+    if (usage := usage_from_reply(decoded)) is not None:
+        try:
+            await usage_record(workspace_id=target.id, usage=usage)
+        except (psycopg.Error, adb.DatabaseBusy):
+            log.warning("could not meter the token usage of workspace %s", target.id, exc_info=True)
     if caller_id is None:
         await aemit("A2A_RESPONSE", target.id, {"response_body": decoded, "method": method, "duration_ms": duration_ms},
                     persist=False)

@@ -1,6 +1,7 @@
 """The operator admin as a whole: every page renders without object reprs, and the dashboard
 answers "what is wrong with my fleet right now"."""
 
+import datetime
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from activity.models import ActivityLog, ApprovalRequest, ApprovalStatus, StructureEvent
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
+from metering.models import WorkspaceTokenUsage
 from molecule_site import admin_site
 from registry.models import WorkspaceAuthToken
 from registry.tokens import token_mint
@@ -47,6 +49,8 @@ def one_row_of_every_model(operator):
                                request_body={"q": 1})
     StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=workspace.id, payload={"url": "x"})
     ApprovalRequest.objects.create(workspace=workspace, action="deploy", reason="release")
+    WorkspaceTokenUsage.objects.create(workspace=workspace, model="gpt-4o", day=datetime.date(2026, 12, 1),
+                                       input_tokens=10, output_tokens=5, call_count=1, cost_cents=0.0075)
     Group.objects.create(name="operators")
 
 

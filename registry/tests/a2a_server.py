@@ -28,6 +28,10 @@ import pytest
 TOOL_TRACE = [{"tool": "search", "ok": True}]
 
 
+# gpt-4o at the default prices: 100 + 100 = 200 cents a call.
+USAGE = {"input_tokens": 400_000, "output_tokens": 100_000, "model": "gpt-4o"}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "A2AServer"
@@ -64,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         if path == "/echo":
             self._echo(request)
+        elif path == "/usage":  # a reply that reports its model calls' tokens, as our runtime does
+            self._json(200, {"jsonrpc": "2.0", "id": request.get("id") if isinstance(request, dict) else None,
+                             "result": {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": "ok"}],
+                                        "metadata": {"usage": USAGE}}})
         elif path.startswith("/slow/"):
             time.sleep(float(path.rsplit("/", 1)[1]))
             self._echo(request)

@@ -908,3 +908,45 @@ def test_loopback_urls_become_container_names_only_when_the_platform_runs_on_the
     settings.MOLECULE_IN_DOCKER = True
     assert proxy._docker_rewrite(target, "http://localhost:40001") == f"http://ws-{target[:12]}:8000"
     assert proxy._docker_rewrite(target, "https://agent.example.com") == "https://agent.example.com"
+
+
+def test_reply_usage_is_metered_into_token_usage_and_spend(tree, a2a_server):
+    from metering.models import WorkspaceTokenUsage
+
+    pm = point(tree["PM"], a2a_server.url("usage"))
+    for _ in range(2):
+        assert a2a(pm).status == 200
+    row = WorkspaceTokenUsage.objects.get(workspace=pm)
+    assert (row.model, row.input_tokens, row.output_tokens, row.call_count) == ("gpt-4o", 800_000, 200_000, 2)
+    assert row.cost_cents == pytest.approx(400)
+    pm.refresh_from_db()
+    assert pm.monthly_spend == 400
+
+
+def test_budget_gate_trips_on_metered_spend_with_one_warning_and_one_exceeded_event(tree, a2a_server):
+    pm = point(tree["PM"], a2a_server.url("usage"))
+    Workspace.objects.filter(pk=pm.pk).update(budget_limit=500)
+    calls = [a2a(pm) for _ in range(4)]
+    assert [call.status for call in calls] == [200, 200, 200, 402]  # 200, 400 (80 %), 600 (≥ 100 %), refused
+    assert calls[3].content == b'{"error":"workspace budget limit exceeded"}'
+    assert [c.events("BUDGET_WARNING") != [] for c in calls[:3]] == [False, True, False]
+    assert [c.events("BUDGET_EXCEEDED") != [] for c in calls[:3]] == [False, False, True]
+    assert calls[2].events("BUDGET_EXCEEDED")[0]["payload"] == {"monthly_spend": 600, "budget_limit": 500,
+                                                              "percent": 120.0}
+    kinds = list(StructureEvent.objects.filter(workspace_id=pm.id, event_type__startswith="BUDGET_")
+                 .values_list("event_type", flat=True))
+    assert sorted(kinds) == ["BUDGET_EXCEEDED", "BUDGET_WARNING"]
+
+
+@pytest.mark.parametrize("usage", [
+    {"input_tokens": -5, "output_tokens": 10}, {"input_tokens": "many"}, {"input_tokens": True},
+    {"input_tokens": 10**12}, {"input_tokens": 0, "output_tokens": 0},
+])
+def test_junk_usage_is_not_metered(tree, a2a_server, monkeypatch, usage):
+    from metering.models import WorkspaceTokenUsage
+    from registry.tests import a2a_server as server_module
+
+    monkeypatch.setattr(server_module, "USAGE", usage)
+    pm = point(tree["PM"], a2a_server.url("usage"))
+    assert a2a(pm).status == 200
+    assert not WorkspaceTokenUsage.objects.filter(workspace=pm).exists()

@@ -1,0 +1,119 @@
+"""Metering: the A2A proxy's replies → ``workspace_token_usage`` and ``monthly_spend``; budgets.
+
+``usage_record`` runs on the proxy's event loop (raw SQL through ``molecule_site.adb``). One
+transaction adds the call to its (workspace, model, day) row and sets ``workspaces.monthly_spend``
+to this calendar month's metered cost (UTC, rounded up to whole cents), so the month rolls over by
+itself and the proxy's 402 gate (``monthly_spend >= budget_limit``) trips on real spend. Crossing
+80 % and 100 % of the budget emits ``BUDGET_WARNING`` / ``BUDGET_EXCEEDED`` once: only the call
+that crosses the line sees the old spend below it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from activity.events import aemit, emit
+from metering.prices import cost_cents
+from molecule_site import adb
+from workspaces.models import Workspace
+
+# Bounds on what an agent may report for one call: junk or overflow is not metered.
+MAX_TOKENS_PER_CALL = 100_000_000
+MAX_MODEL_NAME = 200
+WARNING_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class Usage:
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+def _count(value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS_PER_CALL:
+        return None
+    return value
+
+
+def usage_from_reply(decoded) -> Usage | None:
+    """The ``usage`` an agent's JSON-RPC reply reports (spec §8.4: ``result.usage`` or top-level
+    ``usage``; our runtime puts it in ``result.metadata.usage``), or None when there is none."""
+    if not isinstance(decoded, dict):
+        return None
+    result = decoded.get("result") if isinstance(decoded.get("result"), dict) else {}
+    metadata = result.get("metadata") if isinstance(result.get("metadata"), dict) else {}
+    for candidate in (result.get("usage"), decoded.get("usage"), metadata.get("usage")):
+        if isinstance(candidate, dict):
+            input_tokens = _count(candidate.get("input_tokens", 0))
+            output_tokens = _count(candidate.get("output_tokens", 0))
+            if input_tokens is None or output_tokens is None or input_tokens + output_tokens == 0:
+                return None
+            model = candidate.get("model")
+            model = model[:MAX_MODEL_NAME] if isinstance(model, str) else ""
+            return Usage(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
+    return None
+
+
+_UPSERT_SQL = """
+INSERT INTO workspace_token_usage (id, workspace_id, model, day, input_tokens, output_tokens, call_count, cost_cents,
+                                   updated_at)
+VALUES (%s, %s, %s, (now() AT TIME ZONE 'UTC')::date, %s, %s, 1, %s, now())
+ON CONFLICT (workspace_id, model, day) DO UPDATE SET
+    input_tokens = workspace_token_usage.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = workspace_token_usage.output_tokens + EXCLUDED.output_tokens,
+    call_count = workspace_token_usage.call_count + 1,
+    cost_cents = workspace_token_usage.cost_cents + EXCLUDED.cost_cents,
+    updated_at = now()
+"""
+_LOCK_SQL = "SELECT monthly_spend, budget_limit FROM workspaces WHERE id = %s FOR UPDATE"
+_MONTH_SQL = """
+SELECT COALESCE(SUM(cost_cents), 0) FROM workspace_token_usage
+WHERE workspace_id = %s AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date
+"""
+_SPEND_SQL = "UPDATE workspaces SET monthly_spend = %s WHERE id = %s"
+
+
+def crossed(before: int, after: int, limit: int | None) -> list[str]:
+    """The budget events a change of spend from ``before`` to ``after`` (cents) calls for."""
+    if limit is None:
+        return []
+    events = []
+    if before < WARNING_FRACTION * limit <= after:
+        events.append("BUDGET_WARNING")
+    if before < limit <= after:
+        events.append("BUDGET_EXCEEDED")
+    return events
+
+
+async def usage_record(*, workspace_id: uuid.UUID, usage: Usage) -> int | None:
+    """Meter one call's ``usage``; returns the workspace's new monthly spend (None: no such row)."""
+    cost = cost_cents(usage.model, usage.input_tokens, usage.output_tokens)
+    async with adb.transaction() as conn:
+        row = await adb.fetchone(_LOCK_SQL, [workspace_id], conn=conn)
+        if row is None:
+            return None
+        before, limit = row
+        await adb.execute(_UPSERT_SQL, [uuid.uuid4(), workspace_id, usage.model, usage.input_tokens,
+                                        usage.output_tokens, cost], conn=conn)
+        (month_cost,) = await adb.fetchone(_MONTH_SQL, [workspace_id], conn=conn)
+        after = math.ceil(month_cost - 1e-9)
+        await adb.execute(_SPEND_SQL, [after, workspace_id], conn=conn)
+    for event_type in crossed(before, after, limit):
+        await aemit(event_type, workspace_id, {"monthly_spend": after, "budget_limit": limit,
+                                               "percent": round(100 * after / limit, 1) if limit else None})
+    return after
+
+
+def budget_set(*, workspace: Workspace, budget_limit: int | None) -> Workspace:
+    """``PATCH /workspaces/:id/budget``: a new limit (None = no limit); ``BUDGET_UPDATED`` after commit."""
+    with transaction.atomic():
+        Workspace.objects.filter(pk=workspace.pk).update(budget_limit=budget_limit, updated_at=timezone.now())
+        workspace.refresh_from_db(fields=["budget_limit", "monthly_spend"])
+        emit("BUDGET_UPDATED", workspace.id, {"budget_limit": budget_limit, "monthly_spend": workspace.monthly_spend})
+    return workspace
