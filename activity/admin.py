@@ -5,7 +5,7 @@ from django.utils.text import Truncator
 
 from activity import approvals
 from activity.models import ActivityLog, ApprovalRequest, StructureEvent
-from molecule_site.admin_site import OperatorModelAdmin, compact_json
+from molecule_site.admin_site import OperatorModelAdmin, ViewOnlyModelAdmin, compact_json
 from molecule_site.errors import ApiError
 
 
@@ -34,7 +34,7 @@ class ActivityLogAdmin(OperatorModelAdmin):
 
 
 @admin.register(StructureEvent)
-class StructureEventAdmin(OperatorModelAdmin):
+class StructureEventAdmin(ViewOnlyModelAdmin):
     """View only: the table is append-only (model guard + database trigger)."""
 
     list_display = ("created_at", "event_type", "workspace_id", "payload_preview")
@@ -48,15 +48,6 @@ class StructureEventAdmin(OperatorModelAdmin):
     @admin.display(description="payload")
     def payload_preview(self, event: StructureEvent) -> str:
         return compact_json(event.payload, limit=100)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApprovalRequest)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from metering.models import WorkspaceTokenUsage
@@ -17,7 +17,6 @@ def budget_summary(workspace: Workspace) -> dict:
         "budget_limit": limit,
         "monthly_spend": spend,
         "budget_remaining": None if limit is None else max(limit - spend, 0),
-        "percent": None if not limit else round(100 * spend / limit, 1),
     }
 
 
@@ -61,6 +60,3 @@ def workspace_metrics(workspace: Workspace) -> dict:
         "daily": usage_daily(workspace.id),
     }
 
-
-def usage_row_count(workspace_id) -> int:
-    return WorkspaceTokenUsage.objects.filter(workspace_id=workspace_id).aggregate(n=Count("id"))["n"]

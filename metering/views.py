@@ -22,8 +22,7 @@ class WorkspaceBudgetApi(Api):
     auth_by_method = {"GET": (WorkspaceAuth,), "PATCH": (AdminAuth,)}
 
     def get(self, request, workspace_id):
-        summary = selectors.budget_summary(_workspace(workspace_id))
-        return Response({key: summary[key] for key in ("budget_limit", "monthly_spend", "budget_remaining")})
+        return Response(selectors.budget_summary(_workspace(workspace_id)))
 
     def patch(self, request, workspace_id):
         workspace = _workspace(workspace_id)
@@ -33,8 +32,7 @@ class WorkspaceBudgetApi(Api):
         limit = data["budget_limit"]
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**63):
             raise ApiError(BUDGET_ERROR)
-        summary = selectors.budget_summary(services.budget_set(workspace=workspace, budget_limit=limit))
-        return Response({key: summary[key] for key in ("budget_limit", "monthly_spend", "budget_remaining")})
+        return Response(selectors.budget_summary(services.budget_set(workspace=workspace, budget_limit=limit)))
 
 
 class WorkspaceMetricsApi(Api):

@@ -93,6 +93,19 @@ class OperatorModelAdmin(admin.ModelAdmin):
         return kept
 
 
+class ViewOnlyModelAdmin(OperatorModelAdmin):
+    """An admin for rows the platform writes and nobody edits: the event log, metered usage, history."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 # --- health checks -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from django.utils.text import Truncator
 
 from activity.models import ActivityLog
 from memory.models import AgentMemory
-from molecule_site.admin_site import OperatorModelAdmin, short_age, status_badge
+from molecule_site.admin_site import OperatorModelAdmin, ViewOnlyModelAdmin, short_age, status_badge
 from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
 from secrets_app.models import WorkspaceSecret
@@ -497,7 +497,7 @@ class WorkspaceAdmin(OperatorModelAdmin):
 
 
 @admin.register(Agent)
-class AgentAdmin(OperatorModelAdmin):
+class AgentAdmin(ViewOnlyModelAdmin):
     """Model assignments, made through ``POST/PATCH/DELETE /workspaces/:id/agent`` (which emit the
     AGENT_* events); read-only here. A runtime without one runs the model of its config.yaml, so
     this list is empty for most fleets."""
@@ -508,15 +508,6 @@ class AgentAdmin(OperatorModelAdmin):
     list_select_related = ("workspace",)
     ordering = ("-created_at",)
     change_list_template = "admin/workspaces/agent/change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CanvasLayout)
