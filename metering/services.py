@@ -5,7 +5,9 @@ transaction adds the call to its (workspace, model, day) row and sets ``workspac
 to this calendar month's metered cost (UTC, rounded up to whole cents), so the month rolls over by
 itself and the proxy's 402 gate (``monthly_spend >= budget_limit``) trips on real spend. Crossing
 80 % and 100 % of the budget emits ``BUDGET_WARNING`` / ``BUDGET_EXCEEDED`` once: only the call
-that crosses the line sees the old spend below it.
+that crosses the line sees the old spend below it. Each crossing also files an approval request
+(``budget_warning`` / ``budget_exceeded``) so a human is asked to look: it is a notice with the
+figures, not a switch — the budget changes only through ``PATCH /workspaces/:id/budget``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import math
 import uuid
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from activity.approvals import approval_create
 from activity.events import aemit, emit
 from metering.prices import cost_cents
 from molecule_site import adb
@@ -105,9 +109,24 @@ async def usage_record(*, workspace_id: uuid.UUID, usage: Usage) -> int | None:
         after = math.ceil(month_cost - 1e-9)
         await adb.execute(_SPEND_SQL, [after, workspace_id], conn=conn)
     for event_type in crossed(before, after, limit):
-        await aemit(event_type, workspace_id, {"monthly_spend": after, "budget_limit": limit,
-                                               "percent": round(100 * after / limit, 1) if limit else None})
+        figures = {"monthly_spend": after, "budget_limit": limit,
+                   "percent": round(100 * after / limit, 1) if limit else None}
+        await aemit(event_type, workspace_id, figures)
+        await sync_to_async(_budget_approval)(workspace_id=workspace_id, event_type=event_type, figures=figures)
     return after
+
+
+def _budget_approval(*, workspace_id: uuid.UUID, event_type: str, figures: dict) -> None:
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return
+    spend, limit = figures["monthly_spend"], figures["budget_limit"]
+    line = "80 % of its" if event_type == "BUDGET_WARNING" else "its whole"
+    approval_create(
+        workspace=workspace, action=event_type.lower(), task_id=None, context=figures,
+        reason=f"{workspace.name} has spent {line} monthly budget: {spend} of {limit} cents "
+               f"({figures['percent']} %). Raise the budget or let further calls be refused.",
+    )
 
 
 def budget_set(*, workspace: Workspace, budget_limit: int | None) -> Workspace:

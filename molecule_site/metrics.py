@@ -95,7 +95,7 @@ _seen_workspaces: set[str] = set()
 
 def _max_workspaces() -> int:
     from django.conf import settings
-    return int(getattr(settings, "METRICS_MAX_WORKSPACES", 500))
+    return settings.METRICS_MAX_WORKSPACES
 
 
 def workspace_label(workspace_id) -> str:

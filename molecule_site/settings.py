@@ -110,6 +110,8 @@ MODEL_PRICES = {
     "echo": (0, 0),
 }
 MODEL_PRICES.update(env_prices("MODEL_PRICES_JSON"))
+# /metrics keeps a workspace_id label for at most this many workspaces; the rest are summed as "other".
+METRICS_MAX_WORKSPACES = env_int("METRICS_MAX_WORKSPACES", 500, minimum=1)
 ACTIVITY_CLEANUP_INTERVAL_HOURS = env_int("ACTIVITY_CLEANUP_INTERVAL_HOURS", 6, minimum=1)
 CORS_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:3001"])
 # django-cors-headers, configured as the original's CORS (spec §1 item 2).

@@ -29,7 +29,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.test import AsyncClient
 from django.utils import timezone
 
-from activity.models import ActivityLog, StructureEvent
+from activity.models import ActivityLog, ApprovalRequest, StructureEvent
 from molecule_site.tests.backends import use_backend
 from registry import a2a_queue, proxy
 from registry.models import A2AQueueItem, WorkspaceAuthToken
@@ -936,6 +936,14 @@ def test_budget_gate_trips_on_metered_spend_with_one_warning_and_one_exceeded_ev
     kinds = list(StructureEvent.objects.filter(workspace_id=pm.id, event_type__startswith="BUDGET_")
                  .values_list("event_type", flat=True))
     assert sorted(kinds) == ["BUDGET_EXCEEDED", "BUDGET_WARNING"]
+    approvals = {a.action: a for a in ApprovalRequest.objects.filter(workspace=pm)}
+    assert sorted(approvals) == ["budget_exceeded", "budget_warning"]
+    assert approvals["budget_exceeded"].status == "pending"
+    assert approvals["budget_exceeded"].context == {"monthly_spend": 600, "budget_limit": 500, "percent": 120.0}
+    assert "600 of 500 cents (120.0 %)" in approvals["budget_exceeded"].reason
+    assert "80 % of its monthly budget: 400 of 500 cents" in approvals["budget_warning"].reason
+    requested = StructureEvent.objects.filter(workspace_id=pm.id, event_type="APPROVAL_REQUESTED")
+    assert sorted(e.payload["action"] for e in requested) == ["budget_exceeded", "budget_warning"]
 
 
 @pytest.mark.parametrize("usage", [
