@@ -77,3 +77,23 @@ def test_a2a_counters_move_after_a_proxied_call(tree):
     assert value(after, "molecule_a2a_calls_total", workspace_id=target, outcome="ok") == ok_before + 1
     count_before = value(before, "molecule_a2a_call_duration_seconds_count", workspace_id=target) or 0
     assert value(after, "molecule_a2a_call_duration_seconds_count", workspace_id=target) == count_before + 1
+
+
+def test_grafana_dashboard_queries_only_series_the_platform_exports(tree, a2a_server):
+    """docs/grafana/molecule-dashboard.json: every molecule_* series a panel queries is on /metrics once a
+    workspace has beaten, been called and used tokens — a renamed metric breaks this, not the dashboard."""
+    import json
+    import re
+    from pathlib import Path
+
+    from registry.tests.test_proxy import point
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana/molecule-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\bmolecule_\w+", target["expr"])}
+    assert {"molecule_workspace_status", "molecule_a2a_calls_total", "molecule_workspace_tokens_total"} <= queried
+    pm = point(tree["PM"], a2a_server.url("usage"))
+    Workspace.objects.filter(pk=pm.pk).update(last_heartbeat_at=timezone.now())
+    assert a2a(pm).status == 200
+    exported = set(scrape())
+    assert queried - exported == set()
