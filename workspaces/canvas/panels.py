@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import yaml
 from django.utils import timezone
@@ -20,6 +20,7 @@ from activity import selectors as activity_selectors
 from activity.models import StructureEvent
 from memory import selectors as memory_selectors
 from memory.models import MemoryScope
+from metering import selectors as metering_selectors
 from molecule_site.errors import ApiError
 from registry.selectors import workspace_peers
 from secrets_app.crypto import DecryptionError
@@ -369,6 +370,55 @@ def details_context(workspace: Workspace) -> dict:
         "can_restart": workspace.status in (WorkspaceStatus.OFFLINE, WorkspaceStatus.FAILED, WorkspaceStatus.DEGRADED),
         "show_error": workspace.status in (WorkspaceStatus.FAILED, WorkspaceStatus.DEGRADED) and bool(workspace.last_sample_error),
         "error_rate_pct": round(workspace.last_error_rate * 100),
+        "spend": spend_context(workspace),
+    }
+
+
+SPEND_DAYS = 30
+CHART_WIDTH, CHART_HEIGHT = 300, 64
+
+
+def _dollars(cents) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def _tokens(count: int) -> str:
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if count >= size:
+            return f"{count / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return str(count)
+
+
+def spend_context(workspace: Workspace) -> dict:
+    """The Details tab's spend: this month against the budget as a bar, and the last 30 days'
+    tokens as bars of an inline SVG chart (one per UTC day, zero days included)."""
+    summary = metering_selectors.budget_summary(workspace)
+    limit, spend = summary["budget_limit"], summary["monthly_spend"]
+    percent = None if not limit else round(100 * spend / limit)
+    tone = "none" if percent is None else "red" if percent >= 100 else "amber" if percent >= 80 else "green"
+    used = {row["date"]: row for row in metering_selectors.usage_daily(workspace.id, days=SPEND_DAYS)}
+    today = timezone.now().astimezone(UTC).date()
+    days = [today - timedelta(days=back) for back in range(SPEND_DAYS - 1, -1, -1)]
+    totals = [(day, used.get(day.isoformat())) for day in days]
+    peak = max((row["input_tokens"] + row["output_tokens"] for _, row in totals if row), default=0)
+    slot = CHART_WIDTH / SPEND_DAYS
+    bars = []
+    for index, (day, row) in enumerate(totals):
+        tokens = row["input_tokens"] + row["output_tokens"] if row else 0
+        height = round(CHART_HEIGHT * tokens / peak, 1) if peak else 0
+        if tokens and height < 2:
+            height = 2  # a day with any use stays visible beside a big one
+        bars.append({"x": round(index * slot + 1, 1), "y": round(CHART_HEIGHT - height, 1), "width": round(slot - 2, 1),
+                     "height": height, "title": f"{day.isoformat()}: {tokens:,} tokens"
+                     + (f" · {_dollars(row['cost_cents'])}" if row else "")})
+    return {
+        "spend": _dollars(spend), "limit": _dollars(limit) if limit is not None else "",
+        "remaining": _dollars(summary["budget_remaining"]) if limit is not None else "",
+        "percent": percent, "bar_percent": min(percent, 100) if percent is not None else 0, "tone": tone,
+        "bars": bars, "peak": _tokens(peak),
+        "window_tokens": _tokens(sum(row["input_tokens"] + row["output_tokens"] for _, row in totals if row)),
+        "has_usage": peak > 0, "chart_width": CHART_WIDTH, "chart_height": CHART_HEIGHT,
+        "first_day": days[0], "last_day": days[-1],
     }
 
 

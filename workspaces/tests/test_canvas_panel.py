@@ -254,6 +254,51 @@ def test_details_take_the_model_from_config_yaml_without_a_secret(operator_clien
     assert "anthropic:claude · config.yaml" in text
 
 
+def _usage(workspace, days_ago: int, input_tokens: int, output_tokens: int, cost_cents: float, model="gpt-4o"):
+    import datetime
+
+    from django.utils import timezone
+
+    from metering.models import WorkspaceTokenUsage
+
+    day = timezone.now().astimezone(datetime.UTC).date() - datetime.timedelta(days=days_ago)
+    WorkspaceTokenUsage.objects.create(workspace=workspace, model=model, day=day, input_tokens=input_tokens,
+                                       output_tokens=output_tokens, call_count=1, cost_cents=cost_cents)
+    return day
+
+
+def test_details_show_spend_against_the_budget_and_tokens_per_day(operator_client):
+    workspace = _ws("Spender", budget_limit=500, monthly_spend=420)
+    today = _usage(workspace, 0, 30_000, 10_000, 420.0)
+    earlier = _usage(workspace, 3, 1_000, 0, 0.25)
+    _usage(workspace, 40, 9_000_000, 0, 1.0)  # outside the 30-day window
+    body = _get(operator_client, workspace, "details/").content.decode()
+    text = _text(_get(operator_client, workspace, "details/"))
+    assert "$4.20 of $5.00 budget · 84 %" in text and "$0.80 left" in text
+    assert 'class="spend-bar tone-amber"' in body and 'aria-valuenow="84"' in body and "width: 84%" in body
+    assert "Over 80 % of the budget." in text
+    bars = re.findall(r'<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)" rx="1"><title>([^<]+)</title>', body)
+    assert len(bars) == 30
+    assert bars[-1][2] == f"{today.isoformat()}: 40,000 tokens · $4.20" and float(bars[-1][1]) == 64
+    assert bars[-4][2] == f"{earlier.isoformat()}: 1,000 tokens · $0.00" and float(bars[-4][1]) == 2  # kept visible
+    assert sum(1 for _, height, _ in bars if float(height) > 0) == 2
+    assert "41k in all · peak 40k/day" in text
+
+
+def test_details_spend_past_the_budget_is_red_and_says_calls_are_refused(operator_client):
+    workspace = _ws("Broke", budget_limit=100, monthly_spend=130)
+    body = _get(operator_client, workspace, "details/").content.decode()
+    assert 'class="spend-bar tone-red"' in body and "width: 100%" in body and "130 %" in body
+    assert "A2A calls to this workspace are refused (402)" in body
+
+
+def test_details_spend_without_budget_or_usage_says_so(operator_client):
+    text = _text(_get(operator_client, _ws("Idle"), "details/"))
+    assert "$0.00 · no budget set" in text
+    assert "No token usage metered yet" in text
+    assert 'data-testid="usage-chart"' not in _get(operator_client, _ws("Idle2"), "details/").content.decode()
+
+
 # --- config -----------------------------------------------------------------------------------------------------------
 
 def test_config_shows_the_yaml_and_what_is_wrong_with_it(operator_client):
