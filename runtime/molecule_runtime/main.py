@@ -4,8 +4,8 @@ Order: secrets erased from /proc/self/environ → WORKSPACE_ID → load config.y
 (exit 1 naming what is missing) → adapter setup + executor → [smoke mode: run the executor once,
 exit 0/1] → card → uvicorn on PORT/A2A_PORT (default config a2a.port = 8000) and HOST (default
 0.0.0.0), JSON-RPC guarded by MOLECULE_INBOUND_SECRET when set → once listening: register
-(retries with back-off), heartbeat loop, skills watcher → SIGTERM/SIGINT: graceful shutdown,
-exit 0.
+(retries with back-off), heartbeat loop, skills watcher → SIGTERM/SIGINT: graceful shutdown
+(buffered trace spans are exported), exit 0. Tracing (telemetry.py) starts with the platform client.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from . import telemetry
 from .adapters import get_adapter
 from .adapters.base import AdapterConfig
 from .card import build_agent_card, card_dict
@@ -227,6 +228,10 @@ async def amain(env=None) -> int:
                                 initial_token=env.get("MOLECULE_AUTH_TOKEN"))
         heartbeat = HeartbeatLoop(client, state, workspace_id,
                                   interval=env_float(env, "HEARTBEAT_INTERVAL", 30.0))
+        # traces go to the platform with the workspace token, read at each export (registration
+        # may issue it later), and to the collectors the OTEL_/LANGFUSE_ variables name
+        telemetry.setup_telemetry(env, workspace_id=workspace_id, runtime=config.runtime,
+                                  platform_url=platform_url, token_provider=lambda: client.token)
 
     adapter_config = AdapterConfig(
         model=config.model, tools=list(config.skills), runtime_config=config.runtime_config.as_dict(),
@@ -299,6 +304,7 @@ async def amain(env=None) -> int:
         with contextlib.suppress(Exception):  # a daemon that will not stop must not hide the exit
             await adapter.aclose()
         await client.aclose()
+        await asyncio.to_thread(telemetry.shutdown_telemetry)  # export the buffered spans
         log.info("runtime stopped")
     return 0
 

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from molecule_runtime.attachments import guess_mime
+from molecule_runtime.telemetry import inject_trace_headers
 
 logger = logging.getLogger(__name__)
 
@@ -269,10 +270,11 @@ class PlatformClient:
                 }
             },
         }
+        # the current trace context travels along, so the proxy's span and the peer's task join it
         return await self._http.post(
             f"/workspaces/{target_id}/a2a",
             json=body,
-            headers=self.source_headers(),
+            headers=inject_trace_headers(self.source_headers()),
             timeout=timeout if timeout is not None else self.timeout,
         )
 

@@ -26,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .telemetry import TraceContextMiddleware, TracedExecutor
+
 log = logging.getLogger(__name__)
 
 # a2a-sdk warns on every card request when `skills` is empty; a workspace without skills is
@@ -232,8 +234,9 @@ def _bearer_ok(request: Request, token_provider) -> bool:
 def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token_provider=None,
               inbound_secret: str | None = None) -> Starlette:
     """The A2A app. `token_provider()` returns the workspace token that guards `/transcript`;
-    `inbound_secret`, when given, guards JSON-RPC (`InboundSecretGuard`)."""
-    handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(),
+    `inbound_secret`, when given, guards JSON-RPC (`InboundSecretGuard`). Every task runs in an
+    `a2a.task` span continuing the request's `traceparent` (telemetry.py)."""
+    handler = DefaultRequestHandler(agent_executor=TracedExecutor(executor), task_store=InMemoryTaskStore(),
                                     agent_card=cards.card)
     routes = []
     for path in CARD_PATHS:
@@ -262,6 +265,7 @@ def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token
     app.state.cards = cards
     app.state.adapter = adapter
     app.add_middleware(JsonRpcNormaliser)
+    app.add_middleware(TraceContextMiddleware)
     if inbound_secret:
         # added last, so outermost: a refused call is answered before its body is read
         app.add_middleware(InboundSecretGuard, secret=inbound_secret)

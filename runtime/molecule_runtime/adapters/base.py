@@ -167,13 +167,24 @@ async def finish_task(updater, *, reply: str, ok: bool, trace: list, transcript=
                       files: list | None = None) -> None:
     """Record the reply and end the task. a2a-sdk 1.x forbids a bare Message after task events,
     so the final agent Message rides on the terminal status; the server flattens it back to a
-    Message result for 0.3 ``message/send``. ``files`` are FileParts sent after the text."""
+    Message result for 0.3 ``message/send``. ``files`` are FileParts sent after the text. Its
+    metadata carries ``tool_trace`` and, when the model calls reported any, ``usage``
+    (``{input_tokens, output_tokens, model}``, telemetry.current_usage)."""
     from a2a.types import Part
+
+    from .. import telemetry
 
     if transcript:
         transcript("agent", reply)
-    final = updater.new_agent_message([Part(text=reply), *(files or [])],
-                                      metadata={"tool_trace": trace} if trace else None)
+    metadata: dict[str, Any] = {}
+    if trace:
+        metadata["tool_trace"] = trace
+    usage = telemetry.current_usage()
+    if usage:  # summed over the task's model calls; the platform meters `result.metadata.usage`
+        metadata["usage"] = usage
+    if not ok:
+        telemetry.task_failed(reply)
+    final = updater.new_agent_message([Part(text=reply), *(files or [])], metadata=metadata or None)
     if ok:
         await updater.complete(final)
     else:

@@ -32,6 +32,7 @@ import httpx
 from molecule_runtime.a2a_reply import reply_text
 from molecule_runtime.attachments import files_to_send
 from molecule_runtime.platform import PlatformClient, PlatformError
+from molecule_runtime.telemetry import traced_tool
 from molecule_runtime.tools.redact import redact_secrets
 
 logger = logging.getLogger(__name__)
@@ -451,7 +452,8 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
         "report_activity": report_activity,
         "send_message_to_user": send_message_to_user,
     }
-    return tools
+    # each call runs in an `execute_tool <name>` span (a no-op one unless tracing is on)
+    return {name: traced_tool(name, fn) for name, fn in tools.items()}
 
 
 __all__ = ["build_tools", "tool_schemas", "sse_results", "idempotency_key", "ACTIVITY_TYPES", "MEMORY_SCOPES"]

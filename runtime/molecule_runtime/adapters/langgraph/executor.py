@@ -7,6 +7,8 @@ sends (`tool_schemas`). The run is streamed with `astream_events(version="v2")`:
 `on_chat_model_stream` text → A2A artifact chunks (one artifact per model call),
 `on_tool_start`/`on_tool_end` → `tool_trace`, the last `on_chat_model_end` → the reply.
 Recursion limit: `LANGGRAPH_RECURSION_LIMIT` (re-read per task) or `2 * max_tool_rounds + 1`.
+A LangChain callback (telemetry.langchain_callback) gives each model call a `chat <model>` span
+and adds its usage to the task's `metadata.usage`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import warnings
 from typing import Any, Callable
 
+from ... import telemetry
 from ..providers import chat_model
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
@@ -108,6 +111,9 @@ class LangGraphExecutor(LLMExecutor):
         agent = self.agent()
         graph_input = self.graph_input(text, history)
         config = self.graph_config()
+        callback = telemetry.langchain_callback(self.settings.model, self.settings.provider)
+        if callback is not None:  # a `chat <model>` span per model call, with its usage
+            config["callbacks"] = [*config.get("callbacks", []), callback]
         runs: dict[str, dict] = {}
         current_model_run: str | None = None
         final = ""

@@ -7,6 +7,8 @@ the reply. After `max_tool_rounds` rounds that still end in tool calls the task 
 `Agent error: …`. With `stream: true` (default) text deltas go out as A2A artifact chunks as
 they arrive; otherwise each answer's text is sent as one chunk. Provider errors (HTTP 4xx/5xx,
 connection errors) become `Agent error: <message>` and count in the heartbeat error rate.
+Each call is a `chat <model>` span with its usage (telemetry.py); the task's summed usage goes
+out as the reply's `metadata.usage`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,13 @@ class OpenAIExecutor(LLMExecutor):
         return messages
 
     async def _complete(self, messages: list[dict], schemas: list[dict], stream: TextStream) -> tuple[str, list[dict]]:
-        """One model call → (text, tool_calls as [{id, name, arguments}])."""
+        """One model call → (text, tool_calls as [{id, name, arguments}]), in a `chat <model>` span
+        carrying the call's usage (streamed calls ask for the final usage chunk)."""
+        with telemetry.chat_span(self.settings.model, provider=self.settings.provider, messages=messages) as chat:
+            return await self._call_model(messages, schemas, stream, chat)
+
+    async def _call_model(self, messages: list[dict], schemas: list[dict], stream: TextStream,
+                          chat: telemetry.ChatCall) -> tuple[str, list[dict]]:
         kwargs: dict[str, Any] = {"model": self.settings.model, "messages": messages}
         if schemas:
             kwargs["tools"] = schemas
@@ -74,14 +83,26 @@ class OpenAIExecutor(LLMExecutor):
             await stream.write(text)
             calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments or ""}
                      for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
+            usage = getattr(response, "usage", None)
+            chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+                     finish_reasons=[c.finish_reason for c in response.choices], completion=text or calls,
+                     response_model=getattr(response, "model", None))
             return text, calls
 
         pieces: list[str] = []
         slots: dict[int, dict] = {}
-        chunks = await client.chat.completions.create(**kwargs, stream=True)
+        usage = None
+        finish_reasons: list[str] = []
+        response_model = None
+        chunks = await client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
         async for chunk in chunks:
+            response_model = response_model or getattr(chunk, "model", None)
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
             if not chunk.choices:
                 continue  # e.g. the usage chunk
+            if chunk.choices[0].finish_reason:
+                finish_reasons.append(chunk.choices[0].finish_reason)
             delta = chunk.choices[0].delta
             if delta is None:
                 continue
@@ -99,9 +120,12 @@ class OpenAIExecutor(LLMExecutor):
                     if call.function.arguments:
                         slot["arguments"] += call.function.arguments
         calls = [slots[i] for i in sorted(slots)]
-        for n, call in enumerate(calls):
-            call["id"] = call["id"] or f"call_{n}"
-        return "".join(pieces), calls
+        for n, tool_call in enumerate(calls):
+            tool_call["id"] = tool_call["id"] or f"call_{n}"
+        text = "".join(pieces)
+        chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+                 finish_reasons=finish_reasons, completion=text or calls, response_model=response_model)
+        return text, calls
 
     async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
         from ...tools import tool_schemas
