@@ -268,6 +268,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "channels",
     "django_prometheus",
+    "drf_spectacular",  # the generated OpenAPI description at /api/schema/ (molecule_site/openapi.py)
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets served from our static files, no CDN
     "molecule_site",
     "workspaces",
     "registry",
@@ -352,6 +354,23 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry.auth.SessionUser"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "EXCEPTION_HANDLER": "molecule_site.wire.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "molecule_site.openapi.MoleculeAutoSchema",
+}
+
+# The OpenAPI description (/api/schema/, /api/docs/, /api/redoc/): generated from the URL map by
+# drf-spectacular with molecule_site.openapi's hooks; public in every mode (docs/security.md).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Molecule platform API",
+    "DESCRIPTION": "The control plane's HTTP API: the wire contract of the original platform "
+                   "(compact JSON, `{\"error\": \"...\"}` bodies, no trailing slashes) plus Molecule's additions.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/",
+    "PREPROCESSING_HOOKS": ["molecule_site.openapi.keep_api_endpoints"],
+    "POSTPROCESSING_HOOKS": ["molecule_site.openapi.add_plain_routes"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

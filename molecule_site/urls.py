@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from activity.views import EventsApi
 from molecule_site import views
@@ -44,6 +45,10 @@ urlpatterns = [
     path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
     # The canvas for people: login, the page at /, its card and panel fragments under /canvas/…/
     path("", include("workspaces.canvas.urls")),
+    # The API's OpenAPI description, generated (molecule_site/openapi.py), and its two readers
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]

@@ -37,6 +37,10 @@ OPEN = {
     # the canvas's login page: the form, and its answer to a failed attempt (200 with the error)
     ("accounts/login/", "GET"),
     ("accounts/login/", "POST"),
+    # the API's OpenAPI description and its two readers: public in every mode (docs/security.md)
+    ("api/schema/", "GET"),
+    ("api/docs/", "GET"),
+    ("api/redoc/", "GET"),
 }
 # …and what any valid workspace token may call beyond those, whatever workspace it belongs to.
 ANY_WORKSPACE_TOKEN = {("canvas/viewport", "PUT")}
