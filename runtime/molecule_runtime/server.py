@@ -231,9 +231,15 @@ def _bearer_ok(request: Request, token_provider) -> bool:
     return hmac.compare_digest(header[7:].strip(), expected)
 
 
+def _inbound_secret_ok(request: Request, secret: str | None) -> bool:
+    sent = request.headers.get(INBOUND_SECRET_HEADER, "")
+    return bool(secret) and bool(sent) and hmac.compare_digest(sent, secret)
+
+
 def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token_provider=None,
               inbound_secret: str | None = None) -> Starlette:
-    """The A2A app. `token_provider()` returns the workspace token that guards `/transcript`;
+    """The A2A app. `token_provider()` returns the workspace token that guards `/transcript` (the
+    inbound secret opens it too);
     `inbound_secret`, when given, guards JSON-RPC (`InboundSecretGuard`). Every task runs in an
     `a2a.task` span continuing the request's `traceparent` (telemetry.py)."""
     handler = DefaultRequestHandler(agent_executor=TracedExecutor(executor), task_store=InMemoryTaskStore(),
@@ -248,7 +254,9 @@ def build_app(executor: AgentExecutor, cards: CardHolder, *, adapter=None, token
         return JSONResponse({"status": "ok"})
 
     async def transcript(request: Request) -> JSONResponse:
-        if not _bearer_ok(request, token_provider):
+        # the workspace's own token, or the platform proxying GET /workspaces/:id/transcript for the
+        # canvas or an admin (it proves itself with the inbound secret, as on JSON-RPC)
+        if not (_bearer_ok(request, token_provider) or _inbound_secret_ok(request, inbound_secret)):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         try:
             since = max(0, int(request.query_params.get("since", 0)))

@@ -243,3 +243,17 @@ def test_the_platform_proxy_reaches_a_guarded_agent_only_with_its_secret(guarded
     fake_platform.inbound_secrets[peer] = SECRET
     answered = httpx.post(f"{fake_platform.base_url}/workspaces/{peer}/a2a", json=body, timeout=10)
     assert answered.status_code == 200 and answered.json()["result"]["parts"][0]["text"] == "echo: hi"
+
+
+def test_the_transcript_opens_to_the_inbound_secret_and_to_nothing_less(guarded_runtime):
+    """The platform's GET /workspaces/:id/transcript reads it for the canvas and admins, who hold no
+    workspace token: the inbound secret is the platform's proof, as on JSON-RPC."""
+    ok = _post(guarded_runtime.url, "message/send", {"message": msg03("remember me")}, {"X-Molecule-Inbound-Secret": SECRET})
+    assert ok.status_code == 200
+    url = guarded_runtime.url + "/transcript"
+    lines = httpx.get(url, headers={"X-Molecule-Inbound-Secret": SECRET}, timeout=10).json()["lines"]
+    assert [line["text"] for line in lines if line["role"] == "user"] == ["remember me"]
+    for headers in ({}, {"X-Molecule-Inbound-Secret": SECRET[:-1] + "x"}, {"X-Molecule-Inbound-Secret": ""},
+                    {"Authorization": f"Bearer {SECRET}"}):
+        refused = httpx.get(url, headers=headers, timeout=10)
+        assert (refused.status_code, refused.json()) == (401, {"error": "unauthorized"}), headers
