@@ -228,8 +228,10 @@ def setup_telemetry(env: Mapping[str, str] | None = None, *, workspace_id: str =
     with _state.lock:
         _state.provider = provider
         _state.tracer = provider.get_tracer(TRACER_NAME)
-    # libraries with their own otel instrumentation export through the same provider (set once)
-    if isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
+    # The provider stays private: a2a-sdk and autogen-core trace themselves through the global one,
+    # which would put a span per SDK method between ours. OTEL_LIBRARY_SPANS=true exports theirs too.
+    if _flag(env.get("OTEL_LIBRARY_SPANS")) and isinstance(otel_trace.get_tracer_provider(),
+                                                           otel_trace.ProxyTracerProvider):
         otel_trace.set_tracer_provider(provider)
     from opentelemetry import propagate
 
@@ -295,13 +297,18 @@ class TraceContextMiddleware:
             key = name.decode("latin-1").lower()
             if key in ("traceparent", "tracestate", "baggage"):
                 carrier[key] = value.decode("latin-1")
-        if not carrier:
-            return await self.app(scope, receive, send)
-        token = otel_context.attach(_propagator.extract(carrier))
+        inbound = _propagator.extract(carrier)  # an empty Context without the headers: a new trace
+        token = otel_context.attach(inbound)
+        inbound_token = _inbound_context.set(inbound)
         try:
             return await self.app(scope, receive, send)
         finally:
+            _inbound_context.reset(inbound_token)
             otel_context.detach(token)
+
+
+# the request's inbound context: the a2a.task span's parent even when library spans sit in between
+_inbound_context: contextvars.ContextVar[Any] = contextvars.ContextVar("molecule_inbound_trace", default=None)
 
 
 # ----------------------------------------------------------------------------- per-task state
@@ -374,9 +381,12 @@ class TracedExecutor:
                       "a2a.task_id": context.task_id or "", "a2a.context_id": context.context_id or ""}
         if capture_content():
             attributes["a2a.input_preview"] = _message_text(context.message)[:PREVIEW_CHARS]
-        kind = SpanKind.SERVER if HAVE_API else None
-        with tracer().start_as_current_span("a2a.task", kind=kind, attributes=attributes,
-                                            record_exception=True, set_status_on_exception=True) as span:
+        kwargs: dict[str, Any] = {"attributes": attributes, "record_exception": True, "set_status_on_exception": True}
+        if HAVE_API:
+            kwargs["kind"] = SpanKind.SERVER
+            if _inbound_context.get() is not None:
+                kwargs["context"] = _inbound_context.get()
+        with tracer().start_as_current_span("a2a.task", **kwargs) as span:
             token = _current_task.set(TaskTelemetry(span=span))
             try:
                 await self.inner.execute(context, event_queue)

@@ -244,4 +244,7 @@ def chat_model(settings: LLMSettings):
     import openai
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(**sdk_kwargs("api_key", settings.base_url), http_async_client=openai.DefaultAsyncHttpxClient())
+    # stream_usage: a streamed call ends with its usage (the chat span's tokens, the reply's metadata.usage);
+    # ChatOpenAI only asks for it by default on OpenAI's own endpoint
+    return ChatOpenAI(**sdk_kwargs("api_key", settings.base_url), http_async_client=openai.DefaultAsyncHttpxClient(),
+                      stream_usage=True)

@@ -16,6 +16,7 @@ Per A2A request a fresh `AssistantAgent` runs with:
   artifact chunks, one artifact per model call; without streaming each answer is one chunk.
 The reply is the run's last message (the agent's TextMessage). `tasks/cancel` cancels the run's
 AutoGen `CancellationToken` (which cancels the in-flight model request and tool calls), then the task.
+The client is a subclass tracing each model call as a `chat <model>` span with its usage (telemetry.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import logging
 from typing import Any, Callable
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
 AGENT_NAME = "assistant"
@@ -35,6 +37,54 @@ DEFAULT_MODEL_INFO = {"vision": False, "function_calling": True, "json_output": 
 
 class ToolRoundsExceeded(RuntimeError):
     pass
+
+
+def _prompt(messages: Any) -> list[dict]:
+    return [{"role": type(m).__name__, "content": m.content if isinstance(m.content, str) else str(m.content)}
+            for m in messages or []]
+
+
+def _end_chat(chat: "telemetry.ChatCall", result: Any) -> None:
+    usage = getattr(result, "usage", None)
+    chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+             finish_reasons=[getattr(result, "finish_reason", None)], completion=getattr(result, "content", None))
+
+
+@functools.lru_cache(maxsize=1)
+def traced_client_class():
+    """OpenAIChatCompletionClient whose calls are `chat <model>` spans with their usage (telemetry.py)."""
+    from autogen_core.models import CreateResult
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    class TracedOpenAIChatCompletionClient(OpenAIChatCompletionClient):
+        molecule_model = ("", "openai")  # (model, provider), set by AutoGenExecutor.model_client
+
+        async def create(self, messages, *args, **kwargs):
+            model, provider = self.molecule_model
+            with telemetry.chat_span(model, provider=provider, messages=_prompt(messages)) as chat:
+                result = await super().create(messages, *args, **kwargs)
+                _end_chat(chat, result)
+                return result
+
+        async def create_stream(self, messages, *args, **kwargs):
+            model, provider = self.molecule_model
+            chat = telemetry.ChatCall(model, provider=provider, messages=_prompt(messages))
+            if "stream_options" not in (kwargs.get("extra_create_args") or {}):
+                kwargs.setdefault("include_usage", True)  # the final chunk carries the call's usage
+            try:
+                async for item in super().create_stream(messages, *args, **kwargs):
+                    if isinstance(item, CreateResult):
+                        _end_chat(chat, item)
+                    yield item
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                chat.end(error=exc)
+                raise
+            finally:
+                chat.end()
+
+    return TracedOpenAIChatCompletionClient
 
 
 def _quiet_autogen_event_log() -> None:
@@ -111,7 +161,7 @@ class AutoGenExecutor(LLMExecutor):
         """An OpenAIChatCompletionClient bound to the running loop (created lazily; AutoGen imported here)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
-            from autogen_ext.models.openai import OpenAIChatCompletionClient
+            OpenAIChatCompletionClient = traced_client_class()
 
             _quiet_autogen_event_log()
             # base_url always given (None = the SDK default): AutoGen would otherwise send claude-*/
@@ -133,6 +183,7 @@ class AutoGenExecutor(LLMExecutor):
                     if "model_info is required" not in str(exc):
                         raise
                     self._client = OpenAIChatCompletionClient(**kwargs, model_info=dict(DEFAULT_MODEL_INFO))
+            self._client.molecule_model = (self.settings.model, self.settings.provider)
             self._client_loop = loop
         return self._client
 

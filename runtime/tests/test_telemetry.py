@@ -1,0 +1,385 @@
+"""Traces (telemetry.py, issue 15): spans reach a real OTLP/HTTP endpoint and join the caller's trace.
+
+A loopback stand-in collector decodes each ``POST`` as the OTLP protobuf
+``ExportTraceServiceRequest`` the platform's receiver (or any collector) gets. The runtime under
+test is a real adapter behind the real A2A app (``llm_runtime``), its model the fake OpenAI server
+(which reports usage 10 in / 5 out per call) and its platform the fake platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from molecule_runtime import telemetry  # noqa: E402
+
+from .a2a_helpers import rpc, msg03  # noqa: E402
+from .adapters.conftest import llm_env, llm_runtime  # noqa: E402,F401  (a real adapter behind the real app)
+from .fake_openai import answer_with_tool_result  # noqa: E402
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+WORKSPACE_TOKEN = "ws-telemetry-token"
+SPAN_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT"}
+
+
+def _value(any_value):
+    kind = any_value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(v) for v in any_value.array_value.values]
+    return getattr(any_value, kind) if kind else None
+
+
+class Collector:
+    """An OTLP/HTTP trace receiver on a loopback port: ``.exports`` = [(path, headers, spans)]."""
+
+    def __init__(self) -> None:
+        self.exports: list[tuple[str, dict, list[dict]]] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                spans = []
+                for resource_spans in request.resource_spans:
+                    resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            spans.append({
+                                "name": span.name, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
+                                "parent_id": span.parent_span_id.hex(), "kind": SPAN_KINDS.get(span.kind, span.kind),
+                                "attributes": {a.key: _value(a.value) for a in span.attributes},
+                                "status": span.status.code, "resource": resource, "scope": scope_spans.scope.name,
+                            })
+                collector.exports.append((self.path, {k.lower(): v for k, v in self.headers.items()}, spans))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def spans(self, path: str | None = None) -> list[dict]:
+        return [s for p, _h, spans in self.exports if path is None or p == path for s in spans]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def collector():
+    server = Collector()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tracing(collector, monkeypatch, workspace_id):
+    """start(env=..., token=...) → tracing on, the platform receiver being the collector."""
+    for name in ("OTEL_CAPTURE_CONTENT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_SDK_DISABLED",
+                 "OTEL_DEBUG", "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    tokens = [WORKSPACE_TOKEN]
+
+    def start(env: dict | None = None, *, platform: bool = True) -> bool:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        import os
+
+        return telemetry.setup_telemetry(os.environ, workspace_id=workspace_id, runtime="openai",
+                                         platform_url=collector.url if platform else None,
+                                         token_provider=lambda: tokens[0])
+
+    start.tokens = tokens
+    yield start
+    telemetry.shutdown_telemetry()
+
+
+def _flush():
+    assert telemetry.force_flush(5000)
+
+
+def _by_name(spans: list[dict], name: str) -> list[dict]:
+    return [s for s in spans if s["name"] == name]
+
+
+def _send(url: str, text: str, headers: dict | None = None) -> dict:
+    out = rpc(url, "message/send", {"message": msg03(text)}, headers=headers or {}, timeout=20)
+    assert "result" in out, out
+    return out["result"]
+
+
+# ----------------------------------------------------------------------------- the runtime's trace
+
+
+def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
+        tracing, collector, llm_runtime, fake_platform, workspace_id):
+    assert tracing()
+    rt = llm_runtime("openai")
+    fake_platform.add_peer(workspace_id, "peer-1", name="Peer One")
+    rt.llm.script = [
+        {"tool_calls": [{"id": "call_d", "name": "delegate_task", "arguments": {"workspace_id": "peer-1",
+                                                                                 "task": "say hi"}}]},
+        answer_with_tool_result("Peer said: {result}"),
+    ]
+    result = _send(rt.url, "ask the peer to say hi", {"traceparent": TRACEPARENT})
+    assert "echo: say hi" in result["parts"][0]["text"]
+    # the reply carries the usage of both model calls (what the platform meters)
+    assert result["metadata"]["usage"] == {"input_tokens": 20, "output_tokens": 10, "model": "gpt-4o-mini"}
+    _flush()
+
+    spans = collector.spans("/otlp/v1/traces")
+    [task] = _by_name(spans, "a2a.task")
+    assert (task["trace_id"], task["parent_id"], task["kind"]) == (TRACE_ID, PARENT_ID, "SERVER")
+    assert task["attributes"]["workspace.id"] == workspace_id
+    assert task["attributes"]["a2a.task_id"] == result["taskId"]
+    assert task["attributes"]["a2a.context_id"] == result["contextId"]
+    assert "a2a.input_preview" not in task["attributes"]  # content only with OTEL_CAPTURE_CONTENT
+    assert task["resource"]["service.name"] == "molecule-workspace"
+    assert task["resource"]["workspace.id"] == workspace_id
+    assert task["resource"]["workspace.runtime"] == "openai"
+    assert task["scope"] == "molecule.workspace"
+
+    chats = _by_name(spans, "chat gpt-4o-mini")
+    assert len(chats) == 2
+    for chat in chats:
+        assert (chat["trace_id"], chat["parent_id"], chat["kind"]) == (TRACE_ID, task["span_id"], "CLIENT")
+        attrs = chat["attributes"]
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.system"] == "openai"
+        assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+        assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (10, 5)
+        assert "gen_ai.prompt" not in attrs and "gen_ai.completion" not in attrs
+    assert sorted(c["attributes"]["gen_ai.response.finish_reasons"][0] for c in chats) == ["stop", "tool_calls"]
+
+    [tool] = _by_name(spans, "execute_tool delegate_task")
+    assert (tool["trace_id"], tool["parent_id"], tool["kind"]) == (TRACE_ID, task["span_id"], "INTERNAL")
+    assert tool["attributes"] == {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "delegate_task"}
+
+    # the delegation through the platform proxy carries the same trace, its parent the tool span
+    [proxied] = fake_platform.requests_to("/workspaces/peer-1/a2a", "POST")
+    version, trace_id, parent_id, _flags = proxied.headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == ("00", TRACE_ID, tool["span_id"])
+
+    # the platform's receiver got the spans with the workspace's bearer token
+    assert {p for p, _h, _s in collector.exports} == {"/otlp/v1/traces"}
+    for _path, headers, _spans in collector.exports:
+        assert headers["authorization"] == f"Bearer {WORKSPACE_TOKEN}"
+        assert headers["content-type"] == "application/x-protobuf"
+
+
+def test_content_is_captured_only_with_otel_capture_content(tracing, collector, llm_runtime):
+    assert tracing({"OTEL_CAPTURE_CONTENT": "true"})
+    rt = llm_runtime("openai", "name: A\nruntime: openai\nmodel: openai:gpt-4o-mini\nruntime_config:\n  stream: false\n")
+    rt.llm.default = {"content": "the secret answer"}
+    text = "please summarise: " + "x" * 300
+    result = _send(rt.url, text)
+    assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    assert task["attributes"]["a2a.input_preview"] == text[:200]
+    assert task["parent_id"] == ""  # no inbound traceparent: a new trace
+    [chat] = _by_name(spans, "chat gpt-4o-mini")
+    assert chat["parent_id"] == task["span_id"]
+    assert text in chat["attributes"]["gen_ai.prompt"]
+    assert json.loads(chat["attributes"]["gen_ai.prompt"])[-1] == {"role": "user", "content": text}
+    assert chat["attributes"]["gen_ai.completion"] == "the secret answer"
+    assert chat["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
+
+
+def test_a_failed_task_has_an_error_status(tracing, collector, llm_runtime):
+    assert tracing()
+    rt = llm_runtime("openai")
+    rt.llm.default = {"status": 400, "error": "bad request"}
+    result = _send(rt.url, "hello", {"traceparent": TRACEPARENT})
+    assert result["parts"][0]["text"].startswith("Agent error:")
+    _flush()
+    [task] = _by_name(collector.spans(), "a2a.task")
+    assert task["status"] == 2  # STATUS_CODE_ERROR
+    [chat] = _by_name(collector.spans(), "chat gpt-4o-mini")
+    assert chat["status"] == 2 and chat["parent_id"] == task["span_id"]
+
+
+def test_langgraph_model_calls_are_chat_spans_with_their_usage(tracing, collector, llm_runtime):
+    pytest.importorskip("langgraph")
+    assert tracing()
+    rt = llm_runtime("langgraph", "name: G\nruntime: langgraph\nmodel: openai:gpt-4o-mini\n")
+    rt.llm.script = [
+        {"tool_calls": [{"name": "list_peers", "arguments": {}}]},
+        {"content": "no peers"},
+    ]
+    result = _send(rt.url, "who are my peers?", {"traceparent": TRACEPARENT})
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    assert task["trace_id"] == TRACE_ID
+    chats = _by_name(spans, "chat gpt-4o-mini")
+    assert len(chats) == 2
+    for chat in chats:
+        assert chat["parent_id"] == task["span_id"] and chat["kind"] == "CLIENT"
+        assert chat["attributes"]["gen_ai.system"] == "openai"
+        assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
+    [tool] = _by_name(spans, "execute_tool list_peers")
+    assert tool["trace_id"] == TRACE_ID
+    assert result["metadata"]["usage"] == {"input_tokens": 20, "output_tokens": 10, "model": "gpt-4o-mini"}
+
+
+def test_autogen_model_calls_are_chat_spans_with_their_usage(tracing, collector, llm_runtime):
+    pytest.importorskip("autogen_agentchat")
+    assert tracing()
+    rt = llm_runtime("autogen", "name: A\nruntime: autogen\nmodel: openai:gpt-4o-mini\n")
+    rt.llm.default = {"content": "hello from autogen"}
+    result = _send(rt.url, "hi", {"traceparent": TRACEPARENT})
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    [chat] = _by_name(spans, "chat gpt-4o-mini")
+    assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
+    assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
+    assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
+
+
+def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not telemetry.setup_telemetry(platform_url="http://127.0.0.1:9", token_provider=lambda: "t")
+    rt = llm_runtime("openai")
+    result = _send(rt.url, "hello")
+    assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
+
+
+def test_the_echo_runtime_reply_has_no_usage(echo_runtime):
+    result = _send(echo_runtime.url, "hello")
+    assert "usage" not in (result.get("metadata") or {})
+
+
+# ----------------------------------------------------------------------------- exporters
+
+
+def test_exporters_platform_collector_and_langfuse_each_get_their_own_auth(tracing, collector):
+    tracing.tokens[0] = None  # not registered yet: the token is read at each export
+    assert tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url + "/collector",
+                    "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=abc123",
+                    "LANGFUSE_HOST": collector.url + "/", "LANGFUSE_PUBLIC_KEY": "pk-lf-1",
+                    "LANGFUSE_SECRET_KEY": "sk-lf-2"})
+    with telemetry.tracer().start_as_current_span("before registration"):
+        pass
+    _flush()
+    tracing.tokens[0] = WORKSPACE_TOKEN
+    with telemetry.tracer().start_as_current_span("after registration"):
+        pass
+    _flush()
+
+    by_path: dict[str, list[tuple[dict, list[str]]]] = {}
+    for path, headers, spans in collector.exports:
+        by_path.setdefault(path, []).append((headers, [s["name"] for s in spans]))
+    assert set(by_path) == {"/otlp/v1/traces", "/collector/v1/traces", "/api/public/otel/v1/traces"}
+
+    platform = by_path["/otlp/v1/traces"]
+    assert [names for _h, names in platform] == [["before registration"], ["after registration"]]
+    assert "authorization" not in platform[0][0]
+    assert platform[1][0]["authorization"] == f"Bearer {WORKSPACE_TOKEN}"
+    assert all("x-collector-key" not in h for h, _n in platform)  # the collector's headers stay its own
+
+    basic = "Basic " + base64.b64encode(b"pk-lf-1:sk-lf-2").decode()
+    for headers, _names in by_path["/api/public/otel/v1/traces"]:
+        assert headers["authorization"] == basic
+        assert "x-collector-key" not in headers
+    for headers, _names in by_path["/collector/v1/traces"]:
+        assert headers["x-collector-key"] == "abc123"
+        assert "authorization" not in headers
+
+
+def test_exporter_targets_mapping():
+    targets = telemetry.exporter_targets(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/", "LANGFUSE_HOST": "https://cloud.langfuse.com",
+         "LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk", "OTEL_DEBUG": "1"},
+        platform_url="http://platform:8080/", token_provider=lambda: "tok")
+    assert [(t["name"], t["endpoint"]) for t in targets] == [
+        ("platform", "http://platform:8080/otlp/v1/traces"), ("otlp", "http://otel:4318/v1/traces"),
+        ("langfuse", "https://cloud.langfuse.com/api/public/otel/v1/traces"), ("console", None)]
+    assert targets[0]["auth"]() == "Bearer tok"
+    assert targets[2]["auth"]() == "Basic " + base64.b64encode(b"pk:sk").decode()
+    # Langfuse needs all three; the traces endpoint is taken verbatim; the platform can be turned off
+    only = telemetry.exporter_targets({"LANGFUSE_HOST": "h", "LANGFUSE_PUBLIC_KEY": "pk",
+                                       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c/traces",
+                                       "MOLECULE_TRACES_TO_PLATFORM": "false"},
+                                      platform_url="http://p", token_provider=lambda: "t")
+    assert [(t["name"], t["endpoint"]) for t in only] == [("otlp", "http://c/traces")]
+
+
+def test_otel_sdk_disabled_exports_nothing(tracing, collector):
+    assert not tracing({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url})
+    assert not telemetry.enabled()
+    with telemetry.tracer().start_as_current_span("nothing") as span:
+        assert not span.is_recording()
+    assert telemetry.force_flush()
+    assert collector.exports == []
+
+
+def test_trace_helpers_round_trip():
+    from opentelemetry import context
+
+    token = context.attach(telemetry.extract_trace_context({"Traceparent": TRACEPARENT}))
+    try:
+        assert telemetry.get_current_traceparent() == TRACEPARENT
+        assert telemetry.inject_trace_headers({"x": "1"}) == {"x": "1", "traceparent": TRACEPARENT}
+    finally:
+        context.detach(token)
+    assert telemetry.get_current_traceparent() is None
+
+
+def test_the_runtime_works_without_the_otel_packages(tmp_path):
+    """With opentelemetry not importable, tracing is a no-op and the rest still works."""
+    script = textwrap.dedent("""
+        import asyncio, sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "opentelemetry" or name.startswith("opentelemetry."):
+                    raise ImportError("blocked: " + name)
+                return None
+        sys.meta_path.insert(0, Block())
+        from molecule_runtime import telemetry, server, main  # noqa: F401
+        from molecule_runtime.tools import build_tools  # noqa: F401
+        assert not telemetry.HAVE_API
+        assert telemetry.setup_telemetry({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}) is False
+        assert telemetry.inject_trace_headers({}) == {}
+        async def tool(x: int) -> dict:
+            return {"x": x}
+        async def run():
+            telemetry._current_task.set(telemetry.TaskTelemetry())
+            with telemetry.chat_span("openai:gpt-4o") as chat:
+                chat.end(input_tokens=3, output_tokens=4)
+            assert telemetry.current_usage() == {"input_tokens": 3, "output_tokens": 4, "model": "gpt-4o"}
+            return await telemetry.traced_tool("tool", tool)(x=1)
+        assert asyncio.run(run()) == {"x": 1}
+        print("ok")
+    """)
+    runtime_dir = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", script], cwd=runtime_dir, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
