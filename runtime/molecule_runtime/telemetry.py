@@ -146,9 +146,10 @@ def _scoped_session(auth: Callable[[], str | None], drop: Iterable[str]):
     class ScopedSession(requests.Session):
         def request(self, method, url, *args, headers=None, **kwargs):
             headers = {k: v for k, v in dict(headers or {}).items() if k.lower() not in dropped}
-            value = auth()
-            if value:
-                headers["Authorization"] = value
+            for name in list(self.headers):  # exporters before 1.45 put their headers on the session
+                if name.lower() in dropped:
+                    headers[name] = None  # requests drops a header whose request value is None
+            headers["Authorization"] = auth() or None
             return super().request(method, url, *args, headers=headers, **kwargs)
 
     return ScopedSession()

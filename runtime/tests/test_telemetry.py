@@ -28,6 +28,8 @@ from molecule_runtime import telemetry  # noqa: E402
 
 from .a2a_helpers import rpc, msg03  # noqa: E402
 from .adapters.conftest import llm_env, llm_runtime  # noqa: E402,F401  (a real adapter behind the real app)
+from .adapters.claude_code.conftest import (  # noqa: E402,F401
+    _fake_anthropic_server, claude_env, claude_runtime, fake_anthropic)
 from .fake_openai import answer_with_tool_result  # noqa: E402
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -138,6 +140,7 @@ def _send(url: str, text: str, headers: dict | None = None) -> dict:
 
 def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
         tracing, collector, llm_runtime, fake_platform, workspace_id):
+    pytest.importorskip("openai")
     assert tracing()
     rt = llm_runtime("openai")
     fake_platform.add_peer(workspace_id, "peer-1", name="Peer One")
@@ -193,6 +196,7 @@ def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
 
 
 def test_content_is_captured_only_with_otel_capture_content(tracing, collector, llm_runtime):
+    pytest.importorskip("openai")
     assert tracing({"OTEL_CAPTURE_CONTENT": "true"})
     rt = llm_runtime("openai", "name: A\nruntime: openai\nmodel: openai:gpt-4o-mini\nruntime_config:\n  stream: false\n")
     rt.llm.default = {"content": "the secret answer"}
@@ -213,6 +217,7 @@ def test_content_is_captured_only_with_otel_capture_content(tracing, collector, 
 
 
 def test_a_failed_task_has_an_error_status(tracing, collector, llm_runtime):
+    pytest.importorskip("openai")
     assert tracing()
     rt = llm_runtime("openai")
     rt.llm.default = {"status": 400, "error": "bad request"}
@@ -225,10 +230,13 @@ def test_a_failed_task_has_an_error_status(tracing, collector, llm_runtime):
     assert chat["status"] == 2 and chat["parent_id"] == task["span_id"]
 
 
-def test_langgraph_model_calls_are_chat_spans_with_their_usage(tracing, collector, llm_runtime):
+@pytest.mark.parametrize("runtime", ["langgraph", "deepagents"])
+def test_langgraph_model_calls_are_chat_spans_with_their_usage(tracing, collector, llm_runtime, runtime):
     pytest.importorskip("langgraph")
+    if runtime == "deepagents":
+        pytest.importorskip("deepagents")
     assert tracing()
-    rt = llm_runtime("langgraph", "name: G\nruntime: langgraph\nmodel: openai:gpt-4o-mini\n")
+    rt = llm_runtime(runtime, f"name: G\nruntime: {runtime}\nmodel: openai:gpt-4o-mini\n")
     rt.llm.script = [
         {"tool_calls": [{"name": "list_peers", "arguments": {}}]},
         {"content": "no peers"},
@@ -264,7 +272,27 @@ def test_autogen_model_calls_are_chat_spans_with_their_usage(tracing, collector,
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
 
 
+def test_a_claude_code_turn_is_one_chat_span_with_the_cli_usage(tracing, collector, claude_runtime):
+    pytest.importorskip("claude_agent_sdk")
+    assert tracing()
+    rt = claude_runtime()
+    rt.claude.script = [{"content": "Hello from Claude"}]
+    result = _send(rt.url, "hi there", {"traceparent": TRACEPARENT})
+    assert result["parts"][0]["text"] == "Hello from Claude"
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    [chat] = [s for s in spans if s["name"].startswith("chat ")]
+    assert chat["name"] == "chat sonnet"
+    assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
+    assert chat["attributes"]["gen_ai.system"] == "anthropic"
+    assert chat["attributes"]["gen_ai.usage.output_tokens"] > 0
+    usage = result["metadata"]["usage"]
+    assert usage["model"] == "sonnet" and usage["output_tokens"] == chat["attributes"]["gen_ai.usage.output_tokens"]
+
+
 def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):
+    pytest.importorskip("openai")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not telemetry.setup_telemetry(platform_url="http://127.0.0.1:9", token_provider=lambda: "t")
     rt = llm_runtime("openai")

@@ -32,6 +32,7 @@ import logging
 import os
 from typing import Any, Callable
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, TextStream, run_tool_for_model, trace_start
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,14 @@ class ClaudeCodeExecutor(LLMExecutor):
 
     async def _turn(self, prompt: str, resume: str | None, stream: TextStream,
                     trace: list[dict]) -> tuple[str, str | None]:
+        """One CLI run → (final text, session id), as one `chat <model>` span with the usage the
+        CLI's result reports (the CLI's own model calls are not visible one by one)."""
+        with telemetry.chat_span(self.settings.model, provider="anthropic",
+                                 messages=[{"role": "user", "content": prompt}]) as chat:
+            return await self._cli_turn(prompt, resume, stream, trace, chat)
+
+    async def _cli_turn(self, prompt: str, resume: str | None, stream: TextStream, trace: list[dict],
+                        chat: "telemetry.ChatCall") -> tuple[str, str | None]:
         """One CLI run → (final text, session id). Raises RateLimited / ClaudeTurnError on an error result."""
         from claude_agent_sdk import (AssistantMessage, ClaudeSDKClient, ResultMessage, StreamEvent, TextBlock,
                                       ToolResultBlock, ToolUseBlock, UserMessage)
@@ -258,8 +267,12 @@ class ClaudeCodeExecutor(LLMExecutor):
                 await client.disconnect()
         if result is None:
             raise ClaudeTurnError("the Claude Code CLI ended without a result")
+        detail = ((texts[-1] if texts else "") or "; ".join(result.errors or []) or result.subtype) if result.is_error else ""
+        usage = result.usage or {}
+        chat.end(input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
+                 finish_reasons=[result.stop_reason or result.subtype], completion=result.result,
+                 error=ClaudeTurnError(detail) if result.is_error else None)
         if result.is_error:
-            detail = (texts[-1] if texts else "") or "; ".join(result.errors or []) or result.subtype
             if result.api_error_status in RATE_LIMIT_STATUSES or error_kind == "rate_limit" or \
                     any(word in detail.lower() for word in RATE_LIMIT_WORDS):
                 raise RateLimited(detail)

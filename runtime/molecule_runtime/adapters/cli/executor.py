@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ...tools.redact import redact_secrets
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, TextStream, trace_start
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,15 @@ class CLIExecutor(LLMExecutor):
 
     # -------------------------------------------------------------- run
     async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
+        if self.plan.preset != "codex":
+            return await self._run_cli(text, history, stream, trace, None)
+        # one `chat <model>` span per codex run, with the usage of its `turn.completed` events
+        with telemetry.chat_span(self.plan.model or "codex", provider="openai",
+                                 messages=[{"role": "user", "content": text}]) as chat:
+            return await self._run_cli(text, history, stream, trace, chat)
+
+    async def _run_cli(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict],
+                       chat: "telemetry.ChatCall | None") -> str:
         argv, stdin, extra_env = self.command_line(build_prompt(text, history))
         env = {**os.environ, **extra_env}
         name = Path(argv[0]).name
@@ -258,6 +268,9 @@ class CLIExecutor(LLMExecutor):
             detail = (events.error if events and events.error else "") or stderr[-STDERR_TAIL:] or "(no output)"
             raise CLIError(self.redact(f"{name} exited with status {rc}: {detail}"))
         if events is not None:
+            if chat is not None:
+                chat.end(input_tokens=events.usage.get("input_tokens"), output_tokens=events.usage.get("output_tokens"),
+                         completion=events.reply)
             if events.error and not events.reply:
                 raise CLIError(self.redact(f"{name}: {events.error}"))
             return events.reply
@@ -274,6 +287,7 @@ class CodexEvents:
         self.trace = trace
         self.reply = ""
         self.error = ""
+        self.usage: dict[str, int] = {}  # summed over the run's `turn.completed` events
         self._calls: dict[str, dict] = {}
 
     async def line(self, raw: bytes) -> None:
@@ -285,7 +299,12 @@ class CodexEvents:
         if not isinstance(event, dict):
             return
         kind = event.get("type")
-        if kind == "turn.failed":
+        if kind == "turn.completed" and isinstance(event.get("usage"), dict):
+            for key in ("input_tokens", "output_tokens"):
+                value = event["usage"].get(key)
+                if isinstance(value, int):
+                    self.usage[key] = self.usage.get(key, 0) + value
+        elif kind == "turn.failed":
             self.error = str((event.get("error") or {}).get("message") or "turn failed")
         elif kind == "error":
             self.error = str(event.get("message") or "error")
