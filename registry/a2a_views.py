@@ -87,6 +87,6 @@ async def workspace_a2a(request, workspace_id: str):
         return error_response(problem, 401)
     result = await proxy.proxy_a2a_detached(
         target_id=workspace_id, caller_id=caller_id or None, body=body, caller_deadline=caller_deadline,
-        allow_stream=True,
+        allow_stream=True, traceparent=request.headers.get("traceparent"),
     )
     return _http_response(result)

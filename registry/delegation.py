@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from celery import shared_task
+from celery.exceptions import Retry
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
@@ -28,6 +29,7 @@ from activity import selectors as activity_selectors
 from activity.events import emit
 from activity.models import ActivityLog
 from registry.proxy import proxy_a2a_sync
+from traces import otel
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +103,13 @@ def _sent(source_id, target_id, delegation_id: str, task: str) -> None:
 
 
 @transaction.atomic
-def delegation_start(*, source_id: uuid.UUID, target_id: uuid.UUID, task: str, idempotency_key: str | None) -> Answer:
+def delegation_start(*, source_id: uuid.UUID, target_id: uuid.UUID, task: str, idempotency_key: str | None,
+                     traceparent: str | None = None) -> Answer:
     """``POST /delegate``: record the delegation and queue its delivery once this commits.
 
     With an idempotency key, a live earlier delegation with that key is returned instead
-    (``idempotent_hit``); a ``failed`` one is deleted so the task can be tried again.
+    (``idempotent_hit``); a ``failed`` one is deleted so the task can be tried again. The
+    request's ``traceparent`` travels with the task, so its ``a2a.delegate`` span joins the trace.
     """
     key = idempotency_key or None
     if key is not None:
@@ -137,9 +141,8 @@ def delegation_start(*, source_id: uuid.UUID, target_id: uuid.UUID, task: str, i
         tracked = False
 
     _sent(source_id, target_id, delegation_id, task)
-    transaction.on_commit(
-        lambda: execute_delegation.delay(str(source_id), str(target_id), delegation_id, task), robust=True
-    )
+    args = (str(source_id), str(target_id), delegation_id, task) + ((traceparent,) if traceparent else ())
+    transaction.on_commit(lambda: execute_delegation.delay(*args), robust=True)
     body = {"delegation_id": delegation_id, "status": "delegated", "target_id": str(target_id)}
     if not tracked:
         body["warning"] = TRACKING_UNAVAILABLE
@@ -277,13 +280,41 @@ def is_transient(result) -> bool:
 # --- Celery task ----------------------------------------------------------------------------------------
 
 @shared_task(bind=True, max_retries=1, soft_time_limit=DELEGATION_TIME_LIMIT_SECONDS, ignore_result=True)
-def execute_delegation(self, source_id: str, target_id: str, delegation_id: str, task: str) -> str:
-    """Deliver a delegation and record its outcome; returns the final status (for logs/tests)."""
+def execute_delegation(self, source_id: str, target_id: str, delegation_id: str, task: str,
+                       traceparent: str | None = None) -> str:
+    """Deliver a delegation and record its outcome; returns the final status (for logs/tests).
+
+    Each attempt is an ``a2a.delegate`` span (the child of the delegating request's
+    ``traceparent`` when it had one) around the proxy's ``a2a.proxy`` span.
+    """
+    span = otel.start_span("a2a.delegate", kind=otel.SpanKind.PRODUCER, traceparent=traceparent, attributes={
+        "workspace.id": target_id, "a2a.caller_id": source_id, "a2a.delegation_id": delegation_id,
+        "a2a.method": "message/send", "a2a.attempt": self.request.retries + 1,
+    })
+    try:
+        status = _deliver(self, source_id, target_id, delegation_id, task, otel.traceparent_of(span) or traceparent)
+        span.set_attribute("a2a.outcome", status)
+        if status == "failed":
+            span.set_status(otel.Status(otel.StatusCode.ERROR, "delegation failed"))
+        return status
+    except Retry:
+        span.set_attribute("a2a.outcome", "retry")
+        raise
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_status(otel.Status(otel.StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        span.end()
+
+
+def _deliver(self, source_id: str, target_id: str, delegation_id: str, task: str, traceparent: str | None) -> str:
     if self.request.retries == 0:
         delegation_mark_dispatched(source_id=source_id, target_id=target_id, delegation_id=delegation_id)
     try:
         result = proxy_a2a_sync(
-            target_id=target_id, caller_id=source_id, body=a2a_message(delegation_id=delegation_id, task=task)
+            target_id=target_id, caller_id=source_id, body=a2a_message(delegation_id=delegation_id, task=task),
+            traceparent=traceparent,
         )
     except Exception as exc:  # noqa: BLE001 - any failure of the send fails the delegation, visibly
         log.exception("delegation %s: sending to %s failed", delegation_id, target_id)

@@ -62,7 +62,8 @@ class DelegateApi(Api):
         if as_uuid(workspace_id) == target_id:
             raise ApiError("self-delegation not permitted")
         source = _source(workspace_id)
-        answer = delegation.delegation_start(source_id=source.id, target_id=target_id, task=task, idempotency_key=key)
+        answer = delegation.delegation_start(source_id=source.id, target_id=target_id, task=task, idempotency_key=key,
+                                             traceparent=request.headers.get("traceparent"))
         return Response(answer.body, status=answer.status)
 
 

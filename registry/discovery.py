@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from django.conf import settings
 
 from molecule_site.redis_client import get_redis
 from registry.redis_keys import URL_TTL_SECONDS, internal_url_key
@@ -61,6 +62,21 @@ def internal_url(workspace_id) -> str:
         log.warning("the provisioner could not place workspace %s", workspace_id, exc_info=True)
         placed = None
     return placed or synthesized_internal_url(workspace_id)
+
+
+def docker_rewrite(target_id: str, url: str) -> str:
+    """When the platform itself runs in a container on the workspace network, loopback means that
+    container: reach a provisioned runtime by its name there instead.
+
+    Only with ``MOLECULE_IN_DOCKER`` (the deployment says so) and a backend that runs containers
+    (``ws-<id12>``). The original also guessed from ``/.dockerenv``, but a platform in a container
+    that is not on the workspace network (a dev container, CI) reaches the published ports on
+    its own loopback, and there the names do not resolve.
+    """
+    if url.startswith(("http://127.0.0.1:", "http://localhost:")) and settings.MOLECULE_IN_DOCKER \
+            and get_provisioner().has_containers:
+        return internal_url(target_id)
+    return url
 
 
 def url_seen_from(caller_id, url: str) -> str:

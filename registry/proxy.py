@@ -58,7 +58,8 @@ from molecule_site.metrics import observe_a2a_call
 from molecule_site.redis_client import get_async_redis
 from molecule_site.wire import JSON_CONTENT_TYPE, datastore_busy_response, json_bytes
 from registry import a2a_queue, redis_keys
-from registry.discovery import internal_url, is_provisioner_assigned_url
+from registry.discovery import docker_rewrite as _docker_rewrite
+from registry.discovery import is_provisioner_assigned_url
 from registry.selectors import (
     RUNTIME_CAPABILITIES_FIELD,
     RUNTIME_IDLE_TIMEOUT_FIELD,
@@ -68,6 +69,8 @@ from registry.selectors import (
 )
 from registry.ssrf import a2a_target_problem
 from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret
+from traces import otel
+from traces.otel import SpanKind
 from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
 from workspaces.provisioning import request_restarts
@@ -188,21 +191,6 @@ class _Target:
     runtime: str
     idle_seconds: int
     capabilities: dict
-
-
-def _docker_rewrite(target_id: str, url: str) -> str:
-    """When the platform itself runs in a container on the workspace network, loopback means that
-    container: reach a provisioned runtime by its name there instead.
-
-    Only with ``MOLECULE_IN_DOCKER`` (the deployment says so) and a backend that runs containers
-    (``ws-<id12>``). The original also guessed from ``/.dockerenv``, but a platform in a container
-    that is not on the workspace network (a dev container, CI) reaches the published ports on
-    its own loopback, and there the names do not resolve.
-    """
-    if url.startswith(("http://127.0.0.1:", "http://localhost:")) and settings.MOLECULE_IN_DOCKER \
-            and get_provisioner().has_containers:
-        return internal_url(target_id)
-    return url
 
 
 async def _assigned_here(target_id: str, url: str) -> bool:
@@ -649,6 +637,8 @@ async def proxy_a2a(
     caller_deadline: bool = False,
     allow_stream: bool = False,
     on_decided: Callable[[ProxyResult], None] | None = None,
+    traceparent: str | None = None,
+    span_kind: SpanKind = SpanKind.SERVER,
 ) -> ProxyResult:
     """Forward an A2A request to ``target_id`` (spec §8.4 steps 5–9) and return the caller's result.
 
@@ -658,8 +648,56 @@ async def proxy_a2a(
     is returned as ``result.stream`` instead of being read whole. ``on_decided`` is called
     with the result before the side effects run. ``log_activity=False`` (queue drains) skips
     every side effect.
+
+    The call is an ``a2a.proxy`` span (``traces.otel``; SERVER for a request that came in over
+    HTTP, CLIENT when the platform itself calls), the child of ``traceparent`` when the caller
+    sent one; the agent gets the span's own ``traceparent``. The span ends when the result is
+    decided (for a relayed stream: when its headers arrived) and is exported in the SDK's batch
+    thread, so it adds no statement to the call.
     """
     target_id, caller_id = str(target_id), caller_id or None
+    attributes = {"workspace.id": target_id}
+    if caller_id:
+        attributes["a2a.caller_id"] = caller_id
+    span = otel.start_span("a2a.proxy", kind=span_kind, traceparent=traceparent, attributes=attributes)
+    result = None
+
+    def decided(result: ProxyResult) -> None:
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", result.status)
+            if result.status >= 400:
+                span.set_status(otel.Status(otel.StatusCode.ERROR, _error_text(result)))
+            span.end()
+        if on_decided is not None:
+            on_decided(result)
+
+    try:
+        result = await _proxy_a2a(
+            target_id=target_id, caller_id=caller_id, body=body, log_activity=log_activity,
+            caller_deadline=caller_deadline, allow_stream=allow_stream, on_decided=decided, span=span,
+            traceparent=otel.traceparent_of(span) or traceparent,
+        )
+        return result
+    except BaseException as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(otel.Status(otel.StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        if span.is_recording():  # not decided (an exception, a cancelled call)
+            span.end()
+
+
+def _error_text(result: ProxyResult) -> str:
+    try:
+        error = json.loads(result.body).get("error") if result.body else None
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        error = None
+    return error if isinstance(error, str) else f"HTTP {result.status}"
+
+
+async def _proxy_a2a(*, target_id: str, caller_id: str | None, body: bytes, log_activity: bool, caller_deadline: bool,
+                     allow_stream: bool, on_decided, span, traceparent: str | None) -> ProxyResult:
     plan = await _prepare(target_id, caller_id)
     if isinstance(plan, ProxyResult):
         return _decided(plan, on_decided)
@@ -668,13 +706,16 @@ async def proxy_a2a(
     if payload is None:
         return _decided(_error(400, "invalid JSON"), on_decided)
     method = _method_of(payload)
+    if method and span.is_recording():
+        span.set_attribute("a2a.method", method)
     ceiling = None if caller_id is None or caller_deadline else settings.A2A_MAX_SECONDS
     watchdog = _Watchdog(target.id, target.idle_seconds, ceiling)
     client = _client()
     try:
-        request = client.build_request(
-            "POST", target.url, content=json_bytes(payload), headers={"Content-Type": "application/json", INBOUND_SECRET_HEADER: inbound_secret(target.id)}
-        )
+        headers = {"Content-Type": "application/json", INBOUND_SECRET_HEADER: inbound_secret(target.id)}
+        if traceparent:
+            headers[otel.TRACEPARENT] = traceparent
+        request = client.build_request("POST", target.url, content=json_bytes(payload), headers=headers)
     except (httpx.HTTPError, ValueError, TypeError):
         return _decided(_error(500, "failed to create proxy request"), on_decided)
 
@@ -863,6 +904,7 @@ def proxy_a2a_sync(**kwargs) -> ProxyResult:
     this returns.
     """
     kwargs["allow_stream"] = False
+    kwargs.setdefault("span_kind", SpanKind.CLIENT)  # the platform itself is the caller
 
     async def run() -> ProxyResult:
         async with dedicated_client(), adb.dedicated_pool():

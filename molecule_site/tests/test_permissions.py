@@ -43,7 +43,8 @@ OPEN = {
     ("api/redoc/", "GET"),
 }
 # …and what any valid workspace token may call beyond those, whatever workspace it belongs to.
-ANY_WORKSPACE_TOKEN = {("canvas/viewport", "PUT")}
+# POST /otlp/v1/traces stores spans under the token's own workspace, whichever it is.
+ANY_WORKSPACE_TOKEN = {("canvas/viewport", "PUT"), ("otlp/v1/traces", "POST")}
 
 
 def _routes(resolver=None, prefix=""):

@@ -397,7 +397,7 @@ def proxy(monkeypatch):
         answers: list = []
         calls: list = []
 
-        def __call__(self, *, target_id, caller_id, body, log_activity=True):
+        def __call__(self, *, target_id, caller_id, body, log_activity=True, traceparent=None):
             self.calls.append({"target_id": target_id, "caller_id": caller_id, "body": json.loads(body)})
             answer = self.answers.pop(0)
             if isinstance(answer, Exception):
