@@ -300,6 +300,20 @@ def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
 
 
+def test_a_streamed_task_continues_the_inbound_trace_too(tracing, collector, echo_runtime):
+    import httpx
+
+    assert tracing()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": msg03("streamed")}}
+    with httpx.stream("POST", echo_runtime.url + "/", json=body, headers={"traceparent": TRACEPARENT},
+                      timeout=10) as response:
+        assert response.status_code == 200
+        assert "echo: streamed" in "".join(response.iter_lines())
+    _flush()
+    [task] = _by_name(collector.spans(), "a2a.task")
+    assert (task["trace_id"], task["parent_id"], task["kind"]) == (TRACE_ID, PARENT_ID, "SERVER")
+
+
 def test_the_echo_runtime_reply_has_no_usage(echo_runtime):
     result = _send(echo_runtime.url, "hello")
     assert "usage" not in (result.get("metadata") or {})
@@ -379,6 +393,47 @@ def test_trace_helpers_round_trip():
     finally:
         context.detach(token)
     assert telemetry.get_current_traceparent() is None
+
+
+def test_the_runtime_process_traces_its_tasks_and_flushes_them_when_it_stops(tmp_path, collector, fake_platform):
+    """`molecule-runtime` itself: tracing set up from its env, spans exported at SIGTERM."""
+    import os
+    import signal
+    import time
+
+    from .conftest import free_port, write_config
+
+    configs = write_config(tmp_path / "configs")
+    port = free_port()
+    ws = "33333333-3333-4333-8333-333333333333"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "LANGFUSE_")) and k not in ("ADAPTER_MODULE", "MOLECULE_SMOKE_MODE",
+                                                                  "AGENT_URL", "MOLECULE_INBOUND_SECRET")}
+    env.update(WORKSPACE_ID=ws, WORKSPACE_CONFIG_PATH=str(configs), PLATFORM_URL=fake_platform.base_url,
+               PORT=str(port), HOST="127.0.0.1", OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+               MOLECULE_TRACES_TO_PLATFORM="false", OTEL_CAPTURE_CONTENT="true")
+    proc = subprocess.Popen([sys.executable, "-m", "molecule_runtime.main"], env=env, cwd=Path(__file__).parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while ws not in fake_platform.registered:
+            assert time.monotonic() < deadline and proc.poll() is None, "the runtime did not register"
+            time.sleep(0.05)
+        assert _send(url, "ping", {"traceparent": TRACEPARENT})["parts"][0]["text"] == "echo: ping"
+        assert collector.exports == []  # still in the batch (5 s schedule)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    [task] = _by_name(collector.spans("/v1/traces"), "a2a.task")
+    assert (task["trace_id"], task["parent_id"]) == (TRACE_ID, PARENT_ID)
+    assert task["attributes"]["workspace.id"] == ws and task["attributes"]["a2a.input_preview"] == "ping"
+    assert task["resource"]["workspace.runtime"] == "echo"
 
 
 def test_the_runtime_works_without_the_otel_packages(tmp_path):
