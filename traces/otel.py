@@ -96,9 +96,7 @@ class DatabaseSpanExporter(SpanExporter):
         return True
 
 
-def _build() -> tuple[trace.Tracer, TracerProvider | None]:
-    if settings.OTEL_SDK_DISABLED:
-        return trace.NoOpTracer(), None
+def _build() -> tuple[trace.Tracer, TracerProvider]:
     resource = Resource.create({"service.name": SERVICE_NAME}).merge(Resource({"service.name": SERVICE_NAME}))
     provider = TracerProvider(resource=resource)  # registers its shutdown (a final flush) at exit
     atexit.register(_exiting.set)  # runs first: exit handlers run last-registered first
@@ -109,9 +107,14 @@ def _build() -> tuple[trace.Tracer, TracerProvider | None]:
     return provider.get_tracer(TRACER_NAME), provider
 
 
+_NO_OP = trace.NoOpTracer()
+
+
 def tracer() -> trace.Tracer:
-    """The process's platform tracer (built on first use)."""
+    """The process's platform tracer (built on first use); a no-op one while ``OTEL_SDK_DISABLED``."""
     global _tracer, _provider
+    if settings.OTEL_SDK_DISABLED:
+        return _NO_OP
     if _tracer is None:
         with _lock:
             if _tracer is None:

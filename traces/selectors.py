@@ -9,6 +9,7 @@ the reader is an operator (``visible_to=None``): a callee learns the trace id fr
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 
@@ -59,6 +60,11 @@ ORDER BY r.latest DESC
 """
 
 
+def _jsonb(value):
+    """A jsonb column as Python (Django's connection hands jsonb over as text for its JSONField)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _tokens(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -77,7 +83,7 @@ def workspace_traces(workspace_id, *, limit: int = DEFAULT_LIMIT) -> dict:
     for trace_id, _latest, start, end, count, failed, root_name, usage, input_value, output_value in rows:
         input_tokens = output_tokens = 0
         cost = 0.0
-        for model, spent_in, spent_out in usage or []:
+        for model, spent_in, spent_out in _jsonb(usage) or []:
             spent_in, spent_out = _tokens(spent_in), _tokens(spent_out)
             input_tokens, output_tokens = input_tokens + spent_in, output_tokens + spent_out
             if model:
@@ -85,7 +91,7 @@ def workspace_traces(workspace_id, *, limit: int = DEFAULT_LIMIT) -> dict:
         data.append({
             "id": trace_id, "name": root_name, "timestamp": _iso(start),
             "latency": round((end - start).total_seconds(), 6),
-            "input": input_value, "output": output_value,
+            "input": _jsonb(input_value), "output": _jsonb(output_value),
             "status": "error" if failed else "ok",
             "totalCost": round(cost, 6),
             "usage": {"input": input_tokens, "output": output_tokens, "total": input_tokens + output_tokens},
@@ -121,7 +127,7 @@ def trace_tree(workspace_id, trace_id: str, *, visible_to=None) -> dict | None:
             "span_id": span_id, "parent_span_id": parent, "name": name, "kind": kind,
             "workspace_id": str(owner) if owner else None, "service": service, "start": _iso(start), "end": _iso(end),
             "duration_ms": duration, "status": status, "status_message": message,
-            "attributes": {} if hidden else attributes, "_start": start,
+            "attributes": {} if hidden else _jsonb(attributes), "_start": start,
         }
         if hidden:
             spans[span_id]["attributes_hidden"] = True
