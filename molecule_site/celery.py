@@ -40,10 +40,6 @@ def declare_periodic_jobs(sender, **kwargs):
             "task": "traces.tasks.purge_old_spans",
             "schedule": timedelta(hours=settings.TRACE_CLEANUP_INTERVAL_HOURS),
         },
-        "trace-retention": {
-            "task": "traces.tasks.purge_old_spans",
-            "schedule": timedelta(hours=settings.TRACE_CLEANUP_INTERVAL_HOURS),
-        },
         "liveness-sweep": {"task": "registry.tasks.sweep_liveness", **_every(settings.LIVENESS_SWEEP_SECONDS)},
         "provision-timeout-sweep": {
             "task": "registry.tasks.sweep_provision_timeouts", **_every(settings.PROVISION_SWEEP_SECONDS)

@@ -126,19 +126,6 @@ TRACES_EXTERNAL_URL = env_url("TRACES_EXTERNAL_URL", schemes=("http", "https")) 
 # OTEL_EXPORTER_OTLP_ENDPOINT they are also exported to <endpoint>/v1/traces.
 OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
 OTEL_EXPORTER_OTLP_ENDPOINT = env_url("OTEL_EXPORTER_OTLP_ENDPOINT", schemes=("http", "https"))
-# Traces (the `traces` app): spans agents export to POST /otlp/v1/traces and the platform's own
-# (a2a.proxy, a2a.delegate) are kept TRACE_RETENTION_DAYS; an OTLP body over TRACE_MAX_BODY_BYTES is a 413.
-TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 7, minimum=1)
-TRACE_CLEANUP_INTERVAL_HOURS = env_int("TRACE_CLEANUP_INTERVAL_HOURS", 1, minimum=1)
-TRACE_MAX_BODY_BYTES = env_int("TRACE_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
-# Where traces can be browsed beyond the platform (a Langfuse, a Jaeger…): GET /workspaces/:id/traces
-# answers it as external_url. TRACES_EXTERNAL_URL wins over LANGFUSE_HOST.
-LANGFUSE_HOST = env_url("LANGFUSE_HOST", schemes=("http", "https"))
-TRACES_EXTERNAL_URL = env_url("TRACES_EXTERNAL_URL", schemes=("http", "https")) or LANGFUSE_HOST
-# The platform's own spans (traces.otel): OTEL_SDK_DISABLED=true turns them off; with
-# OTEL_EXPORTER_OTLP_ENDPOINT they are also exported to <endpoint>/v1/traces.
-OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
-OTEL_EXPORTER_OTLP_ENDPOINT = env_url("OTEL_EXPORTER_OTLP_ENDPOINT", schemes=("http", "https"))
 CORS_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:3001"])
 # django-cors-headers, configured as the original's CORS (spec §1 item 2).
 CORS_ALLOWED_ORIGINS = CORS_ORIGINS
