@@ -30,6 +30,7 @@ from .a2a_helpers import rpc, msg03  # noqa: E402
 from .adapters.conftest import llm_env, llm_runtime  # noqa: E402,F401  (a real adapter behind the real app)
 from .adapters.claude_code.conftest import (  # noqa: E402,F401
     _fake_anthropic_server, claude_env, claude_runtime, fake_anthropic)
+from .adapters.cli.conftest import cli_env  # noqa: E402,F401
 from .fake_openai import answer_with_tool_result  # noqa: E402
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -289,6 +290,27 @@ def test_a_claude_code_turn_is_one_chat_span_with_the_cli_usage(tracing, collect
     assert chat["attributes"]["gen_ai.usage.output_tokens"] > 0
     usage = result["metadata"]["usage"]
     assert usage["model"] == "sonnet" and usage["output_tokens"] == chat["attributes"]["gen_ai.usage.output_tokens"]
+
+
+def test_a_codex_run_is_one_chat_span_with_its_turn_usage(tracing, collector, llm_runtime, monkeypatch, cli_env):
+    from .adapters.cli.conftest import NPM_BIN
+
+    if not (NPM_BIN / "codex").exists():
+        pytest.skip(f"the codex CLI is not installed at {NPM_BIN} (make npm-tools)")
+    monkeypatch.setenv("PATH", f"{NPM_BIN}:{__import__('os').environ.get('PATH', '')}")
+    assert tracing()
+    rt = llm_runtime("cli", "name: C\nruntime: cli\nmodel: openai:gpt-4.1-mini\nruntime_config:\n  command: codex\n"
+                            "  timeout: 120\n  max_retries: 0\n")
+    rt.llm.script = [{"content": "Hello from codex."}]
+    result = _send(rt.url, "hi codex", {"traceparent": TRACEPARENT})
+    assert result["parts"][0]["text"] == "Hello from codex."
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    [chat] = _by_name(spans, "chat gpt-4.1-mini")
+    assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
+    assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
+    assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4.1-mini"}
 
 
 def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):
