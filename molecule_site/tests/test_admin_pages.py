@@ -18,6 +18,7 @@ from registry.models import WorkspaceAuthToken
 from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
+from traces.models import TraceSpan
 from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig, WorkspaceStatus
 
 SECRET_VALUE = "sk-live-never-render-me-5151"
@@ -51,6 +52,9 @@ def one_row_of_every_model(operator):
     ApprovalRequest.objects.create(workspace=workspace, action="deploy", reason="release")
     WorkspaceTokenUsage.objects.create(workspace=workspace, model="gpt-4o", day=datetime.date(2026, 12, 1),
                                        input_tokens=10, output_tokens=5, call_count=1, cost_cents=0.0075)
+    now = datetime.datetime.now(datetime.UTC)
+    TraceSpan.objects.create(trace_id="a" * 32, span_id="b" * 16, workspace=workspace, name="a2a.task",
+                             start_time=now, end_time=now, attributes={"k": "v"})
     Group.objects.create(name="operators")
 
 

@@ -295,3 +295,11 @@ def test_deeply_nested_values_are_cut(workspace):
     while isinstance(node, list) and node:
         depth, node = depth + 1, node[0]
     assert depth <= otlp.MAX_VALUE_DEPTH + 1
+
+
+def test_the_asgi_handler_refuses_a_long_body_before_django_reads_it(settings):
+    """Django spools a whole body before any view runs: the handler cuts it at the route's limit."""
+    from molecule_site.handler import route_body_limit, routes_to_async_view
+
+    assert route_body_limit("/otlp/v1/traces") == settings.TRACE_MAX_BODY_BYTES
+    assert routes_to_async_view("/otlp/v1/traces")  # on the event loop, no thread per export
