@@ -10,7 +10,7 @@ from activity import approvals, selectors, services
 from activity.models import StructureEvent
 from molecule_site.api import Api, json_body, parse_uuid, query_int
 from molecule_site.errors import ApiError
-from molecule_site.wire import rfc3339
+from molecule_site.wire import rfc3339, storable_json
 from registry import auth
 from registry.auth import AdminAuth, WorkspaceAuth
 from workspaces.models import Workspace, WorkspaceStatus
@@ -199,7 +199,7 @@ class ConfigApi(Api):
         if len(raw) > CONFIG_MAX_BYTES:
             raise ApiError("body too large or unreadable", status=413)
         try:
-            changes = json.loads(raw)
+            changes = storable_json(json.loads(raw), raw)  # a NUL in jsonb was a 500 (the fuzz run)
         except ValueError:
             raise ApiError("invalid JSON") from None
         if not isinstance(changes, dict):

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from molecule_site.adb import DatabaseBusy
 from molecule_site.errors import ApiError
-from molecule_site.wire import datastore_busy_response, json_response, not_found_response
+from molecule_site.wire import datastore_busy_response, json_response, not_found_response, storable_json
 
 
 OPEN = ()  # an ``auth_by_method`` entry for a method anyone may call (spec §4 "Open")
@@ -90,12 +90,13 @@ def _reject_constant(name: str):
 
 def parse_json(request, error: str = "invalid request body", *, default=None):
     """The JSON body of a plain Django request, read as DRF's parser would: whatever the
-    Content-Type, strict (no NaN/Infinity), empty → ``default``; malformed → ``ApiError(error)``."""
+    Content-Type, strict (no NaN/Infinity), empty → ``default``; malformed or not storable
+    (``wire.storable_json``) → ``ApiError(error)``."""
     raw = request.body
     if not raw.strip():
         return default
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return storable_json(json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(error) from None
 

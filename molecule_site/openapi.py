@@ -75,6 +75,11 @@ COMPONENT_SCHEMAS = {
 }
 COMPONENT_RESPONSES = {
     "Error": {"description": "An error: `{\"error\": \"…\"}` (compact JSON)", "content": {JSON: {"schema": ERROR}}},
+    "NotFound": {
+        "description": "`{\"error\": \"…\"}`; or gin's plain-text `404 page not found` when the path matches no "
+                       "route (a path value with a `/` or a line break in it, a trailing slash)",
+        "content": {JSON: {"schema": ERROR}, "text/plain": {"schema": {"enum": ["404 page not found"]}}},
+    },
 }
 
 
@@ -85,8 +90,13 @@ def _obj(required: tuple = (), **properties) -> dict:
     return schema
 
 
+NO_PROVISIONER = "`{\"error\": \"provisioner not available\"}`: no backend can start runtimes here (`MOLECULE_PROVISIONER=none`)"
+NOT_RUNNING = "`{\"error\": \"workspace container not running\"}`: the workspace's runtime is not running"
+
 # Request bodies and success answers the views' own binding defines (``(method, path)`` → what
-# to describe). ``responses`` maps a status to a schema (JSON) or to ``{media type: schema}``.
+# to describe). ``responses`` maps a success status to a schema (JSON) or to ``{media type: schema}``
+# (absent: any JSON with any 2XX); ``errors`` names the 5XX an operation answers by design (spec),
+# which the fuzz run accepts for that operation only.
 OPERATIONS: dict[tuple[str, str], dict] = {
     ("GET", "/health"): {"summary": "Liveness probe", "responses": {200: _obj(("status",), status={"enum": ["ok"]})}},
     ("GET", "/metrics"): {"summary": "Prometheus metrics", "responses": {200: {"text/plain": STRING}}},
@@ -125,7 +135,34 @@ OPERATIONS: dict[tuple[str, str], dict] = {
              "description": "The caller's own deadline in seconds."},
         ],
         "responses": {200: {JSON: ANY_JSON, "text/event-stream": STRING}},
+        "errors": {
+            502: "the agent failed or its URL is not routable (an agent's own error answer passes through)",
+            503: "the agent is not reachable: no URL, busy, hibernated or restarting",
+            504: "the agent did not answer in time",
+        },
     },
+    ("GET", "/workspaces/{workspace_id}/state"): {
+        "summary": "A workspace's status, for its runtime (spec §5.6)",
+        "responses": {
+            200: _obj(("workspace_id", "status", "paused", "deleted"), workspace_id=STRING, status=STRING,
+                      paused={"type": "boolean"}, deleted={"enum": [False]}),
+            # not {"error": …}: the original's shape, which runtimes read to stop themselves
+            404: _obj(("workspace_id", "deleted"), workspace_id=STRING, status={"enum": ["removed"]},
+                      deleted={"enum": [True]}),
+        },
+    },
+    ("POST", "/otlp/v1/traces"): {
+        "summary": "OTLP/HTTP span export from a workspace's runtime (its own token)",
+        "request": {JSON: OBJECT, "application/x-protobuf": {"type": "string", "format": "binary"}},
+        "responses": {200: {JSON: OBJECT, "application/x-protobuf": {"type": "string", "format": "binary"}}},
+    },
+    ("GET", "/workspaces/{workspace_id}/transcript"): {
+        "errors": {502: "the agent failed to answer", 503: "the agent is not reachable (no URL)",
+                   504: "the agent did not answer in time"},
+    },
+    ("POST", "/workspaces/{workspace_id}/restart"): {"errors": {503: NO_PROVISIONER}},
+    ("POST", "/workspaces/{workspace_id}/resume"): {"errors": {503: NO_PROVISIONER}},
+    ("POST", "/workspaces/{workspace_id}/chat/uploads"): {"errors": {503: NOT_RUNNING}},
     ("POST", "/workspaces"): {
         "summary": "Create a workspace (spec §5.1)",
         "request": _obj(("name",), name=STRING, role=STRING, tier={"type": "integer"}, runtime=STRING,
@@ -157,10 +194,12 @@ PLAIN_ROUTES: dict[str, dict[str, list]] = {
     "/registry/update-card": {"POST": [{"workspaceToken": []}]},
     # the caller rule: the caller's token with X-Workspace-ID, else an operator
     "/workspaces/{workspace_id}/a2a": {"POST": WORKSPACE},
+    # OTLP span export: the runtime's own token, whichever workspace it is
+    "/otlp/v1/traces": {"POST": [{"workspaceToken": []}]},
 }
 
 # Error statuses every operation may answer besides the ``default`` error.
-ERROR_STATUSES = (400, 404)
+ERROR_STATUSES = (400,)
 AUTH_ERROR_STATUSES = (401, 403)
 
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -184,8 +223,13 @@ def _media(schema_or_media: dict) -> dict:
 
 
 def _responses(method: str, path: str, secured: bool) -> dict:
-    described = OPERATIONS.get((method, path), {}).get("responses") or {"2XX": ANY_JSON}
-    responses = {str(status): {"description": "success", "content": _media(body)} for status, body in described.items()}
+    described = OPERATIONS.get((method, path), {})
+    success = described.get("responses") or {"2XX": ANY_JSON}
+    responses = {str(status): {"description": "success" if str(status) < "4" else "see the summary",
+                               "content": _media(body)} for status, body in success.items()}
+    for status, why in described.get("errors", {}).items():
+        responses[str(status)] = {**COMPONENT_RESPONSES["Error"], "description": why}
+    responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})
     for status in ERROR_STATUSES + (AUTH_ERROR_STATUSES if secured else ()):
         responses.setdefault(str(status), dict(ERROR_RESPONSE))
     responses["default"] = dict(ERROR_RESPONSE)
@@ -198,7 +242,7 @@ def _request_body(method: str, path: str) -> dict | None:
     schema = OPERATIONS.get((method, path), {}).get("request", OBJECT)
     # bodies are JSON whatever Content-Type says (wire.AnyContentTypeJSONParser); an empty one
     # binds as ``{}`` on most routes, so the body is not required
-    return {"content": {JSON: {"schema": schema}}, "required": False}
+    return {"content": _media(schema), "required": False}
 
 
 def _path_parameters(path: str) -> list[dict]:

@@ -6,7 +6,9 @@ JSON body leaves through :func:`json_bytes` (no spaces after ``:`` or ``,``).
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 from django import db
 from django.core.exceptions import DisallowedHost
@@ -52,11 +54,44 @@ class CompactJSONRenderer(JSONRenderer):
         return json_bytes(data)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value):
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("NUL character in a string")
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
+def storable_json(data, raw: bytes):
+    """A parsed JSON body made fit for PostgreSQL, which stores neither NUL characters (in text
+    or jsonb) nor unpaired surrogates (not UTF-8): a ``\\u0000`` anywhere is a ``ValueError``
+    (the original answers 500 when the write fails; here it is a bad body), an unpaired
+    ``\\ud800``–``\\udfff`` becomes U+FFFD as Go's decoder makes it. Both only arrive as
+    ``\\u`` escapes, so a body without one is returned as it is, unwalked (the hot paths)."""
+    return _storable(data) if b"\\u" in raw else data
+
+
 class AnyContentTypeJSONParser(JSONParser):
     """Bodies are JSON whatever Content-Type says: gin binds JSON without looking at the header,
-    and scripts written against it send ``curl -d '{...}'`` (form content type) or nothing."""
+    and scripts written against it send ``curl -d '{...}'`` (form content type) or nothing.
+    A body PostgreSQL could not store is a parse error (:func:`storable_json`)."""
 
     media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        data = super().parse(io.BytesIO(raw), media_type, parser_context)
+        try:
+            return storable_json(data, raw)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
 
 
 DATASTORE_BUSY_RETRY_AFTER_SECONDS = 1

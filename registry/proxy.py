@@ -232,7 +232,7 @@ async def _prepare(target_id: str, caller_id: str | None) -> ProxyResult | _Targ
 
 async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
     parsed = as_uuid(target_id)
-    row, lookup_failed, tree_version = None, parsed is None, None
+    row, lookup_failed, tree_version = None, False, None  # a non-UUID id names no workspace: 404
     if parsed is not None:
         try:
             found = await adb.fetchone(_TARGET_SQL, [parsed])
@@ -250,7 +250,6 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
         if not allowed:
             return _error(403, ACCESS_DENIED)
 
-    # A non-UUID id is what PostgreSQL would refuse: a lookup error, as in the original.
     if row is not None and row["budget_limit"] is not None and row["monthly_spend"] >= row["budget_limit"]:
         return _error(402, "workspace budget limit exceeded")
 

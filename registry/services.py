@@ -333,11 +333,12 @@ async def workspace_update_card(*, workspace_id, agent_card) -> dict:
     """Replace the agent card and announce AGENT_CARD_UPDATED (spec §7.3).
 
     No existence check, as in the original: an unknown id is still ``updated``, but since nothing
-    changed no event is announced for it.
+    changed no event is announced for it. An id that is no UUID names no workspace at all: 404
+    (the original's failed UPDATE answers 500).
     """
     parsed = as_uuid(workspace_id)
     if parsed is None:
-        raise ApiError("failed to update card", status=500)
+        raise ApiError("workspace not found", status=404)
     try:
         updated = await adb.execute(
             "UPDATE workspaces SET agent_card = %s::jsonb, updated_at = %s WHERE id = %s",

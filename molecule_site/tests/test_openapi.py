@@ -85,6 +85,7 @@ def test_every_api_route_is_in_the_schema_with_its_methods(schema, route, callba
     for method in described:
         operation = schema["paths"][path][method]
         assert operation["responses"]["default"] == {"$ref": "#/components/responses/Error"}
+        assert "404" in operation["responses"]
         parameters = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert parameters == set(re.findall(r"{(\w+)}", path)), (path, method)
 

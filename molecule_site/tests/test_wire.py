@@ -39,3 +39,54 @@ def test_route_template_uses_colon_parameters(rf):
     request = rf.get("/x")
     request.resolver_match = ResolverMatch(lambda r: None, (), {}, route="workspaces/<uuid:workspace_id>/a2a")
     assert route_template(request) == "/workspaces/:workspace_id/a2a"
+
+
+# --- bodies PostgreSQL cannot store (found by the fuzz run, test_openapi_fuzz.py) ---------------------
+
+ADMIN = "wire-tests-admin-token"
+
+
+@pytest.fixture
+def admin(settings, redis_client):
+    settings.DEV_MODE = False
+    settings.ADMIN_TOKEN = ADMIN
+    return {"HTTP_AUTHORIZATION": f"Bearer {ADMIN}"}
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_drf_body_is_the_routes_bad_body_not_a_500(client, admin):
+    """``POST /workspaces`` with ``"template": "x\\u0000"`` was Django's HTML 500 page."""
+    from workspaces.models import Workspace
+
+    response = client.post("/workspaces", '{"name": "n", "external": true, "template": "x\\u0000"}',
+                           content_type="application/json", **admin)
+    assert (response.status_code, response.content) == (400, b'{"error":"invalid workspace payload"}')
+    assert not Workspace.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_key_is_refused_too(client, admin):
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.create(name="W")
+    response = client.patch(f"/workspaces/{workspace.id}/config", '{"a\\u0000": {"b": 1}}',
+                            content_type="application/json", **admin)
+    assert (response.status_code, response.content) == (400, b'{"error":"invalid JSON"}')
+
+
+@pytest.mark.django_db
+def test_an_unpaired_surrogate_in_a_drf_body_is_stored_as_the_replacement_character(client, admin):
+    response = client.post("/workspaces", '{"name": "odd \\ud83d name", "external": true}',
+                           content_type="application/json", **admin)
+    assert response.status_code == 201, response.content
+    assert client.get(f"/workspaces/{response.json()['id']}").json()["name"] == "odd \ufffd name"
+
+
+def test_storable_json_leaves_bodies_without_escapes_alone():
+    from molecule_site.wire import storable_json
+
+    data = {"a": ["b"]}
+    assert storable_json(data, b'{"a": ["b"]}') is data
+    assert storable_json({"k": "\ud800", "l": ["x\udc00"]}, b'{"k": "\\ud800"}') == {"k": "\ufffd", "l": ["x\ufffd"]}
+    with pytest.raises(ValueError):
+        storable_json({"k": ["\x00"]}, b'{"k": ["\\u0000"]}')

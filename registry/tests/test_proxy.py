@@ -372,9 +372,10 @@ def test_unknown_workspace_is_404():
     assert (call.status, call.content) == (404, b'{"error":"workspace not found"}')
 
 
-def test_non_uuid_target_is_a_lookup_failure_as_in_the_original():
+def test_non_uuid_target_is_not_found():
+    """No workspace has such an id: 404, not the original's 500 ``lookup failed`` (found by the fuzz run)."""
     call = a2a("not-a-uuid")
-    assert (call.status, call.content) == (500, b'{"error":"lookup failed"}')
+    assert (call.status, call.content) == (404, b'{"error":"workspace not found"}')
 
 
 def test_workspace_without_url_is_503_with_its_status(tree):

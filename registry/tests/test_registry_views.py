@@ -383,9 +383,31 @@ def test_update_card_of_an_unknown_id_is_updated_without_an_event(api):
     assert events(workspace_id) == []
 
 
-def test_update_card_with_a_non_uuid_id_fails(api):
+def test_update_card_with_a_non_uuid_id_is_not_found(api):
+    """No workspace has such an id (the original's failed UPDATE answers 500; found by the fuzz run)."""
     response = api("post", "/registry/update-card", {"workspace_id": "nope", "agent_card": {}})
-    assert (response.status_code, response.content) == (500, b'{"error":"failed to update card"}')
+    assert (response.status_code, response.content) == (404, NOT_FOUND)
+
+
+def test_update_card_with_a_nul_character_is_a_bad_body_and_stores_nothing(api):
+    """PostgreSQL stores no NUL in jsonb: the fuzz run's 500 ``failed to update card``."""
+    workspace = make(agent_card={"name": "old"})
+    raw = json.dumps({"workspace_id": str(workspace.id), "agent_card": {"name": "a\u0000b"}})
+    assert "\\u0000" in raw
+    response = api("post", "/registry/update-card", raw=raw, token=workspace.runtime_token)
+    assert (response.status_code, response.content) == (400, BAD_BODY)
+    workspace.refresh_from_db()
+    assert workspace.agent_card == {"name": "old"}
+
+
+def test_update_card_with_an_unpaired_surrogate_stores_the_replacement_character(api):
+    """As Go's decoder does (psycopg cannot encode a lone surrogate as UTF-8: it was a 500)."""
+    workspace = make()
+    raw = '{"workspace_id": "%s", "agent_card": {"name": "a\\ud800b", "\\udfff": 1}}' % workspace.id
+    response = api("post", "/registry/update-card", raw=raw, token=workspace.runtime_token)
+    assert (response.status_code, response.content) == (200, b'{"status":"updated"}')
+    workspace.refresh_from_db()
+    assert workspace.agent_card == {"name": "a\ufffdb", "\ufffd": 1}
 
 
 def test_update_card_follows_the_registry_token_rule(api):

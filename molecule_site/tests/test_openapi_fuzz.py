@@ -1,0 +1,156 @@
+"""Schemathesis against the live platform, from its own ``/api/schema/`` (``-m fuzz``).
+
+The whole platform (web + worker + beat, secure mode, the admin token set) runs on a fresh
+database; every operation of the schema gets a bounded number of generated requests, as three
+principals: a workspace's own bearer on its own workspace, the admin on that workspace, and the
+admin with generated path values. Every answer must be no server error, conform to the schema
+(status, content type, body, headers; an operation that declares auth refuses a request
+without it) and keep the wire conventions: compact JSON, errors as ``{"error": "..."}``, gin's
+plain-text 404.
+
+``FUZZ_EXAMPLES`` (default 15) is the number of examples per operation and principal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import defaultdict
+
+import httpx
+import pytest
+from django.conf import settings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+
+from molecule_site.tests.launch import platform_on_fresh_database
+
+schemathesis = pytest.importorskip("schemathesis")
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    ignored_auth,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
+
+ADMIN = "fuzz-admin-token-0123456789abcdef0123456789abcdef"
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance, ignored_auth]
+
+
+def declared_server_errors(operation) -> set[int]:
+    """The 5XX the schema names for this operation by status (an agent unreachable behind the
+    proxy, no provisioner to restart with): answers by design. ``default`` does not count, and
+    500 never does."""
+    return {int(code) for code in operation.definition.raw["responses"] if code.isdigit() and 501 <= int(code) < 600}
+
+
+def special_error_body(operation, status: int) -> bool:
+    """Whether the schema gives this status a body of its own rather than ``{"error": …}``
+    (e.g. ``GET /workspaces/:id/state``'s 404 ``{"workspace_id":…,"deleted":true}``, spec §5.6)."""
+    declared = operation.definition.raw["responses"].get(str(status))
+    return declared is not None and "$ref" not in declared  # Error and NotFound are references
+
+
+def wire_problem(response, operation, allowed_server_errors: set[int]) -> str | None:
+    """What in ``response`` breaks spec §0 or is a server error (None: nothing)."""
+    status = response.status_code
+    content_type = (response.headers.get("content-type") or [""])[0]
+    body = response.content or b""
+    if status >= 500 and status not in allowed_server_errors:
+        return f"server error {status}: {body[:300]!r}"
+    if content_type.startswith("application/json") and body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return f"invalid JSON: {body[:200]!r}"
+        compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        if compact != body:
+            return f"JSON is not compact: {body[:200]!r}"
+        if status >= 400 and not special_error_body(operation, status) and not (isinstance(data, dict) and isinstance(data.get("error"), str)):
+            return f"{status} error body is not {{\"error\": …}}: {body[:200]!r}"
+    elif status == 404 and content_type.startswith("text/plain") and body != b"404 page not found":
+        return f"plain 404 that is not gin's: {body[:200]!r}"
+    elif status >= 400 and not content_type.startswith(("application/json", "text/plain")):
+        return f"{status} answered as {content_type!r}: {body[:200]!r}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    home = tmp_path_factory.mktemp("fuzz")
+    # writes of the template routes land in copies, never in the checkout
+    for name, source in (("configs", settings.CONFIGS_DIR), ("org-templates", settings.ORG_TEMPLATES_DIR)):
+        shutil.copytree(source, home / name)
+    (home / "plugins").mkdir()
+    with platform_on_fresh_database(
+        home, redis_db=15, ADMIN_TOKEN=ADMIN, MOLECULE_PROVISIONER="none", RATE_LIMIT="1000000",
+        CONFIGS_DIR=str(home / "configs"), ORG_TEMPLATES_DIR=str(home / "org-templates"),
+        PLUGINS_DIR=str(home / "plugins"),
+    ) as launch:
+        yield launch
+
+
+@pytest.fixture(scope="module")
+def target(platform):
+    """An external workspace and its own token (the bearer of the workspace principal)."""
+    created = httpx.post(f"{platform.url}/workspaces", headers={"Authorization": f"Bearer {ADMIN}"},
+                         json={"name": "Fuzz target", "external": True}, timeout=30)
+    assert created.status_code == 201, created.text
+    return created.json()["id"], created.json()["connection"]["auth_token"]
+
+
+def fuzz(platform, token: str, workspace_id: str | None) -> dict[str, list[str]]:
+    """Every operation × EXAMPLES generated cases; the problems found, by operation."""
+    schema = schemathesis.openapi.from_url(f"{platform.url}/api/schema/?format=json")
+    problems: dict[str, list[str]] = defaultdict(list)
+    headers = {"Authorization": f"Bearer {token}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 80
+    for operation in operations:
+        label = f"{operation.method.upper()} {operation.path}"
+        allowed_server_errors = declared_server_errors(operation)
+
+        @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                             phases=[Phase.explicit, Phase.generate],
+                             suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def run(case):
+            if workspace_id and "workspace_id" in (case.path_parameters or {}):
+                case.path_parameters["workspace_id"] = workspace_id
+            response = case.call(base_url=platform.url, headers=headers, timeout=30)
+            problem = wire_problem(response, operation, allowed_server_errors)
+            try:
+                case.validate_response(response, checks=CHECKS, headers=headers)
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 — collected; the test fails below with all of them
+                problem = problem or " ".join(str(exc).split())[:600]
+            if problem and len(problems[label]) < 3:
+                problems[label].append(f"{problem}\n      reproduce: {case.as_curl_command(headers)}")
+
+        run()
+    return dict(problems)
+
+
+def _report(problems: dict[str, list[str]]) -> str:
+    return "\n".join(f"{label}:\n    " + "\n    ".join(found) for label, found in sorted(problems.items()))
+
+
+def test_fuzz_as_the_workspace_on_its_own_workspace(platform, target):
+    workspace_id, token = target
+    problems = fuzz(platform, token, workspace_id)
+    assert not problems, _report(problems)
+
+
+def test_fuzz_as_the_admin_on_a_real_workspace(platform, target):
+    problems = fuzz(platform, ADMIN, target[0])
+    assert not problems, _report(problems)
+
+
+def test_fuzz_as_the_admin_with_generated_path_values(platform, target):
+    problems = fuzz(platform, ADMIN, None)
+    assert not problems, _report(problems)
