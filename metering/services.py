@@ -40,6 +40,9 @@ class Usage:
 
 
 def _count(value) -> int | None:
+    # 20.0 counts as 20: A2A metadata is a protobuf Struct in a2a-sdk 1.x, whose numbers are doubles
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS_PER_CALL:
         return None
     return value

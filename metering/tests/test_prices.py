@@ -33,6 +33,14 @@ def test_usage_is_read_from_each_place_the_original_and_ours_put_it():
     assert usage_from_reply({"result": {"usage": {"input_tokens": 1, "model": 5}}}).model == ""
 
 
+def test_whole_number_doubles_count_as_tokens_and_fractions_do_not():
+    """a2a-sdk 1.x carries metadata as a protobuf Struct: our runtime's counts arrive as 20.0."""
+    found = usage_from_reply({"result": {"metadata": {"usage": {"input_tokens": 20.0, "output_tokens": 10.0}}}})
+    assert (found.input_tokens, found.output_tokens) == (20, 10) and isinstance(found.input_tokens, int)
+    assert usage_from_reply({"result": {"usage": {"input_tokens": 2.5, "output_tokens": 1}}}) is None
+    assert usage_from_reply({"result": {"usage": {"input_tokens": float("inf"), "output_tokens": 1}}}) is None
+
+
 def test_price_overrides_from_the_environment(monkeypatch):
     monkeypatch.setenv("MODEL_PRICES_JSON", '{"mine": [3, 4.5]}')
     assert env_prices("MODEL_PRICES_JSON") == {"mine": (3.0, 4.5)}

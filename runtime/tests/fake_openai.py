@@ -143,7 +143,8 @@ def build_app(state: FakeOpenAIState) -> Starlette:
         content = spec.get("content", "")
         calls = _tool_calls(spec)
         finish = "tool_calls" if calls else "stop"
-        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        prompt, completion = spec.get("usage", (10, 5))  # a spec may report bigger calls
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
