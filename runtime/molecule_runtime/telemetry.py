@@ -167,7 +167,8 @@ def exporter_targets(env: Mapping[str, str], *, platform_url: str | None = None,
     """What ``setup_telemetry`` exports to: ``[{name, endpoint, auth}]`` (``auth`` a callable giving
     the Authorization value, or None for the SDK's own env headers), plus ``console``."""
     targets: list[dict] = []
-    if platform_url and token_provider is not None and env.get("MOLECULE_TRACES_TO_PLATFORM", "true").strip().lower() not in ("0", "false", "no", "off"):
+    to_platform = env.get("MOLECULE_TRACES_TO_PLATFORM", "true").strip().lower() not in ("0", "false", "no", "off")
+    if platform_url and token_provider is not None and to_platform:
         def bearer() -> str | None:
             token = token_provider()
             return f"Bearer {token}" if token else None
@@ -179,7 +180,8 @@ def exporter_targets(env: Mapping[str, str], *, platform_url: str | None = None,
         targets.append({"name": "otlp", "endpoint": traces_endpoint, "auth": None})
     elif endpoint:
         targets.append({"name": "otlp", "endpoint": f"{endpoint.rstrip('/')}/v1/traces", "auth": None})
-    host, public, secret = (env.get(k, "").strip() for k in ("LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"))
+    host, public, secret = (env.get(k, "").strip()
+                            for k in ("LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"))
     if host and public and secret:
         basic = "Basic " + base64.b64encode(f"{public}:{secret}".encode()).decode()
         targets.append({"name": "langfuse", "endpoint": f"{host.rstrip('/')}/api/public/otel/v1/traces",

@@ -46,7 +46,8 @@ def _prompt(messages: Any) -> list[dict]:
 
 def _end_chat(chat: "telemetry.ChatCall", result: Any) -> None:
     usage = getattr(result, "usage", None)
-    chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+    chat.end(input_tokens=getattr(usage, "prompt_tokens", None),
+             output_tokens=getattr(usage, "completion_tokens", None),
              finish_reasons=[getattr(result, "finish_reason", None)], completion=getattr(result, "content", None))
 
 

@@ -267,7 +267,9 @@ class ClaudeCodeExecutor(LLMExecutor):
                 await client.disconnect()
         if result is None:
             raise ClaudeTurnError("the Claude Code CLI ended without a result")
-        detail = ((texts[-1] if texts else "") or "; ".join(result.errors or []) or result.subtype) if result.is_error else ""
+        detail = ""
+        if result.is_error:
+            detail = (texts[-1] if texts else "") or "; ".join(result.errors or []) or result.subtype
         usage = result.usage or {}
         chat.end(input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
                  finish_reasons=[result.stop_reason or result.subtype], completion=result.result,

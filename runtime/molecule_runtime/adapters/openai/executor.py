@@ -84,7 +84,8 @@ class OpenAIExecutor(LLMExecutor):
             calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments or ""}
                      for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
             usage = getattr(response, "usage", None)
-            chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+            chat.end(input_tokens=getattr(usage, "prompt_tokens", None),
+                     output_tokens=getattr(usage, "completion_tokens", None),
                      finish_reasons=[c.finish_reason for c in response.choices], completion=text or calls,
                      response_model=getattr(response, "model", None))
             return text, calls
@@ -123,7 +124,8 @@ class OpenAIExecutor(LLMExecutor):
         for n, tool_call in enumerate(calls):
             tool_call["id"] = tool_call["id"] or f"call_{n}"
         text = "".join(pieces)
-        chat.end(input_tokens=getattr(usage, "prompt_tokens", None), output_tokens=getattr(usage, "completion_tokens", None),
+        chat.end(input_tokens=getattr(usage, "prompt_tokens", None),
+                 output_tokens=getattr(usage, "completion_tokens", None),
                  finish_reasons=finish_reasons, completion=text or calls, response_model=response_model)
         return text, calls
 
