@@ -228,6 +228,10 @@ CANVAS_CSP = (
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
 )
 CANVAS_PAGES = ("/accounts/",)
+# The OpenAPI readers (/api/docs/, /api/redoc/): the pages' policy, plus workers from blob: URLs
+# their own scripts create (ReDoc's search index runs in one).
+API_DOCS_CSP = PAGE_CSP + "; worker-src 'self' blob:"
+API_DOCS = "/api/"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -240,6 +244,8 @@ SECURITY_HEADERS = {
 def _csp(path: str) -> str:
     if path == "/" or path.startswith(CANVAS_PAGES):
         return CANVAS_CSP
+    if path.startswith(API_DOCS):
+        return API_DOCS_CSP
     return API_CSP if path.startswith(API_PREFIXES) else PAGE_CSP
 
 

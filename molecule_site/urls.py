@@ -49,7 +49,7 @@ urlpatterns = [
     # The API's OpenAPI description, generated (molecule_site/openapi.py), and its two readers
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"), name="api-redoc"),
     # Operator admin; /admin/... belongs to the API.
     path("django-admin/", admin.site.urls),
 ]

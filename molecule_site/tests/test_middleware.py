@@ -168,6 +168,14 @@ def test_api_routes_get_strict_csp_and_pages_the_relaxed_one(client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_the_openapi_readers_get_the_page_policy_with_blob_workers(client, path):
+    policy = client.get(path)["Content-Security-Policy"]
+    assert policy.startswith("default-src 'self'; script-src 'self' 'unsafe-inline';")
+    assert policy.endswith("; worker-src 'self' blob:")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/", "/accounts/login/"])
 def test_the_canvas_and_its_login_run_only_our_own_scripts(client, path):
     policy = client.get(path)["Content-Security-Policy"]

@@ -162,6 +162,7 @@ def test_the_readers_load_their_assets_from_our_static_files(client, page, asset
     local = [src for src in sources if src.startswith("/static/drf_spectacular_sidecar/")]
     assert any(src.endswith(asset) for src in local), sources
     assert not [src for src in sources if src.startswith(("http://", "https://", "//"))], sources
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html), "the page loads something from elsewhere"
     served = client.get(next(src for src in local if src.endswith(asset)))
     assert served.status_code == 200
     assert b"".join(served.streaming_content if served.streaming else [served.content])[:1000]

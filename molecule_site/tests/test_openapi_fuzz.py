@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import defaultdict
 
@@ -154,3 +155,42 @@ def test_fuzz_as_the_admin_on_a_real_workspace(platform, target):
 def test_fuzz_as_the_admin_with_generated_path_values(platform, target):
     problems = fuzz(platform, ADMIN, None)
     assert not problems, _report(problems)
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Console errors that are no fault of the pages: a failed load is checked below by its answer,
+# and ReDoc's "powered by" badge points at its CDN — the CSP refuses it, so nothing leaves.
+REDOC_BADGE = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+NOT_THE_PAGES_FAULT = re.compile(rf"Failed to load resource|'{re.escape(REDOC_BADGE)}' violates")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason=f"{CHROMIUM} not installed")
+@pytest.mark.parametrize("page_path,rendered", [("/api/docs/", ".opblock"), ("/api/redoc/", "[data-section-id]")])
+def test_the_readers_render_the_schema_in_a_browser_with_nothing_from_elsewhere(platform, page_path, rendered):
+    """Swagger UI and ReDoc, as an operator opens them: the operations render under the page's
+    CSP, no console error, and every request the page makes stays on the platform (no CDN)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            requests, errors = [], []
+            page.on("request", lambda request: requests.append(request.url))
+            answers = []
+            page.on("response", lambda response: answers.append((response.url, response.status)))
+            page.on("console", lambda message: message.type == "error" and not NOT_THE_PAGES_FAULT.search(message.text)
+                    and errors.append(message.text))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(platform.url + page_path)
+            page.wait_for_selector(rendered, timeout=30_000)
+            assert page.locator(rendered).count() > 50
+            assert "Molecule platform API" in page.content()
+        finally:
+            browser.close()
+    assert errors == []
+    assert [(url, status) for url, status in answers if status >= 400 and not url.endswith("/favicon.ico")] == []
+    local = (platform.url, "data:", "blob:")
+    assert answers and all(url.startswith(local) for url, _ in answers), answers
+    assert [url for url in requests if not url.startswith(local)] in ([], [REDOC_BADGE]), requests
