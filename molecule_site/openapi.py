@@ -160,6 +160,62 @@ OPERATIONS: dict[tuple[str, str], dict] = {
         "errors": {502: "the agent failed to answer", 503: "the agent is not reachable (no URL)",
                    504: "the agent did not answer in time"},
     },
+    # delegation (spec §9)
+    ("POST", "/workspaces/{workspace_id}/delegate"): {
+        "summary": "Delegate a task to another workspace, asynchronously (spec §9)",
+        "request": _obj(("target_id", "task"), target_id=UUID_STRING, task=STRING, idempotency_key=STRING),
+        "responses": {200: _obj(("delegation_id", "status"), delegation_id=STRING, status=STRING, idempotent_hit={"type": "boolean"}),
+                      202: _obj(("delegation_id", "status", "target_id"), delegation_id=STRING, status=STRING, target_id=STRING)},
+    },
+    ("POST", "/workspaces/{workspace_id}/delegations/record"): {
+        "request": _obj(("target_id", "task", "delegation_id"), target_id=UUID_STRING, task=STRING, delegation_id=STRING),
+        "responses": {202: _obj(("delegation_id", "status"), delegation_id=STRING, status={"enum": ["recorded"]})},
+    },
+    ("POST", "/workspaces/{workspace_id}/delegations/{delegation_id}/update"): {
+        "request": _obj(("status",), status={"enum": ["completed", "failed"]}, error=STRING, response_preview=STRING),
+    },
+    ("GET", "/workspaces/{workspace_id}/delegations"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    # activity, notify, config (spec §10)
+    ("POST", "/workspaces/{workspace_id}/activity"): {
+        "request": _obj(("activity_type",), activity_type={"enum": ["a2a_send", "a2a_receive", "task_update", "agent_log",
+                                                                   "skill_promotion", "memory_write", "error"]},
+                        method=STRING, summary=STRING, target_id=STRING, source_id=STRING, status=STRING,
+                        error_detail=STRING, duration_ms={"type": "integer"}, request_body=ANY_JSON,
+                        response_body=ANY_JSON, metadata=ANY_JSON),
+        "responses": {200: _obj(("status",), status={"enum": ["logged"]})},
+    },
+    ("GET", "/workspaces/{workspace_id}/activity"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    ("POST", "/workspaces/{workspace_id}/notify"): {
+        "request": _obj(("message",), message=STRING, attachments={"type": "array", "items": _obj(
+            ("uri", "name"), uri=STRING, name=STRING, mimeType=STRING, size={"type": "integer"})}),
+        "responses": {200: _obj(("status",), status={"enum": ["sent"]})},
+    },
+    ("GET", "/workspaces/{workspace_id}/config"): {"responses": {200: _obj(("data",), data=OBJECT)}},
+    ("PATCH", "/workspaces/{workspace_id}/config"): {"request": OBJECT, "responses": {200: _obj(("status",), status={"enum": ["updated"]})}},
+    # memory (spec §11)
+    ("POST", "/workspaces/{workspace_id}/memories"): {
+        "request": _obj(("content", "scope"), content=STRING, scope={"enum": ["LOCAL", "TEAM", "GLOBAL"]}, namespace=STRING),
+        "responses": {201: _obj(("id", "scope", "namespace"), id=STRING, scope=STRING, namespace=STRING)},
+    },
+    ("GET", "/workspaces/{workspace_id}/memories"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    ("POST", "/workspaces/{workspace_id}/memory"): {
+        "request": _obj(("key", "value"), key=STRING, value=ANY_JSON, ttl_seconds={"type": "integer"},
+                        if_match_version={"type": "integer"}),
+        "responses": {200: _obj(("status", "key", "version"), status={"enum": ["ok"]}, key=STRING, version={"type": "integer"})},
+    },
+    ("GET", "/workspaces/{workspace_id}/memory"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    # secrets (spec §12)
+    ("POST", "/workspaces/{workspace_id}/secrets"): {
+        "request": _obj(("key", "value"), key=STRING, value=STRING),
+        "responses": {200: _obj(("status", "key"), status={"enum": ["saved"]}, key=STRING)},
+    },
+    ("PUT", "/workspaces/{workspace_id}/secrets"): {
+        "request": _obj(("key", "value"), key=STRING, value=STRING),
+        "responses": {200: _obj(("status", "key"), status={"enum": ["saved"]}, key=STRING)},
+    },
+    ("GET", "/workspaces/{workspace_id}/secrets"): {"responses": {200: {"type": "array", "items": _obj(
+        ("key", "has_value", "scope"), key=STRING, has_value={"type": "boolean"}, scope={"enum": ["workspace", "global"]})}}},
+    ("GET", "/workspaces/{workspace_id}/secrets/values"): {"responses": {200: {"type": "object", "additionalProperties": STRING}}},
     ("POST", "/workspaces/{workspace_id}/restart"): {"errors": {503: NO_PROVISIONER}},
     ("POST", "/workspaces/{workspace_id}/resume"): {"errors": {503: NO_PROVISIONER}},
     ("POST", "/workspaces/{workspace_id}/chat/uploads"): {"errors": {503: NOT_RUNNING}},
