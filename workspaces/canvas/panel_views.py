@@ -92,11 +92,23 @@ def memory_tab(request, workspace):
     return render(request, "canvas/panel/memory.html", panels.memory_context(workspace, scope=scope, q=q))
 
 
+def traces_tab(request, workspace):
+    """The Traces tab; ``?trace=<id>`` renders just that trace's waterfall (a row opened past the first few)."""
+    trace_id = request.GET.get("trace", "")
+    if trace_id:
+        context = panels.trace_context(workspace, trace_id)
+        if context is None:
+            raise Http404("no such trace")
+        return render(request, "canvas/panel/_waterfall.html", context)
+    return render(request, "canvas/panel/traces.html",
+                  {**panels.traces_context(workspace), **panels.transcript_context(workspace)})
+
+
 def events_tab(request, workspace):
     return render(request, "canvas/panel/events.html", panels.events_context(workspace))
 
 
 TAB_VIEWS = {
     "chat": chat_tab, "activity": activity_tab, "details": details_tab, "terminal": terminal_tab, "config": config_tab,
-    "files": files_tab, "memory": memory_tab, "events": events_tab,
+    "files": files_tab, "memory": memory_tab, "traces": traces_tab, "events": events_tab,
 }

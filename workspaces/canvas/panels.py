@@ -25,6 +25,8 @@ from molecule_site.errors import ApiError
 from registry.selectors import workspace_peers
 from secrets_app.crypto import DecryptionError
 from secrets_app.selectors import workspace_model
+from traces import selectors as traces_selectors
+from traces import services as traces_services
 from workspaces import files, selectors
 from workspaces.canvas import cards as canvas_cards
 from workspaces.files import ConfigFiles
@@ -36,7 +38,7 @@ from workspaces.templates import CONFIG_FILE
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
 TABS = (
     ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("terminal", "Terminal"), ("config", "Config"),
-    ("files", "Files"), ("memory", "Memory"), ("events", "Events"),
+    ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"), ("events", "Events"),
 )
 TAB_IDS = tuple(tab for tab, _ in TABS)
 TIER_LABELS = {1: "Sandboxed", 2: "Standard", 3: "Privileged", 4: "Full Access"}  # canvas spec §1.3
@@ -534,3 +536,95 @@ def events_context(workspace: Workspace) -> dict:
         "payload": _pretty(e.payload if e.payload is not None else {}), "summary": event_summary(e.payload),
     } for e in StructureEvent.objects.filter(workspace_id=workspace.id).order_by("-created_at")[:EVENTS_LIMIT]]
     return {**_base(workspace), "events": events}
+
+
+# --- traces (canvas spec §3.9): recent traces as waterfalls, beside the agent's live transcript -------------------
+
+TRACES_LIMIT = 20
+WATERFALLS = 5  # the newest traces come with their span tree; older ones open on a click
+TRANSCRIPT_LIMIT = 200  # lines shown: the newest of the most the runtime hands out in one read
+TRANSCRIPT_READ = 1000
+TRANSCRIPT_READS = 5
+SPAN_ATTRIBUTES_SHOWN = 24
+
+
+def _milliseconds(ms) -> str:
+    if not isinstance(ms, (int, float)) or ms < 0:
+        return ""
+    return f"{ms:.1f} ms" if ms < 10 else f"{round(ms)} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def _span_rows(tree: dict) -> list[dict]:
+    """Each span of ``tree`` (depth-first, as the selector orders them) with its bar's place on the
+    trace's time axis in percent; a span too short to see keeps a sliver."""
+    spans = tree.get("spans") or []
+    total = max((s["offset_ms"] + s["duration_ms"] for s in spans), default=0) or 1
+    rows = []
+    for span in spans:
+        attributes = span.get("attributes") or {}
+        left = min(100.0, 100 * span["offset_ms"] / total)
+        width = max(0.6, min(100.0 - left, 100 * span["duration_ms"] / total))
+        rows.append({
+            "id": span["span_id"], "name": span["name"], "service": span.get("service") or "", "depth": span["depth"],
+            "status": span.get("status") or "unset", "left": round(left, 2), "width": round(width, 2),
+            "duration": _milliseconds(span["duration_ms"]), "offset": _milliseconds(span["offset_ms"]),
+            "platform": (span.get("service") or "").startswith("molecule-platform"),
+            "attributes": sorted(attributes.items())[:SPAN_ATTRIBUTES_SHOWN],
+            "tokens": (attributes.get("gen_ai.usage.input_tokens") or 0) + (attributes.get("gen_ai.usage.output_tokens") or 0)
+            if all(isinstance(attributes.get(k, 0), int) for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")) else 0,
+        })
+    return rows
+
+
+def traces_context(workspace: Workspace) -> dict:
+    """Recent traces of the workspace, newest first, the newest few with their waterfall."""
+    now = timezone.now()
+    listing = traces_selectors.workspace_traces(workspace.id, limit=TRACES_LIMIT)
+    rows = []
+    for index, item in enumerate(listing["data"]):
+        tree = traces_selectors.trace_tree(workspace.id, item["id"]) if index < WATERFALLS else None
+        usage = item.get("usage") or {}
+        rows.append({
+            "id": item["id"], "name": item["name"], "status": item["status"], "when": _when(item["timestamp"], now),
+            "latency": _milliseconds((item.get("latency") or 0) * 1000), "tokens": usage.get("total") or 0,
+            "cost": f"${item['totalCost'] / 100:.4f}" if isinstance(item.get("totalCost"), (int, float)) and item["totalCost"] else "",
+            "span_count": item.get("spans") or 0, "input": _pretty(item["input"]) if item.get("input") is not None else "",
+            "output": _pretty(item["output"]) if item.get("output") is not None else "",
+            "spans": _span_rows(tree) if tree else None,
+        })
+    return {**_base(workspace), "traces": rows, "external_url": listing.get("external_url") or ""}
+
+
+def trace_context(workspace: Workspace, trace_id: str) -> dict | None:
+    """One trace's waterfall, for a row opened beyond the first few (None: not this workspace's)."""
+    tree = traces_selectors.trace_tree(workspace.id, trace_id)
+    return None if tree is None else {**_base(workspace), "trace_id": tree["id"], "spans": _span_rows(tree)}
+
+
+def transcript_context(workspace: Workspace, *, since: int = 0) -> dict:
+    """The agent's live transcript (``<url>/transcript``), or why there is none."""
+    if workspace.status not in (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED):
+        return {**_base(workspace), "transcript": None, "problem": "The transcript is live: it shows while the agent is online."}
+    read: list = []
+    try:
+        for _ in range(TRANSCRIPT_READS):  # from the start, keeping the tail: the runtime pages forward only
+            body = traces_services.transcript_fetch(workspace=workspace, since=since, limit=TRANSCRIPT_READ)
+            page = body.get("lines") if isinstance(body.get("lines"), list) else []
+            read = (read + page)[-(TRANSCRIPT_LIMIT + 1):]
+            since = body.get("cursor") if isinstance(body.get("cursor"), int) else since + len(page)
+            if not body.get("more") or not page:
+                break
+    except ApiError as exc:
+        return {**_base(workspace), "transcript": None, "problem": f"The agent did not answer: {exc.body.get('error')}"}
+    now = timezone.now()
+    lines = []
+    for line in read[-TRANSCRIPT_LIMIT:]:
+        if not isinstance(line, dict):
+            continue
+        ts = line.get("ts")
+        when = _when(datetime.fromtimestamp(ts, UTC), now) if isinstance(ts, (int, float)) and 0 < ts < 1e11 else None
+        lines.append({"role": str(line.get("role") or ""), "text": str(line.get("text") or ""), "when": when})
+    return {**_base(workspace), "transcript": {"supported": bool(body.get("supported")), "lines": lines,
+                                                "runtime": body.get("runtime") or "",
+                                                "earlier": len(read) > TRANSCRIPT_LIMIT},
+            "problem": ""}

@@ -4,16 +4,20 @@ activity filters, peers, config checks, the file tree, memory scopes, events).""
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import re
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from activity.models import ActivityLog, StructureEvent
 from memory.models import AgentMemory, WorkspaceMemory
+from metering.models import WorkspaceTokenUsage
 from secrets_app.models import WorkspaceSecret
+from traces.models import TraceSpan
 from workspaces import files
 from workspaces.canvas import panels
 from workspaces.models import CanvasLayout, Workspace
@@ -255,12 +259,6 @@ def test_details_take_the_model_from_config_yaml_without_a_secret(operator_clien
 
 
 def _usage(workspace, days_ago: int, input_tokens: int, output_tokens: int, cost_cents: float, model="gpt-4o"):
-    import datetime
-
-    from django.utils import timezone
-
-    from metering.models import WorkspaceTokenUsage
-
     day = timezone.now().astimezone(datetime.UTC).date() - datetime.timedelta(days=days_ago)
     WorkspaceTokenUsage.objects.create(workspace=workspace, model=model, day=day, input_tokens=input_tokens,
                                        output_tokens=output_tokens, call_count=1, cost_cents=cost_cents)
@@ -275,7 +273,7 @@ def test_details_show_spend_against_the_budget_and_tokens_per_day(operator_clien
     body = _get(operator_client, workspace, "details/").content.decode()
     text = _text(_get(operator_client, workspace, "details/"))
     assert "$4.20 of $5.00 budget · 84 %" in text and "$0.80 left" in text
-    assert 'class="spend-bar tone-amber"' in body and 'aria-valuenow="84"' in body and "width: 84%" in body
+    assert 'class="spend-bar is-amber"' in body and 'aria-valuenow="84"' in body and "width: 84%" in body
     assert "Over 80 % of the budget." in text
     bars = re.findall(r'<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)" rx="1"><title>([^<]+)</title>', body)
     assert len(bars) == 30
@@ -288,7 +286,7 @@ def test_details_show_spend_against_the_budget_and_tokens_per_day(operator_clien
 def test_details_spend_past_the_budget_is_red_and_says_calls_are_refused(operator_client):
     workspace = _ws("Broke", budget_limit=100, monthly_spend=130)
     body = _get(operator_client, workspace, "details/").content.decode()
-    assert 'class="spend-bar tone-red"' in body and "width: 100%" in body and "130 %" in body
+    assert 'class="spend-bar is-red"' in body and "width: 100%" in body and "130 %" in body
     assert "A2A calls to this workspace are refused (402)" in body
 
 
@@ -297,6 +295,73 @@ def test_details_spend_without_budget_or_usage_says_so(operator_client):
     assert "$0.00 · no budget set" in text
     assert "No token usage metered yet" in text
     assert 'data-testid="usage-chart"' not in _get(operator_client, _ws("Idle2"), "details/").content.decode()
+
+
+# --- traces -----------------------------------------------------------------------------------------------------------
+
+SPAN_BASE = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)  # one time axis for every span
+
+
+def _span(workspace, trace_id, span_id, name, parent="", start_ms=0, duration_ms=10, service="molecule-workspace",
+          status="ok", **attributes):
+    start = SPAN_BASE + datetime.timedelta(milliseconds=start_ms)
+    return TraceSpan.objects.create(
+        workspace=workspace, trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, service_name=service,
+        start_time=start, end_time=start + datetime.timedelta(milliseconds=duration_ms), duration_ms=duration_ms,
+        status=status, attributes=attributes)
+
+
+def _delegation_trace(pm, dev, trace_id="0af7651916cd43dd8448eb211c80319c"):
+    _span(pm, trace_id, "a" * 16, "a2a.proxy", duration_ms=400, service="molecule-platform")
+    _span(pm, trace_id, "b" * 16, "a2a.task", parent="a" * 16, start_ms=5, duration_ms=390)
+    _span(pm, trace_id, "c" * 16, "execute_tool delegate_task", parent="b" * 16, start_ms=20, duration_ms=300)
+    _span(dev, trace_id, "d" * 16, "a2a.proxy", parent="c" * 16, start_ms=30, duration_ms=280, service="molecule-platform")
+    _span(dev, trace_id, "e" * 16, "a2a.task", parent="d" * 16, start_ms=40, duration_ms=200)
+    _span(dev, trace_id, "f" * 16, "chat gpt-4o", parent="e" * 16, start_ms=50, duration_ms=150, status="error",
+          **{"gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30, "gen_ai.request.model": "gpt-4o"})
+    return trace_id
+
+
+def test_traces_show_the_last_delegation_as_a_waterfall(operator_client):
+    pm, dev = _ws("PM", status="offline"), _ws("Dev", status="offline")
+    trace_id = _delegation_trace(pm, dev)
+    body = _get(operator_client, pm, "traces/").content.decode()
+    text = _text(_get(operator_client, pm, "traces/"))
+    assert "1 trace" in text and "6 spans" in text and "150 tok" in text
+    assert f'data-trace-id="{trace_id}" open' in body
+    rows = re.findall(r'data-span-name="([^"]+)" data-depth="(\d+)"', body)
+    assert rows == [("a2a.proxy", "0"), ("a2a.task", "1"), ("execute_tool delegate_task", "2"), ("a2a.proxy", "3"),
+                    ("a2a.task", "4"), ("chat gpt-4o", "5")]
+    bars = re.findall(r'<i style="left: ([\d.]+)%; width: ([\d.]+)%">', body)
+    assert bars[0] == ("0.0", "100.0") and bars[5] == ("12.5", "37.5")  # 50 ms in, 150 of 400 ms
+    assert "span-row s-error" in body and "is-platform" in body
+    assert "The transcript is live: it shows while the agent is online." in text
+
+
+def test_traces_of_a_workspace_list_only_traces_it_took_part_in(operator_client):
+    pm, dev, other = _ws("PM"), _ws("Dev"), _ws("Other")
+    _delegation_trace(pm, dev)
+    _span(other, "1" * 32, "9" * 16, "a2a.task")
+    assert "1 trace" in _text(_get(operator_client, dev, "traces/"))
+    assert f'data-trace-id="{"1" * 32}"' not in _get(operator_client, pm, "traces/").content.decode()
+
+
+def test_an_older_trace_opens_its_waterfall_on_demand_and_a_foreign_one_is_a_404(operator_client):
+    pm, dev, other = _ws("PM", status="offline"), _ws("Dev"), _ws("Other")
+    trace_id = _delegation_trace(pm, dev)
+    for n in range(panels.WATERFALLS):  # newer traces push the delegation past the pre-rendered few
+        _span(pm, f"{n + 2:032x}", f"{n + 2:016x}", "a2a.task", start_ms=60_000 + n)
+    body = _get(operator_client, pm, "traces/").content.decode()
+    assert f'data-waterfall-slot="{trace_id}"' in body
+    fragment = _get(operator_client, pm, "traces/", f"?trace={trace_id}").content.decode()
+    assert fragment.count('class="span-row') == 6
+    assert _get(operator_client, other, "traces/", f"?trace={trace_id}").status_code == 404
+    assert _get(operator_client, pm, "traces/", "?trace=not-hex").status_code == 404
+
+
+def test_no_traces_says_how_to_get_them(operator_client):
+    text = _text(_get(operator_client, _ws("Quiet", status="offline"), "traces/"))
+    assert "No traces yet" in text and "OTEL_EXPORTER_OTLP_ENDPOINT" in text and "LANGFUSE_HOST" in text
 
 
 # --- config -----------------------------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import { STATUS_LABELS } from "./canvas.js";
 import { chatTab, localiseTimes } from "./chat.js";
 import { terminalTab } from "./terminal.js";
 
-const TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "events"];
+const TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "traces", "events"];
 const WIDTH_KEY = "molecule-panel-width";
 const MIN_WIDTH = 320, MAX_WIDTH = 800, DEFAULT_WIDTH = 480, KEY_STEP = 16;
-const POLL_MS = { activity: 5000, events: 10000 };
+const POLL_MS = { activity: 5000, traces: 5000, events: 10000 };
 const SEARCH_DEBOUNCE_MS = 300;
 const HEADER_DEBOUNCE_MS = 150;
 const MAX_UPLOAD_BYTES = 1024 * 1024;
@@ -329,6 +329,27 @@ const activityTab = {
 };
 
 const eventsTab = { query() { return ""; } };
+
+// Traces: the newest traces arrive with their waterfall; an older row fetches its own when opened.
+const tracesTab = {
+  query() { return ""; },
+  mount(el) {
+    if (el.dataset.tracesBound) return; // the tab's section outlives its fragments
+    el.dataset.tracesBound = "1";
+    el.addEventListener("toggle", (event) => {
+      const row = event.target;
+      if (!row.matches?.("details[data-trace-id]") || !row.open) return;
+      const slot = row.querySelector("[data-waterfall-slot]");
+      if (slot) this.loadWaterfall(slot, row.dataset.traceId);
+    }, true);
+  },
+  async loadWaterfall(slot, traceId) {
+    const html = await fragment(fragmentPath("traces", `?trace=${encodeURIComponent(traceId)}`));
+    if (!slot.isConnected) return;
+    if (html === null) { slot.innerHTML = '<p class="muted small">This trace is gone (retention).</p>'; return; }
+    slot.outerHTML = html;
+  },
+};
 
 const detailsTab = {
   click(event, el) {
@@ -663,7 +684,7 @@ const memoryTab = {
 
 const controllers = {
   chat: chatTab, activity: activityTab, details: detailsTab, terminal: terminalTab, config: configTab, files: filesTab,
-  memory: memoryTab, events: eventsTab,
+  memory: memoryTab, traces: tracesTab, events: eventsTab,
 };
 
 function installTabEvents() {

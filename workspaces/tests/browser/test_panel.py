@@ -1,10 +1,11 @@
 """The side panel (canvas spec §3): opening and closing, tabs and their keyboard, width, and the
-Activity, Details, Config, Files, Memory and Events tabs against the live platform."""
+Activity, Details (with spend), Config, Files, Memory, Traces and Events tabs against the live platform."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from workspaces.tests.browser.conftest import (
@@ -14,7 +15,7 @@ from workspaces.tests.browser.conftest import (
     wait_until,
 )
 
-TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "events"]
+TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "traces", "events"]
 
 
 def card(page, workspace_id: str):
@@ -337,6 +338,94 @@ def test_side_panel_open_on_a_three_level_team(canvas, admin_api):
     canvas.click("#tab-details")
     expect(canvas.locator("#panel-details").get_by_text("Peers (2)")).to_be_visible()
     screenshot(canvas, "side-panel-details")
+
+
+@pytest.fixture
+def model_server(admin_api):
+    """The local fake of OpenAI's API, set as the global OPENAI_* secrets for the test's workspaces."""
+    from molecule_site.tests.test_mixed_team_end_to_end import fake_openai
+
+    server = fake_openai.FakeOpenAIServer().start()
+    for key, value in (("OPENAI_BASE_URL", server.state.base_url), ("OPENAI_API_KEY", "sk-fake-canvas")):
+        assert admin_api.put("/settings/secrets", json={"key": key, "value": value}).status_code == 200
+    yield server
+    for key in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        admin_api.delete(f"/settings/secrets/{key}")
+    server.stop()
+
+
+def test_details_show_metered_spend_against_the_budget(canvas, admin_api, model_server):
+    """An openai-runtime agent whose model call reports 400k + 100k tokens of gpt-4.1-mini (32 cents): 80 % of 40."""
+    model_server.state.default = {"content": "Counted.", "usage": (400_000, 100_000)}
+    ws = admin_api.post("/workspaces", json={"name": "Metered", "template": "openai-default", "canvas": {"x": 120, "y": 120}}).json()
+    wait_until(lambda: admin_api.get(f"/workspaces/{ws['id']}").json()["status"] in ("online", "failed"), timeout=90, what="Metered online")
+    got = admin_api.get(f"/workspaces/{ws['id']}").json()
+    assert got["status"] == "online", got
+    assert admin_api.patch(f"/workspaces/{ws['id']}/budget", json={"budget_limit": 40}).status_code == 200
+    sent = admin_api.post(f"/workspaces/{ws['id']}/a2a", timeout=60, json={"method": "message/send", "params": {
+        "message": {"role": "user", "parts": [{"kind": "text", "text": "count my tokens"}]}}})
+    assert sent.status_code == 200, sent.text
+    canvas.reload()
+    open_panel(canvas, ws["id"], "details")
+    spend = canvas.locator('[data-testid="details-spend"]')
+    expect(spend).to_contain_text("$0.32 of $0.40 budget · 80 %")
+    expect(spend.locator(".spend-bar.is-amber")).to_have_attribute("aria-valuenow", "80")
+    width = spend.locator(".spend-bar i").evaluate("el => el.getBoundingClientRect().width / el.parentElement.getBoundingClientRect().width")
+    assert abs(width - 0.8) < 0.02
+    expect(spend.locator('[data-testid="usage-chart"] rect')).to_have_count(30)
+    expect(spend).to_contain_text("500k in all")
+    spend.scroll_into_view_if_needed()
+    screenshot(canvas, "panel-details-spend")
+
+
+def test_traces_tab_shows_the_last_delegation_as_a_waterfall_beside_the_transcript(canvas, admin_api):
+    """Two echo runtimes on the local backend: the canvas asks the PM to delegate to the Dev; the
+    Traces tab draws the chain's spans (the platform's and both runtimes') as one waterfall."""
+    pm = admin_api.post("/workspaces", json={"name": "Traced PM", "runtime": "echo", "canvas": {"x": 80, "y": 120}}).json()
+    dev = admin_api.post("/workspaces", json={"name": "Traced Dev", "runtime": "echo", "parent_id": pm["id"],
+                                              "canvas": {"x": 96, "y": 260}}).json()
+    for ws in (pm, dev):
+        wait_until(lambda ws=ws: admin_api.get(f"/workspaces/{ws['id']}").json()["status"] == "online", timeout=90,
+                   what="the echo runtimes online")
+    sent = admin_api.post(f"/workspaces/{pm['id']}/a2a", timeout=60, json={"method": "message/send", "params": {
+        "message": {"role": "user", "parts": [{"kind": "text", "text": f"/delegate {dev['id']} Ship the release"}]}}})
+    assert sent.status_code == 200, sent.text
+
+    def chain_stored():
+        for item in admin_api.get(f"/workspaces/{pm['id']}/traces").json()["data"]:
+            spans = admin_api.get(f"/workspaces/{pm['id']}/traces/{item['id']}").json()["spans"]
+            names = sorted(s["name"] for s in spans)  # all five, the PM runtime's exported last
+            if names == ["a2a.proxy", "a2a.proxy", "a2a.task", "a2a.task", "execute_tool delegate_task"]:
+                return spans
+        return None
+
+    spans = wait_until(chain_stored, timeout=30, what="the delegation's trace")
+    canvas.set_viewport_size({"width": 1500, "height": 900})
+    canvas.reload()
+    open_panel(canvas, pm["id"], "traces")
+    tab = canvas.locator("#panel-traces")
+    waterfall = tab.locator("details.trace[open] .waterfall")
+    expect(waterfall.locator(".span-row")).to_have_count(len(spans))
+    names = waterfall.locator(".span-row").evaluate_all("rows => rows.map(r => [r.dataset.spanName, +r.dataset.depth])")
+    assert names[0] == ["a2a.proxy", 0]
+    assert ["execute_tool delegate_task", 2] in names and names[-1][0] == "a2a.task"
+    # the bars sit on one time axis: each child starts no earlier than its parent
+    lefts = waterfall.locator(".span-track i").evaluate_all("bars => bars.map(b => b.getBoundingClientRect().left)")
+    by_id = {s["span_id"]: i for i, s in enumerate(spans)}
+    assert all(lefts[i] >= lefts[by_id[s["parent_span_id"]]] - 1 for i, s in enumerate(spans) if s["parent_span_id"] in by_id)
+    expect(tab.locator(".transcript-lines li")).not_to_have_count(0)
+    expect(tab.locator(".transcript")).to_contain_text("Ship the release")
+    # a span opens to its attributes
+    tool = waterfall.locator(".span-row", has_text="execute_tool delegate_task")
+    tool.locator("summary").click()
+    expect(tool.locator(".span-attrs")).to_be_visible()
+    expect(tool.locator(".span-attrs")).to_contain_text("gen_ai.tool.name")
+    screenshot(canvas, "panel-traces")
+    canvas.locator(".panel-resize").focus()
+    canvas.keyboard.press("Home")  # the widest panel: the transcript moves beside the waterfall
+    side = tab.locator(".transcript").bounding_box()
+    assert side["x"] > tab.locator(".traces-list").bounding_box()["x"] + 200
+    screenshot(canvas, "panel-traces-wide")
 
 
 def test_a_restart_made_elsewhere_clears_the_restart_mark(canvas, admin_api):
