@@ -216,6 +216,52 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("GET", "/workspaces/{workspace_id}/secrets"): {"responses": {200: {"type": "array", "items": _obj(
         ("key", "has_value", "scope"), key=STRING, has_value={"type": "boolean"}, scope={"enum": ["workspace", "global"]})}}},
     ("GET", "/workspaces/{workspace_id}/secrets/values"): {"responses": {200: {"type": "object", "additionalProperties": STRING}}},
+    # approvals, agents (spec §13)
+    ("POST", "/workspaces/{workspace_id}/approvals"): {
+        "request": _obj(("action",), action=STRING, task_id=STRING, reason=STRING, context=ANY_JSON),
+        "responses": {201: _obj(("approval_id", "status"), approval_id=STRING, status={"enum": ["pending"]})},
+    },
+    ("GET", "/workspaces/{workspace_id}/approvals"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    ("POST", "/workspaces/{workspace_id}/approvals/{approval_id}/decide"): {
+        "summary": "An operator decides a pending approval (spec §13)",
+        "request": _obj(("decision",), decision={"enum": ["approved", "denied"]}),
+        "responses": {200: _obj(("status", "approval_id"), status={"enum": ["approved", "denied"]}, approval_id=STRING)},
+    },
+    ("GET", "/approvals/pending"): {"responses": {200: {"type": "array", "items": OBJECT}}},
+    ("POST", "/workspaces/{workspace_id}/agent"): {
+        "request": _obj(("model",), model=STRING),
+        "responses": {201: _obj(("agent_id", "model"), agent_id=STRING, model=STRING)},
+    },
+    ("PATCH", "/workspaces/{workspace_id}/agent"): {
+        "request": _obj(("model",), model=STRING),
+        "responses": {200: _obj(("agent_id", "model", "old_model"), agent_id=STRING, model=STRING, old_model=STRING)},
+    },
+    ("POST", "/workspaces/{workspace_id}/agent/move"): {"request": _obj(("target_workspace_id",), target_workspace_id=UUID_STRING)},
+    # viewport, events, tokens, budget (spec §14)
+    ("GET", "/canvas/viewport"): {"responses": {200: _obj(("x", "y", "zoom"), x={"type": "number"}, y={"type": "number"},
+                                                          zoom={"type": "number"})}},
+    ("GET", "/events"): {"responses": {200: {"type": "array", "items": _obj(
+        ("id", "event_type", "payload", "created_at"), id=STRING, event_type=STRING, payload=ANY_JSON, created_at=STRING)}}},
+    ("GET", "/workspaces/{workspace_id}/tokens"): {"responses": {200: _obj(
+        ("tokens", "count"), tokens={"type": "array", "items": _obj(("id", "prefix"), id=STRING, prefix=STRING)},
+        count={"type": "integer"})}},
+    ("POST", "/workspaces/{workspace_id}/tokens"): {"responses": {201: _obj(
+        ("auth_token", "workspace_id"), auth_token=STRING, workspace_id=STRING, message=STRING)}},
+    ("GET", "/workspaces/{workspace_id}/budget"): {"responses": {200: _obj(
+        ("budget_limit", "monthly_spend", "budget_remaining"), budget_limit={"type": "integer", "nullable": True},
+        monthly_spend={"type": "integer"}, budget_remaining={"type": "integer", "nullable": True})}},
+    ("PATCH", "/workspaces/{workspace_id}/budget"): {
+        "request": _obj(("budget_limit",), budget_limit={"type": "integer", "minimum": 0, "nullable": True}),
+    },
+    # templates, files, bundles (spec §14)
+    ("POST", "/templates/import"): {
+        "request": _obj(("name", "files"), name=STRING, files={"type": "object", "additionalProperties": STRING}),
+        "responses": {201: _obj(("status", "id", "name"), status={"enum": ["imported"]}, id=STRING, name=STRING)},
+    },
+    ("GET", "/templates"): {"responses": {200: {"type": "array", "items": _obj(("id", "name"), id=STRING, name=STRING)}}},
+    ("PUT", "/workspaces/{workspace_id}/files"): {"request": _obj(("files",), files={"type": "object", "additionalProperties": STRING})},
+    ("PUT", "/workspaces/{workspace_id}/files/{file_path}"): {"request": _obj(("content",), content=STRING)},
+    ("POST", "/org/import"): {"request": _obj((), dir=STRING, template=OBJECT)},
     ("POST", "/workspaces/{workspace_id}/restart"): {"errors": {503: NO_PROVISIONER}},
     ("POST", "/workspaces/{workspace_id}/resume"): {"errors": {503: NO_PROVISIONER}},
     ("POST", "/workspaces/{workspace_id}/chat/uploads"): {"errors": {503: NOT_RUNNING}},
