@@ -166,3 +166,12 @@ def test_the_readers_load_their_assets_from_our_static_files(client, page, asset
     served = client.get(next(src for src in local if src.endswith(asset)))
     assert served.status_code == 200
     assert b"".join(served.streaming_content if served.streaming else [served.content])[:1000]
+
+
+def test_every_description_in_the_tables_names_a_real_operation(schema):
+    """A renamed route must not silently lose its body and answers (molecule_site/openapi.py)."""
+    from molecule_site.openapi import OPERATIONS, PLAIN_ROUTES
+
+    described = {(method.upper(), path) for path, item in schema["paths"].items() for method in item if method in METHODS}
+    assert set(OPERATIONS) - described == set()
+    assert {(method, path) for path, methods in PLAIN_ROUTES.items() for method in methods} <= described
