@@ -27,6 +27,8 @@ SECRET_ENV_VARS = (
     # the other providers' keys of the provider map (spec §3.3) and the hermes / google-adk runtimes
     "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "QIANFAN_API_KEY", "AISTUDIO_API_KEY",
     "GOOGLE_API_KEY", "GEMINI_API_KEY", "NOUS_API_KEY", "LITELLM_API_KEY",
+    # the trace exporters' credentials (telemetry.py reads them once, at boot)
+    "LANGFUSE_SECRET_KEY", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
 )
 
 # /proc/<pid>/stat fields env_start and env_end (50 and 51, Linux >= 3.5), counted from the

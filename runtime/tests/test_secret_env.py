@@ -59,3 +59,17 @@ def test_the_wiped_block_stays_readable_after_the_secret():
     seen = json.loads(out.stdout)
     assert seen["WORKSPACE_ID"] == "ws-after-the-secret"
     assert "sk-wipe" not in seen["OPENAI_API_KEY"]
+
+
+def test_the_trace_exporters_credentials_are_wiped_too():
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path), "LANGFUSE_SECRET_KEY": "sk-lf-wipe-test",
+           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer otlp-wipe-test", "LANGFUSE_PUBLIC_KEY": "pk-lf-public"}
+    code = ("import json\nfrom molecule_runtime.secret_env import wipe_initial_environ\n"
+            "print(json.dumps(sorted(wipe_initial_environ())))\n"
+            "print(open('/proc/self/environ', 'rb').read().decode())\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    wiped, environ = out.stdout.split("\n", 1)
+    assert json.loads(wiped) == ["LANGFUSE_SECRET_KEY", "OTEL_EXPORTER_OTLP_HEADERS"]
+    assert "sk-lf-wipe-test" not in environ and "otlp-wipe-test" not in environ
+    assert "LANGFUSE_PUBLIC_KEY=pk-lf-public" in environ  # the public half is no secret
