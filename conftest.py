@@ -5,6 +5,19 @@ import redis as redis_lib
 from django.conf import settings
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """pytest-playwright's browser tests run last. Its sync API keeps one Playwright for the
+    session, whose event loop stays marked as running in the main thread from the first browser
+    test on: every later test touching the ORM or ``async_to_sync`` would fail (Django refuses
+    sync database calls "from an async context"). pytest groups tests of the session-wide
+    ``browser_name`` parameter together, but that group can land mid-run; this keeps it at the end."""
+    uses_session_browser = [item for item in items if "browser_name" in getattr(item, "fixturenames", ())]
+    if uses_session_browser:
+        others = [item for item in items if "browser_name" not in getattr(item, "fixturenames", ())]
+        items[:] = others + uses_session_browser
+
+
 @pytest.fixture
 def redis_client():
     """The platform's Redis, emptied before and after the test so tests cannot see each other."""

@@ -152,9 +152,9 @@ def test_the_schema_is_served_as_yaml_by_default_and_json_on_request(client):
     assert client.get("/api/schema/?format=json").json()["info"]["title"] == "Molecule platform API"
 
 
-@pytest.mark.parametrize("page,asset", [("/api/docs/", "swagger-ui-bundle.js"), ("/api/redoc/", "redoc.standalone.js")])
-def test_the_readers_load_their_assets_from_our_static_files(client, page, asset):
-    response = client.get(page)
+@pytest.mark.parametrize("reader,asset", [("/api/docs/", "swagger-ui-bundle.js"), ("/api/redoc/", "redoc.standalone.js")])
+def test_the_readers_load_their_assets_from_our_static_files(client, reader, asset):
+    response = client.get(reader)
     assert response.status_code == 200
     html = response.content.decode()
     assert "/api/schema/" in html
