@@ -291,6 +291,8 @@ INSTALLED_APPS = [
     "activity",
     "metering",
     "traces",
+    "instructions",
+    "checkpoints",
 ]
 
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,

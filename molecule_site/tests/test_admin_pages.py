@@ -11,6 +11,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from activity.models import ActivityLog, ApprovalRequest, ApprovalStatus, StructureEvent
+from checkpoints.models import WorkflowCheckpoint
+from instructions.models import PlatformInstruction
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from metering.models import WorkspaceTokenUsage
 from molecule_site import admin_site
@@ -55,6 +57,10 @@ def one_row_of_every_model(operator):
     now = datetime.datetime.now(datetime.UTC)
     TraceSpan.objects.create(trace_id="a" * 32, span_id="b" * 16, workspace=workspace, name="a2a.task",
                              start_time=now, end_time=now, attributes={"k": "v"})
+    PlatformInstruction.objects.create(scope="workspace", workspace=workspace, title="Review rules",
+                                       content="- two approvals per merge")
+    WorkflowCheckpoint.objects.create(workspace=workspace, workflow_id="task-1", step_name="step-1", step_index=1,
+                                      payload={"tool": "search"})
     Group.objects.create(name="operators")
 
 
