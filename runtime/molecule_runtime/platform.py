@@ -28,6 +28,7 @@ from molecule_runtime.telemetry import inject_trace_headers
 logger = logging.getLogger(__name__)
 
 TOKEN_FILENAME = ".auth_token"
+INSTRUCTIONS_TIMEOUT = 3.0  # spec/runtime.md §3.1: boot must not wait long for the rules
 UPLOAD_TIMEOUT = 60.0  # up to 50 MiB each way (the canvas allows its uploads 60 s too)
 
 
@@ -234,6 +235,14 @@ class PlatformClient:
         response = await self.request("GET", f"/workspaces/{workspace_id}/shared-context", source=True)
         data = response.json()
         return data if isinstance(data, list) else []
+
+    async def platform_instructions(self, *, timeout: float = INSTRUCTIONS_TIMEOUT) -> str:
+        """GET /workspaces/:self/instructions/resolve → the Markdown rules the platform's operators
+        set for this workspace (the body is ``{"workspace_id", "instructions": "<markdown>"}``)."""
+        response = await self.request("GET", self._ws("/instructions/resolve"), timeout=timeout)
+        body = _json_or_none(response)
+        text = body.get("instructions") if isinstance(body, dict) else None
+        return text if isinstance(text, str) else ""
 
     async def get_workspace(self, workspace_id: str | None = None) -> dict:
         response = await self.request("GET", f"/workspaces/{workspace_id or self.workspace_id}")

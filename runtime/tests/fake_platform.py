@@ -113,6 +113,8 @@ class FakePlatformState:
     uploads: list[list[dict]] = field(default_factory=list)  # each /chat/uploads answer's files
     awareness: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     shared_context: dict[str, list[dict]] = field(default_factory=dict)  # GET /workspaces/:id/shared-context
+    instructions: dict[str, str] = field(default_factory=dict)  # GET /workspaces/:id/instructions/resolve
+    instructions_status: int = 200  # e.g. 404 (a platform without the route) or 500
 
     def reset(self) -> None:
         base = self.base_url
@@ -430,7 +432,10 @@ def build_app(state: FakePlatformState) -> Starlette:
 
     async def instructions_resolve(request: Request) -> Response:
         await record(request)
-        return _json({"instructions": ""})
+        if state.instructions_status != 200:
+            return _json({"error": "instructions unavailable"}, state.instructions_status)
+        ws = request.path_params["id"]
+        return _json({"workspace_id": ws, "instructions": state.instructions.get(ws, "")})
 
     # ------------------------------------------------------------------ fake peers & awareness
     async def peer_agent(request: Request) -> Response:

@@ -35,6 +35,7 @@ from a2a.types import Part, TaskState
 from ..attachments import ChatFiles, describe
 from ..tools.redact import redact_secrets
 from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
+from ..platform import PlatformError
 from ..plugins import discover_plugins, fragments_text, load_plugin_skills, rules_text
 from ..skills import load_skills
 from .base import AdapterCheck, AdapterConfig, BaseAdapter, TranscriptMixin, finish_task
@@ -88,10 +89,23 @@ DELEGATION_RULES = """## Handling delegation failures
 4. Never pretend a delegated task succeeded: tell the user what failed and why."""
 
 
+PLATFORM_INSTRUCTIONS_HEADING = "# Platform Instructions"
+
+
+def with_platform_instructions(prompt: str, extras: "WorkspaceExtras | None") -> str:
+    """``prompt`` with the platform's instructions (if any) in front: they come first whatever
+    else the prompt says (§3.4 step 1), an explicit ``system_prompt`` in config.yaml included."""
+    text = (extras.platform_instructions if extras is not None else "").strip()
+    if not text:
+        return prompt
+    return "\n\n".join(p for p in (f"{PLATFORM_INSTRUCTIONS_HEADING}\n{text}", prompt) if p)
+
+
 def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills: list, *,
                         tool_names: list[str] | None = None, extras: "WorkspaceExtras | None" = None) -> str:
-    """Prompt files, MEMORY.md/USER.md, parent context, plugin rules, guidelines (plugin fragments +
-    coordinator team block), skills, the tool list and the delegation rules (§3.4)."""
+    """Platform instructions, prompt files, MEMORY.md/USER.md, parent context, plugin rules,
+    guidelines (plugin fragments + coordinator team block), skills, the tool list and the
+    delegation rules (§3.4)."""
     config_dir = Path(config_path)
     parts: list[str] = []
     files = list(prompt_files or ["system-prompt.md"])
@@ -122,7 +136,7 @@ def build_system_prompt(config_path: str | Path, prompt_files: list[str], skills
                      "to remember and recall facts.")
         if "delegate_task" in tool_names:
             parts.append(DELEGATION_RULES)
-    return "\n\n".join(parts)
+    return with_platform_instructions("\n\n".join(parts), extras)
 
 
 def collect_tools(builtin: Mapping[str, Callable], skills: list,
@@ -139,12 +153,14 @@ def collect_tools(builtin: Mapping[str, Callable], skills: list,
 
 @dataclass
 class WorkspaceExtras:
-    """What setup learns beyond config.yaml: plugins (§8.2), team children and parent context (§8.1)."""
+    """What setup learns beyond config.yaml: plugins (§8.2), team children and parent context (§8.1),
+    and the platform's instructions (§3.1 step 6: Markdown from ``/instructions/resolve``)."""
 
     plugins: list = dataclasses.field(default_factory=list)
     plugin_skills: list = dataclasses.field(default_factory=list)
     children: list[dict] = dataclasses.field(default_factory=list)
     parent_context: list[dict] = dataclasses.field(default_factory=list)
+    platform_instructions: str = ""
 
     def prompt_sections(self) -> list[str]:
         sections = []
@@ -172,7 +188,20 @@ async def gather_extras(config: AdapterConfig, runtime: str, env: Mapping[str, s
         plugin_skills=load_plugin_skills(plugins, runtime),
         children=await find_children(config.platform, config.workspace_id),
         parent_context=await fetch_parent_context(config.platform, env.get("PARENT_ID", "")),
+        platform_instructions=await fetch_platform_instructions(config.platform),
     )
+
+
+async def fetch_platform_instructions(client: Any) -> str:
+    """The platform's rules for this workspace, fetched at every boot; "" without a platform or when
+    the call fails (logged): an unreachable platform must not keep the agent from starting."""
+    if client is None:
+        return ""
+    try:
+        return await client.platform_instructions()
+    except (PlatformError, OSError, ValueError) as exc:
+        log.warning("platform instructions unavailable, starting without them (%s)", exc)
+        return ""
 
 
 def replace_skills(loaded: list, reloaded: dict) -> list:
@@ -460,8 +489,9 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
         self.loaded_skills += extras.plugin_skills
         self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
-        self.system_prompt = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
+        self.system_prompt = with_platform_instructions(config.system_prompt, extras) if config.system_prompt else \
+            build_system_prompt(config_path, config.prompt_files, self.loaded_skills,
+                                tool_names=list(self.all_tools), extras=extras)
 
     async def create_executor(self, config: AdapterConfig):
         self._executor = self.executor_class()(settings=self.settings, heartbeat=config.heartbeat,

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 from ...attachments import ChatFiles
 from ..base import AdapterCheck, AdapterConfig
 from ..shared_runtime import (LLMAdapter, build_system_prompt, collect_tools, gather_extras, resolve_llm_settings,
-                              settings_problems)
+                              settings_problems, with_platform_instructions)
 from ...skills import load_skills
 
 CODEX_NPM_PACKAGE = "@openai/codex@0.171.0"
@@ -208,8 +208,9 @@ class CLIAdapter(LLMAdapter):
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
         self.loaded_skills += extras.plugin_skills
         self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
-        base = config.system_prompt or build_system_prompt(
-            config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
+        base = with_platform_instructions(config.system_prompt, extras) if config.system_prompt else \
+            build_system_prompt(config_path, config.prompt_files, self.loaded_skills,
+                                tool_names=list(self.all_tools), extras=extras)
         self.system_prompt = "\n\n".join(p for p in (base, INTER_AGENT_BLOCK) if p)
 
     async def create_executor(self, config: AdapterConfig):

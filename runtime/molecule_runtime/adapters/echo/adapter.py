@@ -8,7 +8,7 @@ from pathlib import Path
 from ...attachments import ChatFiles
 from ...skills import load_skills
 from ..base import AdapterConfig, BaseAdapter, TranscriptMixin
-from ..shared_runtime import collect_tools, gather_extras
+from ..shared_runtime import collect_tools, gather_extras, with_platform_instructions
 from .executor import DEFAULT_PREFIX, EchoExecutor
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
         for skill in self.loaded_skills:
             if skill.instructions:
                 prompt_parts.append(f"## Skill: {skill.metadata.name}\n{skill.instructions}")
-        self.system_prompt = config.system_prompt or "\n\n".join(p for p in prompt_parts if p)
+        self.system_prompt = with_platform_instructions(
+            config.system_prompt or "\n\n".join(p for p in prompt_parts if p), extras)
 
     async def create_executor(self, config: AdapterConfig) -> EchoExecutor:
         prefix = str(config.runtime_config.get("reply_prefix", DEFAULT_PREFIX))
