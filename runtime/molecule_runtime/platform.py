@@ -19,6 +19,7 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -331,6 +332,27 @@ class PlatformClient:
     async def activity(self, *, activity_type: str, **fields: Any) -> None:
         body = {"activity_type": activity_type, **{k: v for k, v in fields.items() if v is not None}}
         await self.request("POST", self._ws("/activity"), json=body)
+
+    # ------------------------------------------------------------------ checkpoints (§19)
+    async def checkpoint_upsert(self, *, workflow_id: str, step_name: str, step_index: int, payload: Any,
+                                timeout: float | None = None) -> dict:
+        body = {"workflow_id": workflow_id, "step_name": step_name, "step_index": step_index, "payload": payload}
+        response = await self.request("POST", self._ws("/checkpoints"), json=body, timeout=timeout)
+        return response.json()
+
+    async def checkpoint_latest(self, workflow_id: str = "", *, timeout: float | None = None) -> dict:
+        """The furthest step of ``workflow_id``, or the workspace's last written one; a 404 raises."""
+        response = await self.request("GET", self._ws("/checkpoints/latest"), params={"workflow_id": workflow_id},
+                                      timeout=timeout)
+        return response.json()
+
+    async def checkpoint_steps(self, workflow_id: str, *, timeout: float | None = None) -> list[dict]:
+        response = await self.request("GET", self._ws(f"/checkpoints/{quote(workflow_id, safe='')}"), timeout=timeout)
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    async def checkpoint_delete(self, workflow_id: str, *, timeout: float | None = None) -> None:
+        await self.request("DELETE", self._ws(f"/checkpoints/{quote(workflow_id, safe='')}"), timeout=timeout)
 
     # ------------------------------------------------------------------ chat attachments (§14)
     async def upload_chat_files(self, paths: list[Path]) -> list[dict]:

@@ -115,6 +115,9 @@ class FakePlatformState:
     shared_context: dict[str, list[dict]] = field(default_factory=dict)  # GET /workspaces/:id/shared-context
     instructions: dict[str, str] = field(default_factory=dict)  # GET /workspaces/:id/instructions/resolve
     instructions_status: int = 200  # e.g. 404 (a platform without the route) or 500
+    # POST/GET/DELETE /workspaces/:id/checkpoints…: workspace id -> {(workflow_id, step_name): row}
+    checkpoints: dict[str, dict[tuple[str, str], dict]] = field(default_factory=lambda: defaultdict(dict))
+    checkpoints_status: int = 200  # e.g. 500: every checkpoint call fails
 
     def reset(self) -> None:
         base = self.base_url
@@ -437,6 +440,46 @@ def build_app(state: FakePlatformState) -> Starlette:
         ws = request.path_params["id"]
         return _json({"workspace_id": ws, "instructions": state.instructions.get(ws, "")})
 
+    async def checkpoints_write(request: Request) -> Response:
+        body = await record(request)
+        if state.checkpoints_status != 200:
+            return _json({"error": "checkpoints unavailable"}, state.checkpoints_status)
+        ws = request.path_params["id"]
+        key = (body["workflow_id"], body["step_name"])
+        old = state.checkpoints[ws].get(key)
+        now = _now()
+        row = {"id": old["id"] if old else str(uuid.uuid4()), "workspace_id": ws, "workflow_id": key[0],
+               "step_name": key[1], "step_index": body.get("step_index", 0), "payload": body.get("payload", {}),
+               "created_at": old["created_at"] if old else now, "updated_at": now}
+        state.checkpoints[ws].pop(key, None)
+        state.checkpoints[ws][key] = row  # insertion order = last written last
+        return _json(row, 200 if old else 201)
+
+    async def checkpoints_latest(request: Request) -> Response:
+        await record(request)
+        if state.checkpoints_status != 200:
+            return _json({"error": "checkpoints unavailable"}, state.checkpoints_status)
+        rows = list(state.checkpoints[request.path_params["id"]].values())
+        wf = request.query_params.get("workflow_id")
+        if wf:
+            rows = sorted((r for r in rows if r["workflow_id"] == wf), key=lambda r: r["step_index"])
+        if not rows:
+            return _json({"error": "no checkpoint found"}, 404)
+        return _json(rows[-1])
+
+    async def checkpoints_workflow(request: Request) -> Response:
+        await record(request)
+        if state.checkpoints_status != 200:
+            return _json({"error": "checkpoints unavailable"}, state.checkpoints_status)
+        steps = state.checkpoints[request.path_params["id"]]
+        wf = request.path_params["wfid"]
+        mine = [k for k, r in steps.items() if r["workflow_id"] == wf]
+        if request.method == "DELETE":
+            for k in mine:
+                del steps[k]
+            return _json({"status": "deleted", "deleted": len(mine)})
+        return _json(sorted((steps[k] for k in mine), key=lambda r: r["step_index"]))
+
     # ------------------------------------------------------------------ fake peers & awareness
     async def peer_agent(request: Request) -> Response:
         body = await record(request)
@@ -492,6 +535,9 @@ def build_app(state: FakePlatformState) -> Starlette:
         Route("/workspaces/{id}/approvals", wa(approvals), methods=["GET", "POST"]),
         Route("/workspaces/{id}/shared-context", wa(shared_context), methods=["GET"]),
         Route("/workspaces/{id}/instructions/resolve", wa(instructions_resolve), methods=["GET"]),
+        Route("/workspaces/{id}/checkpoints", wa(checkpoints_write), methods=["POST", "PUT"]),
+        Route("/workspaces/{id}/checkpoints/latest", wa(checkpoints_latest), methods=["GET"]),
+        Route("/workspaces/{id}/checkpoints/{wfid}", wa(checkpoints_workflow), methods=["GET", "DELETE"]),
         Route("/_peers/{peer_id}", peer_agent, methods=["POST"]),
         Route("/_awareness/api/v1/namespaces/{ns}/memories", awareness, methods=["GET", "POST"]),
     ]

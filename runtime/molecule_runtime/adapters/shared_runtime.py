@@ -33,6 +33,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Part, TaskState
 
 from ..attachments import ChatFiles, describe
+from ..checkpoints import TaskCheckpoints, activate, deactivate, record_tool_step
 from ..tools.redact import redact_secrets
 from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
 from ..platform import PlatformError
@@ -192,6 +193,16 @@ async def gather_extras(config: AdapterConfig, runtime: str, env: Mapping[str, s
     )
 
 
+async def resume_checkpoints(config: AdapterConfig) -> TaskCheckpoints | None:
+    """The task checkpoints of this process (checkpoints.py), with the task a previous process left
+    unfinished already read; None without a platform (nothing is recorded then)."""
+    if config.platform is None:
+        return None
+    checkpoints = TaskCheckpoints(config.platform)
+    await checkpoints.load_interrupted()
+    return checkpoints
+
+
 async def fetch_platform_instructions(client: Any) -> str:
     """The platform's rules for this workspace, fetched at every boot; "" without a platform or when
     the call fails (logged): an unreachable platform must not keep the agent from starting."""
@@ -248,12 +259,14 @@ async def run_tool_for_model(tools: Mapping[str, Callable], name: str, raw_args:
     if not isinstance(args, dict):
         return dump_result({"error": f"arguments for {name} must be a JSON object"})
     try:
-        return dump_result(await invoke_tool(fn, args))
+        result = dump_result(await invoke_tool(fn, args))
     except TypeError as exc:
         return dump_result({"error": f"bad arguments for {name}: {exc}"})
     except Exception as exc:  # noqa: BLE001 — the model reads the error and decides
         log.warning("tool %s raised: %r", name, exc)
-        return dump_result({"error": f"{name} failed: {type(exc).__name__}: {exc}"})
+        result = dump_result({"error": f"{name} failed: {type(exc).__name__}: {exc}"})
+    await record_tool_step(name, args, result)  # a step of the running task, checkpointed (checkpoints.py)
+    return result
 
 
 def trace_start(trace: list[dict], name: str, args: Any) -> dict:
@@ -350,12 +363,14 @@ class LLMExecutor(AgentExecutor):
 
     def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
                  tools: dict[str, Callable[..., Any]] | None = None, system_prompt: str = "",
-                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None):
+                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None,
+                 checkpoints: TaskCheckpoints | None = None):
         self.heartbeat = heartbeat
         self.beat_now = beat_now
         self.tools = dict(tools or {})
         self.system_prompt = system_prompt
         self.chat_files = chat_files or ChatFiles()
+        self.checkpoints = checkpoints
         self.transcript = transcript
         self._running: dict[str, asyncio.Task] = {}
         self._cancelled: set[str] = set()
@@ -398,13 +413,19 @@ class LLMExecutor(AgentExecutor):
         await self._task_started(text)
         trace: list[dict] = []
         ok, error = True, None
+        record, run_text = (await self.checkpoints.begin(task_key, text)) if self.checkpoints else (None, text)
+        ended = True  # answered, failed or cancelled by tasks/cancel; a stop interrupts it instead
         try:
             if context.current_task is None:  # a2a-sdk 1.x: the Task must be enqueued first
                 await event_queue.enqueue_event(new_task(context.task_id, context.context_id,
                                                          TaskState.TASK_STATE_SUBMITTED,
                                                          history=[context.message]))
             await updater.start_work()
-            inner = asyncio.ensure_future(self.run(text, extract_history(context), TextStream(updater), trace))
+            token = activate(record)  # the run's tool calls are checkpointed under this task
+            try:
+                inner = asyncio.ensure_future(self.run(run_text, extract_history(context), TextStream(updater), trace))
+            finally:
+                deactivate(token)
             self._running[task_key] = inner
             try:
                 reply = (await inner).strip() or NO_RESPONSE
@@ -412,6 +433,7 @@ class LLMExecutor(AgentExecutor):
             except asyncio.CancelledError:
                 if task_key in self._cancelled:  # tasks/cancel: the terminal status is already out
                     return  # a cancel is not an agent error (as echo's /sleep)
+                ended = False  # the process is stopping: keep the checkpoints for the next boot
                 raise
         except Exception as exc:  # noqa: BLE001 — errors are replies, not JSON-RPC errors
             ok, error = False, error_text(exc)
@@ -420,6 +442,8 @@ class LLMExecutor(AgentExecutor):
         finally:
             self._running.pop(task_key, None)
             self._cancelled.discard(task_key)
+            if record is not None and ended:
+                await self.checkpoints.end(record)
             await self._task_finished(ok, error)
         await finish_task(updater, reply=reply, ok=ok, trace=trace, transcript=self.transcript, files=files)
 
@@ -445,6 +469,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.all_tools = {}
         self.system_prompt = ""
         self.settings = None
+        self.checkpoints = None
         self._executor = None
 
     def executor_class(self):
@@ -489,6 +514,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
         self.loaded_skills += extras.plugin_skills
         self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
+        self.checkpoints = await resume_checkpoints(config)
         self.system_prompt = with_platform_instructions(config.system_prompt, extras) if config.system_prompt else \
             build_system_prompt(config_path, config.prompt_files, self.loaded_skills,
                                 tool_names=list(self.all_tools), extras=extras)
@@ -497,7 +523,8 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self._executor = self.executor_class()(settings=self.settings, heartbeat=config.heartbeat,
                                                beat_now=config.beat_now, tools=self.all_tools,
                                                system_prompt=self.system_prompt, transcript=self.record,
-                                               chat_files=ChatFiles(platform=config.platform))
+                                               chat_files=ChatFiles(platform=config.platform),
+                                               checkpoints=self.checkpoints)
         return self._executor
 
     def replace_skills(self, reloaded: dict) -> None:

@@ -198,5 +198,6 @@ class HermesAdapter(LLMAdapter):
         self._executor = self.executor_class()(settings=self.settings, hermes=self.hermes_settings,
                                                heartbeat=config.heartbeat, beat_now=config.beat_now,
                                                tools=self.all_tools, system_prompt=self.system_prompt,
-                                               transcript=self.record, chat_files=ChatFiles(platform=config.platform))
+                                               transcript=self.record, chat_files=ChatFiles(platform=config.platform),
+                                               checkpoints=self.checkpoints)
         return self._executor
