@@ -16,6 +16,12 @@ rule, forwards to the target's registered URL with ``X-Molecule-Inbound-Secret``
 answers an agent status >= 300 with ``{"error": ...}``, and drops the connection of the next
 ``state.proxy_disconnects`` calls mid-answer (a transport error for the caller).
 
+Platform instructions: ``GET /workspaces/{id}/instructions/resolve`` answers
+``state.instructions[id]`` (``""`` by default) or, with ``state.instructions_status`` set, that
+error. Checkpoints: ``POST|PUT /workspaces/{id}/checkpoints``, ``GET …/checkpoints/latest``
+(``?workflow_id=``), ``GET|DELETE …/checkpoints/{workflow_id}`` keep rows in
+``state.checkpoints[id]`` keyed by ``(workflow_id, step_name)``; ``state.checkpoints_status`` fails them all.
+
 Chat attachments: ``POST /workspaces/{id}/chat/uploads`` keeps each multipart ``files`` part in
 ``state.chat_files`` (``uri -> (bytes, mime type)``, also what ``GET /chat/download?path=``
 serves) and its answer's files in ``state.uploads``.

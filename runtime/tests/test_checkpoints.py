@@ -48,9 +48,9 @@ def _env(tmp_path, monkeypatch, fake_openai, fake_platform, workspace_id, config
     fake_platform.tokens[workspace_id] = {TOKEN}
 
 
-def _run(make_client, config_dir, texts: list[str]) -> list[dict]:
+def _run(make_client, config_dir, texts: list[str], *, drive=None) -> list[dict]:
     """Boot an openai adapter with the fake platform as its platform, serve it, send ``texts`` in
-    order (one event loop for the client and the server)."""
+    order (one event loop for the client and the server); or ``await drive(url, executor)``."""
     async def scenario():
         client = make_client()
         adapter = OpenAIAdapter()
@@ -66,6 +66,8 @@ def _run(make_client, config_dir, texts: list[str]) -> list[dict]:
         while not server.started:
             await asyncio.sleep(0.01)
         try:
+            if drive is not None:
+                return await drive(f"http://127.0.0.1:{port}", executor)
             return [await asyncio.to_thread(send03, f"http://127.0.0.1:{port}", text) for text in texts]
         finally:
             server.should_exit = True
@@ -154,6 +156,30 @@ def test_a_failing_checkpoint_store_never_fails_the_task(
     [result] = _run(make_client, config_dir, ["remember it"])
     assert result["parts"][0]["text"].startswith("Stored: ")
     assert "cannot read the latest checkpoint" in caplog.text and "not written" in caplog.text
+
+
+def test_a_task_cancelled_by_tasks_cancel_leaves_no_checkpoint(
+        fake_openai, fake_platform, make_client, config_dir, workspace_id):
+    from a2a_helpers import msg03, rpc
+
+    fake_openai.script = [REMEMBER, {"content": "too late", "delay": 5}]
+
+    async def drive(url, executor):
+        sending = asyncio.create_task(asyncio.to_thread(rpc, url, "message/send", {"message": msg03("long job")}))
+        while not (len(fake_openai.requests) == 2 and executor._running):
+            await asyncio.sleep(0.02)
+        assert {k[1] for k in fake_platform.checkpoints[workspace_id]} == {"task", "tool-1"}
+        [task_id] = list(executor._running)
+        cancelled = await asyncio.to_thread(rpc, url, "tasks/cancel", {"id": task_id})
+        await sending
+        deadline = time.monotonic() + 5  # the checkpoints go once the cancelled run has unwound
+        while fake_platform.checkpoints[workspace_id] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return cancelled
+
+    cancelled = _run(make_client, config_dir, [], drive=drive)
+    assert cancelled["result"]["status"]["state"] == "canceled"
+    assert fake_platform.checkpoints[workspace_id] == {}  # cancelled on purpose: nothing to resume
 
 
 def test_the_note_lists_the_last_steps_of_a_long_task():
