@@ -209,7 +209,7 @@ def _wait(predicate, what, timeout=30.0, proc=None):
 def test_a_runtime_killed_mid_task_resumes_it_after_the_restart(tmp_path, fake_openai, fake_platform):
     import threading
 
-    from tests.adapters.conftest import process_env
+    from .adapters.conftest import process_env
 
     ws = "55555555-5555-4555-8555-555555555555"
     configs = write_config(tmp_path / "proc-configs", "name: Worker\nruntime: openai\nmodel: openai:gpt-4o\n")
