@@ -128,7 +128,7 @@ class WorkspaceChangeForm(forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ("name", "role", "tier", "runtime", "parent", "workspace_dir")
+        fields = ("name", "role", "tier", "runtime", "parent", "workspace_dir", "hibernation_idle_minutes")
 
     def _one_line(self, field: str):
         value = self.cleaned_data.get(field)
