@@ -309,7 +309,7 @@ async def amain(env=None) -> int:
                 base_url=autonomy.local_base_url(host, port)), name="molecule-initial-prompt")
         if config.idle_prompt:
             idle_loop = autonomy.IdleLoop(client, state, workspace_id=workspace_id, prompt=config.idle_prompt,
-                                          interval=config.idle_interval_seconds)
+                                          interval=max(config.idle_interval_seconds, 1))
             idle_loop.start()
 
     startup = asyncio.create_task(after_listening(), name="molecule-startup")
