@@ -268,7 +268,7 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
             return _error(404, "workspace not found")
         if not row["url"]:
             if row["status"] == WorkspaceStatus.HIBERNATED:
-                await sync_to_async(_wake, thread_sensitive=False)(target_id)
+                await _db(_wake)(target_id)  # ORM writes: in the proxy's DB threads
                 return _error(
                     503, "workspace is waking from hibernation — retry in ~15 seconds",
                     headers={"Retry-After": str(WAKE_RETRY_AFTER_SECONDS)}, waking=True,
