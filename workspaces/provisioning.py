@@ -29,8 +29,8 @@ import redis
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.dispatch import Signal
 from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from activity.events import emit
@@ -71,6 +71,7 @@ GIT_EMAIL_DOMAIN = "agents.molecule.local"
 runtime_restarted = Signal()
 
 REASON_RESTART_REQUESTED = "a restart was requested"
+REASON_PLATFORM_RESTARTED = "the platform restarted, so the runtime was started again"
 REASON_OFFLINE = "the runtime stopped answering and was restarted automatically"
 REASON_WAKE = "the workspace was woken from hibernation"
 REASON_SECRETS_CHANGED = "its secrets changed, so the runtime was restarted to pick them up"
@@ -289,7 +290,7 @@ def restart_runtimes_after_platform_start() -> int:
     with transaction.atomic():
         moved = mark_provisioning(
             Workspace.objects.filter(pk__in=should_run, status__in=RUNNING_STATUSES).exclude(runtime=EXTERNAL_RUNTIME))
-        provision_on_commit([workspace.id for workspace in moved], restart=True)
+        provision_on_commit([workspace.id for workspace in moved], restart=True, reason=REASON_PLATFORM_RESTARTED)
     return len(moved)
 
 
