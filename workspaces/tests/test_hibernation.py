@@ -21,6 +21,7 @@ from registry import liveness, redis_keys
 from registry.services import workspace_heartbeat, workspace_register
 from registry.tokens import token_mint
 from workspaces import provisioning, services
+from workspaces.admin import WorkspaceChangeForm
 from workspaces.models import Workspace, WorkspaceStatus
 from workspaces.provisioners.base import Provisioner
 
@@ -279,3 +280,16 @@ def test_wake_leaves_workspaces_it_cannot_start_alone(backend):
     assert backend.started == []
     assert dict(Workspace.objects.values_list("name", "status")) == {
         "PM": "online", "Ext": "hibernated", "Stranger": "hibernated"}
+
+
+def test_the_admin_form_sets_the_idle_minutes_through_the_same_service(backend):
+    workspace = online()
+    data = {"name": "PM", "role": "", "tier": "2", "runtime": "echo", "parent": "", "workspace_dir": ""}
+    assert not WorkspaceChangeForm(instance=workspace, data={**data, "hibernation_idle_minutes": "-5"}).is_valid()
+    form = WorkspaceChangeForm(instance=Workspace.objects.get(pk=workspace.pk), data={**data, "hibernation_idle_minutes": "30"})
+    assert form.is_valid(), form.errors
+    assert "hibernation_idle_minutes" in form.changed_data
+    services.workspace_update(workspace=Workspace.objects.get(pk=workspace.pk),
+                              changes={"hibernation_idle_minutes": form.cleaned_data["hibernation_idle_minutes"]})
+    workspace.refresh_from_db()
+    assert workspace.hibernation_idle_minutes == 30 and workspace.hibernation_deadline is not None
