@@ -50,6 +50,9 @@ def declare_periodic_jobs(sender, **kwargs):
         "orphan-container-sweep": {
             "task": "registry.tasks.sweep_orphan_containers", **_every(ORPHAN_CONTAINER_SWEEP_SECONDS)
         },
+        "hibernation-sweep": {
+            "task": "registry.tasks.sweep_idle_hibernation", **_every(settings.HIBERNATION_SWEEP_SECONDS)
+        },
         "container-health-sweep": {
             "task": "registry.tasks.sweep_container_health", **_every(settings.CONTAINER_SWEEP_SECONDS)
         },

@@ -205,6 +205,11 @@ PROVISION_TIMEOUT_SECONDS = env_int("PROVISION_TIMEOUT_SECONDS", 0, minimum=0) o
 PROVISION_SWEEP_SECONDS = env_int("PROVISION_SWEEP_SECONDS", 30, minimum=1)
 STALE_TOKEN_SWEEP_SECONDS = env_int("STALE_TOKEN_SWEEP_SECONDS", 60, minimum=1)
 CONTAINER_SWEEP_SECONDS = env_int("CONTAINER_SWEEP_SECONDS", 15, minimum=1)
+# The idle monitor (spec §7.4: every 2 min): workspaces past their hibernation deadline hibernate.
+HIBERNATION_SWEEP_SECONDS = env_int("HIBERNATION_SWEEP_SECONDS", 120, minimum=1)
+# After an automatic restart the platform briefs the agent (spec §6.2): how long it waits for the
+# runtime to come online first, polling every half second.
+RESTART_CONTEXT_WAIT_SECONDS = env_int("RESTART_CONTEXT_WAIT_SECONDS", 30, minimum=0)
 # SaaS mode lets registered URLs and A2A targets sit on private (RFC-1918) networks.
 MOLECULE_DEPLOY_MODE = (env_str("MOLECULE_DEPLOY_MODE", "") or "").lower()
 MOLECULE_ORG_ID = env_str("MOLECULE_ORG_ID")

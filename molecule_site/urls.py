@@ -21,6 +21,7 @@ urlpatterns = [
     path("workspaces/<str:workspace_id>/pause", ws.WorkspacePauseApi.as_view()),
     path("workspaces/<str:workspace_id>/resume", ws.WorkspaceResumeApi.as_view()),
     path("workspaces/<str:workspace_id>/restart", ws.WorkspaceRestartApi.as_view()),
+    path("workspaces/<str:workspace_id>/hibernate", ws.WorkspaceHibernateApi.as_view()),
     path("workspaces/<str:workspace_id>/tokens", ws.WorkspaceTokensApi.as_view()),
     path("workspaces/<str:workspace_id>/tokens/<str:token_id>", ws.WorkspaceTokenApi.as_view()),
     path("workspaces/<str:workspace_id>/expand", ws.WorkspaceExpandApi.as_view()),

@@ -1,4 +1,5 @@
-"""The beat sweeps of the registry: liveness, provision timeout, stale tokens, containers (spec §7.4).
+"""The beat sweeps of the registry: liveness, provision timeout, stale tokens, containers and idle
+hibernation (spec §7.4, §6.5).
 
 Each sweep follows Healthchecks' ``sendalerts``: read candidate rows (through an index where
 there are many), then claim each one with a conditional UPDATE that repeats the condition it was
@@ -33,9 +34,45 @@ from registry.redis_keys import clear_workspace_keys
 from workspaces.models import EXTERNAL_RUNTIME, LIVE_STATUSES, Workspace, WorkspaceStatus
 from workspaces.provisioners import ManagedContainer, Provisioner, get_provisioner
 from workspaces.provisioning import request_restarts
+from workspaces.services import hibernate
 from workspaces.selectors import as_uuid
 
 log = logging.getLogger(__name__)
+
+# --- idle hibernation (spec §6.5, §19) -------------------------------------------------------------------
+
+def hibernation_sweep(*, now: datetime | None = None, batch: int = 100) -> int:
+    """Hibernate idle workspaces whose ``hibernation_deadline`` passed; returns how many.
+
+    The deadline is ``hibernation_idle_minutes`` after the workspace was last seen working (its
+    register, a heartbeat with active tasks, the setting's change), so idle workspaces are read
+    through the partial index on due live rows instead of a scan. Each row is claimed by the
+    hibernate procedure's conditional UPDATE, which repeats the selection (idle, still due), so a
+    task that started meanwhile or a second sweeper leaves it alone. External runtimes are never
+    hibernated: nothing of ours would wake them.
+    """
+    now = now or timezone.now()
+    hibernated = 0
+    while True:
+        due = list(
+            Workspace.objects.filter(status__in=LIVE_STATUSES, hibernation_deadline__isnull=False,
+                                     hibernation_deadline__lte=now, hibernation_idle_minutes__gt=0, active_tasks=0)
+            .exclude(runtime=EXTERNAL_RUNTIME)
+            .order_by("hibernation_deadline")
+            .values_list("id", flat=True)[:batch]
+        )
+        if not due:
+            return hibernated
+        claimed = 0
+        for workspace_id in due:
+            try:
+                claimed += hibernate(workspace_id=workspace_id, due_before=now)
+            except DatabaseError:
+                log.exception("hibernating idle workspace %s failed", workspace_id)
+        hibernated += claimed
+        if len(due) < batch or not claimed:
+            return hibernated
+
 
 # --- liveness (DESIGN flow 3) -------------------------------------------------------------------------
 

@@ -73,8 +73,9 @@ from traces import otel
 from traces.otel import SpanKind
 from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
-from workspaces.provisioning import request_restarts
+from workspaces.provisioning import REASON_UNREACHABLE, request_restarts
 from workspaces.selectors import as_uuid
+from workspaces.services import workspace_wake
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ async def _assigned_here(target_id: str, url: str) -> bool:
 
 def _wake(target_id: str) -> None:
     try:
-        request_restarts([target_id])
+        workspace_wake(workspace_id=target_id)
     except Exception:  # noqa: BLE001 - the caller is told to retry either way
         log.exception("could not ask for the wake of hibernated workspace %s", target_id)
 
@@ -267,7 +268,7 @@ async def _plan(target_id: str, caller_id: str | None) -> ProxyResult | _Target:
             return _error(404, "workspace not found")
         if not row["url"]:
             if row["status"] == WorkspaceStatus.HIBERNATED:
-                await sync_to_async(_wake, thread_sensitive=False)(target_id)
+                await _db(_wake)(target_id)  # ORM writes: in the proxy's DB threads
                 return _error(
                     503, "workspace is waking from hibernation — retry in ~15 seconds",
                     headers={"Retry-After": str(WAKE_RETRY_AFTER_SECONDS)}, waking=True,
@@ -567,7 +568,7 @@ def _restart_if_runtime_gone(target: _Target) -> bool:
             emit("WORKSPACE_OFFLINE", target.id, {})
     redis_keys.clear_workspace_keys([target.id])
     try:
-        request_restarts([target.id])
+        request_restarts([target.id], reason=REASON_UNREACHABLE)
     except Exception:  # noqa: BLE001
         log.exception("could not ask for a restart of workspace %s", target.id)
     return True

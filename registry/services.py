@@ -92,6 +92,8 @@ ON CONFLICT (id) DO UPDATE SET
     status = CASE WHEN workspaces.status = 'paused' THEN workspaces.status ELSE 'online' END,
     last_heartbeat_at = EXCLUDED.last_heartbeat_at,
     liveness_deadline = EXCLUDED.liveness_deadline,
+    hibernation_deadline = CASE WHEN workspaces.hibernation_idle_minutes > 0
+        THEN EXCLUDED.last_heartbeat_at + make_interval(mins => workspaces.hibernation_idle_minutes) END,
     updated_at = EXCLUDED.last_heartbeat_at
 WHERE workspaces.status <> 'removed'
 RETURNING workspaces.url, workspaces.status
@@ -165,6 +167,8 @@ STATUS_MGMT_CAPABILITY = "status_mgmt"
 
 # One statement: lock the row, keep its previous status/task/capacity, write the beat. Removed rows
 # and unknown ids match nothing. ``monthly_spend`` is written only when the beat carries one (> 0).
+# A busy beat (active_tasks > 0) moves the hibernation deadline to now + idle minutes; an idle one
+# leaves it, so the workspace hibernates that long after it was last seen working.
 _HEARTBEAT_SQL = """
 UPDATE workspaces SET
     last_heartbeat_at = %s,
@@ -175,6 +179,11 @@ UPDATE workspaces SET
     uptime_seconds = %s,
     current_task = %s,
     monthly_spend = COALESCE(%s, workspaces.monthly_spend),
+    hibernation_deadline = CASE
+        WHEN COALESCE(workspaces.hibernation_idle_minutes, 0) <= 0 THEN NULL
+        WHEN %s > 0 OR workspaces.hibernation_deadline IS NULL
+            THEN %s + make_interval(mins => workspaces.hibernation_idle_minutes)
+        ELSE workspaces.hibernation_deadline END,
     updated_at = %s
 FROM (SELECT status, current_task, max_concurrent_tasks FROM workspaces WHERE id = %s FOR UPDATE) AS old
 WHERE workspaces.id = %s AND workspaces.status <> 'removed'
@@ -248,7 +257,7 @@ async def workspace_heartbeat(
                 _HEARTBEAT_SQL,
                 [
                     now, now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS), error_rate, sample_error,
-                    active_tasks, uptime_seconds, current_task, spend, now, parsed, parsed,
+                    active_tasks, uptime_seconds, current_task, spend, active_tasks, now, now, parsed, parsed,
                 ],
                 conn=conn,
             )

@@ -36,3 +36,9 @@ def sweep_orphan_containers() -> int:
 def sweep_container_health() -> int:
     """Live workspaces whose container or local process stopped go offline (spec §7.4 health sweep)."""
     return liveness.container_health_sweep()
+
+
+@shared_task
+def sweep_idle_hibernation() -> int:
+    """Idle workspaces with ``hibernation_idle_minutes`` past their deadline hibernate (spec §6.5)."""
+    return liveness.hibernation_sweep()

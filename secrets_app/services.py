@@ -21,7 +21,7 @@ from secrets_app.crypto import DecryptionError, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY, decrypt_secret
 from workspaces.models import EXTERNAL_RUNTIME, Workspace, WorkspaceStatus
-from workspaces.provisioning import request_restarts
+from workspaces.provisioning import REASON_SECRETS_CHANGED, request_restarts
 
 INVALID_BODY = "invalid request body"
 NOT_FOUND = "secret not found"
@@ -46,7 +46,7 @@ def _restart_on_commit(workspace_ids) -> None:
         return
 
     # robust: the secret is saved whatever the backend does; a failure to restart is logged.
-    transaction.on_commit(lambda: request_restarts(ids), robust=True)
+    transaction.on_commit(lambda: request_restarts(ids, reason=REASON_SECRETS_CHANGED), robust=True)
 
 
 def _restart_inheritors_on_commit(keys) -> None:

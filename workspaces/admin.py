@@ -36,7 +36,7 @@ from workspaces.models import (
     Agent, AgentStatus, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig, WorkspaceStatus,
 )
 from workspaces.provisioners.local import read_log_tail
-from workspaces.serializers import parse_new_workspace
+from workspaces.serializers import MAX_HIBERNATION_IDLE_MINUTES, parse_new_workspace
 from workspaces.views import request_platform_url
 
 RUNTIME_LOG_TAIL_BYTES = 20 * 1024
@@ -128,7 +128,7 @@ class WorkspaceChangeForm(forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ("name", "role", "tier", "runtime", "parent", "workspace_dir")
+        fields = ("name", "role", "tier", "runtime", "parent", "workspace_dir", "hibernation_idle_minutes")
 
     def _one_line(self, field: str):
         value = self.cleaned_data.get(field)
@@ -150,6 +150,12 @@ class WorkspaceChangeForm(forms.ModelForm):
         value = self.cleaned_data.get("workspace_dir") or None
         if value and not validators.workspace_dir_is_valid(value):
             raise forms.ValidationError("invalid workspace directory")
+        return value
+
+    def clean_hibernation_idle_minutes(self):
+        value = self.cleaned_data.get("hibernation_idle_minutes")
+        if value is not None and not 0 <= value <= MAX_HIBERNATION_IDLE_MINUTES:
+            raise forms.ValidationError(f"a whole number of minutes from 0 to {MAX_HIBERNATION_IDLE_MINUTES}")
         return value
 
     def clean_parent(self):

@@ -42,7 +42,8 @@ class Workspace(models.Model):
     ``parent`` makes the org chart, which is also the communication topology. Rows are never
     deleted by normal operation: removal sets ``status = removed`` (a purge deletes them).
     ``liveness_deadline`` is written on register/heartbeat; the liveness sweep takes live rows
-    whose deadline has passed (DESIGN flow 3) instead of scanning every row.
+    whose deadline has passed (DESIGN flow 3) instead of scanning every row. ``hibernation_deadline``
+    works the same way for the idle monitor (spec §6.5, §19).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -79,7 +80,12 @@ class Workspace(models.Model):
     )
     budget_limit = models.BigIntegerField(null=True, blank=True, help_text="USD cents; empty = no limit")
     monthly_spend = models.BigIntegerField(default=0, db_default=0, help_text="USD cents")
-    hibernation_idle_minutes = models.IntegerField(null=True, blank=True)
+    hibernation_idle_minutes = models.IntegerField(
+        null=True, blank=True, help_text="hibernate after this many idle minutes; empty or 0 = never"
+    )
+    # When an idle workspace with hibernation_idle_minutes hibernates: written on register, on a
+    # busy heartbeat and when the setting changes; the idle monitor reads only rows past it.
+    hibernation_deadline = models.DateTimeField(null=True, blank=True)
     last_outbound_at = models.DateTimeField(null=True, blank=True)
     max_concurrent_tasks = models.IntegerField(default=1, db_default=1)
     instance_id = models.TextField(null=True, blank=True)
@@ -98,6 +104,11 @@ class Workspace(models.Model):
                 fields=["hibernation_idle_minutes"],
                 name="idx_workspaces_hibernation",
                 condition=Q(hibernation_idle_minutes__gt=0),
+            ),
+            models.Index(
+                fields=["hibernation_deadline"],
+                name="idx_workspaces_hibernate_due",
+                condition=Q(status__in=LIVE_STATUSES) & Q(hibernation_deadline__isnull=False),
             ),
             models.Index(
                 fields=["liveness_deadline"],

@@ -30,6 +30,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from activity.events import emit
@@ -56,9 +57,34 @@ PROVISIONING_GRACE_SECONDS = 10
 PLATFORM_ENV = frozenset({
     "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
     "WORKSPACE_DIR", "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE", "PLUGINS_DIR",
-    "MOLECULE_AGENT_ROLE", INBOUND_SECRET_ENV,
+    "MOLECULE_AGENT_ROLE", "MOLECULE_STATE_DIR", "AGENT_SNAPSHOT_PATH", INBOUND_SECRET_ENV,
 })
 GIT_EMAIL_DOMAIN = "agents.molecule.local"
+
+
+# Sent once a runtime was started again for a workspace that ran before (RestartByID, a restart
+# request, a wake from hibernation), from the task that started it: keywords ``workspace_id``,
+# ``reason``, ``previous_session_at`` (the last heartbeat before the restart, ISO or None),
+# ``current_task`` and ``last_error`` (the row's, at restart time). The registry answers it with
+# the restart-context briefing (registry/restart_context.py, spec §6.2), which this layer cannot
+# import: it goes through the A2A proxy, above us.
+runtime_restarted = Signal()
+
+REASON_RESTART_REQUESTED = "a restart was requested"
+REASON_PLATFORM_RESTARTED = "the platform restarted, so the runtime was started again"
+REASON_OFFLINE = "the runtime stopped answering and was restarted automatically"
+REASON_WAKE = "the workspace was woken from hibernation"
+REASON_SECRETS_CHANGED = "its secrets changed, so the runtime was restarted to pick them up"
+REASON_UNREACHABLE = "the runtime could not be reached and was restarted automatically"
+
+
+def _announce_restart(workspace: Workspace, reason: str) -> None:
+    previous = workspace.last_heartbeat_at
+    runtime_restarted.send(
+        sender=Workspace, workspace_id=str(workspace.id), reason=reason,
+        previous_session_at=previous.isoformat() if previous else None,
+        current_task=workspace.current_task or "", last_error=workspace.last_sample_error or "",
+    )
 
 
 def restart_lock_key(workspace_id) -> str:
@@ -192,23 +218,28 @@ def start_provisioning(*, workspace: Workspace, template: str = "") -> str | Non
     return provisioner.unavailable_reason
 
 
-def provision_on_commit(workspace_ids, *, restart: bool = False) -> None:
+def provision_on_commit(workspace_ids, *, restart: bool = False, reason: str = "") -> None:
     """Queue :func:`provision_workspace` for each row once the caller's transaction commits (with
-    ``restart`` the task stops the running runtime first)."""
+    ``restart`` the task stops the running runtime first; with ``reason`` the started runtime gets
+    the restart-context briefing)."""
     for workspace_id in workspace_ids:
-        transaction.on_commit(lambda wid=str(workspace_id): provision_workspace.delay(wid, restart=restart))
+        transaction.on_commit(
+            lambda wid=str(workspace_id): provision_workspace.delay(wid, restart=restart, reason=reason))
 
 
 @shared_task(name="workspaces.tasks.provision_workspace")
-def provision_workspace(workspace_id: str, restart: bool = False) -> None:
+def provision_workspace(workspace_id: str, restart: bool = False, reason: str = "") -> None:
     """Start a workspace still waiting in ``provisioning``.
 
     ``restart`` (``POST /workspaces/:id/restart``): the old runtime still ran when the request set
     ``provisioning``, and its heartbeat may have turned the row back online since (spec §7.2);
     stop it first and put the row back to ``provisioning`` (one event) if that happened.
+    ``reason``: the runtime ran before (a restart, a wake); once started, :data:`runtime_restarted`
+    is sent so it gets the restart-context briefing.
     """
     provisioner = get_provisioner()
     if restart:
+        reason = reason or REASON_RESTART_REQUESTED
         current = Workspace.objects.filter(pk=workspace_id).first()
         if current is not None and current.status not in NOT_RESTARTED_STATUSES:
             provisioner.stop(current)
@@ -221,6 +252,9 @@ def provision_workspace(workspace_id: str, restart: bool = False) -> None:
         provisioner.start(workspace, launch=launch_for(workspace))
     except Exception as exc:  # noqa: BLE001 - any failure becomes the workspace's error
         _failed_start(workspace_id, exc)
+        return
+    if reason:
+        _announce_restart(workspace, reason)
 
 
 def stop_runtimes(workspaces) -> None:
@@ -256,16 +290,17 @@ def restart_runtimes_after_platform_start() -> int:
     with transaction.atomic():
         moved = mark_provisioning(
             Workspace.objects.filter(pk__in=should_run, status__in=RUNNING_STATUSES).exclude(runtime=EXTERNAL_RUNTIME))
-        provision_on_commit([workspace.id for workspace in moved], restart=True)
+        provision_on_commit([workspace.id for workspace in moved], restart=True, reason=REASON_PLATFORM_RESTARTED)
     return len(moved)
 
 
 # --- RestartByID (spec §6.2) ----------------------------------------------------------------------------
 
-def request_restarts(workspace_ids) -> int:
-    """Ask for a restart of each workspace (secret changes, the sweeps, the proxy's wake); returns
-    how many were queued. Only workspaces the backend provisioned itself are restarted: a runtime
-    is never started for one that merely registered. Never blocks: the work is a Celery task."""
+def request_restarts(workspace_ids, *, reason: str = REASON_OFFLINE) -> int:
+    """Ask for a restart of each workspace (secret changes, the sweeps, the proxy's dead-runtime
+    branch); returns how many were queued. Only workspaces the backend provisioned itself are
+    restarted: a runtime is never started for one that merely registered. Never blocks: the work
+    is a Celery task. ``reason`` is what the restart-context briefing tells the agent."""
     provisioner = get_provisioner()
     ids = [str(workspace_id) for workspace_id in workspace_ids]
     if not provisioner.available or not ids:
@@ -276,20 +311,20 @@ def request_restarts(workspace_ids) -> int:
         if workspace_id not in ours:
             log.info("workspace %s was not provisioned here; not restarting it", workspace_id)
             continue
-        restart_workspace.delay(workspace_id)
+        restart_workspace.delay(workspace_id, reason=reason)
         queued += 1
     return queued
 
 
 @shared_task(name="workspaces.tasks.restart_workspace")
-def restart_workspace(workspace_id: str, *, waited: bool = False) -> str:
+def restart_workspace(workspace_id: str, *, waited: bool = False, reason: str = REASON_OFFLINE) -> str:
     """Restart a workspace's runtime on the platform's own initiative; returns what it did.
 
     Skips removed/paused/hibernated rows, ``external`` runtimes and workspaces under a paused
     ancestor; concurrent calls for one workspace are skipped (a Redis try-lock); a row still
     ``provisioning`` gets 10 s first. A backend back-off (the local crash-loop back-off) defers
-    the restart instead of dropping it. Then: stop, ``provisioning`` (one event), start. The
-    original's restart-context A2A message is not sent.
+    the restart instead of dropping it. Then: stop, ``provisioning`` (one event), start, and
+    :data:`runtime_restarted` (the restart-context briefing, spec §6.2).
     """
     provisioner = get_provisioner()
     if not provisioner.available:
@@ -301,7 +336,7 @@ def restart_workspace(workspace_id: str, *, waited: bool = False) -> str:
     except redis.RedisError:
         lock = None  # cannot lock: go on (the backend serialises its own operations)
     try:
-        return _restart(workspace_id, provisioner, waited=waited)
+        return _restart(workspace_id, provisioner, waited=waited, reason=reason)
     finally:
         if lock:
             try:
@@ -310,7 +345,7 @@ def restart_workspace(workspace_id: str, *, waited: bool = False) -> str:
                 pass
 
 
-def _restart(workspace_id: str, provisioner, *, waited: bool) -> str:
+def _restart(workspace_id: str, provisioner, *, waited: bool, reason: str) -> str:
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     if workspace is None or workspace.status in NOT_RESTARTED_STATUSES or workspace.runtime == EXTERNAL_RUNTIME:
         return "skipped"
@@ -318,15 +353,19 @@ def _restart(workspace_id: str, provisioner, *, waited: bool) -> str:
         return "skipped"
     delay = provisioner.restart_backoff_seconds(workspace.id)
     if delay > 0:
-        restart_workspace.apply_async(args=[workspace_id], countdown=math.ceil(delay))
+        restart_workspace.apply_async(args=[workspace_id], kwargs={"reason": reason}, countdown=math.ceil(delay))
         return "backoff"
     if workspace.status == WorkspaceStatus.PROVISIONING and not waited:
-        restart_workspace.apply_async(args=[workspace_id], kwargs={"waited": True}, countdown=PROVISIONING_GRACE_SECONDS)
+        restart_workspace.apply_async(args=[workspace_id], kwargs={"waited": True, "reason": reason},
+                                      countdown=PROVISIONING_GRACE_SECONDS)
         return "waiting"
+
+    prepared = []
 
     def prepare() -> Launch | None:
         if not mark_provisioning(Workspace.objects.filter(pk=workspace.id).exclude(status__in=NOT_RESTARTED_STATUSES)):
             return None  # the row changed under us (paused, removed…): leave it stopped
+        prepared.append(True)
         return launch_for(workspace)
 
     try:
@@ -334,4 +373,6 @@ def _restart(workspace_id: str, provisioner, *, waited: bool) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure becomes the workspace's error
         _failed_start(workspace.id, exc)
         return "failed"
+    if prepared:
+        _announce_restart(workspace, reason)
     return "restarted"

@@ -109,6 +109,9 @@ def parse_new_workspace(data) -> NewWorkspace:
     )
 
 
+MAX_HIBERNATION_IDLE_MINUTES = 60 * 24 * 365
+
+
 def parse_workspace_changes(data) -> dict:
     """``PATCH /workspaces/:id`` body → the keys to apply (spec §5.4); absent keys are left alone."""
     bad_body = "invalid request body"
@@ -140,6 +143,12 @@ def parse_workspace_changes(data) -> dict:
             if not _is_number(data[key]):
                 raise ApiError(bad_body)
             changes[key] = data[key]
+    if "hibernation_idle_minutes" in data:
+        value = data["hibernation_idle_minutes"]
+        if value is not None and (not _is_int(value) or not 0 <= value <= MAX_HIBERNATION_IDLE_MINUTES):
+            raise ApiError("hibernation_idle_minutes must be null or a whole number of minutes from 0 to "
+                           f"{MAX_HIBERNATION_IDLE_MINUTES}")
+        changes["hibernation_idle_minutes"] = value
     if "workspace_dir" in data:
         value = data["workspace_dir"]
         if value is not None and (not isinstance(value, str) or not validators.workspace_dir_is_valid(value)):

@@ -1,4 +1,4 @@
-"""Writes to the org tree: create, update, delete, pause, resume, restart (spec §5, §6).
+"""Writes to the org tree: create, update, delete, pause, resume, restart, hibernate, wake (spec §5, §6).
 
 Every function is atomic and announces each state change once, after commit, through
 ``activity.events.emit``. Provisioning goes through the provisioner interface; real
@@ -8,8 +8,10 @@ provisioning work runs in Celery tasks started on commit, never inside the reque
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,14 +21,16 @@ from memory.models import AgentMemory, MemoryScope
 from memory.redaction import redact_secrets
 from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
-from registry.redis_keys import cache_url
+from registry.redis_keys import cache_url, clear_workspace_keys
 from registry.tokens import inbound_secret, token_mint, token_revoke
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY
 from workspaces import provisioning, selectors, templates
-from workspaces.models import EXTERNAL_RUNTIME, CanvasLayout, Workspace, WorkspaceStatus
+from workspaces.models import EXTERNAL_RUNTIME, LIVE_STATUSES, CanvasLayout, Workspace, WorkspaceStatus
 from workspaces.provisioners import get_provisioner
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RUNTIME = "langgraph"
 DEFAULT_API_TIER = 3
@@ -222,6 +226,13 @@ def workspace_update(*, workspace: Workspace, changes: dict) -> dict:
         workspace.parent_id = parent_id
         fields.append("parent")
     body = {"status": "updated"}
+    if "hibernation_idle_minutes" in changes:
+        minutes = changes["hibernation_idle_minutes"] or None
+        workspace.hibernation_idle_minutes = minutes
+        # the idle clock starts now for a live workspace; a stopped one starts it at its register
+        live = minutes and workspace.status in LIVE_STATUSES
+        workspace.hibernation_deadline = timezone.now() + timedelta(minutes=minutes) if live else None
+        fields += ["hibernation_idle_minutes", "hibernation_deadline"]
     if "workspace_dir" in changes:
         workspace.workspace_dir = changes["workspace_dir"]
         fields.append("workspace_dir")
@@ -350,3 +361,72 @@ def workspace_restart(*, workspace_id: uuid.UUID, reset: bool = False) -> dict:
     provisioning.mark_provisioning(Workspace.objects.filter(pk=workspace.id))
     provisioning.provision_on_commit([workspace.id], restart=True)
     return {"status": "provisioning", "config_dir": "", "reset_session": reset}
+
+
+# --- hibernation (spec §6.5, §19) -------------------------------------------------------------------
+
+NOT_HIBERNATABLE = "workspace not found or not in a hibernatable state (must be online or degraded)"
+HAS_ACTIVE_TASKS = "workspace has active tasks; use ?force=true to terminate them"
+
+
+def workspace_hibernate(*, workspace_id: uuid.UUID, force: bool = False) -> dict:
+    """``POST /workspaces/:id/hibernate[?force=true]``: stop an online or degraded workspace's
+    runtime until the next A2A message (or schedule) wakes it.
+
+    Departure from the original, whose claim always requires ``active_tasks = 0`` so that
+    ``force=true`` (which its own 409 recommends) silently does nothing: here ``force`` hibernates
+    a busy workspace, ending its tasks with the runtime.
+    """
+    workspace = Workspace.objects.filter(pk=workspace_id, status__in=LIVE_STATUSES).first()
+    if workspace is None:
+        raise ApiError(NOT_HIBERNATABLE, status=404)
+    if workspace.active_tasks > 0 and not force:
+        raise ApiError(HAS_ACTIVE_TASKS, status=409, active_tasks=workspace.active_tasks)
+    hibernate(workspace_id=workspace.id, force=force)
+    return {"status": "hibernated"}
+
+
+def hibernate(*, workspace_id, force: bool = False, due_before=None) -> bool:
+    """The hibernate procedure: claim the row (``hibernating``, only while online/degraded and —
+    unless ``force`` — idle; with ``due_before`` only while its hibernation deadline is before
+    that), stop the runtime, then ``hibernated`` with no URL and no Redis keys and one
+    ``WORKSPACE_HIBERNATED {name,tier}`` after commit. Returns whether this call hibernated it
+    (False: somebody else claimed it, or it changed meanwhile)."""
+    claim = Workspace.objects.filter(pk=workspace_id, status__in=LIVE_STATUSES)
+    if not force:
+        claim = claim.filter(active_tasks=0)
+    if due_before is not None:
+        claim = claim.filter(hibernation_deadline__lte=due_before)
+    if not claim.update(status=WorkspaceStatus.HIBERNATING, updated_at=timezone.now()):
+        return False
+    workspace = Workspace.objects.get(pk=workspace_id)
+    try:
+        get_provisioner().stop(workspace)
+    except Exception:  # noqa: BLE001 - a runtime that will not stop still must not stay "hibernating"
+        log.exception("could not stop the runtime of workspace %s while hibernating it", workspace_id)
+    with transaction.atomic():
+        done = Workspace.objects.filter(pk=workspace_id, status=WorkspaceStatus.HIBERNATING).update(
+            status=WorkspaceStatus.HIBERNATED, url="", active_tasks=0, current_task="", hibernation_deadline=None,
+            updated_at=timezone.now(),
+        )
+        if done:
+            emit("WORKSPACE_HIBERNATED", workspace.id, {"name": workspace.name, "tier": workspace.tier})
+            transaction.on_commit(lambda: clear_workspace_keys([workspace.id]))
+    return bool(done)
+
+
+def workspace_wake(*, workspace_id) -> bool:
+    """Start a hibernated workspace's runtime again (an A2A message to it, a schedule firing):
+    ``provisioning`` (``WORKSPACE_PROVISIONING``) and the provision task, whose runtime then gets
+    the restart-context briefing. Returns whether a wake was queued: False when the workspace is
+    not hibernated (already waking: a second caller changes nothing), is external, or was not
+    provisioned by this backend (nothing of ours to start)."""
+    provisioner = get_provisioner()
+    if not provisioner.available or str(workspace_id) not in provisioner.provisioned_workspace_ids():
+        return False
+    with transaction.atomic():
+        moved = provisioning.mark_provisioning(
+            Workspace.objects.filter(pk=workspace_id, status=WorkspaceStatus.HIBERNATED).exclude(runtime=EXTERNAL_RUNTIME)
+        )
+        provisioning.provision_on_commit([w.id for w in moved], reason=provisioning.REASON_WAKE)
+    return bool(moved)

@@ -1,4 +1,4 @@
-"""Workspace routes (spec §5, §6.1–6.4, §14 viewport and tokens). Thin: parse, call, shape."""
+"""Workspace routes (spec §5, §6.1–6.5, §14 viewport and tokens). Thin: parse, call, shape."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from workspaces.serializers import parse_new_workspace, parse_workspace_changes
 MAX_LIVE_TOKENS = 50
 # What only an operator may change (beyond the original, where the workspace's own token could
 # re-parent it under any team and so gain that team's A2A, discovery, events and TEAM memories).
-OPERATOR_FIELDS = frozenset({"parent_id", "tier", "runtime", "workspace_dir", "workspace_access"})
+OPERATOR_FIELDS = frozenset({"parent_id", "tier", "runtime", "workspace_dir", "workspace_access",
+                             "hibernation_idle_minutes"})
 
 
 def request_platform_url(request) -> str:
@@ -109,6 +110,15 @@ class WorkspaceRestartApi(Api):
             body = {}  # the body is optional and the original ignores one it cannot bind
         reset = request.query_params.get("reset") == "true" or (isinstance(body, dict) and body.get("reset") is True)
         return Response(services.workspace_restart(workspace_id=_existing_id(workspace_id, "workspace not found"), reset=reset))
+
+
+class WorkspaceHibernateApi(Api):
+    auth_by_method = {"POST": (WorkspaceAuth,)}
+
+    def post(self, request, workspace_id):
+        parsed = _existing_id(workspace_id, services.NOT_HIBERNATABLE)
+        force = request.query_params.get("force") == "true"
+        return Response(services.workspace_hibernate(workspace_id=parsed, force=force))
 
 
 def _existing_id(workspace_id, error: str = "workspace not found or already paused"):

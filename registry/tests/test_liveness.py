@@ -101,7 +101,7 @@ def install(monkeypatch):
         use_backend(monkeypatch, backend)
         # what request_restarts queues for the restart task, as the ids it was given
         monkeypatch.setattr(provisioning.restart_workspace, "delay",
-                            lambda workspace_id: backend.restarted.append(uuid.UUID(workspace_id)))
+                            lambda workspace_id, **_options: backend.restarted.append(uuid.UUID(workspace_id)))
         return backend
 
     return _install

@@ -213,7 +213,7 @@ class FakeProvisioner(Provisioner):
 def provisioner(monkeypatch):
     fake = FakeProvisioner()
     use_backend(monkeypatch, fake)
-    monkeypatch.setattr(provisioning.restart_workspace, "delay", fake.restarted.append)
+    monkeypatch.setattr(provisioning.restart_workspace, "delay", lambda workspace_id, **_options: fake.restarted.append(workspace_id))
     return fake
 
 
@@ -385,7 +385,10 @@ def test_workspace_without_url_is_503_with_its_status(tree):
     assert (call.status, call.content) == (503, b'{"error":"workspace has no URL","status":"offline"}')
 
 
-def test_hibernated_workspace_is_woken_and_caller_told_to_retry(tree, provisioner):
+def test_hibernated_workspace_is_woken_and_caller_told_to_retry(tree, provisioner, monkeypatch):
+    started = []
+    monkeypatch.setattr(provisioning.provision_workspace, "delay",
+                        lambda workspace_id, **options: started.append((workspace_id, options)))
     point(tree["PM"], "")
     Workspace.objects.filter(pk=tree["PM"].pk).update(status=WorkspaceStatus.HIBERNATED)
     call = a2a(tree["PM"])
@@ -394,7 +397,24 @@ def test_hibernated_workspace_is_woken_and_caller_told_to_retry(tree, provisione
     assert call.content == (
         '{"error":"workspace is waking from hibernation — retry in ~15 seconds","waking":true,"retry_after":15}'
     ).encode()
-    assert provisioner.restarted == [str(tree["PM"].id)]
+    # the wake is a start of the hibernated row (RestartByID skips hibernated rows), with its briefing
+    assert started == [(str(tree["PM"].id), {"restart": False, "reason": provisioning.REASON_WAKE})]
+    assert Workspace.objects.get(pk=tree["PM"].pk).status == WorkspaceStatus.PROVISIONING
+    assert StructureEvent.objects.filter(workspace_id=tree["PM"].pk, event_type="WORKSPACE_PROVISIONING").exists()
+
+    call = a2a(tree["PM"])  # a second caller while it wakes: no second start
+    assert (call.status, json.loads(call.content)["error"]) == (503, "workspace has no URL")
+    assert len(started) == 1
+
+
+def test_a_hibernated_workspace_this_backend_did_not_provision_is_not_started(tree, provisioner, monkeypatch):
+    started = []
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, **o: started.append(workspace_id))
+    provisioner.provisioned = set()
+    point(tree["PM"], "")
+    Workspace.objects.filter(pk=tree["PM"].pk).update(status=WorkspaceStatus.HIBERNATED)
+    assert a2a(tree["PM"]).status == 503
+    assert started == [] and Workspace.objects.get(pk=tree["PM"].pk).status == WorkspaceStatus.HIBERNATED
 
 
 def test_database_url_is_cached_and_redis_url_wins(tree, a2a_server, redis_client):

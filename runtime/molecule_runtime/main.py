@@ -4,8 +4,9 @@ Order: secrets erased from /proc/self/environ → WORKSPACE_ID → load config.y
 (exit 1 naming what is missing) → adapter setup + executor → [smoke mode: run the executor once,
 exit 0/1] → card → uvicorn on PORT/A2A_PORT (default config a2a.port = 8000) and HOST (default
 0.0.0.0), JSON-RPC guarded by MOLECULE_INBOUND_SECRET when set → once listening: register
-(retries with back-off), heartbeat loop, skills watcher → SIGTERM/SIGINT: graceful shutdown
-(buffered trace spans are exported), exit 0. Tracing (telemetry.py) starts with the platform client.
+(retries with back-off), heartbeat loop, skills watcher, the initial prompt (first boot only)
+and the idle loop (autonomy.py) → SIGTERM/SIGINT: graceful shutdown (the pre-stop snapshot is
+written, restored into the adapter at the next boot; buffered trace spans are exported), exit 0. Tracing (telemetry.py) starts with the platform client.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-from . import telemetry
+from . import autonomy, telemetry
 from .adapters import get_adapter
 from .adapters.base import AdapterConfig
 from .card import build_agent_card, card_dict
@@ -256,6 +257,14 @@ async def amain(env=None) -> int:
     if smoke:
         return await run_executor_smoke(executor, smoke_timeout(env), state)
 
+    snapshot = autonomy.read_snapshot(autonomy.existing_snapshot_path(env, config_path))
+    if snapshot is not None and not setup_error:
+        try:
+            adapter.restore_state(snapshot)
+            log.info("restored the pre-stop snapshot of %s", snapshot.get("timestamp", "an earlier session"))
+        except Exception:
+            log.exception("restoring the pre-stop snapshot failed")
+
     host = env.get("HOST") or "0.0.0.0"
     url = advertised_url(env, env.get("HOST", ""), port)
     skills = None if setup_error else getattr(adapter, "loaded_skills", [])
@@ -265,6 +274,8 @@ async def amain(env=None) -> int:
     server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off",
                                     log_level=env.get("LOG_LEVEL", "info").lower()))
     watcher: SkillsWatcher | None = None
+    idle_loop: autonomy.IdleLoop | None = None
+    initial_prompt: asyncio.Task | None = None
 
     async def on_skills_reload(reloaded: dict) -> None:
         if hasattr(adapter, "replace_skills"):
@@ -277,7 +288,7 @@ async def amain(env=None) -> int:
             log.warning("update-card failed: %s", exc)
 
     async def after_listening() -> None:
-        nonlocal watcher
+        nonlocal watcher, idle_loop, initial_prompt
         while not server.started:
             if server.should_exit:
                 return
@@ -290,6 +301,16 @@ async def amain(env=None) -> int:
                                     poll_interval=env_float(env, "SKILLS_POLL_INTERVAL", 3.0),
                                     debounce=env_float(env, "SKILLS_DEBOUNCE", 1.5))
             watcher.start()
+        if setup_error:
+            return  # an agent that cannot work is not given work of its own
+        if config.initial_prompt:
+            initial_prompt = asyncio.create_task(autonomy.send_initial_prompt(
+                client, workspace_id=workspace_id, prompt=config.initial_prompt, env=env, config_path=config_path,
+                base_url=autonomy.local_base_url(host, port)), name="molecule-initial-prompt")
+        if config.idle_prompt:
+            idle_loop = autonomy.IdleLoop(client, state, workspace_id=workspace_id, prompt=config.idle_prompt,
+                                          interval=max(config.idle_interval_seconds, 1))
+            idle_loop.start()
 
     startup = asyncio.create_task(after_listening(), name="molecule-startup")
     try:
@@ -298,8 +319,20 @@ async def amain(env=None) -> int:
         startup.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await startup
+        if initial_prompt is not None:
+            initial_prompt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await initial_prompt
+        if idle_loop is not None:
+            await idle_loop.stop()
         if watcher is not None:
             await watcher.stop()
+        adapter_state: dict = {}
+        with contextlib.suppress(Exception):
+            adapter_state = adapter.pre_stop_state()
+        if autonomy.write_snapshot(autonomy.snapshot_path(env, config_path),
+                                   autonomy.build_snapshot(state, workspace_id, adapter_state), env):
+            log.info("pre-stop snapshot written")
         await heartbeat.stop()
         with contextlib.suppress(Exception):  # a daemon that will not stop must not hide the exit
             await adapter.aclose()

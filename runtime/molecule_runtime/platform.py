@@ -258,6 +258,7 @@ class PlatformClient:
         metadata: dict | None = None,
         timeout: float | httpx.Timeout | None = None,
         request_id: str | None = None,
+        message_id: str | None = None,
     ) -> httpx.Response:
         """POST a JSON-RPC ``message/send`` to ``target_id`` through the platform proxy
         (``POST /workspaces/:target/a2a``, platform-api.md §8.4), marked as sent by us.
@@ -266,15 +267,15 @@ class PlatformClient:
         error, the proxy's 202 ``{"queued": true}`` and its non-2xx ``{"error": ...}`` apart.
         Transport errors propagate as ``httpx`` exceptions so callers can decide what to retry.
         """
-        message_id = uuid.uuid4().hex
+        unique = uuid.uuid4().hex
         body = {
             "jsonrpc": "2.0",
-            "id": request_id or f"req-{message_id}",
+            "id": request_id or f"req-{unique}",
             "method": "message/send",
             "params": {
                 "message": {
                     "role": "user",
-                    "messageId": f"msg-{message_id}",
+                    "messageId": message_id or f"msg-{unique}",
                     "parts": [{"kind": "text", "text": text}],
                     "metadata": {"source_workspace_id": self.workspace_id, **(metadata or {})},
                 }

@@ -174,7 +174,13 @@ def test_secret_env_is_erased_from_proc_environ_but_the_runtime_and_its_children
 
 
 def test_setup_failure_still_serves_the_card_and_reports_not_configured(tmp_path, fake_platform):
-    configs = write_config(tmp_path / "configs")
+    configs = write_config(tmp_path / "configs", """
+        name: Echo Agent
+        runtime: echo
+        initial_prompt: start working
+        idle_prompt: anything to do?
+        idle_interval_seconds: 1
+    """)
     (tmp_path / "bad_setup_adapter.py").write_text(
         "from molecule_runtime.adapters.echo import Adapter as _Echo\n"
         "class Adapter(_Echo):\n"
@@ -198,6 +204,9 @@ def test_setup_failure_still_serves_the_card_and_reports_not_configured(tmp_path
             "message": {"role": "user", "messageId": "m1", "parts": [{"kind": "text", "text": "hi"}]}}}).json()
         assert out["error"]["code"] == -32603
         assert "agent not configured" in out["error"]["message"]
+        time.sleep(1.5)  # an agent that cannot work is given no work of its own
+        assert fake_platform.requests_to(f"/workspaces/{WS}/a2a") == []
+        assert not (configs / ".initial_prompt_done").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)

@@ -29,7 +29,7 @@ class RestartRecorder(Provisioner):
         self.restarts.append([])
         return {str(workspace_id) for workspace_id in Workspace.objects.values_list("id", flat=True)}
 
-    def queued(self, workspace_id):
+    def queued(self, workspace_id, **_options):
         self.restarts[-1].append(workspace_id)
 
     @property

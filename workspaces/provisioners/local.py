@@ -319,6 +319,10 @@ def _runtime_env(launch: Launch, *, configs: Path, private: Path, uid: int | Non
         "AGENT_URL": url,
         # The runtime's default, /tmp/delegation_results.jsonl, would be shared by every workspace.
         "DELEGATION_RESULTS_FILE": str(private / DELEGATION_RESULTS_FILE),
+        # What the runtime keeps across restarts (the initial-prompt marker, the pre-stop
+        # snapshot) when it may not write its configs: a runtime with a uid of its own writes only
+        # private/, which survives restarts (runtime.md §2.6, §3.6).
+        "MOLECULE_STATE_DIR": str(private),
         "PYTHONUNBUFFERED": "1",
     })
     if uid is not None:

@@ -299,7 +299,7 @@ def provisioner(monkeypatch):
     """A backend that can start runtimes, so resume/restart/expand succeed as on a real install."""
     backend = RecordingProvisioner()
     use_backend(monkeypatch, backend)
-    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: None)
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False, **_options: None)
     return backend
 
 

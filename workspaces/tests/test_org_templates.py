@@ -182,7 +182,7 @@ class AvailableProvisioner(Provisioner):
 def test_import_provisions_every_workspace_on_commit(api, monkeypatch):
     use_backend(monkeypatch, AvailableProvisioner())
     queued = []
-    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False, **_options: queued.append(workspace_id))
     body = import_org(api, dir="research-desk").json()
     assert queued == [w["id"] for w in body["workspaces"]]
     assert set(Workspace.objects.values_list("status", flat=True)) == {"provisioning"}

@@ -52,7 +52,7 @@ def provisioner(monkeypatch):
 
 def test_create_queues_provisioning_on_commit_and_the_task_starts_the_runtime(provisioner, monkeypatch, settings):
     queued: list[str] = []
-    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False, **_options: queued.append(workspace_id))
     with transaction.atomic():
         body = services.workspace_create(new=services.NewWorkspace(name="Dev"), platform_url="http://p")
         assert queued == []  # nothing leaves the request before commit
@@ -102,7 +102,7 @@ def test_platform_start_restarts_the_runtimes_that_should_run_instead_of_a_stale
     use_backend(monkeypatch, backend)
     queued = []
     monkeypatch.setattr(provisioning.provision_workspace, "delay",
-                        lambda workspace_id, restart=False: queued.append((workspace_id, restart)))
+                        lambda workspace_id, restart=False, **_options: queued.append((workspace_id, restart)))
     redis_client.set(f"ws:{was_online.id}:url", "http://localhost:40001")
 
     assert provisioning.restart_runtimes_after_platform_start() == 2
@@ -164,7 +164,7 @@ def test_the_launch_names_the_template_and_a_generated_config():
 @pytest.fixture
 def queued_restarts(monkeypatch):
     queued: list[str] = []
-    monkeypatch.setattr(provisioning.restart_workspace, "delay", queued.append)
+    monkeypatch.setattr(provisioning.restart_workspace, "delay", lambda workspace_id, **_options: queued.append(workspace_id))
     return queued
 
 

@@ -40,7 +40,7 @@ def test_a_refused_service_call_changes_nothing():
 
 def test_resume_with_a_provisioner_resumes_the_paused_subtree(provisioner, monkeypatch):
     queued: list[str] = []
-    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: queued.append(workspace_id))
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False, **_options: queued.append(workspace_id))
     root = Workspace.objects.create(name="Root", status="paused")
     child = Workspace.objects.create(name="Child", parent=root, status="paused")
     assert services.workspace_resume(workspace_id=root.id) == {"status": "provisioning", "resumed_count": 2}
@@ -53,7 +53,7 @@ def test_resume_restamps_updated_at_so_the_provision_timeout_starts_afresh(provi
 
     from django.utils import timezone
 
-    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False: None)
+    monkeypatch.setattr(provisioning.provision_workspace, "delay", lambda workspace_id, restart=False, **_options: None)
     workspace = Workspace.objects.create(name="Dev", status="paused")
     Workspace.objects.filter(pk=workspace.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     services.workspace_resume(workspace_id=workspace.id)

@@ -14,6 +14,10 @@ from typing import Any, Awaitable, Callable
 
 from a2a.server.agent_execution import AgentExecutor
 
+from ..autonomy import snapshot_prompt_section
+
+SNAPSHOT_TRANSCRIPT_MAX = 200
+
 
 @dataclass(frozen=True)
 class RuntimeCapabilities:
@@ -141,14 +145,32 @@ class BaseAdapter(abc.ABC):
                 "more": False, "source": None}
 
     def pre_stop_state(self) -> dict:
-        return {}
+        """What the pre-stop snapshot keeps of this adapter (runtime.md §2.6): the executor's
+        ``_session_id`` and up to 200 transcript lines of a :class:`TranscriptMixin` adapter."""
+        state: dict[str, Any] = {}
+        session_id = getattr(getattr(self, "_executor", None), "_session_id", None)
+        if session_id:
+            state["session_id"] = str(session_id)
+        if isinstance(self, TranscriptMixin):
+            state["transcript"] = [dict(entry) for entry in self._transcript()[-SNAPSHOT_TRANSCRIPT_MAX:]]
+        return state
 
     async def aclose(self) -> None:
         """Stop what setup started (openclaw's gateway); called once when the runtime stops."""
         return None
 
     def restore_state(self, snapshot: dict) -> None:
-        return None
+        """Take back the previous session's snapshot at boot: kept as ``_snapshot_session_id`` /
+        ``_snapshot_transcript``, its transcript put before this session's, and a short account of
+        it appended to ``system_prompt`` (executors that read the prompt per turn see it)."""
+        adapter_state = snapshot.get("adapter") if isinstance(snapshot.get("adapter"), dict) else {}
+        self._snapshot_session_id = snapshot.get("session_id") or adapter_state.get("session_id")
+        transcript = adapter_state.get("transcript")
+        self._snapshot_transcript = [e for e in transcript if isinstance(e, dict)] if isinstance(transcript, list) else []
+        if isinstance(self, TranscriptMixin) and self._snapshot_transcript:
+            self._transcript()[:0] = self._snapshot_transcript
+        section = snapshot_prompt_section(snapshot)
+        self.system_prompt = f"{self.system_prompt}\n\n{section}" if self.system_prompt else section
 
 
 class TranscriptMixin:

@@ -60,7 +60,7 @@ def test_the_health_sweep_takes_a_workspace_whose_container_died_offline(docker_
     engine.api.kill(container_name(workspace.id))
     time.sleep(SNAPSHOT_SECONDS)  # the backend's listing is cached this long (the sweep runs every 15 s)
     queued = []
-    monkeypatch.setattr("workspaces.provisioning.restart_workspace.delay", queued.append)
+    monkeypatch.setattr("workspaces.provisioning.restart_workspace.delay", lambda workspace_id, **_options: queued.append(workspace_id))
 
     assert liveness.container_health_sweep(now=timezone.now()) == 1
 
