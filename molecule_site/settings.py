@@ -205,6 +205,8 @@ PROVISION_TIMEOUT_SECONDS = env_int("PROVISION_TIMEOUT_SECONDS", 0, minimum=0) o
 PROVISION_SWEEP_SECONDS = env_int("PROVISION_SWEEP_SECONDS", 30, minimum=1)
 STALE_TOKEN_SWEEP_SECONDS = env_int("STALE_TOKEN_SWEEP_SECONDS", 60, minimum=1)
 CONTAINER_SWEEP_SECONDS = env_int("CONTAINER_SWEEP_SECONDS", 15, minimum=1)
+# How often beat fires the due cron schedules (spec §19: the original polls every 30 s).
+SCHEDULE_SWEEP_SECONDS = env_int("SCHEDULE_SWEEP_SECONDS", 30, minimum=1)
 # SaaS mode lets registered URLs and A2A targets sit on private (RFC-1918) networks.
 MOLECULE_DEPLOY_MODE = (env_str("MOLECULE_DEPLOY_MODE", "") or "").lower()
 MOLECULE_ORG_ID = env_str("MOLECULE_ORG_ID")
@@ -291,6 +293,7 @@ INSTALLED_APPS = [
     "activity",
     "metering",
     "traces",
+    "schedules",
 ]
 
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,
