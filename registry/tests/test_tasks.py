@@ -34,7 +34,7 @@ def test_every_sweep_is_declared_once_in_the_beat_schedule_with_its_interval_fro
         assert job["task"] == task
         assert job["schedule"] == timedelta(seconds=seconds)
         assert job["options"] == {"expires": seconds}  # a late sweep is dropped, not piled up
-    assert set(schedule) == {*sweeps, "activity-retention", "trace-retention"}
+    assert set(schedule) == {*sweeps, "activity-retention", "trace-retention", "schedule-sweep"}
     assert ORPHAN_CONTAINER_SWEEP_SECONDS == 60
 
 
