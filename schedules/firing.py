@@ -47,7 +47,7 @@ from activity.services import activity_report
 from registry.delegation import proxy_error
 from registry.proxy import proxy_a2a_sync
 from schedules import cron, selectors
-from schedules.models import ScheduleStatus, WorkspaceSchedule
+from schedules.models import STALE_AFTER_EMPTY_REPLIES, ScheduleStatus, WorkspaceSchedule
 from schedules.services import next_fire
 from workspaces.models import WorkspaceStatus
 
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 CALLER_ID = "system:cron"
 DEFER_STEP_SECONDS = 10  # spec: 12 × 10 s
 DEFER_WINDOW_SECONDS = 120
-STALE_AFTER_EMPTY_REPLIES = 3
 SWEEP_BATCH = 500
 REPLY_PREVIEW_CHARS = 200
 LIVE = (WorkspaceStatus.ONLINE, WorkspaceStatus.DEGRADED)

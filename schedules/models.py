@@ -9,6 +9,10 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 
+# Empty replies in a row after which a schedule is ``stale`` (spec §19).
+STALE_AFTER_EMPTY_REPLIES = 3
+
+
 class ScheduleSource(models.TextChoices):
     TEMPLATE = "template"  # from a template's config.yaml or an org.yaml on create/import
     RUNTIME = "runtime"  # created by the agent itself through the API with its own token
