@@ -185,14 +185,21 @@ def zone(name) -> ZoneInfo:
 def describe(expression: CronExpression) -> str:
     """A short human description (``every 15 minutes``, ``at 09:00 on Mon–Fri``…)."""
     minutes, hours = sorted(expression.minutes), sorted(expression.hours)
-    if len(minutes) == 60 and len(hours) == 24:
+    all_hours, hour_range = len(hours) == 24, len(hours) > 1 and hours == list(range(hours[0], hours[-1] + 1))
+    if len(minutes) == 60 and all_hours:
         when = "every minute"
-    elif len(hours) == 24 and len(minutes) > 1 and _even_step(minutes, 60):
+    elif len(minutes) > 1 and _even_step(minutes, 60) and (all_hours or hour_range):
         when = f"every {minutes[1] - minutes[0]} minutes"
-    elif len(hours) == 24 and len(minutes) == 1:
-        when = "every hour" + (f" at :{minutes[0]:02d}" if minutes[0] else "")
+        if not all_hours:
+            when += f", {hours[0]:02d}:00–{hours[-1]:02d}:{minutes[-1]:02d}"
     elif len(hours) * len(minutes) <= 4:
         when = "at " + ", ".join(f"{h:02d}:{m:02d}" for h in hours for m in minutes)
+    elif len(minutes) == 1 and (all_hours or hour_range):
+        when = "every hour" + (f" at :{minutes[0]:02d}" if minutes[0] else "")
+        if not all_hours:
+            when += f", {hours[0]:02d}:{minutes[0]:02d}–{hours[-1]:02d}:{minutes[0]:02d}"
+    elif len(minutes) == 1 and len(hours) > 1 and _even_step(hours, 24):
+        when = f"every {hours[1] - hours[0]} hours" + (f" at :{minutes[0]:02d}" if minutes[0] else "")
     else:
         when = f"at minute {_list(minutes)} past hour {_list(hours)}"
     parts = [when]

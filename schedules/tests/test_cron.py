@@ -119,6 +119,11 @@ def test_zones_are_iana_names():
     ("0 0 1 * *", "at 00:00 on day 1 of the month"),
     ("0 0 1 1 *", "at 00:00 on day 1 of the month in Jan"),
     ("0 8 * * sat,sun", "at 08:00 on Sun, Sat"),
+    ("*/15 9-17 * * 1-5", "every 15 minutes, 09:00–17:45 on Mon–Fri"),
+    ("0 9-17 * * *", "every hour, 09:00–17:00"),
+    ("0 */2 * * *", "every 2 hours"),
+    ("30 */3 * * *", "every 3 hours at :30"),
+    ("5 1,3,7,11,13 * * *", "at minute 5 past hour 1, 3, 7, 11, 13"),
 ])
 def test_descriptions_read_as_english(expr, text):
     assert cron.describe(cron.parse(expr)) == text

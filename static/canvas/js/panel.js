@@ -686,9 +686,10 @@ const memoryTab = {
 // by the server (the expression in its zone) as the operator types; writes go to the schedules API.
 const scheduleTab = {
   mount(el) { this.el = el; this.timer = null; },
+  query() { return ""; }, // reloads swap the list and its count: open rows and the form stay as they are
+  paused() { return Boolean(this.el?.querySelector("[data-confirming]")); }, // a delete awaiting its confirm
   unmount() { clearTimeout(this.timer); },
   form() { return this.el.querySelector("[data-schedule-form]"); },
-  paused() { return Boolean(this.el && !this.form()?.hidden); }, // no reload under an open form
   path(id = "") { return `/workspaces/${encodeURIComponent(state.id)}/schedules${id ? `/${encodeURIComponent(id)}` : ""}`; },
   openForm(row = null) {
     const form = this.form();
@@ -739,26 +740,26 @@ const scheduleTab = {
     if (!result.ok) { setError(form.querySelector("[data-schedule-error]"), result.error); return; }
     canvas.toast(id ? `Schedule ${body.name} saved` : `Schedule ${body.name} created`, "success");
     form.hidden = true;
-    loadTab("schedule");
+    reloadTab("schedule");
   },
   async toggle(input) {
     input.disabled = true;
     const result = await api("PATCH", this.path(input.dataset.scheduleToggle), { enabled: input.checked });
     if (!result.ok) { canvas.toast(`Could not change the schedule: ${result.error}`, "error"); input.checked = !input.checked; }
-    loadTab("schedule");
+    reloadTab("schedule");
   },
   async run(button) {
     button.disabled = true;
     const result = await api("POST", `${this.path(button.dataset.scheduleRun)}/run`);
     if (!result.ok) { canvas.toast(`Could not run the schedule: ${result.error}`, "error"); button.disabled = false; return; }
     canvas.toast("Schedule fired — its reply shows in the history", "success");
-    setTimeout(() => { if (state.tab === "schedule" && !this.paused()) loadTab("schedule"); }, 3000);
+    setTimeout(() => { if (state.tab === "schedule") reloadTab("schedule"); }, 3000);
   },
   async remove(button) {
     button.disabled = true;
     const result = await api("DELETE", this.path(button.dataset.scheduleDelete));
     if (!result.ok) { canvas.toast(`Could not delete the schedule: ${result.error}`, "error"); button.disabled = false; return; }
-    loadTab("schedule");
+    reloadTab("schedule");
   },
   click(event) {
     const target = event.target;
@@ -859,7 +860,9 @@ function onWsEvent(envelope) {
   chatTab.wsEvent(envelope);
   if (["AGENT_CARD_UPDATED", "WORKSPACE_UPDATED"].includes(envelope.event)) refreshHeaderSoon();
   if (state.loaded.has("schedule") && ["SCHEDULE_UPDATED", "CRON_EXECUTED", "CRON_SKIPPED"].includes(envelope.event)
-      && !scheduleTab.paused()) loadTab("schedule");
+      && !scheduleTab.paused()) {
+    reloadTab("schedule");
+  }
   if (envelope.event === "WORKSPACE_REMOVED") return;
   if (state.loaded.has("details") && envelope.event.startsWith("WORKSPACE_") && envelope.event !== "WORKSPACE_HEARTBEAT"
       && !tabPanel("details").querySelector("[data-details-form]:not([hidden]), [data-delete-confirm]:not([hidden])")) {
