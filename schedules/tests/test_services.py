@@ -162,3 +162,14 @@ workspaces:
     assert response.json()["error"] == (
         "bad/org.yaml: workspaces[0].children[0].schedules[0]: invalid cron_expr: hour value 25 out of range 0-23")
     assert not Workspace.objects.exists()
+
+
+def test_the_shipped_engineering_teams_pm_plans_each_weekday_on_a_schedule(
+        client, django_capture_on_commit_callbacks, settings):
+    settings.ADMIN_TOKEN = ADMIN
+    settings.DEV_MODE = False
+    settings.CONFIGS_DIR = settings.BASE_DIR / "workspace-configs-templates"
+    settings.ORG_TEMPLATES_DIR = settings.BASE_DIR / "org-templates"
+    assert import_org(client, django_capture_on_commit_callbacks, "engineering-team").status_code == 201
+    [row] = WorkspaceSchedule.objects.filter(workspace__name="PM")
+    assert (row.name, row.cron_expr, row.source, row.enabled) == ("morning-plan", "0 9 * * 1-5", "template", True)
