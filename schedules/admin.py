@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from molecule_site.admin_site import ViewOnlyModelAdmin
 from schedules import services
+from schedules.inputs import ScheduleInput
 from schedules.models import WorkspaceSchedule
 
 
@@ -22,5 +23,5 @@ class WorkspaceScheduleAdmin(ViewOnlyModelAdmin):
     def disable(self, request, queryset):
         rows = list(queryset.filter(enabled=True))
         for row in rows:
-            services.schedule_update(schedule=row, fields=services.ScheduleInput(enabled=False))
+            services.schedule_update(schedule=row, fields=ScheduleInput(enabled=False))
         self.message_user(request, f"{len(rows)} schedule(s) disabled.")

@@ -1,7 +1,6 @@
 """Writes of the schedules: create, update, delete, and the schedules a template declares.
 
-Input is checked here, with one clear 400 per problem: ``name``, ``cron_expr`` (five fields,
-``schedules.cron``), ``timezone`` (an IANA zone), ``prompt``, ``enabled``. Every write
+Input arrives checked (``schedules.inputs``). Every write
 recomputes ``next_fire_at`` (the sweep's deadline) from the expression in its zone and emits a
 broadcast-only ``SCHEDULE_UPDATED {schedule_id, name, action}`` after commit, so an open canvas
 reloads its Schedule tab. Firing is ``schedules.firing``.
@@ -9,7 +8,6 @@ reloads its Schedule tab. Firing is ``schedules.firing``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -18,79 +16,12 @@ from django.utils import timezone
 from activity.events import emit
 from molecule_site.errors import ApiError
 from schedules import cron
+from schedules.inputs import FIELDS, ScheduleInput
 from schedules.models import ScheduleSource, ScheduleStatus, WorkspaceSchedule
 
-MAX_NAME_CHARS = 200
-MAX_PROMPT_CHARS = 64 * 1024
 MAX_SCHEDULES_PER_WORKSPACE = 100
 EVENT = "SCHEDULE_UPDATED"
-FIELDS = ("name", "cron_expr", "timezone", "prompt", "enabled")
 NAME_TAKEN = "a schedule with this name already exists"
-
-
-@dataclass(frozen=True)
-class ScheduleInput:
-    """Checked fields of a create or a patch (None: not given)."""
-
-    name: str | None = None
-    cron_expr: str | None = None
-    timezone: str | None = None
-    prompt: str | None = None
-    enabled: bool | None = None
-
-
-def _text(data: dict, key: str, limit: int) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(f"{key} must be a string")
-    value = value.strip()
-    if not value:
-        raise ApiError(f"{key} must not be empty")
-    if len(value) > limit:
-        raise ApiError(f"{key} is longer than {limit} characters")
-    return value
-
-
-def schedule_input(data, *, partial: bool) -> ScheduleInput:
-    """Check a request body; a create needs ``name``, ``cron_expr`` and ``prompt``.
-
-    ``cron_expression`` is accepted as another name for ``cron_expr``.
-    """
-    if not isinstance(data, dict):
-        raise ApiError("invalid request body")
-    data = dict(data)
-    if "cron_expr" not in data and "cron_expression" in data:
-        data["cron_expr"] = data["cron_expression"]
-    name = _text(data, "name", MAX_NAME_CHARS)
-    prompt = _text(data, "prompt", MAX_PROMPT_CHARS)
-    expr = data.get("cron_expr")
-    if expr is not None:
-        if not isinstance(expr, str):
-            raise ApiError("cron_expr must be a string")
-        try:
-            expr = cron.parse(expr).text
-        except cron.CronError as exc:
-            raise ApiError(f"invalid cron_expr: {exc}") from None
-    zone_name = data.get("timezone")
-    if zone_name is not None:
-        if not isinstance(zone_name, str):
-            raise ApiError("timezone must be a string")
-        try:
-            zone_name = cron.zone(zone_name).key
-        except cron.CronError as exc:
-            raise ApiError(f"invalid timezone: {exc}") from None
-    enabled = data.get("enabled")
-    if enabled is not None and not isinstance(enabled, bool):
-        raise ApiError("enabled must be a boolean")
-    if not partial:
-        for key, value in (("name", name), ("cron_expr", expr), ("prompt", prompt)):
-            if value is None:
-                raise ApiError(f"{key} is required")
-    elif all(value is None for value in (name, expr, zone_name, prompt, enabled)):
-        raise ApiError(f"nothing to update: send one of {', '.join(FIELDS)}")
-    return ScheduleInput(name=name, cron_expr=expr, timezone=zone_name, prompt=prompt, enabled=enabled)
 
 
 def next_fire(cron_expr: str, timezone_name: str, *, after: datetime | None = None) -> datetime:
@@ -162,38 +93,6 @@ def schedules_disable_for(workspace_ids) -> int:
 
 
 # --- Schedules a template declares ----------------------------------------------------------------
-
-class TemplateSchedulesError(ValueError):
-    """A template's ``schedules:`` list is malformed; the message says where."""
-
-
-def template_schedules(value, *, where: str = "schedules") -> list[ScheduleInput]:
-    """The checked entries of a config.yaml / org.yaml ``schedules:`` list.
-
-    Each entry: ``name``, ``cron_expr`` (or ``cron`` / ``cron_expression``), ``prompt``, optional
-    ``timezone`` (default UTC) and ``enabled`` (default true). Names must be unique.
-    """
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise TemplateSchedulesError(f"{where} must be a list")
-    entries, names = [], set()
-    for index, entry in enumerate(value):
-        if not isinstance(entry, dict):
-            raise TemplateSchedulesError(f"{where}[{index}] must be a mapping")
-        data = dict(entry)
-        if "cron_expr" not in data and "cron" in data:
-            data["cron_expr"] = data.pop("cron")
-        try:
-            checked = schedule_input(data, partial=False)
-        except ApiError as exc:
-            raise TemplateSchedulesError(f"{where}[{index}]: {exc}") from None
-        if checked.name in names:
-            raise TemplateSchedulesError(f"{where}[{index}]: duplicate schedule name {checked.name!r}")
-        names.add(checked.name)
-        entries.append(checked)
-    return entries
-
 
 def schedules_from_template(*, workspace_id, entries: list[ScheduleInput]) -> list[WorkspaceSchedule]:
     """Create a template's schedules (source ``template``); a name the workspace already has is

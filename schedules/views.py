@@ -17,7 +17,7 @@ from molecule_site.errors import ApiError
 from registry.auth import AdminAuth, WorkspaceAuth, check_registry_token, dev_mode, operator_principal
 from registry.proxy import ACCESS_DENIED
 from registry.selectors import can_communicate
-from schedules import selectors, services, tasks
+from schedules import inputs, selectors, services, tasks
 from schedules.models import ScheduleSource
 from workspaces.models import WorkspaceStatus
 from workspaces.selectors import workspace_get
@@ -56,7 +56,7 @@ class WorkspaceSchedulesApi(Api):
 
     def post(self, request, workspace_id):
         workspace = _workspace(workspace_id)
-        fields = services.schedule_input(json_body(request), partial=False)
+        fields = inputs.schedule_input(json_body(request), partial=False)
         schedule = services.schedule_create(workspace_id=workspace.id, fields=fields, source=_source(request))
         return Response(selectors.schedule_item(schedule), status=201)
 
@@ -69,7 +69,7 @@ class WorkspaceScheduleApi(Api):
 
     def patch(self, request, workspace_id, schedule_id):
         schedule = _schedule(workspace_id, schedule_id)
-        fields = services.schedule_input(json_body(request), partial=True)
+        fields = inputs.schedule_input(json_body(request), partial=True)
         return Response(selectors.schedule_item(services.schedule_update(schedule=schedule, fields=fields)))
 
     def delete(self, request, workspace_id, schedule_id):

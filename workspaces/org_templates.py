@@ -60,7 +60,7 @@ from django.conf import settings
 
 from memory.models import MemoryScope
 from molecule_site.errors import ApiError
-from schedules.services import ScheduleInput, TemplateSchedulesError, template_schedules
+from schedules.inputs import ScheduleInput, TemplateSchedulesError, template_schedules
 from workspaces import templates, validators
 from workspaces.models import EXTERNAL_RUNTIME
 

@@ -21,7 +21,8 @@ from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import cache_url
 from registry.tokens import inbound_secret, token_mint, token_revoke
-from schedules.services import TemplateSchedulesError, schedules_disable_for, schedules_from_template, template_schedules
+from schedules.inputs import TemplateSchedulesError, template_schedules
+from schedules.services import schedules_disable_for, schedules_from_template
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY

@@ -20,6 +20,7 @@ from registry import proxy
 from registry.redis_keys import url_key
 from registry.tests.a2a_server import a2a_server  # noqa: F401 - fixture
 from schedules import firing, services, tasks
+from schedules.inputs import ScheduleInput
 from schedules.models import ScheduleStatus, WorkspaceSchedule
 from workspaces.models import Workspace, WorkspaceStatus
 
@@ -49,7 +50,7 @@ def make_schedule(a2a_server, behaviour="usage", *, status=WorkspaceStatus.ONLIN
                                       **workspace)
     schedule = services.schedule_create(
         workspace_id=target.id, source="operator",
-        fields=services.ScheduleInput(name="standup", cron_expr=cron, timezone="Europe/Paris",
+        fields=ScheduleInput(name="standup", cron_expr=cron, timezone="Europe/Paris",
                                       prompt="Post today's plan."),
     )
     return target, schedule
@@ -151,7 +152,7 @@ def test_a_run_edited_after_its_claim_is_not_fired(a2a_server):
     _, schedule = make_schedule(a2a_server)
     make_due(schedule)
     [claim] = firing.schedules_claim_due()
-    services.schedule_update(schedule=schedule, fields=services.ScheduleInput(cron_expr="0 12 * * *"))
+    services.schedule_update(schedule=schedule, fields=ScheduleInput(cron_expr="0 12 * * *"))
     assert firing.schedule_fire(schedule_id=claim.schedule_id, claimed_next=claim.next_fire_at) == "superseded"
     assert a2a_server.requests == []
 

@@ -9,6 +9,7 @@ import pytest
 
 from molecule_site.errors import ApiError
 from schedules import services
+from schedules.inputs import template_schedules
 from schedules.models import WorkspaceSchedule
 from workspaces.models import Workspace
 from workspaces.services import NewWorkspace, workspace_create, workspace_delete
@@ -63,7 +64,7 @@ def test_applying_a_templates_schedules_again_creates_nothing_new(configs):
     configs("scheduled", CONFIG)
     workspace = create("scheduled")
     WorkspaceSchedule.objects.filter(workspace=workspace, name="standup").update(prompt="edited by the operator")
-    entries = services.template_schedules([{"name": "standup", "cron": "* * * * *", "prompt": "new"},
+    entries = template_schedules([{"name": "standup", "cron": "* * * * *", "prompt": "new"},
                                            {"name": "new-one", "cron": "* * * * *", "prompt": "p"}])
     created = services.schedules_from_template(workspace_id=workspace.id, entries=entries)
     assert [row.name for row in created] == ["new-one"]

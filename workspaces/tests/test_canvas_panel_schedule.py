@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from activity.models import ActivityLog
 from schedules import services
+from schedules.inputs import ScheduleInput
 from schedules.models import ScheduleStatus, WorkspaceSchedule
 from workspaces.canvas import panels
 from workspaces.models import CanvasLayout, Workspace
@@ -29,7 +30,7 @@ def pm():
 
 
 def schedule(workspace, name="standup", cron="0 9 * * 1-5", tz="Europe/Paris", **fields):
-    row = services.schedule_create(workspace_id=workspace.id, source="operator", fields=services.ScheduleInput(
+    row = services.schedule_create(workspace_id=workspace.id, source="operator", fields=ScheduleInput(
         name=name, cron_expr=cron, timezone=tz, prompt=f"{name} prompt"))
     if fields:
         WorkspaceSchedule.objects.filter(pk=row.pk).update(**fields)
@@ -54,7 +55,7 @@ def test_the_context_lists_each_schedule_with_its_description_next_run_and_histo
     stale = schedule(pm, "digest", "*/30 * * * *", "UTC", status=ScheduleStatus.STALE, consecutive_empty=3,
                      last_status="stale", last_run_at=timezone.now())
     off = schedule(pm, "weekly", "0 17 * * fri", "UTC")
-    services.schedule_update(schedule=off, fields=services.ScheduleInput(enabled=False))
+    services.schedule_update(schedule=off, fields=ScheduleInput(enabled=False))
     for minutes in range(1, 8):
         run(pm, standup, minutes_ago=minutes, reply=f"plan {minutes}")
     run(pm, stale, status="stale", minutes_ago=2)
