@@ -202,20 +202,27 @@ def _reply_key(body) -> str:
     return ""
 
 
+def _scheduled(body) -> bool:
+    message = (body.get("params") or {}).get("message") if isinstance(body, dict) else None
+    metadata = message.get("metadata") if isinstance(message, dict) else None
+    return isinstance(metadata, dict) and metadata.get("source") == "cron"
+
+
 def chat_history(items: list[dict]) -> list[Bubble]:
     """My Chat, oldest first, from ``a2a_receive`` rows the operator started (no source), given
     newest first as the activity selector answers.
 
     Each row is the operator's message and the agent's reply (or why there is none); a notify
     row is an agent push with no request. The runtime's "Delegation results are ready…"
-    follow-ups are internal and left out.
+    follow-ups are internal and left out, and so are scheduled prompts (the platform's
+    ``system:cron`` caller also has no source): the Schedule tab shows those runs.
     """
     bubbles: list[Bubble] = []
     now = timezone.now()
     for item in reversed(items):  # the selector answers newest first
         when = _when(item["created_at"], now)
         text, attached = request_message(item.get("request_body"))
-        if text.startswith(DELEGATION_SELF_MESSAGE):
+        if text.startswith(DELEGATION_SELF_MESSAGE) or _scheduled(item.get("request_body")):
             continue
         if item.get("method") != "notify" and (text or attached):
             bubbles.append(Bubble("user", text, when, attached))

@@ -136,3 +136,18 @@ def test_the_preview_needs_a_staff_session(client, pm):
 def test_until_reads_as_a_short_countdown(seconds, shown):
     now = timezone.now()
     assert panels.until(now + datetime.timedelta(seconds=seconds), now) == shown
+
+
+def test_scheduled_prompts_stay_out_of_my_chat(pm):
+    """The proxy logs a schedule's run like a canvas call (no source); the Schedule tab shows it."""
+    def exchange(text, metadata=None):
+        message = {"role": "user", "parts": [{"kind": "text", "text": text}], **({"metadata": metadata} if metadata else {})}
+        ActivityLog.objects.create(
+            workspace=pm, activity_type="a2a_receive", method="message/send", target_id=pm.id,
+            request_body={"jsonrpc": "2.0", "method": "message/send", "params": {"message": message}},
+            response_body={"result": {"kind": "message", "parts": [{"kind": "text", "text": f"re: {text}"}]}})
+
+    exchange("hello from the operator")
+    exchange("Post the plan.", {"source": "cron", "schedule_id": "x"})
+    bubbles = panels.chat_context(pm)["bubbles"]
+    assert [bubble.text for bubble in bubbles] == ["hello from the operator", "re: hello from the operator"]
