@@ -56,6 +56,7 @@ def declare_periodic_jobs(sender, **kwargs):
         "container-health-sweep": {
             "task": "registry.tasks.sweep_container_health", **_every(settings.CONTAINER_SWEEP_SECONDS)
         },
+        "schedule-sweep": {"task": "schedules.tasks.sweep_schedules", **_every(settings.SCHEDULE_SWEEP_SECONDS)},
     }
 
 

@@ -210,6 +210,8 @@ HIBERNATION_SWEEP_SECONDS = env_int("HIBERNATION_SWEEP_SECONDS", 120, minimum=1)
 # After an automatic restart the platform briefs the agent (spec §6.2): how long it waits for the
 # runtime to come online first, polling every half second.
 RESTART_CONTEXT_WAIT_SECONDS = env_int("RESTART_CONTEXT_WAIT_SECONDS", 30, minimum=0)
+# How often beat fires the due cron schedules (spec §19: the original polls every 30 s).
+SCHEDULE_SWEEP_SECONDS = env_int("SCHEDULE_SWEEP_SECONDS", 30, minimum=1)
 # SaaS mode lets registered URLs and A2A targets sit on private (RFC-1918) networks.
 MOLECULE_DEPLOY_MODE = (env_str("MOLECULE_DEPLOY_MODE", "") or "").lower()
 MOLECULE_ORG_ID = env_str("MOLECULE_ORG_ID")
@@ -298,6 +300,7 @@ INSTALLED_APPS = [
     "traces",
     "instructions",
     "checkpoints",
+    "schedules",
 ]
 
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,

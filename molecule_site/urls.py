@@ -45,6 +45,7 @@ urlpatterns = [
     path("", include("traces.urls")),  # OTLP receiver, traces and the live transcript (spec §19)
     path("", include("instructions.urls")),  # platform instructions and their resolve (spec §19)
     path("", include("checkpoints.urls")),  # workflow checkpoints (spec §19)
+    path("", include("schedules.urls")),  # cron schedules, their runs and health (spec §19)
     path("", include("workspaces.content_urls")),
     path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
     # The canvas for people: login, the page at /, its card and panel fragments under /canvas/…/

@@ -24,6 +24,7 @@ from django.db import transaction
 
 from memory.services import agent_memory_commit
 from molecule_site.errors import ApiError
+from schedules.services import schedules_from_template
 from secrets_app.selectors import global_secret_listing
 from workspaces import org_templates
 from workspaces.org_templates import OrgTemplate, OrgWorkspace
@@ -62,6 +63,8 @@ def _create(node: OrgWorkspace, *, parent_id: uuid.UUID | None, created: list[di
         platform_url=platform_url,
     )
     workspace_id = uuid.UUID(body["id"])
+    if node.schedules:
+        schedules_from_template(workspace_id=workspace_id, entries=node.schedules)
     for scope, content in node.memories:
         # the namespace POST /workspaces gives initial memories
         agent_memory_commit(workspace_id=workspace_id, content=content, scope=scope, namespace=body["awareness_namespace"])

@@ -25,6 +25,8 @@ path component: no ``/``, no ``..``, not hidden.
         model: openai:gpt-4.1-mini
         initial_memories:
           - {scope: TEAM, content: We ship on Fridays.}   # LOCAL (default), TEAM or GLOBAL (roots only)
+        schedules:                    # cron prompts (source "template"), as in a config.yaml
+          - {name: standup, cron_expr: "0 9 * * 1-5", timezone: Europe/Paris, prompt: Post the plan.}
         children:
           - !include dev-lead.yaml    # any value may come from another file
 
@@ -58,6 +60,7 @@ from django.conf import settings
 
 from memory.models import MemoryScope
 from molecule_site.errors import ApiError
+from schedules.inputs import ScheduleInput, TemplateSchedulesError, template_schedules
 from workspaces import templates, validators
 from workspaces.models import EXTERNAL_RUNTIME
 
@@ -74,7 +77,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 ORG_KEYS = ("name", "description", "required_env", "recommended_env", "defaults", "workspaces")
 DEFAULT_KEYS = ("runtime", "tier", "template", "model")
-WORKSPACE_KEYS = ("name", "role", "tier", "runtime", "template", "model", "initial_memories", "children")
+WORKSPACE_KEYS = ("name", "role", "tier", "runtime", "template", "model", "initial_memories", "schedules", "children")
 MEMORY_KEYS = ("scope", "content")
 
 
@@ -97,6 +100,7 @@ class OrgWorkspace:
     model: str | None
     memories: list[tuple[str, str]]  # (scope, content)
     children: list[OrgWorkspace] = field(default_factory=list)
+    schedules: list[ScheduleInput] = field(default_factory=list)  # created with source "template"
 
 
 @dataclass(frozen=True)
@@ -430,11 +434,20 @@ def _workspace(value, at: _At, *, defaults: dict, depth: int, count: list[int]) 
         template=template,
         model=_text(data, "model", at, rule="model") or defaults.get("model"),
         memories=_memories(data.get("initial_memories"), at.key("initial_memories"), root=depth == 0),
+        schedules=_schedules(data.get("schedules"), at.key("schedules")),
         children=[
             _workspace(child, children_at.index(i), defaults=defaults, depth=depth + 1, count=count)
             for i, child in enumerate(children)
         ],
     )
+
+
+def _schedules(value, at: _At) -> list[ScheduleInput]:
+    at = at.into(value)
+    try:
+        return template_schedules(value, where=at.path or "schedules")
+    except TemplateSchedulesError as exc:
+        raise OrgTemplateError(f"{at.source}: {exc}") from None
 
 
 def _memories(value, at: _At, *, root: bool) -> list[tuple[str, str]]:

@@ -23,6 +23,8 @@ from molecule_site.errors import ApiError
 from registry.models import WorkspaceAuthToken
 from registry.redis_keys import cache_url, clear_workspace_keys
 from registry.tokens import inbound_secret, token_mint, token_revoke
+from schedules.inputs import TemplateSchedulesError, template_schedules
+from schedules.services import schedules_disable_for, schedules_from_template
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from secrets_app.selectors import MODEL_SECRET_KEY
@@ -70,8 +72,13 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
     ``config.yaml`` says what the role is; the body wins where it says otherwise).
     """
     runtime, model, tier, role = new.runtime, new.model, new.tier, new.role
+    schedules = []
     if new.template:
         config = templates.read_config(templates.configs_dir() / new.template) or {}
+        try:  # the template's cron prompts (spec §19), checked before anything is written
+            schedules = template_schedules(config.get("schedules"))
+        except TemplateSchedulesError as exc:
+            raise ApiError(f"template {new.template}: {exc}") from None
         template_runtime, template_model = templates.template_runtime_and_model(config)
         runtime, model = runtime or template_runtime, model or template_model
         tier = tier or templates.template_tier(config)
@@ -106,6 +113,7 @@ def workspace_create(*, new: NewWorkspace, platform_url: str) -> dict:
         )
     CanvasLayout.objects.create(workspace=workspace, x=new.x, y=new.y)
     _seed_memories(workspace, new.initial_memories)
+    schedules_from_template(workspace_id=workspace.id, entries=schedules)
     emit("WORKSPACE_PROVISIONING", workspace.id, {"name": workspace.name, "tier": workspace.tier, "runtime": runtime})
 
     if external:
@@ -276,6 +284,7 @@ def workspace_delete(*, workspace_id: uuid.UUID, confirm: bool, purge: bool) -> 
         )
         CanvasLayout.objects.filter(workspace_id__in=doomed).delete()
         token_revoke(tokens=WorkspaceAuthToken.objects.filter(workspace_id__in=doomed))
+        schedules_disable_for(doomed)
         for descendant in descendants:
             emit("WORKSPACE_REMOVED", descendant, {})
         emit("WORKSPACE_REMOVED", workspace_id, {"cascade_deleted": len(descendants)})

@@ -19,6 +19,7 @@ from molecule_site import admin_site
 from registry.models import WorkspaceAuthToken
 from registry.tokens import token_mint
 from secrets_app.crypto import encrypt
+from schedules.models import WorkspaceSchedule
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from traces.models import TraceSpan
 from workspaces.models import Agent, CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig, WorkspaceStatus
@@ -47,6 +48,7 @@ def one_row_of_every_model(operator):
     )
     GlobalSecret.objects.create(key="GLOBAL_KEY", encrypted_value=ciphertext, encryption_version=version)
     AgentMemory.objects.create(workspace=workspace, content="the build is green", scope=MemoryScope.TEAM)
+    WorkspaceSchedule.objects.create(workspace=workspace, name="standup", cron_expr="0 9 * * 1-5", prompt="Plan.")
     WorkspaceMemory.objects.create(workspace=child, key="progress", value={"done": 3})
     ActivityLog.objects.create(workspace=workspace, activity_type="a2a_send", method="message/send", summary="hi",
                                request_body={"q": 1})

@@ -1,6 +1,7 @@
 """A small real A2A agent on loopback for proxy tests: one threaded HTTP server, behaviour by path.
 
 ``/echo``      200 JSON-RPC result echoing the request (``result.echo``) with a tool trace
+``/empty``     200 JSON-RPC result: an agent message whose only text part is empty
 ``/slow/<s>``  sleeps ``s`` seconds, then answers like ``/echo``
 ``/hang``      reads the request and never answers (until the server stops)
 ``/reset``     reads the request and resets the connection (TCP RST)
@@ -72,6 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"jsonrpc": "2.0", "id": request.get("id") if isinstance(request, dict) else None,
                              "result": {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": "ok"}],
                                         "metadata": {"usage": USAGE}}})
+        elif path == "/empty":
+            self._json(200, {"jsonrpc": "2.0", "id": request.get("id") if isinstance(request, dict) else None,
+                             "result": {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": ""}]}})
         elif path.startswith("/slow/"):
             time.sleep(float(path.rsplit("/", 1)[1]))
             self._echo(request)

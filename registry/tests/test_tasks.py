@@ -28,6 +28,8 @@ def test_every_sweep_is_declared_once_in_the_beat_schedule_with_its_interval_fro
         "stale-token-sweep": ("registry.tasks.sweep_stale_tokens", settings.STALE_TOKEN_SWEEP_SECONDS),
         "orphan-container-sweep": ("registry.tasks.sweep_orphan_containers", ORPHAN_CONTAINER_SWEEP_SECONDS),
         "container-health-sweep": ("registry.tasks.sweep_container_health", settings.CONTAINER_SWEEP_SECONDS),
+        "hibernation-sweep": ("registry.tasks.sweep_idle_hibernation", settings.HIBERNATION_SWEEP_SECONDS),
+        "schedule-sweep": ("schedules.tasks.sweep_schedules", settings.SCHEDULE_SWEEP_SECONDS),
     }
     for name, (task, seconds) in sweeps.items():
         job = schedule[name]

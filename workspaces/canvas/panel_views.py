@@ -104,11 +104,19 @@ def traces_tab(request, workspace):
                   {**panels.traces_context(workspace), **panels.transcript_context(workspace)})
 
 
+def schedule_tab(request, workspace):
+    """The Schedule tab; ``?preview=1&cron=…&tz=…`` renders just the form's next-runs preview."""
+    if request.GET.get("preview"):
+        context = panels.schedule_preview_context(request.GET.get("cron", ""), request.GET.get("tz", ""))
+        return render(request, "canvas/panel/_schedule_preview.html", context)
+    return render(request, "canvas/panel/schedule.html", panels.schedule_context(workspace))
+
+
 def events_tab(request, workspace):
     return render(request, "canvas/panel/events.html", panels.events_context(workspace))
 
 
 TAB_VIEWS = {
     "chat": chat_tab, "activity": activity_tab, "details": details_tab, "terminal": terminal_tab, "config": config_tab,
-    "files": files_tab, "memory": memory_tab, "traces": traces_tab, "events": events_tab,
+    "schedule": schedule_tab, "files": files_tab, "memory": memory_tab, "traces": traces_tab, "events": events_tab,
 }

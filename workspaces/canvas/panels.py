@@ -23,6 +23,9 @@ from memory.models import MemoryScope
 from metering import selectors as metering_selectors
 from molecule_site.errors import ApiError
 from registry.selectors import workspace_peers
+from schedules import cron
+from schedules import selectors as schedule_selectors
+from schedules.models import STALE_AFTER_EMPTY_REPLIES
 from secrets_app.crypto import DecryptionError
 from secrets_app.selectors import workspace_model
 from traces import selectors as traces_selectors
@@ -38,7 +41,7 @@ from workspaces.templates import CONFIG_FILE
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
 TABS = (
     ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("terminal", "Terminal"), ("config", "Config"),
-    ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"), ("events", "Events"),
+    ("schedule", "Schedule"), ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"), ("events", "Events"),
 )
 TAB_IDS = tuple(tab for tab, _ in TABS)
 TIER_LABELS = {1: "Sandboxed", 2: "Standard", 3: "Privileged", 4: "Full Access"}  # canvas spec §1.3
@@ -199,20 +202,27 @@ def _reply_key(body) -> str:
     return ""
 
 
+def _scheduled(body) -> bool:
+    message = (body.get("params") or {}).get("message") if isinstance(body, dict) else None
+    metadata = message.get("metadata") if isinstance(message, dict) else None
+    return isinstance(metadata, dict) and metadata.get("source") == "cron"
+
+
 def chat_history(items: list[dict]) -> list[Bubble]:
     """My Chat, oldest first, from ``a2a_receive`` rows the operator started (no source), given
     newest first as the activity selector answers.
 
     Each row is the operator's message and the agent's reply (or why there is none); a notify
     row is an agent push with no request. The runtime's "Delegation results are ready…"
-    follow-ups are internal and left out.
+    follow-ups are internal and left out, and so are scheduled prompts (the platform's
+    ``system:cron`` caller also has no source): the Schedule tab shows those runs.
     """
     bubbles: list[Bubble] = []
     now = timezone.now()
     for item in reversed(items):  # the selector answers newest first
         when = _when(item["created_at"], now)
         text, attached = request_message(item.get("request_body"))
-        if text.startswith(DELEGATION_SELF_MESSAGE):
+        if text.startswith(DELEGATION_SELF_MESSAGE) or _scheduled(item.get("request_body")):
             continue
         if item.get("method") != "notify" and (text or attached):
             bubbles.append(Bubble("user", text, when, attached))
@@ -628,3 +638,83 @@ def transcript_context(workspace: Workspace, *, since: int = 0) -> dict:
                                                 "runtime": body.get("runtime") or "",
                                                 "earlier": len(read) > TRANSCRIPT_LIMIT},
             "problem": ""}
+
+
+# --- schedule (canvas spec §3.11): cron prompts, their next runs and their history -------------------------------
+
+SCHEDULE_HISTORY = 5  # runs shown per schedule
+SCHEDULE_HISTORY_READ = 200  # cron_run rows read for all of a workspace's schedules together
+SCHEDULE_TONES = {"ok": "green", "stale": "amber", "error": "red"}
+RUN_ICONS = {**STATUS_ICONS, "stale": "◌", "skipped": "↷"}
+COMMON_TIMEZONES = (
+    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
+    "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo",
+    "Australia/Sydney",
+)
+
+
+def until(moment: datetime, now: datetime) -> str:
+    seconds = int((moment - now).total_seconds())
+    if seconds <= 0:
+        return "due now"
+    if seconds < 60:
+        return f"in {seconds}s"
+    if seconds < 3600:
+        return f"in {seconds // 60}m"
+    if seconds < 86400:
+        return f"in {seconds // 3600}h {seconds % 3600 // 60}m" if seconds % 3600 >= 60 else f"in {seconds // 3600}h"
+    return f"in {seconds // 86400}d"
+
+
+def _schedule_runs(workspace: Workspace) -> dict[str, list[dict]]:
+    """The last runs of each schedule of the workspace, newest first (one read)."""
+    now = timezone.now()
+    runs: dict[str, list[dict]] = {}
+    rows = (
+        workspace.activity.filter(activity_type=schedule_selectors.ACTIVITY_TYPE)
+        .order_by("-created_at")[:SCHEDULE_HISTORY_READ]
+    )
+    for row in rows:
+        body = row.request_body if isinstance(row.request_body, dict) else {}
+        bucket = runs.setdefault(str(body.get("schedule_id")), [])
+        if len(bucket) >= SCHEDULE_HISTORY:
+            continue
+        item = schedule_selectors.run_item(row)
+        bucket.append({**item, "icon": RUN_ICONS.get(row.status, "•"), "when": _when(row.created_at, now),
+                       "duration": duration(row.duration_ms), "manual": bool(body.get("manual"))})
+    return runs
+
+
+def schedule_context(workspace: Workspace) -> dict:
+    """The Schedule tab: every schedule with its description, next/last run and recent history."""
+    now = timezone.now()
+    runs = _schedule_runs(workspace)
+    rows = []
+    for schedule in schedule_selectors.workspace_schedules(workspace.id):
+        shown = schedule_selectors.preview(schedule.cron_expr, schedule.timezone, count=1, now=now)
+        rows.append({
+            "id": str(schedule.id), "name": schedule.name, "cron_expr": schedule.cron_expr,
+            "timezone": schedule.timezone, "prompt": schedule.prompt, "enabled": schedule.enabled,
+            "source": schedule.source, "status": schedule.status, "tone": SCHEDULE_TONES.get(schedule.status, "grey"),
+            "description": shown["description"], "consecutive_empty": schedule.consecutive_empty,
+            "run_count": schedule.run_count, "last_status": schedule.last_status, "last_error": schedule.last_error,
+            "last_icon": RUN_ICONS.get(schedule.last_status or "", ""),
+            "last": _when(schedule.last_run_at, now),
+            "next": _when(schedule.next_fire_at, now) if schedule.enabled else None,
+            "next_in": until(schedule.next_fire_at, now) if schedule.enabled and schedule.next_fire_at else "",
+            "next_local": (schedule.next_fire_at.astimezone(cron.zone(schedule.timezone)).strftime("%a %d %b, %H:%M %Z")
+                           if schedule.enabled and schedule.next_fire_at else ""),
+            "deferred": schedule.defer_until is not None,
+            "history": runs.get(str(schedule.id), []),
+        })
+    return {**_base(workspace), "schedules": rows, "timezones": COMMON_TIMEZONES,
+            "stale_after": STALE_AFTER_EMPTY_REPLIES}
+
+
+def schedule_preview_context(cron_expr: str, timezone_name: str) -> dict:
+    """The form's live preview: what the expression means and its next runs in its zone."""
+    now = timezone.now()
+    shown = schedule_selectors.preview(cron_expr, timezone_name or "UTC", now=now)
+    for run in shown["runs"]:
+        run["in"] = until(datetime.fromisoformat(run["at"].replace("Z", "+00:00")), now)
+    return {"preview": shown, "cron_expr": cron_expr}

@@ -11,10 +11,10 @@ import { STATUS_LABELS } from "./canvas.js";
 import { chatTab, localiseTimes } from "./chat.js";
 import { terminalTab } from "./terminal.js";
 
-const TABS = ["chat", "activity", "details", "terminal", "config", "files", "memory", "traces", "events"];
+const TABS = ["chat", "activity", "details", "terminal", "config", "schedule", "files", "memory", "traces", "events"];
 const WIDTH_KEY = "molecule-panel-width";
 const MIN_WIDTH = 320, MAX_WIDTH = 800, DEFAULT_WIDTH = 480, KEY_STEP = 16;
-const POLL_MS = { activity: 5000, traces: 5000, events: 10000 };
+const POLL_MS = { activity: 5000, traces: 5000, events: 10000, schedule: 15000 };
 const SEARCH_DEBOUNCE_MS = 300;
 const HEADER_DEBOUNCE_MS = 150;
 const MAX_UPLOAD_BYTES = 1024 * 1024;
@@ -682,9 +682,121 @@ const memoryTab = {
   },
 };
 
+// Schedule (canvas spec §3.11): cron prompts. The form's preview of the next runs is rendered
+// by the server (the expression in its zone) as the operator types; writes go to the schedules API.
+const scheduleTab = {
+  mount(el) { this.el = el; this.timer = null; },
+  query() { return ""; }, // reloads swap the list and its count: open rows and the form stay as they are
+  paused() { return Boolean(this.el?.querySelector("[data-confirming]")); }, // a delete awaiting its confirm
+  unmount() { clearTimeout(this.timer); },
+  form() { return this.el.querySelector("[data-schedule-form]"); },
+  path(id = "") { return `/workspaces/${encodeURIComponent(state.id)}/schedules${id ? `/${encodeURIComponent(id)}` : ""}`; },
+  openForm(row = null) {
+    const form = this.form();
+    form.reset();
+    form.elements.id.value = row ? row.dataset.scheduleId : "";
+    if (row) {
+      form.elements.name.value = row.dataset.name;
+      form.elements.cron_expr.value = row.dataset.cron;
+      form.elements.timezone.value = row.dataset.tz;
+      form.elements.prompt.value = row.querySelector("[data-schedule-prompt]").textContent;
+      form.elements.enabled.checked = row.dataset.enabled === "true";
+    } else {
+      form.elements.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    }
+    form.querySelector("[data-schedule-form-title]").textContent = row ? `Edit ${row.dataset.name}` : "New schedule";
+    form.querySelector("[data-schedule-save]").textContent = row ? "Save" : "Create";
+    setError(form.querySelector("[data-schedule-error]"), "");
+    form.hidden = false;
+    this.el.querySelector("[data-schedule-empty]")?.setAttribute("hidden", "");
+    this.preview();
+    form.elements.name.focus();
+  },
+  closeForm() {
+    this.form().hidden = true;
+    this.el.querySelector("[data-schedule-empty]")?.removeAttribute("hidden");
+  },
+  async preview() {
+    const form = this.form();
+    const params = new URLSearchParams({ preview: "1", cron: form.elements.cron_expr.value, tz: form.elements.timezone.value });
+    const html = await fragment(fragmentPath("schedule", `?${params}`));
+    const slot = form.querySelector("[data-schedule-preview]");
+    if (html === null || !slot?.isConnected) return;
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    slot.replaceWith(template.content);
+  },
+  async save() {
+    const form = this.form();
+    const id = form.elements.id.value;
+    const body = {
+      name: form.elements.name.value, cron_expr: form.elements.cron_expr.value, timezone: form.elements.timezone.value,
+      prompt: form.elements.prompt.value, enabled: form.elements.enabled.checked,
+    };
+    const button = form.querySelector("[data-schedule-save]");
+    button.disabled = true;
+    const result = await api(id ? "PATCH" : "POST", this.path(id), body);
+    button.disabled = false;
+    if (!result.ok) { setError(form.querySelector("[data-schedule-error]"), result.error); return; }
+    canvas.toast(id ? `Schedule ${body.name} saved` : `Schedule ${body.name} created`, "success");
+    form.hidden = true;
+    reloadTab("schedule");
+  },
+  async toggle(input) {
+    input.disabled = true;
+    const result = await api("PATCH", this.path(input.dataset.scheduleToggle), { enabled: input.checked });
+    if (!result.ok) { canvas.toast(`Could not change the schedule: ${result.error}`, "error"); input.checked = !input.checked; }
+    reloadTab("schedule");
+  },
+  async run(button) {
+    button.disabled = true;
+    const result = await api("POST", `${this.path(button.dataset.scheduleRun)}/run`);
+    if (!result.ok) { canvas.toast(`Could not run the schedule: ${result.error}`, "error"); button.disabled = false; return; }
+    canvas.toast("Schedule fired — its reply shows in the history", "success");
+    setTimeout(() => { if (state.tab === "schedule") reloadTab("schedule"); }, 3000);
+  },
+  async remove(button) {
+    button.disabled = true;
+    const result = await api("DELETE", this.path(button.dataset.scheduleDelete));
+    if (!result.ok) { canvas.toast(`Could not delete the schedule: ${result.error}`, "error"); button.disabled = false; return; }
+    reloadTab("schedule");
+  },
+  click(event) {
+    const target = event.target;
+    if (target.closest(".switch")) {
+      // the switch sits in the row's <summary>: flip the schedule, not the row
+      if (!target.matches("[data-schedule-toggle]")) { event.preventDefault(); target.closest(".switch").querySelector("input").click(); }
+      return;
+    }
+    if (target.closest("[data-schedule-new]")) { this.openForm(); return; }
+    if (target.closest("[data-schedule-cancel]")) { this.closeForm(); return; }
+    const edit = target.closest("[data-schedule-edit]");
+    if (edit) { this.openForm(edit.closest("[data-schedule-id]")); return; }
+    const run = target.closest("[data-schedule-run]");
+    if (run) { this.run(run); return; }
+    const del = target.closest("[data-schedule-delete]");
+    if (del) {
+      if (del.dataset.confirming) { this.remove(del); return; }
+      del.dataset.confirming = "true";
+      del.textContent = "Confirm delete";
+      del.classList.add("btn-danger");
+    }
+  },
+  change(event) { if (event.target.matches("[data-schedule-toggle]")) this.toggle(event.target); },
+  input(event) {
+    if (!event.target.matches("[name=cron_expr], [name=timezone]")) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.preview(), SEARCH_DEBOUNCE_MS);
+  },
+  submit(event) { if (event.target.closest("[data-schedule-form]")) this.save(); },
+  keydown(event) {
+    if (event.key === "Escape" && event.target.closest("[data-schedule-form]")) { event.stopPropagation(); this.closeForm(); }
+  },
+};
+
 const controllers = {
   chat: chatTab, activity: activityTab, details: detailsTab, terminal: terminalTab, config: configTab, files: filesTab,
-  memory: memoryTab, traces: tracesTab, events: eventsTab,
+  memory: memoryTab, traces: tracesTab, events: eventsTab, schedule: scheduleTab,
 };
 
 function installTabEvents() {
@@ -747,6 +859,10 @@ function onWsEvent(envelope) {
   if (id !== state.id) return;
   chatTab.wsEvent(envelope);
   if (["AGENT_CARD_UPDATED", "WORKSPACE_UPDATED"].includes(envelope.event)) refreshHeaderSoon();
+  if (state.loaded.has("schedule") && ["SCHEDULE_UPDATED", "CRON_EXECUTED", "CRON_SKIPPED"].includes(envelope.event)
+      && !scheduleTab.paused()) {
+    reloadTab("schedule");
+  }
   if (envelope.event === "WORKSPACE_REMOVED") return;
   if (state.loaded.has("details") && envelope.event.startsWith("WORKSPACE_") && envelope.event !== "WORKSPACE_HEARTBEAT"
       && !tabPanel("details").querySelector("[data-details-form]:not([hidden]), [data-delete-confirm]:not([hidden])")) {
