@@ -88,6 +88,7 @@ def test_the_tab_renders_the_list_status_and_history(operator_client, pm):
     body = response.content.decode()
     shown = text(response)
     assert "1 schedule" in shown and "standup" in shown and "At 09:00 on Monday through Friday" in shown
+    assert 'title="At 09:00 on Monday through Friday · Europe/Paris"' in body  # the row may cut it short
     assert 'data-schedule-toggle="%s" checked' % row.id in body
     assert "tone-red" in body and "Last error boom" in shown
     assert "↷" in body and "manual" in shown  # the skipped manual run
