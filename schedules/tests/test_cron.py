@@ -1,4 +1,4 @@
-"""``schedules.cron``: parsing five-field expressions and computing firings in a time zone."""
+"""``schedules.cron``: five-field expressions (parsed by cronsim) and their firings in a time zone."""
 
 from __future__ import annotations
 
@@ -60,13 +60,37 @@ def test_times_are_wall_clock_in_the_zone_across_daylight_saving():
     assert nxt("0 9 * * *", at(2026, 7, 10), "Europe/Paris") == at(2026, 7, 10, 7)
 
 
-def test_a_time_skipped_by_the_spring_jump_is_skipped_and_a_repeated_one_fires_once():
-    # 2026-03-29 02:30 does not exist in Paris (02:00 → 03:00)
-    assert nxt("30 2 * * *", at(2026, 3, 28, 12), "Europe/Paris") == at(2026, 3, 30, 0, 30)
+def test_a_time_skipped_by_the_spring_jump_fires_after_it_and_a_repeated_one_fires_once():
+    # 2026-03-29 02:30 does not exist in Paris (02:00 → 03:00): it fires at 03:00 CEST, as Debian cron does
+    skipped = nxt("30 2 * * *", at(2026, 3, 28, 12), "Europe/Paris")
+    assert skipped == at(2026, 3, 29, 1, 0)
+    assert nxt("30 2 * * *", skipped, "Europe/Paris") == at(2026, 3, 30, 0, 30)
     # 2026-10-25 02:30 happens twice in Paris: once, at the first (CEST, 00:30 UTC)
     first = nxt("30 2 * * *", at(2026, 10, 24, 12), "Europe/Paris")
     assert first == at(2026, 10, 25, 0, 30)
     assert nxt("30 2 * * *", first, "Europe/Paris") == at(2026, 10, 26, 1, 30)
+
+
+def test_from_inside_the_repeated_hour_the_next_firing_is_still_strictly_after():
+    # 01:30 UTC is the second 02:30 in Paris; 02:45 of that night (00:45 UTC) is already past
+    assert nxt("45 2 * * *", at(2026, 10, 25, 1, 30), "Europe/Paris") == at(2026, 10, 26, 1, 45)
+
+
+def test_intervals_step_through_real_time_across_both_changes():
+    # every 15 minutes through the repeated hour, both times round (02:30 CEST … 02:45 CET)
+    runs = cron.parse("*/15 * * * *").next_runs(at(2026, 10, 25, 0, 20), ZoneInfo("Europe/Paris"), 6)
+    assert runs == [at(2026, 10, 25, 0, 30), at(2026, 10, 25, 0, 45), at(2026, 10, 25, 1), at(2026, 10, 25, 1, 15),
+                    at(2026, 10, 25, 1, 30), at(2026, 10, 25, 1, 45)]
+    # and every 30 minutes straight over the spring gap
+    runs = cron.parse("*/30 * * * *").next_runs(at(2026, 3, 29, 0, 20), ZoneInfo("Europe/Paris"), 3)
+    assert runs == [at(2026, 3, 29, 0, 30), at(2026, 3, 29, 1), at(2026, 3, 29, 1, 30)]
+
+
+def test_last_days_and_nth_weekdays():
+    assert nxt("0 0 L * *", at(2026, 2, 1)) == at(2026, 2, 28)
+    assert nxt("0 0 LW * *", at(2026, 5, 1)) == at(2026, 5, 29)  # 2026-05-31 is a Sunday
+    assert nxt("0 9 * * fri#2", at(2026, 1, 1)) == at(2026, 1, 9, 9)
+    assert nxt("0 0 * * 5L", at(2026, 1, 1)) == at(2026, 1, 30)
 
 
 def test_next_runs_lists_consecutive_firings():
@@ -80,19 +104,22 @@ def test_next_runs_lists_consecutive_firings():
     (None, "cron expression is required"),
     (5, "cron expression is required"),
     ("* * * *", "must have 5 fields"),
-    ("* * * * * *", "must have 5 fields"),
-    ("60 * * * *", "minute value 60 out of range 0-59"),
-    ("* 24 * * *", "hour value 24 out of range 0-23"),
-    ("* * 0 * *", "day of month value 0 out of range 1-31"),
-    ("* * * 13 *", "month value 13 out of range 1-12"),
-    ("* * * * 8", "day of week value 8 out of range 0-7"),
-    ("*/0 * * * *", "invalid step"),
-    ("*/x * * * *", "invalid step"),
-    ("5-1 * * * *", "runs backwards"),
-    ("a * * * *", "invalid minute value"),
-    ("1,,2 * * * *", "empty item"),
-    ("0 0 31 2 *", "never fires"),
-    ("0 0 30 2 *", "never fires"),
+    ("* * * * * *", "must have 5 fields"),  # cronsim would read a leading seconds field
+    ("60 * * * *", "minute field '60' is invalid \\(allowed: 0-59\\)"),
+    ("* 24 * * *", "hour field '24' is invalid \\(allowed: 0-23\\)"),
+    ("* * 0 * *", "day-of-month field '0' is invalid \\(allowed: 1-31, L, LW\\)"),
+    ("* * * 13 *", "month field '13' is invalid \\(allowed: 1-12, jan-dec\\)"),
+    ("* * * * 8", "day-of-week field '8' is invalid"),
+    ("*/0 * * * *", "minute field '\\*/0' is invalid"),
+    ("*/x * * * *", "minute field '\\*/x' is invalid"),
+    ("5-1 * * * *", "minute field '5-1' is invalid"),
+    ("a * * * *", "minute field 'a' is invalid"),
+    ("1,,2 * * * *", "minute field '1,,2' is invalid"),
+    ("L * * * *", "minute field 'L' is invalid"),
+    ("0 0 * * mon#6", "day-of-week field 'mon#6' is invalid"),
+    ("0 0 32 2 *", "day-of-month field '32' is invalid"),
+    ("0 0 31 2 *", "'0 0 31 2 \\*' never fires"),
+    ("0 0 31 4,6 *", "never fires"),
     ("@often", "unknown cron nickname"),
     ("* " * 150, "longer than"),
 ])
@@ -110,20 +137,13 @@ def test_zones_are_iana_names():
 
 
 @pytest.mark.parametrize("expr, text", [
-    ("* * * * *", "every minute"),
-    ("*/15 * * * *", "every 15 minutes"),
-    ("0 * * * *", "every hour"),
-    ("30 * * * *", "every hour at :30"),
-    ("0 9 * * 1-5", "at 09:00 on Mon–Fri"),
-    ("0 9,17 * * *", "at 09:00, 17:00"),
-    ("0 0 1 * *", "at 00:00 on day 1 of the month"),
-    ("0 0 1 1 *", "at 00:00 on day 1 of the month in Jan"),
-    ("0 8 * * sat,sun", "at 08:00 on Sun, Sat"),
-    ("*/15 9-17 * * 1-5", "every 15 minutes, 09:00–17:45 on Mon–Fri"),
-    ("0 9-17 * * *", "every hour, 09:00–17:00"),
-    ("0 */2 * * *", "every 2 hours"),
-    ("30 */3 * * *", "every 3 hours at :30"),
-    ("5 1,3,7,11,13 * * *", "at minute 5 past hour 1, 3, 7, 11, 13"),
+    ("* * * * *", "Every minute"),
+    ("*/15 * * * *", "Every 15th minute of every hour"),
+    ("0 9 * * 1-5", "At 09:00 on Monday through Friday"),
+    ("0 9,17 * * *", "At 09:00 and 17:00 every day"),
+    ("*/15 9-17 * * 1-5", "Every 15th minute from 09:00 through 17:59 on Monday through Friday"),
+    ("0 9 * * fri#2", "At 09:00 on the second Friday of the month"),
+    ("@weekly", "At 00:00 on Sunday"),
 ])
-def test_descriptions_read_as_english(expr, text):
+def test_descriptions_are_cronsims_english(expr, text):
     assert cron.describe(cron.parse(expr)) == text

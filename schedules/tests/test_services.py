@@ -161,7 +161,7 @@ workspaces:
     response = import_org(client, django_capture_on_commit_callbacks, "bad")
     assert response.status_code == 400
     assert response.json()["error"] == (
-        "bad/org.yaml: workspaces[0].children[0].schedules[0]: invalid cron_expr: hour value 25 out of range 0-23")
+        "bad/org.yaml: workspaces[0].children[0].schedules[0]: invalid cron_expr: hour field '25' is invalid (allowed: 0-23)")
     assert not Workspace.objects.exists()
 
 

@@ -100,7 +100,7 @@ def test_a_disabled_schedule_has_no_next_run(api, pm):
 
 
 @pytest.mark.parametrize("body, error", [
-    ({**STANDUP, "cron_expr": "61 * * * *"}, "invalid cron_expr: minute value 61 out of range 0-59"),
+    ({**STANDUP, "cron_expr": "61 * * * *"}, "invalid cron_expr: minute field '61' is invalid (allowed: 0-59)"),
     ({**STANDUP, "cron_expr": "every day"}, "invalid cron_expr: cron expression must have 5 fields"),
     ({**STANDUP, "cron_expr": 5}, "cron_expr must be a string"),
     ({**STANDUP, "timezone": "Mars/Olympus"}, "invalid timezone: unknown timezone 'Mars/Olympus'"),

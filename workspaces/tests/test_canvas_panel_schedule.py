@@ -66,7 +66,7 @@ def test_the_context_lists_each_schedule_with_its_description_next_run_and_histo
     rows = {row["name"]: row for row in context["schedules"]}
     assert list(rows) == ["standup", "digest", "weekly"]  # oldest first
     first = rows["standup"]
-    assert first["description"] == "at 09:00 on Mon–Fri"
+    assert first["description"] == "At 09:00 on Monday through Friday"
     assert first["next_in"].startswith("in ") and first["next_local"].endswith(("CET", "CEST"))
     assert [item["reply_preview"] for item in first["history"]] == [f"plan {m}" for m in range(1, 6)]  # newest 5
     assert first["history"][0]["icon"] == "✓"
@@ -87,7 +87,8 @@ def test_the_tab_renders_the_list_status_and_history(operator_client, pm):
     assert response.status_code == 200
     body = response.content.decode()
     shown = text(response)
-    assert "1 schedule" in shown and "standup" in shown and "at 09:00 on Mon–Fri" in shown
+    assert "1 schedule" in shown and "standup" in shown and "At 09:00 on Monday through Friday" in shown
+    assert 'title="At 09:00 on Monday through Friday · Europe/Paris"' in body  # the row may cut it short
     assert 'data-schedule-toggle="%s" checked' % row.id in body
     assert "tone-red" in body and "Last error boom" in shown
     assert "↷" in body and "manual" in shown  # the skipped manual run
@@ -102,7 +103,7 @@ def test_an_empty_tab_says_what_a_schedule_is(operator_client, pm):
 def test_the_preview_lists_the_next_five_runs_in_the_zone(operator_client, pm):
     context = panels.schedule_preview_context("0 9 * * *", "Asia/Tokyo")
     preview = context["preview"]
-    assert (preview["ok"], preview["description"], preview["timezone"]) == (True, "at 09:00", "Asia/Tokyo")
+    assert (preview["ok"], preview["description"], preview["timezone"]) == (True, "At 09:00 every day", "Asia/Tokyo")
     assert len(preview["runs"]) == 5
     assert all(run["local"].endswith("09:00 JST") for run in preview["runs"])
     assert all(run["in"].startswith("in ") for run in preview["runs"])
@@ -114,7 +115,7 @@ def test_the_preview_lists_the_next_five_runs_in_the_zone(operator_client, pm):
 
 
 @pytest.mark.parametrize("cron, tz, problem", [
-    ("0 25 * * *", "UTC", "hour value 25 out of range 0-23"),
+    ("0 25 * * *", "UTC", "hour field '25' is invalid (allowed: 0-23)"),
     ("* * *", "UTC", "must have 5 fields"),
     ("0 9 * * *", "Mars/Olympus", "unknown timezone 'Mars/Olympus'"),
 ])

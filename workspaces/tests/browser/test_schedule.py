@@ -21,7 +21,7 @@ def test_schedule_tab_previews_creates_toggles_runs_and_deletes(canvas, admin_ap
     open_panel(canvas, ws["id"], "schedule")
     tab = canvas.locator("#panel-schedule")
     expect(tab.locator(".tab-count")).to_have_text("1 schedule")
-    expect(tab.locator(".sched-row", has_text="nightly-report")).to_contain_text("at 02:00")
+    expect(tab.locator(".sched-row", has_text="nightly-report")).to_contain_text("At 02:00 every day")
 
     # the form previews the next five runs, computed by the server in the schedule's zone
     tab.get_by_role("button", name="+ New schedule").click()
@@ -30,9 +30,9 @@ def test_schedule_tab_previews_creates_toggles_runs_and_deletes(canvas, admin_ap
     form.get_by_label("Name").fill("standup")
     form.get_by_label("Timezone").fill("Europe/Paris")
     form.get_by_label("Cron expression").fill("0 25 * * *")
-    expect(form.locator(".sched-problem")).to_have_text("hour value 25 out of range 0-23")
+    expect(form.locator(".sched-problem")).to_have_text("hour field '25' is invalid (allowed: 0-23)")
     form.get_by_label("Cron expression").fill("*/15 9-17 * * 1-5")
-    expect(form.locator(".sched-desc")).to_contain_text("every 15 minutes, 09:00–17:45 on Mon–Fri (Europe/Paris)")
+    expect(form.locator(".sched-desc")).to_contain_text("Every 15th minute from 09:00 through 17:59 on Monday through Friday (Europe/Paris)")
     expect(form.locator(".sched-runs li")).to_have_count(5)
     expect(form.locator(".sched-runs li").first).to_contain_text(re.compile(r"(Mon|Tue|Wed|Thu|Fri) .* CES?T"))
     form.get_by_label("Prompt").fill("Post today's plan to the team.")
@@ -68,10 +68,10 @@ def test_schedule_tab_previews_creates_toggles_runs_and_deletes(canvas, admin_ap
     expect(form.get_by_label("Timezone")).to_have_value("Europe/Paris")
     expect(form.get_by_label("Prompt")).to_have_value("Post today's plan to the team.")
     form.get_by_label("Cron expression").fill("0 9 * * 1-5")
-    expect(form.locator(".sched-desc")).to_contain_text("at 09:00 on Mon–Fri")
+    expect(form.locator(".sched-desc")).to_contain_text("At 09:00 on Monday through Friday")
     form.get_by_role("button", name="Save").click()
     expect(form).to_be_hidden()
-    expect(tab.locator(".sched-row", has_text="standup")).to_contain_text("at 09:00 on Mon–Fri")
+    expect(tab.locator(".sched-row", has_text="standup")).to_contain_text("At 09:00 on Monday through Friday")
     assert admin_api.get(f"/workspaces/{ws['id']}/schedules/{standup['id']}").json()["cron_expr"] == "0 9 * * 1-5"
 
     # delete asks once more
