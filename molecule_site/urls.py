@@ -43,6 +43,7 @@ urlpatterns = [
     path("", include("metering.urls")),  # budgets and token usage (spec §14, §17, §19)
     path("", include("traces.urls")),  # OTLP receiver, traces and the live transcript (spec §19)
     path("", include("workspaces.content_urls")),
+    path("", include("plugins_app.urls")),  # plugins, the org allowlist, workspace skills (spec §18, §19)
     path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
     # The canvas for people: login, the page at /, its card and panel fragments under /canvas/…/
     path("", include("workspaces.canvas.urls")),
