@@ -226,7 +226,8 @@ def skill_markdown(*, name: str, description: str, instructions: str, tags: list
     return f"---\n{front}---\n{instructions.strip()}\n"
 
 
-def _procedure(packet: dict, summary: str) -> str:
+def procedure_text(packet: dict, summary: str) -> str:
+    """The steps a candidate's memory packet records, as the body of its SKILL.md."""
     for key in ("procedure", "steps", "workflow", "instructions", "content", "what changed"):
         value = packet.get(key)
         if isinstance(value, list) and value:
@@ -262,7 +263,7 @@ def candidate_promote(*, workspace_id, candidate_id, body: dict, actor: str, ope
     packet = info["packet"]
     name = check_skill_name(body.get("name") or info["suggested_name"])
     description = body.get("description") or packet.get("description") or info["summary"] or ""
-    instructions = body.get("instructions") or _procedure(packet, info["summary"] or "")
+    instructions = body.get("instructions") or procedure_text(packet, info["summary"] or "")
     tool_script = body.get("tool_script")
     if not all(isinstance(v, str) for v in (description, instructions)) or not isinstance(tool_script, (str, type(None))):
         raise ApiError("invalid request body")

@@ -22,6 +22,9 @@ from memory import selectors as memory_selectors
 from memory.models import MemoryScope
 from metering import selectors as metering_selectors
 from molecule_site.errors import ApiError
+from plugins_app import registry as plugin_registry
+from plugins_app import services as plugin_services
+from plugins_app import skills as skill_services
 from registry.selectors import workspace_peers
 from secrets_app.crypto import DecryptionError
 from secrets_app.selectors import workspace_model
@@ -37,7 +40,8 @@ from workspaces.templates import CONFIG_FILE
 
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
 TABS = (
-    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("terminal", "Terminal"), ("config", "Config"),
+    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("skills", "Skills"), ("terminal", "Terminal"),
+    ("config", "Config"),
     ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"), ("events", "Events"),
 )
 TAB_IDS = tuple(tab for tab, _ in TABS)
@@ -628,3 +632,40 @@ def transcript_context(workspace: Workspace, *, since: int = 0) -> dict:
                                                 "runtime": body.get("runtime") or "",
                                                 "earlier": len(read) > TRANSCRIPT_LIMIT},
             "problem": ""}
+
+
+# --- skills and plugins (canvas spec §3.4) ------------------------------------------------------------------------
+
+PROMOTION_TASK_PREFIX = "Skill promotion:"
+
+
+def _skill_md(view: ConfigFiles, skill_id: str) -> str:
+    text = view.read_text(f"skills/{skill_id}/SKILL.md")
+    return text or ""
+
+
+def skills_context(workspace: Workspace) -> dict:
+    """The Skills tab: the skills the agent card announces (with their SKILL.md and version), the
+    pending promotion candidates, the installed plugins and the registry to install from."""
+    now = timezone.now()
+    view = ConfigFiles(workspace)
+    skills = []
+    for skill in skill_services.skills_list(workspace_id=workspace.id):
+        skills.append({**skill, "skill_md": _skill_md(view, skill["id"]) if skill["in_files"] else "",
+                       "from_plugin": skill["loaded"] and not skill["in_files"]})
+    candidates = [{**c, "when": _when(c["created_at"], now),
+                   "procedure": skill_services.procedure_text(c["packet"], c["summary"] or ""),
+                   "repetition": c["packet"].get("repetition_signal")}
+                  for c in skill_services.candidates_pending(workspace_id=workspace.id)]
+    installed = plugin_services.plugins_installed(workspace_id=workspace.id)
+    installed_names = {p["name"] for p in installed}
+    allowed = plugin_services.allowlist_names(plugin_services.org_root_id(workspace))
+    registry = [{**entry, "installed": entry["name"] in installed_names,
+                 "allowed": not allowed or entry["name"] in allowed}
+                for entry in plugin_registry.registry_list(workspace.runtime or "")]
+    task = workspace.current_task or ""
+    return {
+        **_base(workspace), "skills": skills, "candidates": candidates, "installed": installed,
+        "registry": registry, "schemes": plugin_services.sources()["schemes"],
+        "promotion_task": task[len(PROMOTION_TASK_PREFIX):].strip() if task.startswith(PROMOTION_TASK_PREFIX) else "",
+    }
