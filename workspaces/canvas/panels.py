@@ -649,15 +649,16 @@ def skills_context(workspace: Workspace) -> dict:
     pending promotion candidates, the installed plugins and the registry to install from."""
     now = timezone.now()
     view = ConfigFiles(workspace)
+    installed = plugin_services.plugins_installed(workspace_id=workspace.id)
+    plugin_of = {skill: plugin["name"] for plugin in installed for skill in plugin["skills"]}
     skills = []
     for skill in skill_services.skills_list(workspace_id=workspace.id):
         skills.append({**skill, "skill_md": _skill_md(view, skill["id"]) if skill["in_files"] else "",
-                       "from_plugin": skill["loaded"] and not skill["in_files"]})
+                       "from_plugin": "" if skill["in_files"] else plugin_of.get(skill["id"], "")})
     candidates = [{**c, "when": _when(c["created_at"], now),
                    "procedure": skill_services.procedure_text(c["packet"], c["summary"] or ""),
                    "repetition": c["packet"].get("repetition_signal")}
                   for c in skill_services.candidates_pending(workspace_id=workspace.id)]
-    installed = plugin_services.plugins_installed(workspace_id=workspace.id)
     installed_names = {p["name"] for p in installed}
     allowed = plugin_services.allowlist_names(plugin_services.org_root_id(workspace))
     registry = [{**entry, "installed": entry["name"] in installed_names,

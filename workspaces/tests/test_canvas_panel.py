@@ -486,7 +486,8 @@ def test_skills_tab_shows_the_card_skills_with_their_skill_md_and_plugin_skills_
     by_id = {s["id"]: s for s in context["skills"]}
     assert set(by_id) == {"lookup", "code-review", "draft"}
     assert by_id["lookup"]["skill_md"].endswith("Search the docs first.") and by_id["lookup"]["loaded"]
-    assert by_id["code-review"]["from_plugin"] and by_id["code-review"]["skill_md"] == ""
+    assert by_id["code-review"]["from_plugin"] == "" and by_id["code-review"]["skill_md"] == ""  # no such plugin here
+    assert by_id["lookup"]["from_plugin"] == ""
     assert not by_id["draft"]["loaded"] and by_id["draft"]["in_files"]
     text = _text(_get(operator_client, workspace, "skills/"))
     assert "Installed skills (3)" in text and "Search the docs first." in text and "not loaded" in text
@@ -517,10 +518,13 @@ def test_skills_tab_shows_installed_plugins_and_the_registry_with_what_may_be_in
     root = _ws("Org", runtime="autogen")
     workspace = _ws("Dev", runtime="autogen", parent=root)
     plugin_services.plugin_install(workspace_id=workspace.id, source="local://code-review")
+    workspace.agent_card = {"skills": [{"id": "code-review", "name": "Code review"}]}
+    workspace.save()
     OrgPluginAllowlist.objects.create(org=root, plugin_name="code-review")
     OrgPluginAllowlist.objects.create(org=root, plugin_name="incident-runbook")
     context = panels.skills_context(workspace)
     assert [p["name"] for p in context["installed"]] == ["code-review"]
+    assert [(s["id"], s["from_plugin"]) for s in context["skills"]] == [("code-review", "code-review")]
     registry = {p["name"]: p for p in context["registry"]}
     assert registry["code-review"]["installed"] is True
     assert registry["shared-coding-rules"]["allowed"] is False
