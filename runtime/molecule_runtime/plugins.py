@@ -10,9 +10,11 @@ copy wins. From each plugin we read:
 - root ``*.md`` except README/CHANGELOG/LICENSE/CONTRIBUTING → ``## Platform Guidelines``;
 - ``skills/<skill>/SKILL.md`` → loaded in place with ``skills.load_skills`` (nothing is copied).
 
-Out of scope (not implemented): the install pipeline (``install_plugins_via_registry``,
-registry/plugin-shipped adaptors, ``RawDropAdaptor``), ``setup.sh``, hooks/commands, the Claude
-layer (``settings-fragment.json``) and uninstall.
+Installing is the platform's job (``POST /workspaces/:id/plugins``): it writes the plugin into
+``<config>/plugins/<name>/`` and restarts the workspace, and this module finds it there at boot.
+Out of scope (not implemented): the runtime-side install pipeline (``install_plugins_via_registry``,
+registry/plugin-shipped adaptors, ``RawDropAdaptor``), ``setup.sh``, hooks/commands and the Claude
+layer (``settings-fragment.json``).
 """
 
 from __future__ import annotations
