@@ -1,9 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.text import Truncator
 
 from molecule_site.admin_site import OperatorModelAdmin, ViewOnlyModelAdmin
-from plugins_app import registry, services
-from plugins_app.models import OrgPluginAllowlist, SkillCandidateDecision, SkillVersion
+from molecule_site.errors import ApiError
+from plugins_app import registry, services, skills
+from plugins_app.models import OrgPluginAllowlist, SkillCandidateDecision, SkillPromotionCandidate, SkillVersion
 
 
 class AllowlistForm(forms.ModelForm):
@@ -60,3 +62,50 @@ class SkillCandidateDecisionAdmin(ViewOnlyModelAdmin):
     list_display = ("decision", "skill", "workspace", "decided_by", "decided_at")
     list_filter = ("decision",)
     list_select_related = ("workspace",)
+
+
+@admin.register(SkillPromotionCandidate)
+class SkillPromotionCandidateAdmin(ViewOnlyModelAdmin):
+    """Procedures agents flagged as worth a skill (runtime §6.4): promote them under their suggested
+    name, or dismiss them. Edit a promoted skill from the canvas's Skills tab or the API."""
+
+    list_display = ("created_at", "workspace", "summary_preview", "suggested_name")
+    search_fields = ("summary", "workspace__name")
+    list_select_related = ("workspace",)
+    actions = ("promote_selected", "dismiss_selected")
+
+    @admin.display(description="summary")
+    def summary_preview(self, row) -> str:
+        return Truncator(row.summary or "").chars(80)
+
+    @admin.display(description="skill name")
+    def suggested_name(self, row) -> str:
+        return skills.candidate_dict(row)["suggested_name"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _decide(self, request, queryset, verb: str) -> None:
+        done, failed = 0, []
+        for row in queryset:
+            try:
+                if verb == "promote":
+                    skills.candidate_promote(workspace_id=row.workspace_id, candidate_id=str(row.id), body={},
+                                             actor=request.user.get_username(), operator=True)
+                else:
+                    skills.candidate_dismiss(workspace_id=row.workspace_id, candidate_id=str(row.id),
+                                             actor=request.user.get_username())
+                done += 1
+            except ApiError as exc:
+                failed.append(f"{row.summary}: {exc}")
+        self.message_user(request, f"{verb.capitalize()}d {done} candidate(s).", messages.SUCCESS)
+        for failure in failed:
+            self.message_user(request, failure, messages.WARNING)
+
+    @admin.action(description="Promote selected candidates to skills")
+    def promote_selected(self, request, queryset):
+        self._decide(request, queryset, "promote")
+
+    @admin.action(description="Dismiss selected candidates")
+    def dismiss_selected(self, request, queryset):
+        self._decide(request, queryset, "dismiss")

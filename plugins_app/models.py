@@ -14,6 +14,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+
+from activity.models import ActivityLog
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -103,3 +105,20 @@ class SkillCandidateDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.skill or ''}".strip()
+
+
+class PendingCandidateManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(activity_type="skill_promotion", method="memory/skill-promotion",
+                                             skill_decision__isnull=True)
+
+
+class SkillPromotionCandidate(ActivityLog):
+    """A pending promotion candidate (an ``activity_logs`` row): what the operator admin promotes or dismisses."""
+
+    objects = PendingCandidateManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["-created_at"]
+        verbose_name = "skill promotion candidate"

@@ -55,6 +55,8 @@ def one_row_of_every_model(operator):
     SkillVersion.objects.create(workspace=workspace, skill="triage", version=1, action="promoted",
                                 files={"SKILL.md": "---\nname: triage\n---\nsteps"}, candidate=candidate)
     OrgPluginAllowlist.objects.create(org=workspace, plugin_name="code-review", enabled_by="operator")
+    ActivityLog.objects.create(workspace=workspace, activity_type="skill_promotion", method="memory/skill-promotion",
+                               summary="Write release notes", request_body={"promote_to_skill": True})
     StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=workspace.id, payload={"url": "x"})
     ApprovalRequest.objects.create(workspace=workspace, action="deploy", reason="release")
     WorkspaceTokenUsage.objects.create(workspace=workspace, model="gpt-4o", day=datetime.date(2026, 12, 1),
