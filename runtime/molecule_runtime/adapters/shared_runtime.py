@@ -166,7 +166,7 @@ class WorkspaceExtras:
 async def gather_extras(config: AdapterConfig, runtime: str, env: Mapping[str, str] | None = None) -> WorkspaceExtras:
     """Discover plugins and their skills, and ask the platform (if any) for children / parent context."""
     env = os.environ if env is None else env
-    plugins = discover_plugins(config.config_path, env)
+    plugins = discover_plugins(config.config_path, env, runtime)
     return WorkspaceExtras(
         plugins=plugins,
         plugin_skills=load_plugin_skills(plugins, runtime),
