@@ -417,6 +417,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.system_prompt = ""
         self.settings = None
         self._executor = None
+        self._prompt_source = None
 
     def executor_class(self):
         """The executor class (imported lazily by subclasses, so the heavy SDK loads only when used)."""
@@ -460,6 +461,8 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.loaded_skills = load_skills(config_path, list(config.tools), current_runtime=self.name())
         self.loaded_skills += extras.plugin_skills
         self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
+        # what a hot reload rebuilds the prompt from (nothing when config.yaml gives the prompt)
+        self._prompt_source = None if config.system_prompt else (config_path, list(config.prompt_files), extras)
         self.system_prompt = config.system_prompt or build_system_prompt(
             config_path, config.prompt_files, self.loaded_skills, tool_names=list(self.all_tools), extras=extras)
 
@@ -471,14 +474,21 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         return self._executor
 
     def replace_skills(self, reloaded: dict) -> None:
-        """Hot-reload hook: swap reloaded skills and rebuild the tool map the model sees (the
-        executor reads ``tools`` on its next task)."""
+        """Hot-reload hook: swap reloaded skills and rebuild the tool map and the system prompt
+        (its ``## Your Skills`` section) the model sees: the executor reads both on its next task,
+        so a promoted skill's instructions are followed without a restart."""
         old_skill_tools = {n for s in self.loaded_skills for n in s.tools}
         self.loaded_skills = replace_skills(self.loaded_skills, reloaded)
         builtin = {n: f for n, f in self.all_tools.items() if n not in old_skill_tools}
         self.all_tools = collect_tools(builtin, self.loaded_skills)
+        source = getattr(self, "_prompt_source", None)
+        if source is not None:
+            config_path, prompt_files, extras = source
+            self.system_prompt = build_system_prompt(config_path, prompt_files, self.loaded_skills,
+                                                     tool_names=list(self.all_tools), extras=extras)
         if self._executor is not None:
             self._executor.tools = self.all_tools
+            self._executor.system_prompt = self.system_prompt
 
     async def transcript_lines(self, since: int = 0, limit: int = 100) -> dict:
         lines = self._transcript()[since: since + limit]
