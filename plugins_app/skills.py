@@ -200,9 +200,13 @@ def _apply(workspace: Workspace, skill: str, content: dict[str, str], action: st
     try:
         if content:
             _config_skills(view, store, skill, present=True)  # listed first: the watcher then loads it
-            store.delete(folder)
-            for rel, text in sorted(content.items()):
-                store.write(f"{folder}/{rel}", text.encode())
+            stale = set(_skill_files(view, skill)) - set(content)
+            # SKILL.md last and stale files after it: a reload that catches the change half-way
+            # never sees the skill vanish, nor the new SKILL.md beside old scripts
+            for rel in sorted(content, key=lambda r: (r == SKILL_FILE, r)):
+                store.write(f"{folder}/{rel}", content[rel].encode())
+            for rel in sorted(stale):
+                store.delete(f"{folder}/{rel}")
         else:
             store.delete(folder)
             _config_skills(view, store, skill, present=False)

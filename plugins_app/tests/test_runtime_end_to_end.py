@@ -64,7 +64,7 @@ def card_skills(workspace: Workspace) -> dict[str, dict]:
     return {s["id"]: s for s in (workspace.agent_card or {}).get("skills", [])}
 
 
-def until(check, what: str, workspace: Workspace, timeout: float = 20):
+def until(check, what: str, workspace: Workspace, timeout: float = 45):
     deadline = time.monotonic() + timeout
     while True:
         result = check()

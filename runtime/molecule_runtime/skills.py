@@ -217,6 +217,17 @@ class SkillsWatcher:
                 names.append(name)
         return names
 
+    def _newly_listed(self) -> list[str]:
+        """Skills config.yaml lists now whose folder exists but that are not watched yet. inotify
+        misses files created in a directory before its watch is added (``skills/`` itself may be
+        new), so a batch of any change rescans for them instead of trusting the events alone."""
+        found = []
+        for name in self._listed_in_config():
+            if name not in self.skill_names and (self.config_path / "skills" / name / "SKILL.md").is_file():
+                self.skill_names.append(name)
+                found.append(name)
+        return found
+
     def _listed_in_config(self) -> list[str]:
         """``skills:`` of config.yaml as it is now (the platform lists a promoted skill there first)."""
         try:
@@ -243,6 +254,7 @@ class SkillsWatcher:
             recursive=True,
         ):
             names = self._changed_skills(changes)
+            names += [n for n in self._newly_listed() if n not in names]
             if not names:
                 continue
             evict_skill_modules()

@@ -159,3 +159,12 @@ async def test_watcher_loads_a_skill_added_to_config_yaml_while_running_and_igno
     await watcher.stop()
     assert list(calls[0]) == ["triage"] and calls[0]["triage"].metadata.description == "promoted"
     assert watcher.skill_names == ["triage"]
+
+
+def test_a_listed_skill_whose_file_events_were_missed_is_found_by_the_rescan(tmp_path):
+    """inotify misses files created in a new directory before its watch exists: any batch rescans."""
+    (tmp_path / "config.yaml").write_text("skills: [late, absent]\n")
+    write_skill(tmp_path, "late", "name: Late\n")
+    watcher = SkillsWatcher(tmp_path, [], lambda reloaded: None)
+    assert watcher._newly_listed() == ["late"]  # absent has no SKILL.md (yet)
+    assert watcher._newly_listed() == [] and watcher.skill_names == ["late"]
