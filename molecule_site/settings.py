@@ -93,6 +93,10 @@ PLATFORM_URL = env_url("PLATFORM_URL", f"http://localhost:{PORT}", schemes=("htt
 CONFIGS_DIR = Path(env_str("CONFIGS_DIR", str(BASE_DIR / "workspace-configs-templates"))).resolve()
 ORG_TEMPLATES_DIR = Path(env_str("ORG_TEMPLATES_DIR", str(BASE_DIR / "org-templates"))).resolve()
 PLUGINS_DIR = Path(env_str("PLUGINS_DIR", str(BASE_DIR / "plugins"))).resolve()
+# github:// plugin sources: where tarballs come from, and how long a fetch may take
+PLUGIN_GITHUB_URL = env_url("PLUGIN_GITHUB_URL", "https://codeload.github.com", schemes=("http", "https"))
+PLUGIN_INSTALL_TIMEOUT_SECONDS = env_int("PLUGIN_INSTALL_TIMEOUT_SECONDS", 30, minimum=1)
+PLUGIN_ALLOW_UNPINNED = env_bool("PLUGIN_ALLOW_UNPINNED", False)
 WORKSPACE_DIR = env_str("WORKSPACE_DIR")
 AWARENESS_URL = env_url("AWARENESS_URL", schemes=("http", "https"))
 ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 7, minimum=1)
@@ -301,6 +305,7 @@ INSTALLED_APPS = [
     "instructions",
     "checkpoints",
     "schedules",
+    "plugins_app",
 ]
 
 # Order follows the original's chain (spec §1). CORS is outermost so every answer, 429s included,

@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("checkpoints.urls")),  # workflow checkpoints (spec §19)
     path("", include("schedules.urls")),  # cron schedules, their runs and health (spec §19)
     path("", include("workspaces.content_urls")),
+    path("", include("plugins_app.urls")),  # plugins, the org allowlist, workspace skills (spec §18, §19)
     path("", include("workspaces.org_urls")),  # org templates and import (spec §19)
     # The canvas for people: login, the page at /, its card and panel fragments under /canvas/…/
     path("", include("workspaces.canvas.urls")),

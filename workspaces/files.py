@@ -139,7 +139,7 @@ def _workspace(workspace_id) -> Workspace:
     return workspace
 
 
-def _own_configs(workspace: Workspace) -> FileStore:
+def own_configs(workspace: Workspace) -> FileStore:
     """The store, with ``/configs`` materialised from the template before the first change."""
     store = store_for(workspace)
     if not store.has_root(CONFIGS):
@@ -192,7 +192,7 @@ def file_write(*, workspace_id, path: str, content) -> dict:
     data = _encoded(path, content)
     workspace = _workspace(workspace_id)
     try:
-        _own_configs(workspace).write(path, data)
+        own_configs(workspace).write(path, data)
     except OSError as exc:
         # strerror only: the full message would reveal the host path.
         raise ApiError(f"failed to write file: {exc.strerror or 'write failed'}", status=500) from None
@@ -211,7 +211,7 @@ def files_replace(*, workspace_id, files) -> dict:
         raise ApiError(f"too many files ({len(files)}), max {MAX_SET_FILES}")
     encoded = {check_path(path): _encoded(path, content) for path, content in files.items()}
     workspace = _workspace(workspace_id)
-    store = _own_configs(workspace)
+    store = own_configs(workspace)
     try:
         for path, data in encoded.items():
             store.write(path, data)
@@ -234,7 +234,7 @@ def file_delete(*, workspace_id, path: str) -> dict:
     path = check_path(path)
     workspace = _workspace(workspace_id)
     try:
-        _own_configs(workspace).delete(path)
+        own_configs(workspace).delete(path)
     except OSError as exc:
         raise ApiError(f"failed to delete file: {exc.strerror or 'delete failed'}", status=500) from None
     return {"status": "deleted", "path": path}

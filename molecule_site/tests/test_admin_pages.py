@@ -15,6 +15,7 @@ from checkpoints.models import WorkflowCheckpoint
 from instructions.models import PlatformInstruction
 from memory.models import AgentMemory, MemoryScope, WorkspaceMemory
 from metering.models import WorkspaceTokenUsage
+from plugins_app.models import OrgPluginAllowlist, SkillCandidateDecision, SkillVersion
 from molecule_site import admin_site
 from registry.models import WorkspaceAuthToken
 from registry.tokens import token_mint
@@ -52,6 +53,14 @@ def one_row_of_every_model(operator):
     WorkspaceMemory.objects.create(workspace=child, key="progress", value={"done": 3})
     ActivityLog.objects.create(workspace=workspace, activity_type="a2a_send", method="message/send", summary="hi",
                                request_body={"q": 1})
+    candidate = ActivityLog.objects.create(workspace=workspace, activity_type="skill_promotion",
+                                           method="memory/skill-promotion", summary="Triage CI")
+    SkillCandidateDecision.objects.create(candidate=candidate, workspace=workspace, decision="promoted", skill="triage")
+    SkillVersion.objects.create(workspace=workspace, skill="triage", version=1, action="promoted",
+                                files={"SKILL.md": "---\nname: triage\n---\nsteps"}, candidate=candidate)
+    OrgPluginAllowlist.objects.create(org=workspace, plugin_name="code-review", enabled_by="operator")
+    ActivityLog.objects.create(workspace=workspace, activity_type="skill_promotion", method="memory/skill-promotion",
+                               summary="Write release notes", request_body={"promote_to_skill": True})
     StructureEvent.objects.create(event_type="WORKSPACE_ONLINE", workspace_id=workspace.id, payload={"url": "x"})
     ApprovalRequest.objects.create(workspace=workspace, action="deploy", reason="release")
     WorkspaceTokenUsage.objects.create(workspace=workspace, model="gpt-4o", day=datetime.date(2026, 12, 1),

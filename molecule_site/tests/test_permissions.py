@@ -34,6 +34,9 @@ OPEN = {
     ("workspaces/<str:workspace_id>", "GET"),
     ("canvas/viewport", "GET"),
     ("registry/check-access", "POST"),
+    # the plugin registry's names and descriptions, and the install schemes (spec §4, §18)
+    ("plugins", "GET"),
+    ("plugins/sources", "GET"),
     # the canvas's login page: the form, and its answer to a failed attempt (200 with the error)
     ("accounts/login/", "GET"),
     ("accounts/login/", "POST"),

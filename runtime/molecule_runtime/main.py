@@ -296,7 +296,9 @@ async def amain(env=None) -> int:
         await register_with_retry(client, url=url,
                                   agent_card=card_dict(config, url, skills, configuration_error=setup_error))
         await heartbeat.start()
-        if config.skills and not setup_error:
+        # always watched (not only with config.skills): a skill promoted later is listed in
+        # config.yaml and written to skills/<name>/ while the runtime runs
+        if not setup_error:
             watcher = SkillsWatcher(config_path, config.skills, on_skills_reload, current_runtime=adapter.name(),
                                     poll_interval=env_float(env, "SKILLS_POLL_INTERVAL", 3.0),
                                     debounce=env_float(env, "SKILLS_DEBOUNCE", 1.5))

@@ -4,15 +4,18 @@ A plugin is a folder. Discovery looks in ``<config>/plugins/<name>/`` first, the
 ``PLUGINS_DIR`` (default ``/plugins``); folders are deduplicated by name and the per-workspace
 copy wins. From each plugin we read:
 
-- ``plugin.yaml`` (optional): ``name``, ``version`` ("0.0.0"), ``description``; a missing or bad
-  file means name = folder name;
+- ``plugin.yaml`` (optional): ``name``, ``version`` ("0.0.0"), ``description``, ``runtimes`` (empty
+  or ``*``: every runtime; a plugin whose list leaves the current runtime out is inert and not
+  loaded); a missing or bad file means name = folder name;
 - ``rules/*.md`` (sorted, non-empty) → the prompt section ``## Platform Rules``;
 - root ``*.md`` except README/CHANGELOG/LICENSE/CONTRIBUTING → ``## Platform Guidelines``;
 - ``skills/<skill>/SKILL.md`` → loaded in place with ``skills.load_skills`` (nothing is copied).
 
-Out of scope (not implemented): the install pipeline (``install_plugins_via_registry``,
-registry/plugin-shipped adaptors, ``RawDropAdaptor``), ``setup.sh``, hooks/commands, the Claude
-layer (``settings-fragment.json``) and uninstall.
+Installing is the platform's job (``POST /workspaces/:id/plugins``): it writes the plugin into
+``<config>/plugins/<name>/`` and restarts the workspace, and this module finds it there at boot.
+Out of scope (not implemented): the runtime-side install pipeline (``install_plugins_via_registry``,
+registry/plugin-shipped adaptors, ``RawDropAdaptor``), ``setup.sh``, hooks/commands and the Claude
+layer (``settings-fragment.json``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class Plugin:
     rules: list[tuple[str, str]] = field(default_factory=list)  # (file name, text)
     fragments: list[tuple[str, str]] = field(default_factory=list)
     skill_names: list[str] = field(default_factory=list)
+    runtimes: list[str] = field(default_factory=list)
+
+    def supports(self, runtime: str) -> bool:
+        return not runtime or not self.runtimes or "*" in self.runtimes or runtime in self.runtimes
 
 
 def _read_md(path: Path) -> str:
@@ -66,6 +73,9 @@ def load_plugin(path: str | Path) -> Plugin:
             plugin.name = str(data.get("name") or root.name)
             plugin.version = str(data.get("version") or "0.0.0")
             plugin.description = str(data.get("description") or "")
+            runtimes = data.get("runtimes")
+            runtimes = [runtimes] if isinstance(runtimes, str) else runtimes
+            plugin.runtimes = [str(r) for r in runtimes] if isinstance(runtimes, list) else []
     rules_dir = root / "rules"
     if rules_dir.is_dir():
         for md in sorted(rules_dir.glob("*.md")):
@@ -101,8 +111,17 @@ def plugin_dirs(config_path: str | Path, env: Mapping[str, str] | None = None) -
     return out
 
 
-def discover_plugins(config_path: str | Path, env: Mapping[str, str] | None = None) -> list[Plugin]:
-    return [load_plugin(p) for p in plugin_dirs(config_path, env)]
+def discover_plugins(config_path: str | Path, env: Mapping[str, str] | None = None,
+                     runtime: str = "") -> list[Plugin]:
+    """The plugins found, less those whose ``runtimes`` leave ``runtime`` out (inert here)."""
+    plugins = []
+    for path in plugin_dirs(config_path, env):
+        plugin = load_plugin(path)
+        if plugin.supports(runtime):
+            plugins.append(plugin)
+        else:
+            log.info("plugin %s is inert on runtime %s (runtimes: %s)", plugin.name, runtime, plugin.runtimes)
+    return plugins
 
 
 def load_plugin_skills(plugins: list[Plugin], current_runtime: str = "") -> list[LoadedSkill]:

@@ -211,18 +211,41 @@ class SkillsWatcher:
             if not rel.parts or any(p.startswith(".") for p in rel.parts):
                 continue
             name = rel.parts[0]
+            if name not in self.skill_names and name in self._listed_in_config():
+                self.skill_names.append(name)  # promoted (or added) since boot: watched from now on
             if name in self.skill_names and name not in names:
                 names.append(name)
         return names
 
+    def _newly_listed(self) -> list[str]:
+        """Skills config.yaml lists now whose folder exists but that are not watched yet. inotify
+        misses files created in a directory before its watch is added (``skills/`` itself may be
+        new), so a batch of any change rescans for them instead of trusting the events alone."""
+        found = []
+        for name in self._listed_in_config():
+            if name not in self.skill_names and (self.config_path / "skills" / name / "SKILL.md").is_file():
+                self.skill_names.append(name)
+                found.append(name)
+        return found
+
+    def _listed_in_config(self) -> list[str]:
+        """``skills:`` of config.yaml as it is now (the platform lists a promoted skill there first)."""
+        try:
+            data = yaml.safe_load((self.config_path / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return []
+        listed = data.get("skills") if isinstance(data, dict) else None
+        return [str(s) for s in listed] if isinstance(listed, list) else []
+
     async def run(self) -> None:
         from watchfiles import awatch
 
-        skills_root = self.config_path / "skills"
-        skills_root.mkdir(parents=True, exist_ok=True)
+        # the whole config dir: skills/ may not exist yet (the platform creates it when it
+        # promotes the first skill) and the runtime may not be allowed to create it itself;
+        # changes outside skills/ are filtered out by _changed_skills
         self.ready.set()
         async for changes in awatch(
-            skills_root,
+            self.config_path,
             stop_event=self._stop,
             debounce=int(self.debounce * 1000),
             step=min(50, max(1, int(self.poll_interval * 1000))),
@@ -231,6 +254,7 @@ class SkillsWatcher:
             recursive=True,
         ):
             names = self._changed_skills(changes)
+            names += [n for n in self._newly_listed() if n not in names]
             if not names:
                 continue
             evict_skill_modules()

@@ -100,3 +100,15 @@ def test_echo_adapter_loads_plugin_skills(tmp_path, monkeypatch):
     asyncio.run(adapter.setup(AdapterConfig(config_path=str(config))))
     assert "greet_tool" in adapter.all_tools
     assert [s.metadata.id for s in adapter.loaded_skills] == ["greet"]
+
+
+def test_a_plugin_whose_runtimes_leave_the_current_one_out_is_inert(tmp_path):
+    config = tmp_path / "configs"
+    env = {"PLUGINS_DIR": str(tmp_path / "none")}
+    make_plugin(config / "plugins", "only-openai", manifest="runtimes: [openai]\n", rules={"r.md": "openai rule"})
+    make_plugin(config / "plugins", "everywhere", manifest="runtimes: ['*']\n", rules={"r.md": "shared rule"})
+    make_plugin(config / "plugins", "unlisted", rules={"r.md": "no manifest"})
+    make_plugin(config / "plugins", "single", manifest="runtimes: echo\n", rules={"r.md": "echo only"})
+    assert [p.name for p in discover_plugins(config, env, "echo")] == ["everywhere", "single", "unlisted"]
+    assert [p.name for p in discover_plugins(config, env, "openai")] == ["everywhere", "only-openai", "unlisted"]
+    assert len(discover_plugins(config, env)) == 4  # no runtime given: everything

@@ -131,3 +131,40 @@ async def test_watcher_reports_a_removed_skill_as_none(tmp_path):
         await got.wait()
     await watcher.stop()
     assert calls[0] == {"gone": None}
+
+
+@pytest.mark.anyio
+async def test_watcher_loads_a_skill_added_to_config_yaml_while_running_and_ignores_unlisted_ones(tmp_path):
+    """A promoted skill: the platform lists it in config.yaml, then writes skills/<name>/ (the
+    folder did not exist at boot, nor did skills/)."""
+    (tmp_path / "config.yaml").write_text("name: W\nruntime: echo\nskills: []\n")
+    got = anyio.Event()
+    calls = []
+
+    def on_reload(reloaded):
+        calls.append(reloaded)
+        got.set()
+
+    watcher = SkillsWatcher(tmp_path, [], on_reload, "echo", poll_interval=0.05, debounce=0.05)
+    watcher.start()
+    await watcher.ready.wait()
+    await anyio.sleep(0.2)
+    write_skill(tmp_path, "stray", "name: Stray\n")  # not listed: not loaded
+    await anyio.sleep(0.5)
+    assert calls == []
+    (tmp_path / "config.yaml").write_text("name: W\nruntime: echo\nskills: [triage]\n")
+    write_skill(tmp_path, "triage", "name: Triage\ndescription: promoted\n")
+    with anyio.fail_after(5):
+        await got.wait()
+    await watcher.stop()
+    assert list(calls[0]) == ["triage"] and calls[0]["triage"].metadata.description == "promoted"
+    assert watcher.skill_names == ["triage"]
+
+
+def test_a_listed_skill_whose_file_events_were_missed_is_found_by_the_rescan(tmp_path):
+    """inotify misses files created in a new directory before its watch exists: any batch rescans."""
+    (tmp_path / "config.yaml").write_text("skills: [late, absent]\n")
+    write_skill(tmp_path, "late", "name: Late\n")
+    watcher = SkillsWatcher(tmp_path, [], lambda reloaded: None)
+    assert watcher._newly_listed() == ["late"]  # absent has no SKILL.md (yet)
+    assert watcher._newly_listed() == [] and watcher.skill_names == ["late"]

@@ -470,3 +470,28 @@ def test_tool_schemas_describe_every_tool(make_client):
     assert schemas["commit_memory"]["parameters"]["properties"]["scope"] == {"type": "string"}
     assert schemas["search_memory"]["parameters"]["required"] == []
     assert all(s["description"] for s in schemas.values())
+
+
+# ------------------------------------------------------------------------------ skill promotion (§6.4)
+def test_a_memory_asking_for_promotion_records_a_skill_promotion_activity_and_a_heartbeat(authed, call, workspace_id):
+    packet = {"promote_to_skill": True, "title": "Triage flaky CI", "repetition_signal": 3,
+              "procedure": ["rerun once", "bisect", "quarantine"]}
+    result = call("commit_memory", json.dumps(packet), scope="team")
+    assert result["success"] is True
+    acts = authed.requests_to(f"/workspaces/{workspace_id}/activity", "POST")
+    assert [a.json["activity_type"] for a in acts] == ["memory_write", "skill_promotion"]
+    promotion = acts[1]
+    assert_auth(promotion, source=False, workspace_id=workspace_id)
+    assert promotion.json["method"] == "memory/skill-promotion" and promotion.json["summary"] == "Triage flaky CI"
+    assert promotion.json["source_id"] == workspace_id and promotion.json["request_body"] == packet
+    assert promotion.json["metadata"] == {"source": "memory-curation", "scope": "TEAM", "memory_id": result["id"],
+                                          "promote_to_skill": True, "repetition_signal": 3, "memory_packet": packet}
+    [beat] = authed.requests_to("/registry/heartbeat", "POST")
+    assert beat.json["current_task"] == "Skill promotion: Triage flaky CI" and beat.json["active_tasks"] == 1
+
+
+@pytest.mark.parametrize("content", ["plain text", '{"promote_to_skill": false}', "{not json", '["promote_to_skill"]'])
+def test_other_memories_are_no_promotion_signal(authed, call, workspace_id, content):
+    call("commit_memory", content)
+    acts = authed.requests_to(f"/workspaces/{workspace_id}/activity", "POST")
+    assert [a.json["activity_type"] for a in acts] == ["memory_write"]

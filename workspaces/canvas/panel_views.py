@@ -112,11 +112,16 @@ def schedule_tab(request, workspace):
     return render(request, "canvas/panel/schedule.html", panels.schedule_context(workspace))
 
 
+def skills_tab(request, workspace):
+    return render(request, "canvas/panel/skills.html", panels.skills_context(workspace))
+
+
 def events_tab(request, workspace):
     return render(request, "canvas/panel/events.html", panels.events_context(workspace))
 
 
 TAB_VIEWS = {
-    "chat": chat_tab, "activity": activity_tab, "details": details_tab, "terminal": terminal_tab, "config": config_tab,
-    "schedule": schedule_tab, "files": files_tab, "memory": memory_tab, "traces": traces_tab, "events": events_tab,
+    "chat": chat_tab, "activity": activity_tab, "details": details_tab, "skills": skills_tab, "terminal": terminal_tab,
+    "config": config_tab, "schedule": schedule_tab, "files": files_tab, "memory": memory_tab, "traces": traces_tab,
+    "events": events_tab,
 }

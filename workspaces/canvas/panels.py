@@ -22,6 +22,9 @@ from memory import selectors as memory_selectors
 from memory.models import MemoryScope
 from metering import selectors as metering_selectors
 from molecule_site.errors import ApiError
+from plugins_app import registry as plugin_registry
+from plugins_app import services as plugin_services
+from plugins_app import skills as skill_services
 from registry.selectors import workspace_peers
 from schedules import cron
 from schedules import selectors as schedule_selectors
@@ -40,8 +43,9 @@ from workspaces.templates import CONFIG_FILE
 
 # The tabs whose backend exists (issue 12 item 7); the shell template lists the same ids.
 TABS = (
-    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("terminal", "Terminal"), ("config", "Config"),
-    ("schedule", "Schedule"), ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"), ("events", "Events"),
+    ("chat", "Chat"), ("activity", "Activity"), ("details", "Details"), ("skills", "Skills"), ("terminal", "Terminal"),
+    ("config", "Config"), ("schedule", "Schedule"), ("files", "Files"), ("memory", "Memory"), ("traces", "Traces"),
+    ("events", "Events"),
 )
 TAB_IDS = tuple(tab for tab, _ in TABS)
 TIER_LABELS = {1: "Sandboxed", 2: "Standard", 3: "Privileged", 4: "Full Access"}  # canvas spec §1.3
@@ -718,3 +722,41 @@ def schedule_preview_context(cron_expr: str, timezone_name: str) -> dict:
     for run in shown["runs"]:
         run["in"] = until(datetime.fromisoformat(run["at"].replace("Z", "+00:00")), now)
     return {"preview": shown, "cron_expr": cron_expr}
+
+
+# --- skills and plugins (canvas spec §3.4) ------------------------------------------------------------------------
+
+PROMOTION_TASK_PREFIX = "Skill promotion:"
+
+
+def _skill_md(view: ConfigFiles, skill_id: str) -> str:
+    text = view.read_text(f"skills/{skill_id}/SKILL.md")
+    return text or ""
+
+
+def skills_context(workspace: Workspace) -> dict:
+    """The Skills tab: the skills the agent card announces (with their SKILL.md and version), the
+    pending promotion candidates, the installed plugins and the registry to install from."""
+    now = timezone.now()
+    view = ConfigFiles(workspace)
+    installed = plugin_services.plugins_installed(workspace_id=workspace.id)
+    plugin_of = {skill: plugin["name"] for plugin in installed for skill in plugin["skills"]}
+    skills = []
+    for skill in skill_services.skills_list(workspace_id=workspace.id):
+        skills.append({**skill, "skill_md": _skill_md(view, skill["id"]) if skill["in_files"] else "",
+                       "from_plugin": "" if skill["in_files"] else plugin_of.get(skill["id"], "")})
+    candidates = [{**c, "when": _when(c["created_at"], now),
+                   "procedure": skill_services.procedure_text(c["packet"], c["summary"] or ""),
+                   "repetition": c["packet"].get("repetition_signal")}
+                  for c in skill_services.candidates_pending(workspace_id=workspace.id)]
+    installed_names = {p["name"] for p in installed}
+    allowed = plugin_services.allowlist_names(plugin_services.org_root_id(workspace))
+    registry = [{**entry, "installed": entry["name"] in installed_names,
+                 "allowed": not allowed or entry["name"] in allowed}
+                for entry in plugin_registry.registry_list(workspace.runtime or "")]
+    task = workspace.current_task or ""
+    return {
+        **_base(workspace), "skills": skills, "candidates": candidates, "installed": installed,
+        "registry": registry, "schemes": plugin_services.sources()["schemes"],
+        "promotion_task": task[len(PROMOTION_TASK_PREFIX):].strip() if task.startswith(PROMOTION_TASK_PREFIX) else "",
+    }

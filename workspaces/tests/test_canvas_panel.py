@@ -462,3 +462,86 @@ def test_events_list_the_workspaces_structure_events_newest_first(operator_clien
     text = _text(_get(operator_client, workspace, "events/"))
     assert "2 events" in text and "url: http://x" in text and "name: Agent" in text
     assert '"url": "http://x"' in html.unescape(body)
+
+
+# --- skills and plugins (canvas spec §3.4) ----------------------------------------------------------------------------
+
+def _candidate(workspace, summary="Triage flaky CI", packet=None):
+    return ActivityLog.objects.create(
+        workspace=workspace, activity_type="skill_promotion", method="memory/skill-promotion", summary=summary,
+        source_id=workspace.id,
+        request_body=packet or {"promote_to_skill": True, "title": summary, "repetition_signal": 3,
+                                "procedure": ["rerun once", "bisect"]})
+
+
+def test_skills_tab_shows_the_card_skills_with_their_skill_md_and_plugin_skills_apart(operator_client, settings):
+    settings.PLUGINS_DIR = settings.BASE_DIR / "plugins"
+    workspace = _ws("Dev", runtime="echo", agent_card={"skills": [
+        {"id": "lookup", "name": "Lookup", "description": "Finds things", "tags": ["search"], "examples": ["find x"]},
+        {"id": "code-review", "name": "Code review", "description": "From a plugin", "tags": []}]})
+    files.files_replace(workspace_id=workspace.id, files={
+        "skills/lookup/SKILL.md": "---\nname: Lookup\n---\nSearch the docs first.",
+        "skills/draft/SKILL.md": "---\nname: Draft\n---\nnot loaded yet"})
+    context = panels.skills_context(workspace)
+    by_id = {s["id"]: s for s in context["skills"]}
+    assert set(by_id) == {"lookup", "code-review", "draft"}
+    assert by_id["lookup"]["skill_md"].endswith("Search the docs first.") and by_id["lookup"]["loaded"]
+    assert by_id["code-review"]["from_plugin"] == "" and by_id["code-review"]["skill_md"] == ""  # no such plugin here
+    assert by_id["lookup"]["from_plugin"] == ""
+    assert not by_id["draft"]["loaded"] and by_id["draft"]["in_files"]
+    text = _text(_get(operator_client, workspace, "skills/"))
+    assert "Installed skills (3)" in text and "Search the docs first." in text and "not loaded" in text
+    assert "Finds things" in text and "find x" in text
+
+
+def test_skills_tab_lists_pending_candidates_only_with_a_suggested_name(operator_client):
+    from plugins_app.models import SkillCandidateDecision
+
+    workspace = _ws("Dev")
+    pending = _candidate(workspace)
+    decided = _candidate(workspace, summary="Old idea")
+    SkillCandidateDecision.objects.create(candidate=decided, workspace=workspace, decision="dismissed")
+    _log(workspace, activity_type="skill_promotion", method="something/else", summary="Not a candidate")
+    [candidate] = panels.skills_context(workspace)["candidates"]
+    assert candidate["id"] == str(pending.id) and candidate["suggested_name"] == "triage-flaky-ci"
+    assert candidate["procedure"] == "1. rerun once\n2. bisect" and candidate["repetition"] == 3
+    body = _get(operator_client, workspace, "skills/").content.decode()
+    assert f'data-candidate-promote="{pending.id}"' in body and f'data-candidate-dismiss="{pending.id}"' in body
+    assert 'value="triage-flaky-ci"' in body and "Old idea" not in body and "Not a candidate" not in body
+
+
+def test_skills_tab_shows_installed_plugins_and_the_registry_with_what_may_be_installed(operator_client, settings):
+    from plugins_app import services as plugin_services
+    from plugins_app.models import OrgPluginAllowlist
+
+    settings.PLUGINS_DIR = settings.BASE_DIR / "plugins"
+    root = _ws("Org", runtime="autogen")
+    workspace = _ws("Dev", runtime="autogen", parent=root)
+    plugin_services.plugin_install(workspace_id=workspace.id, source="local://code-review")
+    workspace.agent_card = {"skills": [{"id": "code-review", "name": "Code review"}]}
+    workspace.save()
+    OrgPluginAllowlist.objects.create(org=root, plugin_name="code-review")
+    OrgPluginAllowlist.objects.create(org=root, plugin_name="incident-runbook")
+    context = panels.skills_context(workspace)
+    assert [p["name"] for p in context["installed"]] == ["code-review"]
+    assert [(s["id"], s["from_plugin"]) for s in context["skills"]] == [("code-review", "code-review")]
+    registry = {p["name"]: p for p in context["registry"]}
+    assert registry["code-review"]["installed"] is True
+    assert registry["shared-coding-rules"]["allowed"] is False
+    assert registry["incident-runbook"]["supported_on_runtime"] is False  # not for autogen
+    body = _get(operator_client, workspace, "skills/").content.decode()
+    text = _text(_get(operator_client, workspace, "skills/"))
+    assert "1 installed" in text and 'data-plugin-uninstall="code-review"' in body
+    assert "Not allowed" in text and "Not for autogen" in text
+    assert 'data-plugin-install="local://' not in body  # nothing left this workspace may install
+    assert "github, local" in text
+
+
+def test_skills_tab_without_anything_says_so_and_opens_the_registry(operator_client, settings, tmp_path):
+    settings.PLUGINS_DIR = tmp_path / "empty-registry"
+    workspace = _ws("Quiet", current_task="Skill promotion: Triage flaky CI")
+    body = _get(operator_client, workspace, "skills/").content.decode()
+    text = _text(_get(operator_client, workspace, "skills/"))
+    assert "No skills loaded" in text and "Registry returned 0 plugins" in text and "0 installed" in text
+    assert "Promoting a workflow to a skill: Triage flaky CI" in text
+    assert "data-plugin-registry>" in body or 'data-plugin-registry hidden' not in body

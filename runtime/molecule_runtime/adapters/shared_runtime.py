@@ -183,7 +183,7 @@ class WorkspaceExtras:
 async def gather_extras(config: AdapterConfig, runtime: str, env: Mapping[str, str] | None = None) -> WorkspaceExtras:
     """Discover plugins and their skills, and ask the platform (if any) for children / parent context."""
     env = os.environ if env is None else env
-    plugins = discover_plugins(config.config_path, env)
+    plugins = discover_plugins(config.config_path, env, runtime)
     return WorkspaceExtras(
         plugins=plugins,
         plugin_skills=load_plugin_skills(plugins, runtime),
@@ -471,6 +471,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.settings = None
         self.checkpoints = None
         self._executor = None
+        self._prompt_source = None
 
     def executor_class(self):
         """The executor class (imported lazily by subclasses, so the heavy SDK loads only when used)."""
@@ -515,6 +516,8 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.loaded_skills += extras.plugin_skills
         self.all_tools = collect_tools(config.builtin_tools, self.loaded_skills, extras)
         self.checkpoints = await resume_checkpoints(config)
+        # what a hot reload rebuilds the prompt from (nothing when config.yaml gives the prompt)
+        self._prompt_source = None if config.system_prompt else (config_path, list(config.prompt_files), extras)
         self.system_prompt = with_platform_instructions(config.system_prompt, extras) if config.system_prompt else \
             build_system_prompt(config_path, config.prompt_files, self.loaded_skills,
                                 tool_names=list(self.all_tools), extras=extras)
@@ -528,14 +531,21 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         return self._executor
 
     def replace_skills(self, reloaded: dict) -> None:
-        """Hot-reload hook: swap reloaded skills and rebuild the tool map the model sees (the
-        executor reads ``tools`` on its next task)."""
+        """Hot-reload hook: swap reloaded skills and rebuild the tool map and the system prompt
+        (its ``## Your Skills`` section) the model sees: the executor reads both on its next task,
+        so a promoted skill's instructions are followed without a restart."""
         old_skill_tools = {n for s in self.loaded_skills for n in s.tools}
         self.loaded_skills = replace_skills(self.loaded_skills, reloaded)
         builtin = {n: f for n, f in self.all_tools.items() if n not in old_skill_tools}
         self.all_tools = collect_tools(builtin, self.loaded_skills)
+        source = getattr(self, "_prompt_source", None)
+        if source is not None:
+            config_path, prompt_files, extras = source
+            self.system_prompt = build_system_prompt(config_path, prompt_files, self.loaded_skills,
+                                                     tool_names=list(self.all_tools), extras=extras)
         if self._executor is not None:
             self._executor.tools = self.all_tools
+            self._executor.system_prompt = self.system_prompt
 
     async def transcript_lines(self, since: int = 0, limit: int = 100) -> dict:
         lines = self._transcript()[since: since + limit]

@@ -124,6 +124,18 @@ def tool_schemas(tools: dict[str, Tool]) -> list[dict]:
     return schemas
 
 
+def skill_promotion_packet(content: str) -> dict | None:
+    """The memory packet when ``content`` asks to be promoted to a skill (runtime §6.4), else None."""
+    text = (content or "").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        packet = json.loads(text)
+    except ValueError:
+        return None
+    return packet if isinstance(packet, dict) and packet.get("promote_to_skill") else None
+
+
 # ---------------------------------------------------------------------------------- tools
 def build_tools(client: PlatformClient) -> dict[str, Tool]:
     """The built-in tools bound to one workspace's platform client."""
@@ -176,7 +188,31 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
         await _log_activity(
             "memory_write", workspace_id=ws, summary=f"[{scope}] {preview} (id={memory_id[:24]})", status="ok"
         )
+        await _maybe_log_skill_promotion(content, scope, memory_id)
         return {"success": True, "id": memory_id, "scope": scope}
+
+    async def _maybe_log_skill_promotion(content: str, scope: str, memory_id: str) -> None:
+        """Runtime §6.4: a memory that is a JSON object with a truthy ``promote_to_skill`` is a
+        repeated, successful procedure worth a skill. Recorded as a ``skill_promotion`` activity
+        (the platform lists it as a promotion candidate), then announced in a heartbeat's
+        ``current_task``. Best effort, 5 s, with the workspace's token (HEAD sent neither with auth)."""
+        packet = skill_promotion_packet(content)
+        if packet is None:
+            return
+        summary = str(packet.get("summary") or packet.get("title") or packet.get("what changed")
+                      or "Repeatable workflow promoted to skill candidate")[:256]
+        try:
+            await asyncio.wait_for(client.activity(
+                activity_type="skill_promotion", method="memory/skill-promotion", summary=summary, status="ok",
+                source_id=ws, request_body=packet,
+                metadata={"source": "memory-curation", "scope": scope, "memory_id": memory_id,
+                          "promote_to_skill": True, "repetition_signal": packet.get("repetition_signal"),
+                          "memory_packet": packet},
+            ), timeout=5.0)
+            await asyncio.wait_for(client.heartbeat({
+                "active_tasks": 1, "current_task": f"Skill promotion: {summary}"[:256]}), timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 — the memory is saved whatever happens here
+            logger.debug("skill promotion signal failed: %s", exc)
 
     async def search_memory(query: str = "", scope: str = "") -> dict:
         """Search long-term memory. Empty query lists recent memories; scope LOCAL, TEAM, GLOBAL or empty for your own."""

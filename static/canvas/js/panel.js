@@ -11,7 +11,7 @@ import { STATUS_LABELS } from "./canvas.js";
 import { chatTab, localiseTimes } from "./chat.js";
 import { terminalTab } from "./terminal.js";
 
-const TABS = ["chat", "activity", "details", "terminal", "config", "schedule", "files", "memory", "traces", "events"];
+const TABS = ["chat", "activity", "details", "skills", "terminal", "config", "schedule", "files", "memory", "traces", "events"];
 const WIDTH_KEY = "molecule-panel-width";
 const MIN_WIDTH = 320, MAX_WIDTH = 800, DEFAULT_WIDTH = 480, KEY_STEP = 16;
 const POLL_MS = { activity: 5000, traces: 5000, events: 10000, schedule: 15000 };
@@ -794,9 +794,97 @@ const scheduleTab = {
   },
 };
 
+// The Skills tab (canvas spec §3.4): promote / dismiss candidates, roll back or remove a skill,
+// install / uninstall plugins. Each write goes to the API; the tab is then re-rendered (again a
+// little later, once the runtime reloaded or restarted and pushed its new card).
+const SKILL_RELOAD_MS = 4000, PLUGIN_REFETCH_MS = 15000;
+const skillsTab = {
+  mount() { this.timers = []; },
+  unmount() { for (const timer of this.timers || []) clearTimeout(timer); this.timers = []; },
+  later(ms) { this.timers.push(setTimeout(() => { if (state.tab === "skills") reloadTab("skills"); }, ms)); },
+  path(rest) { return `/workspaces/${encodeURIComponent(state.id)}${rest}`; },
+  async write(button, method, rest, body, done, again = SKILL_RELOAD_MS) {
+    if (button) button.disabled = true;
+    const result = await api(method, this.path(rest), body);
+    if (!result.ok) {
+      canvas.toast(`${done.failed}: ${result.error}`, "error");
+      if (button) button.disabled = false;
+      return;
+    }
+    canvas.toast(done.ok, "success");
+    reloadTab("skills");
+    this.later(again);
+  },
+  confirm(button, label) {
+    if (button.dataset.confirming) return true;
+    button.dataset.confirming = "true";
+    button.textContent = label;
+    button.classList.add("btn-danger");
+    return false;
+  },
+  click(event, el) {
+    const target = event.target;
+    const promote = target.closest("[data-candidate-promote]");
+    if (promote) {
+      const name = promote.closest("[data-candidate]").querySelector("[data-candidate-name]").value.trim();
+      this.write(promote, "POST", `/skills/candidates/${encodeURIComponent(promote.dataset.candidatePromote)}/promote`,
+        name ? { name } : {}, { ok: `Promoted ${name} — the agent loads it now`, failed: "Could not promote" });
+      return;
+    }
+    const dismiss = target.closest("[data-candidate-dismiss]");
+    if (dismiss) {
+      this.write(dismiss, "POST", `/skills/candidates/${encodeURIComponent(dismiss.dataset.candidateDismiss)}/dismiss`,
+        {}, { ok: "Candidate dismissed", failed: "Could not dismiss" }, 0);
+      return;
+    }
+    const rollback = target.closest("[data-skill-rollback]");
+    if (rollback) {
+      const skill = rollback.dataset.skillRollback;
+      this.write(rollback, "POST", `/skills/${encodeURIComponent(skill)}/rollback`, {},
+        { ok: `Rolled ${skill} back`, failed: "Could not roll back" });
+      return;
+    }
+    const remove = target.closest("[data-skill-remove]");
+    if (remove) {
+      if (!this.confirm(remove, "Confirm remove")) return;
+      const skill = remove.dataset.skillRemove;
+      this.write(remove, "DELETE", `/skills/${encodeURIComponent(skill)}`, undefined,
+        { ok: `Removed ${skill} (it can be rolled back)`, failed: "Could not remove" });
+      return;
+    }
+    const toggle = target.closest("[data-plugin-toggle]");
+    if (toggle) {
+      const registry = el.querySelector("[data-plugin-registry]");
+      registry.hidden = !registry.hidden;
+      toggle.setAttribute("aria-expanded", String(!registry.hidden));
+      return;
+    }
+    const install = target.closest("[data-plugin-install]");
+    if (install) { this.install(install, install.dataset.pluginInstall); return; }
+    const uninstall = target.closest("[data-plugin-uninstall]");
+    if (uninstall) {
+      if (!this.confirm(uninstall, "Confirm uninstall")) return;
+      const name = uninstall.dataset.pluginUninstall;
+      this.write(uninstall, "DELETE", `/plugins/${encodeURIComponent(name)}`, undefined,
+        { ok: `Uninstalled ${name} — restarting workspace`, failed: "Could not uninstall" }, PLUGIN_REFETCH_MS);
+    }
+  },
+  submit(event) {
+    const form = event.target.closest("[data-plugin-source-form]");
+    if (!form) return;
+    const source = form.querySelector('[name="source"]').value.trim();
+    if (source) this.install(form.querySelector('[type="submit"]'), source);
+  },
+  install(button, source) {
+    const name = source.split("://").pop();
+    this.write(button, "POST", "/plugins", { source },
+      { ok: `Installed ${name} — restarting workspace`, failed: `Could not install ${name}` }, PLUGIN_REFETCH_MS);
+  },
+};
+
 const controllers = {
-  chat: chatTab, activity: activityTab, details: detailsTab, terminal: terminalTab, config: configTab, files: filesTab,
-  memory: memoryTab, traces: tracesTab, events: eventsTab, schedule: scheduleTab,
+  chat: chatTab, activity: activityTab, details: detailsTab, skills: skillsTab, terminal: terminalTab, config: configTab,
+  schedule: scheduleTab, files: filesTab, memory: memoryTab, traces: tracesTab, events: eventsTab,
 };
 
 function installTabEvents() {
@@ -863,6 +951,9 @@ function onWsEvent(envelope) {
       && !scheduleTab.paused()) {
     reloadTab("schedule");
   }
+  if (state.loaded.has("skills") && state.tab === "skills" && (envelope.event === "AGENT_CARD_UPDATED"
+      || envelope.event.startsWith("SKILL_") || envelope.event.startsWith("PLUGIN_")
+      || (envelope.event === "ACTIVITY_LOGGED" && envelope.payload?.activity_type === "skill_promotion"))) reloadTab("skills");
   if (envelope.event === "WORKSPACE_REMOVED") return;
   if (state.loaded.has("details") && envelope.event.startsWith("WORKSPACE_") && envelope.event !== "WORKSPACE_HEARTBEAT"
       && !tabPanel("details").querySelector("[data-details-form]:not([hidden]), [data-delete-confirm]:not([hidden])")) {

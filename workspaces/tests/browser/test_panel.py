@@ -15,7 +15,7 @@ from workspaces.tests.browser.conftest import (
     wait_until,
 )
 
-TABS = ["chat", "activity", "details", "terminal", "config", "schedule", "files", "memory", "traces", "events"]
+TABS = ["chat", "activity", "details", "skills", "terminal", "config", "schedule", "files", "memory", "traces", "events"]
 
 
 def card(page, workspace_id: str):

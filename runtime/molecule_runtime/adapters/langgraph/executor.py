@@ -78,7 +78,8 @@ class LangGraphExecutor(LLMExecutor):
 
     def agent_key(self) -> tuple:
         """What the compiled graph depends on: the running loop and the current tool map."""
-        return (id(asyncio.get_running_loop()), tuple(sorted(self.tools)), tuple(map(id, self.tools.values())))
+        return (id(asyncio.get_running_loop()), tuple(sorted(self.tools)), tuple(map(id, self.tools.values())),
+                self.system_prompt)
 
     def build_agent(self, model: Any, tools: list):
         """The graph for a model and LangChain tools (subclasses build another agent)."""

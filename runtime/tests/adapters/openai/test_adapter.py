@@ -91,6 +91,13 @@ def test_setup_merges_skill_tools_and_hot_reload_swaps_them(tmp_path, monkeypatc
     (tmp_path / "skills" / "calc" / "scripts" / "calc.py").write_text("def triple(x: int) -> int:\n    return 3 * x\n")
     adapter.replace_skills({"calc": load_skill(tmp_path, "calc", "openai")})
     assert sorted(executor.tools) == ["commit_memory", "triple"]
+    # a skill promoted while running: its instructions reach the prompt the next task uses
+    write_skill(tmp_path, "triage", "name: Triage\ndescription: Triage flaky CI\n", None)
+    adapter.replace_skills({"triage": load_skill(tmp_path, "triage", "openai")})
+    assert "### Triage\nTriage flaky CI" in executor.system_prompt and executor.system_prompt == adapter.system_prompt
+    assert executor.system_prompt.startswith("You are Ops.") and "### Calc" in executor.system_prompt
+    adapter.replace_skills({"triage": None})
+    assert "### Triage" not in executor.system_prompt
 
 
 def test_cli_exits_non_zero_naming_the_missing_key(tmp_path):
