@@ -45,6 +45,11 @@ def _settings(settings, a2a_server):
     app.conf.task_always_eager = False
 
 
+# A slot far away, so a deferral's 10 s step is never cut short by the next slot (which it
+# would be, by design, a few seconds before a */5 boundary).
+YEARLY = "0 12 1 1 *"
+
+
 def make_schedule(a2a_server, behaviour="usage", *, status=WorkspaceStatus.ONLINE, cron="*/5 * * * *", **workspace):
     target = Workspace.objects.create(name="PM", status=status, url=a2a_server.url(behaviour) if behaviour else "",
                                       **workspace)
@@ -160,7 +165,7 @@ def test_a_run_edited_after_its_claim_is_not_fired(a2a_server):
 # --- capacity deferral and CRON_SKIPPED --------------------------------------------------------------
 
 def test_a_busy_target_defers_the_run_in_10_second_steps_then_skips_it_after_2_minutes(a2a_server):
-    target, schedule = make_schedule(a2a_server, active_tasks=1, max_concurrent_tasks=1)
+    target, schedule = make_schedule(a2a_server, active_tasks=1, max_concurrent_tasks=1, cron=YEARLY)
     make_due(schedule)
     before = timezone.now()
 
@@ -198,7 +203,7 @@ def test_a_busy_target_defers_the_run_in_10_second_steps_then_skips_it_after_2_m
 
 
 def test_a_deferred_run_fires_once_the_target_has_capacity(a2a_server):
-    target, schedule = make_schedule(a2a_server, active_tasks=2, max_concurrent_tasks=2)
+    target, schedule = make_schedule(a2a_server, active_tasks=2, max_concurrent_tasks=2, cron=YEARLY)
     make_due(schedule)
     tasks.sweep_schedules()
     assert fresh(schedule).defer_until is not None
