@@ -403,15 +403,17 @@ class TracedExecutor:
 # ----------------------------------------------------------------------------- model calls
 
 
-# `<provider>:<model>` prefixes beyond the provider map's (adapters/providers.py PROVIDERS)
-EXTRA_SYSTEMS = frozenset({"google", "gemini", "vertexai", "azure", "bedrock", "mistral", "deepseek", "xai",
-                           "claude", "codex"})
+# `<provider>:<model>` prefixes read as the gen_ai.system: these, and the provider map's, which
+# adapters/providers.py adds when it loads (telemetry sits below the adapters and imports none).
+KNOWN_SYSTEMS = {"google", "gemini", "vertexai", "azure", "bedrock", "mistral", "deepseek", "xai", "claude", "codex"}
+
+
+def known_systems_add(names: Iterable[str]) -> None:
+    KNOWN_SYSTEMS.update(names)
 
 
 def _known_system(prefix: str) -> bool:
-    from .adapters.providers import PROVIDERS
-
-    return prefix in PROVIDERS or prefix in EXTRA_SYSTEMS
+    return prefix in KNOWN_SYSTEMS
 
 
 def gen_ai_system(model: str, provider: str | None = None) -> str:

@@ -488,3 +488,14 @@ def test_the_runtime_works_without_the_otel_packages(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=runtime_dir, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_the_gen_ai_system_is_the_models_provider_prefix_when_it_names_one():
+    from molecule_runtime import telemetry
+    from molecule_runtime.adapters import providers  # noqa: F401 - adds the provider map's names
+
+    assert telemetry.gen_ai_system("anthropic:claude-opus-4-7") == "anthropic"
+    assert telemetry.gen_ai_system("groq:llama-3.3-70b") == "groq"  # from the provider map
+    assert telemetry.gen_ai_system("gemini:gemini-2.5-pro") == "gemini"
+    assert telemetry.gen_ai_system("llama3:8b") == "openai"  # an ollama tag, not a provider
+    assert telemetry.gen_ai_system("gpt-4o", provider="azure") == "azure"

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import telemetry
 from .base import AdapterCheck
 
 DEFAULT_MAX_TOOL_ROUNDS = 10
@@ -67,6 +68,7 @@ PROVIDERS: dict[str, Provider] = {
     "ollama": Provider("http://localhost:11434/v1", ("OPENAI_API_KEY",), default_key="ollama", api=API_OLLAMA,
                        native_base_url="http://localhost:11434", base_url_env="OLLAMA_HOST"),
 }
+telemetry.known_systems_add(PROVIDERS)  # so a span names the provider of `<provider>:<model>`
 
 
 @dataclass(frozen=True)
