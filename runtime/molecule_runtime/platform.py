@@ -329,6 +329,23 @@ class PlatformClient:
         data = response.json()
         return data if isinstance(data, list) else []
 
+    # ------------------------------------------------------------------ skill promotion (runtime §6.4)
+    async def skill_candidates(self) -> list[dict]:
+        """GET /workspaces/:self/skills/candidates → the undecided promotion candidates, newest first."""
+        response = await self.request("GET", self._ws("/skills/candidates"))
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    async def skill_candidate_promote(self, candidate_id: str, *, approval_id: str, name: str = "") -> dict:
+        """POST /workspaces/:self/skills/candidates/:cid/promote: a workspace token needs the id of
+        an approved approval request of its own."""
+        body: dict[str, Any] = {"approval_id": approval_id}
+        if name:
+            body["name"] = name
+        response = await self.request("POST", self._ws(f"/skills/candidates/{quote(candidate_id, safe='')}/promote"),
+                                      json=body, expect=(201,))
+        return response.json()
+
     # ------------------------------------------------------------------ activity / notify (§10)
     async def activity(self, *, activity_type: str, **fields: Any) -> None:
         body = {"activity_type": activity_type, **{k: v for k, v in fields.items() if v is not None}}

@@ -439,6 +439,27 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
                         "error": f"Timed out after {_fmt_seconds(timeout)}s waiting for human decision"}
             await asyncio.sleep(min(interval, remaining))
 
+    # ------------------------------------------------------------------ skills (runtime §6.4)
+    async def promote_skill(approval_id: str, name: str = "", candidate_id: str = "") -> dict:
+        """Turn a recorded skill promotion candidate into a skill of this workspace.
+
+        First ask with request_approval (e.g. action "promote skill <name>"); pass the approval_id it
+        returns once approved is true. candidate_id: which candidate (default: the newest one);
+        name: the skill's name (default: the one the candidate suggests). The skill loads at once.
+        """
+        if not approval_id:
+            return _error("approval_id is required: ask with request_approval first")
+        try:
+            if not candidate_id:
+                pending = await client.skill_candidates()
+                if not pending:
+                    return _error("no skill promotion candidate to promote")
+                candidate_id = str(pending[0].get("id", ""))
+            promoted = await client.skill_candidate_promote(candidate_id, approval_id=approval_id, name=name)
+        except PlatformError as exc:
+            return _error(str(exc))
+        return {"success": True, "skill": promoted.get("skill"), "version": promoted.get("version")}
+
     # ------------------------------------------------------------------ activity / user
     async def report_activity(activity_type: str = "agent_log", summary: str = "", status: str = "ok",
                               target_id: str = "", error_detail: str = "") -> dict:
@@ -485,6 +506,7 @@ def build_tools(client: PlatformClient) -> dict[str, Tool]:
         "check_delegation_status": check_delegation_status,
         "list_peers": list_peers,
         "request_approval": request_approval,
+        "promote_skill": promote_skill,
         "report_activity": report_activity,
         "send_message_to_user": send_message_to_user,
     }
