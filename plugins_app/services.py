@@ -231,7 +231,8 @@ def plugin_install(*, workspace_id, source, actor: str | None = None) -> dict:
     with transaction.atomic():
         emit("PLUGIN_INSTALLED", workspace.id, {"plugin": name, "version": entry["version"], "source": source,
                                                 "actor": actor})
-        transaction.on_commit(lambda: request_restarts([workspace.id]), robust=True)
+        transaction.on_commit(lambda: request_restarts([workspace.id], reason=f"the plugin {name} was installed"),
+                              robust=True)
     return {"status": "installed", "plugin": name, "version": entry["version"], "source": source,
             "files": len(plugin_files), "restarting": True,
             "supported_on_runtime": registry.supported_on(entry, workspace.runtime or "")}
@@ -250,7 +251,8 @@ def plugin_uninstall(*, workspace_id, name, actor: str | None = None) -> dict:
         raise ApiError(f"failed to remove plugin: {exc.strerror or 'delete failed'}", status=500) from None
     with transaction.atomic():
         emit("PLUGIN_UNINSTALLED", workspace.id, {"plugin": name, "actor": actor})
-        transaction.on_commit(lambda: request_restarts([workspace.id]), robust=True)
+        transaction.on_commit(lambda: request_restarts([workspace.id], reason=f"the plugin {name} was removed"),
+                              robust=True)
     return {"status": "uninstalled", "plugin": name, "restarting": True}
 
 

@@ -23,7 +23,8 @@ def docker_backend(settings, monkeypatch, provisioner):
     settings.PLUGINS_DIR = SHIPPED
     get_provisioner.cache_clear()
     restarts = []
-    monkeypatch.setattr(provisioning.restart_workspace, "delay", lambda workspace_id: restarts.append(workspace_id))
+    monkeypatch.setattr(provisioning.restart_workspace, "delay",
+                        lambda workspace_id, **options: restarts.append((workspace_id, options.get("reason"))))
     yield restarts
     get_provisioner.cache_clear()
 
@@ -31,7 +32,8 @@ def docker_backend(settings, monkeypatch, provisioner):
 @pytest.mark.django_db(transaction=True)
 def test_a_plugin_installs_into_and_leaves_the_running_containers_configs(docker_backend, running, engine):
     result = services.plugin_install(workspace_id=running.id, source="local://code-review")
-    assert result["plugin"] == "code-review" and docker_backend == [str(running.id)]
+    assert result["plugin"] == "code-review"
+    assert docker_backend == [(str(running.id), "the plugin code-review was installed")]  # what the briefing says
     skill_md = (SHIPPED / "code-review" / "skills" / "code-review" / "SKILL.md").read_text()
     assert run(engine, running, "cat", "/configs/plugins/code-review/skills/code-review/SKILL.md") == (0, skill_md)
     assert [p["name"] for p in services.plugins_installed(workspace_id=running.id)] == ["code-review"]
