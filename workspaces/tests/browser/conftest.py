@@ -92,7 +92,11 @@ def browser_type_launch_args():
 def operator_state(browser, platform, tmp_path_factory):
     """Storage state of a logged-in operator, made once through the real login form."""
     context = browser.new_context(base_url=platform.url, viewport=VIEWPORT)
-    log_in(context.new_page())
+    page = context.new_page()
+    log_in(page)
+    # only the session cookie: what the canvas kept in localStorage at login (the onboarding step,
+    # moved on when cards were there) must not follow every later test
+    page.evaluate("localStorage.clear()")
     path = tmp_path_factory.mktemp("browser") / "operator.json"
     context.storage_state(path=str(path))
     context.close()
