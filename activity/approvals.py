@@ -17,7 +17,7 @@ from activity.events import emit
 from activity.models import ApprovalRequest, ApprovalStatus
 from molecule_site.errors import ApiError
 from molecule_site.wire import rfc3339
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceStatus
 
 APPROVAL_EXPIRY = timedelta(minutes=10)
 AUTO_EXPIRED = "auto-expired"
@@ -75,10 +75,12 @@ def approval_list(*, workspace_id: uuid.UUID) -> list[dict]:
 
 
 def approvals_pending() -> list[dict]:
-    """``GET /approvals/pending``: expire the stale ones first, then the oldest 50 still pending."""
+    """``GET /approvals/pending``: expire the stale ones first, then the oldest 50 still pending of
+    workspaces that still exist (a removed one's requests can no longer be acted on)."""
     approvals_expire_pending()
     rows = (
         ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING)
+        .exclude(workspace__status=WorkspaceStatus.REMOVED)
         .select_related("workspace").order_by("created_at")[:LIST_LIMIT]
     )
     return [

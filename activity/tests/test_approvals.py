@@ -161,6 +161,14 @@ def test_pending_auto_expires_requests_older_than_ten_minutes(call):
     assert (old.status, old.decided_by) == ("denied", "auto-expired")
 
 
+def test_pending_leaves_out_the_requests_of_removed_workspaces(call):
+    gone, here = Workspace.objects.create(name="Gone"), Workspace.objects.create(name="Here")
+    ApprovalRequest.objects.create(workspace=gone, action="budget_warning")
+    kept = ApprovalRequest.objects.create(workspace=here, action="deploy")
+    Workspace.objects.filter(pk=gone.pk).update(status="removed")
+    assert [item["id"] for item in call("get", "/approvals/pending").json()] == [str(kept.id)]
+
+
 def test_pending_needs_admin_auth(client):
     Workspace.objects.create(name="Dev")
     response = client.get("/approvals/pending")
