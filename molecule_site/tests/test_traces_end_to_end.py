@@ -115,17 +115,20 @@ def test_a_delegation_chain_is_one_trace_in_the_platform_and_in_the_collector(pl
         assert answer.startswith("The Dev says:"), answer
 
         # the platform's receiver kept every span of the chain, in one trace, listed by the PM …
+        # (each process exports in its own batches, and the root proxy span ends last: wait until
+        # every span has arrived — the chain, both model calls — before reading the listing)
         def delegation_trace():
             listed = api.get(f"/workspaces/{pm}/traces").json()["data"]
             for item in listed:
                 tree = api.get(f"/workspaces/{pm}/traces/{item['id']}").json()
                 dev_tasks = [s for s in tree["spans"] if s["name"] == "a2a.task" and s["workspace_id"] == dev]
-                if dev_tasks and len(ancestry(tree["spans"], dev_tasks[0])) >= len(CHAIN):
-                    return item, tree, dev_tasks[0]
+                chats = [s for s in tree["spans"] if s["name"].startswith("chat ")]
+                if dev_tasks and len(ancestry(tree["spans"], dev_tasks[0])) >= len(CHAIN) and len(chats) >= 2:
+                    return tree, dev_tasks[0]
             return None
 
-        found = wait_until(delegation_trace, 30, "the delegation's spans in the PM's /traces")
-        item, tree, dev_task = found
+        tree, dev_task = wait_until(delegation_trace, 30, "the delegation's spans in the PM's /traces")
+        item = next(t for t in api.get(f"/workspaces/{pm}/traces").json()["data"] if t["id"] == tree["id"])
         chain = [s for s in ancestry(tree["spans"], dev_task) if not s["name"].startswith("chat ")]
         assert [s["name"] for s in chain] == CHAIN
         assert [s["workspace_id"] for s in chain] == [pm, pm, pm, dev, dev]
