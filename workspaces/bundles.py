@@ -27,6 +27,14 @@ source_bundle_id}`` and writes its files into its own store: ``system-prompt.md`
 ``WORKSPACE_PROVISION_FAILED`` event as a create (the original leaves it ``provisioning``
 forever); the answer says ``"status":"provisioning"`` either way, as the spec's and a create's
 do. ``agent_card`` is not imported: the new runtime registers its own.
+
+**Schedules** (beyond the spec's shape, one added key): export lists each workspace's cron
+prompts as ``schedules: [{name, cron_expr, timezone, prompt, enabled, source}]`` (creation order;
+run state — counters, ``stale``, the next fire — stays behind). Import recreates them on the new
+workspace with the same ``source`` (``operator`` when a bundle leaves it out) and a next fire
+computed afresh; a bundle without the key imports none. Entries are checked like a template's
+``schedules:`` list before anything is written: a bad one is the same 400 ``invalid bundle`` with
+a ``detail`` naming it (``sub_workspaces[0].schedules[1]: invalid cron_expr: …``).
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ from django.db import transaction
 
 from activity.events import emit
 from molecule_site.errors import ApiError
+from schedules.inputs import ScheduleInput, TemplateSchedulesError, template_schedules
+from schedules.models import ScheduleSource
+from schedules.selectors import workspace_schedules
+from schedules.services import MAX_SCHEDULES_PER_WORKSPACE, schedule_create
 from secrets_app.crypto import DecryptionError, decrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces import selectors, validators
@@ -104,11 +116,17 @@ def _export(workspace: Workspace, exported: list[uuid.UUID]) -> dict:
         "skills": _skills(view),
         "tools": [],
         "prompts": prompts,
+        "schedules": [_schedule(row) for row in workspace_schedules(workspace.id)],
         "sub_workspaces": [_export(child, exported) for child in children],
         "agent_card": workspace.agent_card,
         "author": "",
         "version": "1.0.0",
     }
+
+
+def _schedule(row) -> dict:
+    return {"name": row.name, "cron_expr": row.cron_expr, "timezone": row.timezone, "prompt": row.prompt,
+            "enabled": row.enabled, "source": row.source}
 
 
 def _referenced_files(config: dict) -> list[str]:
@@ -209,12 +227,13 @@ class _Node:
     tier: int
     runtime: str
     files: dict[str, bytes]
+    schedules: list[tuple[ScheduleInput, str]] = field(default_factory=list)  # (fields, source)
     children: list[_Node] = field(default_factory=list)
 
 
 def bundle_import(*, bundle) -> dict:
     """``POST /bundles/import``: create the bundle's tree as new workspaces; the spec's 201 body."""
-    root = _parse(bundle, depth=0, count=[0])
+    root = _parse(bundle, depth=0, count=[0], where="")
     stores: list[FileStore] = []
     try:
         with transaction.atomic():
@@ -239,6 +258,8 @@ def _create(node: _Node, *, parent_id, stores: list[FileStore]) -> dict:
         status=WorkspaceStatus.PROVISIONING,
     )
     CanvasLayout.objects.create(workspace=workspace)
+    for fields, source in node.schedules:
+        schedule_create(workspace_id=workspace.id, fields=fields, source=source)
     emit("WORKSPACE_PROVISIONING", workspace.id,
          {"name": workspace.name, "tier": workspace.tier, "source_bundle_id": node.bundle_id or ""})
     store = store_for(workspace)
@@ -259,8 +280,8 @@ def _create(node: _Node, *, parent_id, stores: list[FileStore]) -> dict:
     return body
 
 
-def _invalid() -> ApiError:
-    return ApiError(INVALID_BUNDLE)
+def _invalid(detail: str | None = None) -> ApiError:
+    return ApiError(INVALID_BUNDLE, detail=detail) if detail else ApiError(INVALID_BUNDLE)
 
 
 def _optional(data: dict, key: str, kind, default):
@@ -278,7 +299,7 @@ def _text_map(value) -> dict[str, str]:
     return value
 
 
-def _parse(data, *, depth: int, count: list[int]) -> _Node:
+def _parse(data, *, depth: int, count: list[int], where: str) -> _Node:
     """Validate one bundle node and its children; any problem is ``invalid bundle``."""
     count[0] += 1
     if not isinstance(data, dict) or depth > MAX_BUNDLE_DEPTH or count[0] > MAX_BUNDLE_WORKSPACES:
@@ -297,6 +318,7 @@ def _parse(data, *, depth: int, count: list[int]) -> _Node:
     prompts = _text_map(_optional(data, "prompts", dict, {}))
     skills = _optional(data, "skills", list, [])
     sub_workspaces = _optional(data, "sub_workspaces", list, [])
+    schedules = _schedules(data.get("schedules"), f"{where}schedules")
 
     files: dict[str, str] = {}
     for path, content in prompts.items():
@@ -322,8 +344,30 @@ def _parse(data, *, depth: int, count: list[int]) -> _Node:
     encoded = {path: content.encode() for path, content in files.items()}
     if len(encoded) > MAX_FILES_PER_WORKSPACE or any(len(d) > MAX_FILE_BYTES for d in encoded.values()):
         raise _invalid()
-    children = [_parse(child, depth=depth + 1, count=count) for child in sub_workspaces]
-    return _Node(bundle_id, name, description, tier, runtime, encoded, children)
+    children = [
+        _parse(child, depth=depth + 1, count=count, where=f"{where}sub_workspaces[{index}].")
+        for index, child in enumerate(sub_workspaces)
+    ]
+    return _Node(bundle_id, name, description, tier, runtime, encoded, schedules, children)
+
+
+def _schedules(value, where: str) -> list[tuple[ScheduleInput, str]]:
+    """A node's ``schedules`` checked as a template's list is, each with its ``source``."""
+    try:
+        entries = template_schedules(value, where=where)
+    except TemplateSchedulesError as exc:
+        raise _invalid(str(exc)) from None
+    if len(entries) > MAX_SCHEDULES_PER_WORKSPACE:
+        raise _invalid(f"{where}: a workspace has at most {MAX_SCHEDULES_PER_WORKSPACE} schedules")
+    sources = []
+    for index, entry in enumerate(value or []):
+        source = entry.get("source")
+        if source is None:
+            source = ScheduleSource.OPERATOR
+        elif source not in ScheduleSource.values:
+            raise _invalid(f"{where}[{index}]: source must be one of {', '.join(ScheduleSource.values)}")
+        sources.append(ScheduleSource(source))
+    return list(zip(entries, sources))
 
 
 def _add_file(files: dict[str, str], path: str, content: str) -> None:

@@ -1,14 +1,17 @@
 """Bundle export and import (spec §14): shape, recursion, no secrets ever, round trip."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 
 from activity.models import StructureEvent
 from molecule_site.errors import ApiError
 from molecule_site.tests.backends import use_backend
+from schedules.models import WorkspaceSchedule
 from secrets_app.crypto import encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces import bundles, filestores, provisioning
@@ -72,6 +75,20 @@ def team():
     return lead, researcher, checker
 
 
+def add_schedules(lead, checker):
+    """An operator's daily schedule on the lead; a disabled runtime one (stale, run before, Berlin
+    time) and a template one on the checker: run state that must not travel."""
+    past = timezone.now() - timedelta(days=30)
+    WorkspaceSchedule.objects.create(workspace=lead, name="standup", cron_expr="0 9 * * 1-5", prompt="Plan the day.",
+                                     source="operator", next_fire_at=past)
+    WorkspaceSchedule.objects.create(workspace=checker, name="audit", cron_expr="30 18 * * *", timezone="Europe/Berlin",
+                                     prompt="Re-check yesterday's facts.", enabled=False, source="runtime",
+                                     status="stale", consecutive_empty=3, run_count=7, last_run_at=past,
+                                     last_status="stale", next_fire_at=past)
+    WorkspaceSchedule.objects.create(workspace=checker, name="weekly", cron_expr="@weekly", prompt="Summarise the week.",
+                                     source="template", next_fire_at=past)
+
+
 def strip_ids(bundle: dict) -> dict:
     copy = {k: v for k, v in bundle.items() if k != "id"}
     copy["sub_workspaces"] = [strip_ids(child) for child in bundle["sub_workspaces"]]
@@ -99,7 +116,7 @@ def test_export_from_a_template(team):
             "description": "Search the web, read the most relevant pages and return a cited summary.",
             "files": {"SKILL.md": skill_md},
         }],
-        "tools": [], "prompts": {"config.yaml": (template / "config.yaml").read_text()},
+        "tools": [], "prompts": {"config.yaml": (template / "config.yaml").read_text()}, "schedules": [],
         "agent_card": None, "author": "", "version": "1.0.0",
     }
     assert [child["name"] for child in bundle["sub_workspaces"]] == ["Fact Checker"]
@@ -153,6 +170,30 @@ def test_export_without_files_or_template(team):
     assert (bundle["system_prompt"], bundle["skills"], bundle["prompts"]) == ("", [], {})
 
 
+def test_export_carries_each_workspaces_schedules_without_their_run_state(team):
+    lead, _, checker = team
+    add_schedules(lead, checker)
+    bundle = bundles.bundle_export(workspace_id=lead.id)
+    assert bundle["schedules"] == [{
+        "name": "standup", "cron_expr": "0 9 * * 1-5", "timezone": "UTC", "prompt": "Plan the day.", "enabled": True,
+        "source": "operator",
+    }]
+    assert bundle["sub_workspaces"][0]["schedules"] == []
+    assert bundle["sub_workspaces"][0]["sub_workspaces"][0]["schedules"] == [
+        {"name": "audit", "cron_expr": "30 18 * * *", "timezone": "Europe/Berlin",
+         "prompt": "Re-check yesterday's facts.", "enabled": False, "source": "runtime"},
+        {"name": "weekly", "cron_expr": "@weekly", "timezone": "UTC", "prompt": "Summarise the week.", "enabled": True,
+         "source": "template"},
+    ]
+
+
+def test_export_redacts_secret_values_in_schedule_prompts(team):
+    lead, _, _ = team
+    add_secret(lead, "OPENAI_API_KEY", SECRET_VALUE)
+    WorkspaceSchedule.objects.create(workspace=lead, name="leaky", cron_expr="@daily", prompt=f"Use {SECRET_VALUE}.")
+    assert bundles.bundle_export(workspace_id=lead.id)["schedules"][0]["prompt"] == "Use [REDACTED]."
+
+
 @pytest.mark.parametrize("workspace_id", ["not-a-uuid", "6f1c2f3e-0000-4000-8000-000000000000", "removed"])
 def test_export_unknown_or_removed_is_not_found(team, workspace_id):
     if workspace_id == "removed":
@@ -204,6 +245,37 @@ def test_import_creates_the_tree_writes_files_and_fails_rows_without_provisioner
         ("WORKSPACE_PROVISIONING", {"name": "Imported Lead", "tier": 2, "source_bundle_id": "bundle-root"}),
         ("WORKSPACE_PROVISION_FAILED", {"error": "Docker not available on this platform instance"}),
     ]
+
+
+def test_import_recreates_schedules_with_their_source_and_a_fresh_next_fire(django_capture_on_commit_callbacks):
+    before = timezone.now()
+    bundle = small_bundle(schedules=[
+        {"name": "standup", "cron_expr": "0 9 * * 1-5", "timezone": "Europe/Berlin", "prompt": "Plan.", "enabled": True,
+         "source": "template"},
+        {"name": "nightly", "cron_expr": "@daily", "prompt": "Tidy up.", "enabled": False, "source": "runtime"},
+        {"name": "plain", "cron_expr": "*/5 * * * *", "prompt": "Ping."},  # defaults: UTC, enabled, operator
+    ])
+    bundle["sub_workspaces"][0]["schedules"] = [{"name": "child", "cron_expr": "0 0 1 * *", "prompt": "Report.",
+                                                 "source": "operator"}]
+    with django_capture_on_commit_callbacks(execute=True):
+        body = bundles.bundle_import(bundle=bundle)
+    rows = {s.name: s for s in WorkspaceSchedule.objects.filter(workspace_id=body["workspace_id"])}
+    assert {name: (s.cron_expr, s.timezone, s.prompt, s.enabled, s.source) for name, s in rows.items()} == {
+        "standup": ("0 9 * * 1-5", "Europe/Berlin", "Plan.", True, "template"),
+        "nightly": ("@daily", "UTC", "Tidy up.", False, "runtime"),
+        "plain": ("*/5 * * * *", "UTC", "Ping.", True, "operator"),
+    }
+    assert before < rows["standup"].next_fire_at <= before + timedelta(days=4)
+    assert before < rows["plain"].next_fire_at <= before + timedelta(minutes=5, seconds=1)
+    assert rows["nightly"].next_fire_at is None
+    assert {(s.status, s.run_count, s.last_run_at) for s in rows.values()} == {("ok", 0, None)}
+    child = WorkspaceSchedule.objects.get(workspace_id=body["children"][0]["workspace_id"])
+    assert (child.name, child.source) == ("child", "operator")
+
+
+def test_import_without_schedules_creates_none():
+    bundles.bundle_import(bundle=small_bundle())
+    assert not WorkspaceSchedule.objects.exists()
 
 
 def test_import_with_a_provisioner_leaves_rows_provisioning_and_starts_them(monkeypatch):
@@ -260,6 +332,47 @@ def test_import_refuses_bad_bundles_without_creating_anything(bundle, settings):
     assert not (Path(settings.MOLECULE_HOME) / "workspaces").exists()
 
 
+def schedule(**fields):
+    return {"name": "daily", "cron_expr": "0 9 * * *", "prompt": "Go.", **fields}
+
+
+@pytest.mark.parametrize(
+    ("schedules", "detail"),
+    [
+        ({"name": "daily"}, "schedules must be a list"),
+        (["daily"], "schedules[0] must be a mapping"),
+        ([schedule(name=None)], "schedules[0]: name is required"),
+        ([schedule(prompt="  ")], "schedules[0]: prompt must not be empty"),
+        ([schedule(), schedule(cron_expr="61 * * * *")], "schedules[1]: invalid cron_expr: "),
+        ([schedule(cron_expr=["0", "9"])], "schedules[0]: cron_expr must be a string"),
+        ([schedule(timezone="Mars/Olympus")], "schedules[0]: invalid timezone: "),
+        ([schedule(enabled="yes")], "schedules[0]: enabled must be a boolean"),
+        ([schedule(source="hacker")], "schedules[0]: source must be one of template, runtime, operator"),
+        ([schedule(source=["operator"])], "schedules[0]: source must be one of "),
+        ([schedule(), schedule()], "schedules[1]: duplicate schedule name 'daily'"),
+        ([schedule(name=f"s{i}") for i in range(101)], "schedules: a workspace has at most 100 schedules"),
+    ],
+)
+def test_import_refuses_bad_schedules_saying_which_without_creating_anything(schedules, detail, settings):
+    status, body = error_of(lambda: bundles.bundle_import(bundle=small_bundle(schedules=schedules)))
+    assert (status, body["error"], set(body)) == (400, "invalid bundle", {"error", "detail"})
+    assert body["detail"].startswith(detail), body["detail"]
+    assert not Workspace.objects.exists()
+    assert not WorkspaceSchedule.objects.exists()
+    assert not (Path(settings.MOLECULE_HOME) / "workspaces").exists()
+
+
+def test_a_bad_schedule_deep_in_the_tree_names_its_place_and_undoes_the_whole_import(settings):
+    bundle = small_bundle(schedules=[schedule()])
+    bundle["sub_workspaces"] = [{"name": "ok child", "schedules": [schedule()]},
+                                {"name": "bad child", "schedules": [schedule(), schedule(name="x", cron_expr="* *")]}]
+    status, body = error_of(lambda: bundles.bundle_import(bundle=bundle))
+    assert (status, body["error"]) == (400, "invalid bundle")
+    assert body["detail"].startswith("sub_workspaces[1].schedules[1]: invalid cron_expr: cron expression must have 5")
+    assert not Workspace.objects.exists()
+    assert not WorkspaceSchedule.objects.exists()
+
+
 def test_import_refuses_oversized_trees():
     chain = {"name": "leaf"}
     for level in range(bundles.MAX_BUNDLE_DEPTH + 1):
@@ -299,6 +412,7 @@ def test_export_import_export_round_trips_a_three_level_tree(team):
     add_secret(lead, SECRET_KEY_NAME, SECRET_VALUE)
     checker.agent_card = None  # a registered runtime's card is not imported; the new runtime brings its own
     checker.save()
+    add_schedules(lead, checker)
     first = bundles.bundle_export(workspace_id=lead.id)
     imported = bundles.bundle_import(bundle=json.loads(json.dumps(first)))
     second = bundles.bundle_export(workspace_id=imported["workspace_id"])
@@ -314,5 +428,8 @@ def test_export_import_export_round_trips_a_three_level_tree(team):
     ]
     assert new_checker.runtime == "claude-code"
     assert not WorkspaceSecret.objects.filter(workspace__in=[new_lead, new_researcher, new_checker]).exists()
+    assert [(s.name, s.source, s.status, s.run_count) for s in WorkspaceSchedule.objects.filter(
+        workspace=new_checker).order_by("name")] == [("audit", "runtime", "ok", 0), ("weekly", "template", "ok", 0)]
+    assert WorkspaceSchedule.objects.get(workspace=new_lead).next_fire_at > timezone.now()
     # the imported workspaces now read their own files, not the templates
     assert filestores.host_root_dir(new_lead.id).joinpath("team-brief.md").is_file()

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from registry.tokens import token_mint
+from schedules.models import WorkspaceSchedule
 from secrets_app.crypto import encrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces import filestores
@@ -272,6 +273,8 @@ def test_bundle_export_and_import_over_the_wire(api, django_capture_on_commit_ca
     ciphertext, version = encrypt("sk-wire-secret-value-123456")
     WorkspaceSecret.objects.create(workspace=lead, key="WIRE_SECRET_KEY", encrypted_value=ciphertext,
                                    encryption_version=version)
+    WorkspaceSchedule.objects.create(workspace=lead, name="standup", cron_expr="0 9 * * *", prompt="Plan.",
+                                     source="template")
     response = api("GET", f"/bundles/export/{lead.id}")
     assert response.status_code == 200
     assert b'"schema":"1.0"' in response.content and b'"agent_card":null' in response.content
@@ -284,12 +287,23 @@ def test_bundle_export_and_import_over_the_wire(api, django_capture_on_commit_ca
     body = response.json()
     assert (body["name"], body["status"], [c["name"] for c in body["children"]]) == ("Team Lead", "provisioning", ["Researcher"])
     assert Workspace.objects.get(pk=body["workspace_id"]).source_bundle_id == str(lead.id)
+    assert list(WorkspaceSchedule.objects.filter(workspace_id=body["workspace_id"]).values_list("name", "source")) == [
+        ("standup", "template")]
 
 
 @pytest.mark.parametrize("bundle", ["{broken", "[]", {}, {"name": "x", "tier": 99}])
 def test_bundle_import_refuses_invalid_bundles(api, bundle):
     response = api("POST", "/bundles/import", bundle)
     assert (response.status_code, response.content) == (400, b'{"error":"invalid bundle"}')
+    assert not Workspace.objects.exists()
+
+
+def test_bundle_import_says_which_schedule_is_bad(api):
+    bundle = {"name": "x", "schedules": [{"name": "daily", "cron_expr": "0 9 * * *", "prompt": "Go.", "source": "root"}]}
+    response = api("POST", "/bundles/import", bundle)
+    assert (response.status_code, response.content) == (
+        400, b'{"error":"invalid bundle","detail":"schedules[0]: source must be one of template, runtime, operator"}',
+    )
     assert not Workspace.objects.exists()
 
 

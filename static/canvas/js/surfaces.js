@@ -561,7 +561,11 @@ async function importBundle(file) {
   try { bundle = JSON.parse(await file.text()); } catch { canvas.toast(`${file.name} is not valid JSON`, "error"); return; }
   if (!bundle || typeof bundle !== "object" || Array.isArray(bundle)) { canvas.toast(`${file.name} is not a bundle (expected a JSON object)`, "error"); return; }
   const response = await api("POST", "/bundles/import", bundle, { timeoutMs: 60_000 });
-  if (!response.ok) { canvas.toast(`Bundle import failed: ${response.error}`, "error"); return; }
+  if (!response.ok) {
+    const detail = response.data && typeof response.data === "object" && response.data.detail;
+    canvas.toast(`Bundle import failed: ${response.error}${detail ? ` (${detail})` : ""}`, "error");
+    return;
+  }
   canvas.toast(`Imported "${response.data.name}" successfully`, "success");
   await canvas.resync();
   const el = canvas.card(response.data.workspace_id);
