@@ -10,6 +10,11 @@ once the install committed, and ``PLUGIN_INSTALLED`` is announced. Names and pat
 before anything is read or written: a name is :data:`plugins_app.registry.NAME_RE`, every file
 path passes the Files API's rel-path rule.
 
+**Unreachable files.** While the workspace's file store cannot be reached (a Docker workspace
+whose engine is down), listing, installing, removing and downloading answer 503
+``{"error":"Docker not available"}`` (spec §18 "503 without container", the terminal's words)
+rather than a 500 or an empty list that would pass for "nothing installed".
+
 **Allowlist** (``org_plugin_allowlist``): an org is a root workspace and its subtree. An org with
 entries may install only those plugins (403 otherwise); an org without entries may install any.
 """
@@ -29,7 +34,7 @@ from molecule_site.errors import ApiError
 from plugins_app import registry
 from plugins_app.models import OrgPluginAllowlist
 from workspaces import files, selectors
-from workspaces.filestores import CONFIGS
+from workspaces.filestores import CONFIGS, StoreUnavailable
 from workspaces.models import Workspace
 from workspaces.provisioning import request_restarts
 from workspaces.templates import MAX_FILE_BYTES, rel_path_is_valid
@@ -56,7 +61,12 @@ def org_root_id(workspace: Workspace):
 # --- installed plugins ------------------------------------------------------------------------------
 
 def _installed(workspace: Workspace) -> list[dict]:
-    view = files.ConfigFiles(workspace)
+    """What ``/configs/plugins/`` holds; 503 while the file store cannot be reached."""
+    with files.store_reachable():
+        return _installed_in(files.ConfigFiles(workspace))
+
+
+def _installed_in(view: files.ConfigFiles) -> list[dict]:
     try:
         entries = view.list(PLUGINS_PREFIX, 2)
     except ApiError:
@@ -198,12 +208,14 @@ def _check_allowed(workspace: Workspace, name: str) -> None:
 
 
 def _write_plugin(workspace: Workspace, name: str, plugin_files: dict[str, bytes]) -> None:
-    store = files.own_configs(workspace)
     folder = f"{PLUGINS_PREFIX}/{name}"
     try:
+        store = files.own_configs(workspace)
         store.delete(folder)
         for rel, data in sorted(plugin_files.items()):
             store.write(f"{folder}/{rel}", data)
+    except StoreUnavailable:
+        raise files.store_unavailable() from None
     except OSError as exc:
         raise ApiError(f"failed to install plugin: {exc.strerror or 'write failed'}", status=500) from None
 
@@ -247,6 +259,8 @@ def plugin_uninstall(*, workspace_id, name, actor: str | None = None) -> dict:
         raise ApiError(f"plugin {name!r} is not installed", status=404)
     try:
         files.own_configs(workspace).delete(f"{PLUGINS_PREFIX}/{name}")
+    except StoreUnavailable:
+        raise files.store_unavailable() from None
     except OSError as exc:
         raise ApiError(f"failed to remove plugin: {exc.strerror or 'delete failed'}", status=500) from None
     with transaction.atomic():
@@ -262,17 +276,19 @@ def plugin_archive(*, workspace_id, name) -> tuple[str, bytes]:
     if not registry.valid_name(name):
         raise ApiError("invalid plugin name: lowercase letters, digits, '-' and '_' only")
     workspace = _workspace(workspace_id)
-    view = files.ConfigFiles(workspace)
     folder = f"{PLUGINS_PREFIX}/{name}"
-    rels = view.files(folder)
-    if rels:
+    with files.store_reachable():
+        view = files.ConfigFiles(workspace)
+        rels = view.files(folder)
         contents = {}
         for path in rels:
             try:
                 contents[path[len(folder) + 1:]] = view.read(path)
+            except StoreUnavailable:
+                raise
             except (OSError, ApiError):
                 continue
-    else:
+    if not rels:
         try:
             contents = registry.registry_files(name)
         except ApiError as exc:

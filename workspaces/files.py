@@ -28,13 +28,14 @@ keeps dotfiles in /configs) but never leave through a bundle (see ``bundles``).
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 
 import yaml
 
 from molecule_site.errors import ApiError
 from workspaces import selectors
-from workspaces.filestores import CONFIGS, ROOTS, WALK_DEPTH, FileStore, FileTooLarge, Tree
+from workspaces.filestores import CONFIGS, ROOTS, WALK_DEPTH, FileStore, FileTooLarge, StoreUnavailable, Tree
 from workspaces.models import Workspace
 from workspaces.provisioners import get_provisioner
 from workspaces.templates import (
@@ -47,6 +48,9 @@ from workspaces.templates import (
 
 MAX_DEPTH = 5
 MAX_SET_FILES = 200
+# What a route that needs the workspace's files answers while its store cannot be reached
+# (spec §18 "503 without container"): the terminal's words for the same state.
+STORE_UNAVAILABLE = "Docker not available"
 
 # --- input rules -----------------------------------------------------------------------------------
 
@@ -73,6 +77,19 @@ def check_path(path) -> str:
 def _too_large(path: str) -> ApiError:
     return ApiError("file too large", status=413, path=path, max_bytes=MAX_FILE_BYTES)
 
+
+
+def store_unavailable() -> ApiError:
+    return ApiError(STORE_UNAVAILABLE, status=503)
+
+
+@contextlib.contextmanager
+def store_reachable():
+    """Inside: an unreachable store (:class:`StoreUnavailable`) is 503 ``{"error":"Docker not available"}``."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise store_unavailable() from None
 
 
 def store_for(workspace: Workspace) -> FileStore:

@@ -20,6 +20,11 @@ A local-process runtime gets ``…/configs`` as its ``WORKSPACE_CONFIG_PATH`` (s
 the resolved path must also stay inside the root directory: a symlink pointing outside is refused
 (400 ``invalid path``) and skipped when listing. Single files are capped at 1 MiB
 (:class:`FileTooLarge`), a listing at 5000 entries.
+
+**Unreachable stores.** A store whose backend cannot be reached at all (the Docker engine down
+or unreachable) raises :class:`StoreUnavailable`, an ``OSError`` like every other failure, so
+callers that treat any ``OSError`` alike keep working; those that answer for it on the wire
+(the plugin routes: 503, as the terminal) tell it apart.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ SKIPPED_NAMES = frozenset({".git", "__pycache__", "node_modules", ".DS_Store"})
 HOST_SOURCE = "host"
 # The token file provisioning writes into /configs: never shown by the canvas, never bundled.
 TOKEN_FILE = ".auth_token"
+
+
+class StoreUnavailable(OSError):
+    """The store's backend cannot be reached (``strerror`` says which, e.g. ``docker not available``)."""
 
 
 class FileTooLarge(Exception):

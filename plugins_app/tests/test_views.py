@@ -15,11 +15,13 @@ import pytest
 from django.conf import settings as django_settings
 
 from activity.models import StructureEvent
+from molecule_site.tests.backends import use_backend
 from plugins_app.models import OrgPluginAllowlist
 from registry.tests.a2a_server import closed_port_url
 from registry.tokens import token_mint
 from workspaces.filestores import host_root_dir
 from workspaces.models import Workspace, WorkspaceStatus
+from workspaces.provisioners.docker import DockerProvisioner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
@@ -163,6 +165,45 @@ def test_uninstall_removes_the_folder_and_unknown_plugins_are_404(client, dev):
     again = admin(client, "delete", f"/workspaces/{dev.id}/plugins/code-review")
     assert again.status_code == 404 and again.json() == {"error": "plugin 'code-review' is not installed"}
     assert StructureEvent.objects.filter(event_type="PLUGIN_UNINSTALLED").count() == 1
+
+
+# --- a Docker workspace whose engine cannot be reached -------------------------------------------------------
+
+DOCKER_DOWN = b'{"error":"Docker not available"}'
+
+
+@pytest.fixture
+def docker_down(monkeypatch):
+    """The Docker backend with DOCKER_HOST at a socket that does not exist: every file store call fails."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    return use_backend(monkeypatch, DockerProvisioner())
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("get", "plugins", None),
+    ("post", "plugins", {"source": "local://code-review"}),
+    ("delete", "plugins/code-review", None),
+    ("get", "plugins/available", None),
+    ("get", "plugins/compatibility?runtime=echo", None),
+    ("get", "plugins/code-review/download", None),
+])
+def test_plugin_routes_answer_503_while_the_docker_engine_is_unreachable(client, dev, docker_down, method, path, body):
+    response = admin(client, method, f"/workspaces/{dev.id}/{path}", body)
+    assert (response.status_code, response.content) == (503, DOCKER_DOWN)
+    assert not StructureEvent.objects.filter(event_type__startswith="PLUGIN_").exists()  # nothing announced
+    assert not configs(dev).exists()  # nor written to the host instead
+
+
+def test_with_docker_unreachable_bad_input_and_unknown_workspaces_still_answer_first(client, dev, docker_down):
+    assert admin(client, "delete", f"/workspaces/{dev.id}/plugins/Bad.Name").status_code == 400
+    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "ftp://x"}).status_code == 400
+    unknown = admin(client, "get", "/workspaces/6f1c2f3e-0000-4000-8000-000000000000/plugins")
+    assert unknown.status_code == 404
+
+
+def test_the_host_directory_store_still_lists_nothing_installed_as_an_empty_list(client, dev):
+    response = admin(client, "get", f"/workspaces/{dev.id}/plugins")
+    assert (response.status_code, response.content) == (200, b"[]")
 
 
 def test_bad_sources_are_refused(client, dev):

@@ -738,13 +738,19 @@ def skills_context(workspace: Workspace) -> dict:
     """The Skills tab: the skills the agent card announces (with their SKILL.md and version), the
     pending promotion candidates, the installed plugins and the registry to install from."""
     now = timezone.now()
-    view = ConfigFiles(workspace)
-    installed = plugin_services.plugins_installed(workspace_id=workspace.id)
-    plugin_of = {skill: plugin["name"] for plugin in installed for skill in plugin["skills"]}
-    skills = []
-    for skill in skill_services.skills_list(workspace_id=workspace.id):
-        skills.append({**skill, "skill_md": _skill_md(view, skill["id"]) if skill["in_files"] else "",
-                       "from_plugin": "" if skill["in_files"] else plugin_of.get(skill["id"], "")})
+    skills, installed, unavailable = [], [], ""
+    try:  # a store that cannot be reached (Docker down) says so instead of "nothing installed"
+        with files.store_reachable():
+            view = ConfigFiles(workspace)
+            installed = plugin_services.plugins_installed(workspace_id=workspace.id)
+            plugin_of = {skill: plugin["name"] for plugin in installed for skill in plugin["skills"]}
+            for skill in skill_services.skills_list(workspace_id=workspace.id):
+                skills.append({**skill, "skill_md": _skill_md(view, skill["id"]) if skill["in_files"] else "",
+                               "from_plugin": "" if skill["in_files"] else plugin_of.get(skill["id"], "")})
+    except ApiError as exc:
+        if exc.status != 503:
+            raise
+        skills, installed, unavailable = [], [], exc.body["error"]
     candidates = [{**c, "when": _when(c["created_at"], now),
                    "procedure": skill_services.procedure_text(c["packet"], c["summary"] or ""),
                    "repetition": c["packet"].get("repetition_signal")}
@@ -757,6 +763,6 @@ def skills_context(workspace: Workspace) -> dict:
     task = workspace.current_task or ""
     return {
         **_base(workspace), "skills": skills, "candidates": candidates, "installed": installed,
-        "registry": registry, "schemes": plugin_services.sources()["schemes"],
+        "registry": registry, "schemes": plugin_services.sources()["schemes"], "files_unavailable": unavailable,
         "promotion_task": task[len(PROMOTION_TASK_PREFIX):].strip() if task.startswith(PROMOTION_TASK_PREFIX) else "",
     }

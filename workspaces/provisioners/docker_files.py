@@ -52,6 +52,7 @@ from workspaces.filestores import (
     SKIPPED_NAMES,
     FileStore,
     FileTooLarge,
+    StoreUnavailable,
     Tree,
 )
 from workspaces.templates import MAX_FILE_BYTES
@@ -354,14 +355,18 @@ class _ChunkReader:
 
 # --- the store --------------------------------------------------------------------------------------------
 
+DOCKER_NOT_AVAILABLE = "docker not available"
+
+
 @contextlib.contextmanager
 def _engine_errors():
     """Engine failures as the OSError the Files API turns into its 500/404 answers (the message is
-    the engine's explanation or ``docker not available``: no host paths, no secrets)."""
+    the engine's explanation or ``docker not available``: no host paths, no secrets); an engine
+    that cannot be reached at all is :class:`StoreUnavailable`."""
     try:
         yield
     except EngineUnavailable:
-        raise OSError(errno.EIO, "docker not available") from None
+        raise StoreUnavailable(errno.EIO, DOCKER_NOT_AVAILABLE) from None
     except docker.errors.APIError as exc:
         if exc.status_code == 404:
             raise FileNotFoundError(errno.ENOENT, "not found") from None
@@ -371,7 +376,7 @@ def _engine_errors():
         raise OSError(errno.EIO, f"docker: {explanation}") from None
     except ENGINE_ERRORS:
         log.warning("Docker call failed", exc_info=True)
-        raise OSError(errno.EIO, "docker not available") from None
+        raise StoreUnavailable(errno.EIO, DOCKER_NOT_AVAILABLE) from None
 
 
 class DockerFileStore(FileStore):

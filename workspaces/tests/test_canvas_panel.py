@@ -537,6 +537,25 @@ def test_skills_tab_shows_installed_plugins_and_the_registry_with_what_may_be_in
     assert "github, local" in text
 
 
+def test_skills_tab_says_docker_is_not_available_instead_of_nothing_installed(operator_client, settings, monkeypatch):
+    from molecule_site.tests.backends import use_backend
+    from workspaces.provisioners.docker import DockerProvisioner
+
+    settings.PLUGINS_DIR = settings.BASE_DIR / "plugins"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    use_backend(monkeypatch, DockerProvisioner())
+    workspace = _ws("Dockerised", runtime="echo", agent_card={"skills": [{"id": "lookup", "name": "Lookup"}]})
+    _candidate(workspace)
+    response = _get(operator_client, workspace, "skills/")
+    assert response.status_code == 200
+    body, text = response.content.decode(), _text(response)
+    assert "Docker not available: this workspace's files can't be read right now" in text
+    assert "Plugins ( unknown )" in text and "0 installed" not in text and "No skills loaded" not in text
+    assert "data-plugin-toggle disabled" in body and "data-plugin-registry hidden" in body
+    assert "data-candidate-promote" in body  # what the database holds still shows
+    assert "Registry · " in text  # and so does the registry
+
+
 def test_skills_tab_without_anything_says_so_and_opens_the_registry(operator_client, settings, tmp_path):
     settings.PLUGINS_DIR = tmp_path / "empty-registry"
     workspace = _ws("Quiet", current_task="Skill promotion: Triage flaky CI")
