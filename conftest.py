@@ -1,8 +1,12 @@
 """Shared fixtures. Tests run against the real PostgreSQL and Redis the test command provides."""
 
+import functools
+
 import pytest
 import redis as redis_lib
 from django.conf import settings
+
+from molecule_site.tests.api_client import ADMIN_TOKEN, call
 
 
 @pytest.hookimpl(trylast=True)
@@ -38,6 +42,21 @@ def operator(django_user_model):
 def operator_client(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture
+def secure(settings):
+    """The production rules for one test: dev mode off, ``ADMIN_TOKEN`` the admin token (returned)."""
+    settings.DEV_MODE = False
+    settings.ADMIN_TOKEN = ADMIN_TOKEN
+    return ADMIN_TOKEN
+
+
+@pytest.fixture
+def api(client, secure):
+    """``api(method, path, body=None, token=ADMIN_TOKEN, **environ)``: a call as the operator's
+    scripts make it (``molecule_site.tests.api_client.call``), under the ``secure`` rules."""
+    return functools.partial(call, client)
 
 
 @pytest.fixture(autouse=True)

@@ -9,33 +9,17 @@ import asyncio
 import pytest
 
 from checkpoints.models import WorkflowCheckpoint
-from registry.tokens import token_mint
-from workspaces.models import Workspace
+from molecule_site.tests.runtime_contract import dev, platform_client  # noqa: F401 - fixture
 
 molecule_runtime = pytest.importorskip("molecule_runtime")
 from molecule_runtime.checkpoints import TaskCheckpoints  # noqa: E402
-from molecule_runtime.platform import PlatformClient  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def dev(settings):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = "contract-admin"
-    workspace = Workspace.objects.create(name="Dev")
-    _, workspace.token = token_mint(workspace=workspace)
-    return workspace
-
-
-def _client(live_server, workspace, tmp_path) -> PlatformClient:
-    return PlatformClient(platform_url=live_server.url, workspace_id=str(workspace.id), config_dir=tmp_path,
-                          initial_token=workspace.token)
-
-
 def test_the_runtime_checkpoints_a_task_and_a_restart_reads_it_back(live_server, dev, tmp_path):
     async def first_process():
-        client = _client(live_server, dev, tmp_path)
+        client = platform_client(live_server, dev, tmp_path)
         try:
             checkpoints = TaskCheckpoints(client)
             assert await checkpoints.load_interrupted() is None  # 404: nothing to resume
@@ -47,7 +31,7 @@ def test_the_runtime_checkpoints_a_task_and_a_restart_reads_it_back(live_server,
             await client.aclose()  # the process dies here: the task never ended
 
     async def second_process():
-        client = _client(live_server, dev, tmp_path)
+        client = platform_client(live_server, dev, tmp_path)
         try:
             checkpoints = TaskCheckpoints(client)
             interrupted = await checkpoints.load_interrupted()

@@ -1,6 +1,5 @@
 """``/workspaces/:id/checkpoints`` on the wire: upsert, latest, list, delete, bounds and auth."""
 
-import json
 import threading
 import uuid
 
@@ -11,25 +10,6 @@ from checkpoints import services
 from checkpoints.models import WorkflowCheckpoint
 from registry.tokens import token_mint
 from workspaces.models import Workspace
-
-ADMIN = "checkpoints-admin"
-
-
-@pytest.fixture(autouse=True)
-def admin_token(settings):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
-
-
-@pytest.fixture
-def api(client):
-    def call(method, path, body=None, token=ADMIN):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        if body is not None:
-            kwargs.update(data=body if isinstance(body, str) else json.dumps(body), content_type="application/json")
-        return getattr(client, method.lower())(path, **kwargs)
-    return call
-
 
 @pytest.fixture
 def dev(db):

@@ -1,6 +1,5 @@
 """``/instructions`` (admin CRUD) and ``/workspaces/:id/instructions/resolve`` on the wire."""
 
-import json
 import uuid
 
 import pytest
@@ -9,25 +8,7 @@ from instructions.models import MAX_CONTENT, PlatformInstruction
 from registry.tokens import token_mint
 from workspaces.models import Workspace
 
-pytestmark = pytest.mark.django_db
-
-ADMIN = "instructions-admin"
-
-
-@pytest.fixture(autouse=True)
-def admin_token(settings):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
-
-
-@pytest.fixture
-def api(client):
-    def call(method, path, body=None, token=ADMIN):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        if body is not None:
-            kwargs.update(data=body if isinstance(body, str) else json.dumps(body), content_type="application/json")
-        return getattr(client, method.lower())(path, **kwargs)
-    return call
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("secure")]
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """``/workspaces/:id/budget`` and ``/workspaces/:id/metrics`` on the wire: auth, bodies, errors."""
 
 import datetime
-import json
 import uuid
 
 import pytest
@@ -9,28 +8,11 @@ from django.utils import timezone
 
 from activity.models import StructureEvent
 from metering.models import WorkspaceTokenUsage
+from molecule_site.tests.api_client import ADMIN_TOKEN
 from registry.tokens import token_mint
 from workspaces.models import Workspace
 
-pytestmark = pytest.mark.django_db
-
-ADMIN = "metering-admin"
-
-
-@pytest.fixture(autouse=True)
-def admin_token(settings):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
-
-
-@pytest.fixture
-def api(client):
-    def call(method, path, body=None, token=ADMIN):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        if body is not None:
-            kwargs.update(data=body if isinstance(body, str) else json.dumps(body), content_type="application/json")
-        return getattr(client, method.lower())(path, **kwargs)
-    return call
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("secure")]
 
 
 @pytest.fixture
@@ -41,7 +23,7 @@ def pm():
 
 
 def test_budget_get_for_the_workspace_and_the_admin(api, pm):
-    for token in (pm.token, ADMIN):
+    for token in (pm.token, ADMIN_TOKEN):
         response = api("GET", f"/workspaces/{pm.id}/budget", token=token)
         assert response.content == b'{"budget_limit":1000,"monthly_spend":250,"budget_remaining":750}'
 

@@ -10,29 +10,26 @@ import threading
 import pytest
 
 from activity.models import ApprovalRequest
+from molecule_site.tests.runtime_contract import platform_client
 from plugins_app.models import SkillVersion
 from plugins_app.tests.test_skills import candidate, configs, dev  # noqa: F401 - fixture
 from workspaces.models import Workspace
 
 molecule_runtime = pytest.importorskip("molecule_runtime")
-from molecule_runtime.platform import PlatformClient  # noqa: E402
 from molecule_runtime.tools import build_tools  # noqa: E402
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
 
 @pytest.fixture(autouse=True)
-def _secure(settings, tmp_path, monkeypatch):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = "contract-admin"
+def _secure(secure, settings, tmp_path, monkeypatch):
     settings.MOLECULE_HOME = tmp_path / "home"
     monkeypatch.setenv("APPROVAL_POLL_INTERVAL", "0.05")
     monkeypatch.setenv("APPROVAL_TIMEOUT", "20")
 
 
 def _tools(live_server, workspace, tmp_path):
-    client = PlatformClient(platform_url=live_server.url, workspace_id=str(workspace.id), config_dir=tmp_path,
-                            initial_token=workspace.token)
+    client = platform_client(live_server, workspace, tmp_path)
     return client, build_tools(client)
 
 

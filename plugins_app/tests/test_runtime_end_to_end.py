@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from activity.models import ActivityLog, StructureEvent
+from molecule_site.tests.api_client import ADMIN_TOKEN
 from molecule_site.tests.test_mixed_team_end_to_end import fake_openai
 from registry.tokens import token_mint
 from workspaces import services
@@ -28,15 +29,12 @@ from workspaces.tests.test_provisioner_local import local, wait_for  # noqa: F40
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ADMIN = "plugins-e2e-admin-token"
-HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 RUNTIME_SOURCE = str(Path(molecule_runtime.__file__).resolve().parent.parent)
 
 
 @pytest.fixture(autouse=True)
-def _secure(settings):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = ADMIN
+def _secure(secure, settings):
     settings.PLUGINS_DIR = Path(settings.BASE_DIR) / "plugins"
 
 

@@ -3,12 +3,12 @@ promote, one decision per candidate, config.yaml listing, baselines, rollback, b
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import yaml
 
 from activity.models import ActivityLog, ApprovalRequest, StructureEvent
+from molecule_site.tests.api_client import call
 from plugins_app.models import SkillCandidateDecision, SkillVersion
 from registry.tokens import token_mint
 from workspaces.filestores import host_root_dir
@@ -16,21 +16,9 @@ from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
-ADMIN = "skills-admin-token"
-
-
 @pytest.fixture(autouse=True)
-def _secure(settings, tmp_path):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = ADMIN
+def _home(secure, settings, tmp_path):
     settings.MOLECULE_HOME = tmp_path / "home"
-
-
-def call(client, method, path, body=None, token=ADMIN):
-    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    if body is not None:
-        kwargs.update(data=json.dumps(body), content_type="application/json")
-    return getattr(client, method)(path, **kwargs)
 
 
 @pytest.fixture

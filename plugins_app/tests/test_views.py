@@ -5,7 +5,6 @@ of the ``none`` backend (the same store the local backend uses)."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from activity.models import StructureEvent
+from molecule_site.tests.api_client import call
 from molecule_site.tests.backends import use_backend
 from plugins_app.models import OrgPluginAllowlist
 from registry.tests.a2a_server import closed_port_url
@@ -25,23 +25,13 @@ from workspaces.provisioners.docker import DockerProvisioner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
-ADMIN = "plugins-views-admin-token"
 SHIPPED = Path(django_settings.BASE_DIR) / "plugins"
 
 
 @pytest.fixture(autouse=True)
-def _secure(settings, tmp_path):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = ADMIN
+def _home(secure, settings, tmp_path):
     settings.MOLECULE_HOME = tmp_path / "home"
     settings.PLUGINS_DIR = SHIPPED
-
-
-def admin(client, method, path, body=None, **extra):
-    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {ADMIN}", **extra}
-    if body is not None:
-        kwargs.update(data=json.dumps(body), content_type="application/json")
-    return getattr(client, method)(path, **kwargs)
 
 
 @pytest.fixture
@@ -105,7 +95,7 @@ def test_sources_lists_the_schemes(client):
 # --- install, list, remove ---------------------------------------------------------------------------------
 
 def test_install_from_local_writes_the_plugin_into_configs_and_lists_it(client, dev):
-    response = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    response = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
     assert response.status_code == 200, response.content
     assert response.json() == {"status": "installed", "plugin": "code-review", "version": "1.2.0",
                                "source": "local://code-review", "files": 4, "restarting": True,
@@ -114,7 +104,7 @@ def test_install_from_local_writes_the_plugin_into_configs_and_lists_it(client, 
     assert (folder / "skills" / "code-review" / "SKILL.md").read_text() == (
         SHIPPED / "code-review" / "skills" / "code-review" / "SKILL.md").read_text()
     assert (folder / "skills" / "code-review" / "scripts" / "diff_stats.py").is_file()
-    installed = admin(client, "get", f"/workspaces/{dev.id}/plugins").json()
+    installed = call(client, "get", f"/workspaces/{dev.id}/plugins").json()
     assert [(p["name"], p["version"], p["skills"], p["supported_on_runtime"]) for p in installed] == [
         ("code-review", "1.2.0", ["code-review"], True)]
     event = StructureEvent.objects.get(event_type="PLUGIN_INSTALLED")
@@ -122,47 +112,46 @@ def test_install_from_local_writes_the_plugin_into_configs_and_lists_it(client, 
 
 
 def test_a_workspace_token_installs_into_its_own_workspace_only(client, dev, org):
-    own = client.post(f"/workspaces/{dev.id}/plugins", data=json.dumps({"source": "local://shared-coding-rules"}),
-                      content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {dev.token}")
+    own = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://shared-coding-rules"}, token=dev.token)
     assert own.status_code == 200
-    other = client.post(f"/workspaces/{org.id}/plugins", data=json.dumps({"source": "local://shared-coding-rules"}),
-                        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {dev.token}")
+    other = call(client, "post", f"/workspaces/{org.id}/plugins", {"source": "local://shared-coding-rules"},
+                 token=dev.token)
     assert other.status_code == 401 and other.json() == {"error": "invalid workspace auth token"}
     assert not (configs(org) / "plugins").exists()
 
 
 def test_reinstall_replaces_the_earlier_copy(client, dev):
-    admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
     stale = configs(dev) / "plugins" / "code-review" / "stale.md"
     stale.write_text("left over")
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"}).status_code == 200
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"}).status_code == 200
     assert not stale.exists()
 
 
 def test_available_lists_supported_registry_plugins_marking_the_installed_ones(client, org):
-    admin(client, "post", f"/workspaces/{org.id}/plugins", {"source": "local://code-review"})
-    available = {p["name"]: p["installed"] for p in admin(client, "get", f"/workspaces/{org.id}/plugins/available").json()}
+    call(client, "post", f"/workspaces/{org.id}/plugins", {"source": "local://code-review"})
+    available = {p["name"]: p["installed"] for p in call(client, "get", f"/workspaces/{org.id}/plugins/available").json()}
     assert available["code-review"] is True and available["shared-coding-rules"] is False
     assert "incident-runbook" in available  # echo is one of its runtimes
 
 
 def test_compatibility_needs_a_runtime_and_names_the_incompatible_plugins(client, dev):
-    response = admin(client, "get", f"/workspaces/{dev.id}/plugins/compatibility")
+    response = call(client, "get", f"/workspaces/{dev.id}/plugins/compatibility")
     assert response.status_code == 400 and response.content == b'{"error":"runtime query parameter is required"}'
-    admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://incident-runbook"})
-    admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
-    body = admin(client, "get", f"/workspaces/{dev.id}/plugins/compatibility?runtime=autogen").json()
+    call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://incident-runbook"})
+    call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    body = call(client, "get", f"/workspaces/{dev.id}/plugins/compatibility?runtime=autogen").json()
     assert body["runtime"] == "autogen" and body["compatible"] is False and body["incompatible"] == ["incident-runbook"]
-    assert admin(client, "get", f"/workspaces/{dev.id}/plugins/compatibility?runtime=echo").json()["compatible"] is True
+    assert call(client, "get", f"/workspaces/{dev.id}/plugins/compatibility?runtime=echo").json()["compatible"] is True
 
 
 def test_uninstall_removes_the_folder_and_unknown_plugins_are_404(client, dev):
-    admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
-    response = admin(client, "delete", f"/workspaces/{dev.id}/plugins/code-review")
+    call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    response = call(client, "delete", f"/workspaces/{dev.id}/plugins/code-review")
     assert response.status_code == 200 and response.json()["status"] == "uninstalled"
     assert not (configs(dev) / "plugins" / "code-review").exists()
-    assert admin(client, "get", f"/workspaces/{dev.id}/plugins").json() == []
-    again = admin(client, "delete", f"/workspaces/{dev.id}/plugins/code-review")
+    assert call(client, "get", f"/workspaces/{dev.id}/plugins").json() == []
+    again = call(client, "delete", f"/workspaces/{dev.id}/plugins/code-review")
     assert again.status_code == 404 and again.json() == {"error": "plugin 'code-review' is not installed"}
     assert StructureEvent.objects.filter(event_type="PLUGIN_UNINSTALLED").count() == 1
 
@@ -188,21 +177,21 @@ def docker_down(monkeypatch):
     ("get", "plugins/code-review/download", None),
 ])
 def test_plugin_routes_answer_503_while_the_docker_engine_is_unreachable(client, dev, docker_down, method, path, body):
-    response = admin(client, method, f"/workspaces/{dev.id}/{path}", body)
+    response = call(client, method, f"/workspaces/{dev.id}/{path}", body)
     assert (response.status_code, response.content) == (503, DOCKER_DOWN)
     assert not StructureEvent.objects.filter(event_type__startswith="PLUGIN_").exists()  # nothing announced
     assert not configs(dev).exists()  # nor written to the host instead
 
 
 def test_with_docker_unreachable_bad_input_and_unknown_workspaces_still_answer_first(client, dev, docker_down):
-    assert admin(client, "delete", f"/workspaces/{dev.id}/plugins/Bad.Name").status_code == 400
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "ftp://x"}).status_code == 400
-    unknown = admin(client, "get", "/workspaces/6f1c2f3e-0000-4000-8000-000000000000/plugins")
+    assert call(client, "delete", f"/workspaces/{dev.id}/plugins/Bad.Name").status_code == 400
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "ftp://x"}).status_code == 400
+    unknown = call(client, "get", "/workspaces/6f1c2f3e-0000-4000-8000-000000000000/plugins")
     assert unknown.status_code == 404
 
 
 def test_the_host_directory_store_still_lists_nothing_installed_as_an_empty_list(client, dev):
-    response = admin(client, "get", f"/workspaces/{dev.id}/plugins")
+    response = call(client, "get", f"/workspaces/{dev.id}/plugins")
     assert (response.status_code, response.content) == (200, b"[]")
 
 
@@ -215,10 +204,10 @@ def test_bad_sources_are_refused(client, dev):
         "local://nope-not-here": "plugin 'nope-not-here' not found in the registry",
     }
     for source, error in cases.items():
-        response = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": source})
+        response = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": source})
         assert response.json() == {"error": error}, source
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", ["x"]).status_code == 400
-    unknown = admin(client, "post", "/workspaces/00000000-0000-0000-0000-000000000000/plugins",
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", ["x"]).status_code == 400
+    unknown = call(client, "post", "/workspaces/00000000-0000-0000-0000-000000000000/plugins",
                     {"source": "local://code-review"})
     assert unknown.status_code == 404
 
@@ -228,7 +217,7 @@ def test_bad_sources_are_refused(client, dev):
     "local://%2e%2e", "local://Code-Review", "local://a\\b", "github://owner/../repo#v1", "github://../..#v1",
 ])
 def test_traversal_in_sources_is_refused_before_anything_is_read(client, dev, source):
-    response = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": source})
+    response = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": source})
     assert response.status_code == 400, (source, response.content)
     assert not (configs(dev) / "plugins").exists()
 
@@ -239,7 +228,7 @@ def test_traversal_in_plugin_names_of_routes_is_refused(client, dev, name):
     (configs(dev) / "config.yaml").write_text("name: Dev\n")
     for method, path in (("delete", f"/workspaces/{dev.id}/plugins/{name}"),
                          ("get", f"/workspaces/{dev.id}/plugins/{name}/download")):
-        response = admin(client, method, path)
+        response = call(client, method, path)
         assert response.status_code in (400, 404), (method, name, response.status_code)
     assert (configs(dev) / "config.yaml").read_text() == "name: Dev\n"
 
@@ -254,7 +243,7 @@ def test_a_plugin_file_linking_out_of_the_registry_is_not_copied(client, dev, se
     (plugin / "rules").mkdir()
     (plugin / "rules" / "steal.md").symlink_to(secret)
     settings.PLUGINS_DIR = registry_dir
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://leaky"}).status_code == 200
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://leaky"}).status_code == 200
     installed = configs(dev) / "plugins" / "leaky"
     assert (installed / "plugin.yaml").is_file() and not (installed / "rules" / "steal.md").exists()
 
@@ -262,14 +251,14 @@ def test_a_plugin_file_linking_out_of_the_registry_is_not_copied(client, dev, se
 # --- github:// ---------------------------------------------------------------------------------------------
 
 def test_github_sources_must_be_pinned(client, dev):
-    response = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit"})
+    response = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit"})
     assert response.status_code == 400
     assert response.json() == {"error": "github source must be pinned to a ref: github://owner/repo#ref"}
 
 
 def test_github_install_without_network_fails_clearly_with_502(client, dev, settings):
     settings.PLUGIN_GITHUB_URL = closed_port_url()
-    response = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v1.0"})
+    response = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v1.0"})
     assert response.status_code == 502
     assert response.json() == {"error": "failed to fetch github://acme/review-kit#v1.0: ConnectError"}
     assert not (configs(dev) / "plugins").exists()
@@ -314,8 +303,8 @@ def test_github_install_from_a_tarball_server_keeps_only_safe_regular_files(clie
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         settings.PLUGIN_GITHUB_URL = f"http://127.0.0.1:{server.server_port}"
-        ok = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v1.0"})
-        missing = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v9"})
+        ok = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v1.0"})
+        missing = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "github://acme/review-kit#v9"})
     finally:
         server.shutdown()
     assert ok.status_code == 200 and ok.json()["plugin"] == "review-kit" and ok.json()["version"] == "1.0.0"
@@ -328,48 +317,47 @@ def test_github_install_from_a_tarball_server_keeps_only_safe_regular_files(clie
 # --- the allowlist -------------------------------------------------------------------------------------------
 
 def test_allowlist_refuses_an_unlisted_plugin_for_the_whole_org(client, org, dev):
-    response = admin(client, "put", f"/orgs/{org.id}/plugins/allowlist", {"plugins": ["shared-coding-rules"]})
+    response = call(client, "put", f"/orgs/{org.id}/plugins/allowlist", {"plugins": ["shared-coding-rules"]})
     assert response.status_code == 200
     assert [p["name"] for p in response.json()["plugins"]] == ["shared-coding-rules"]
     assert response.json()["restricted"] is True
-    refused = admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    refused = call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
     assert refused.status_code == 403
     assert refused.json() == {"error": "plugin 'code-review' is not in the org plugin allowlist"}
     assert not (configs(dev) / "plugins").exists()
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://shared-coding-rules"}).status_code == 200
-    assert [p["name"] for p in admin(client, "get", f"/workspaces/{dev.id}/plugins/available").json()] == [
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://shared-coding-rules"}).status_code == 200
+    assert [p["name"] for p in call(client, "get", f"/workspaces/{dev.id}/plugins/available").json()] == [
         "shared-coding-rules"]
-    cleared = admin(client, "put", f"/orgs/{org.id}/plugins/allowlist", {"plugins": []})
+    cleared = call(client, "put", f"/orgs/{org.id}/plugins/allowlist", {"plugins": []})
     assert cleared.json()["restricted"] is False and not OrgPluginAllowlist.objects.exists()
-    assert admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"}).status_code == 200
+    assert call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"}).status_code == 200
 
 
 def test_allowlist_is_admin_only_and_kept_on_org_roots(client, org, dev):
-    as_workspace = client.put(f"/orgs/{org.id}/plugins/allowlist", data=json.dumps({"plugins": []}),
-                              content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {dev.token}")
+    as_workspace = call(client, "put", f"/orgs/{org.id}/plugins/allowlist", {"plugins": []}, token=dev.token)
     assert as_workspace.status_code == 401
-    not_root = admin(client, "put", f"/orgs/{dev.id}/plugins/allowlist", {"plugins": ["x"]})
+    not_root = call(client, "put", f"/orgs/{dev.id}/plugins/allowlist", {"plugins": ["x"]})
     assert not_root.status_code == 400
     for bad in ({"plugins": "x"}, {"plugins": [1]}, {"plugins": ["../x"]}, {}):
-        assert admin(client, "put", f"/orgs/{org.id}/plugins/allowlist", bad).status_code == 400, bad
-    assert admin(client, "get", "/orgs/not-a-uuid/plugins/allowlist").status_code == 404
+        assert call(client, "put", f"/orgs/{org.id}/plugins/allowlist", bad).status_code == 400, bad
+    assert call(client, "get", "/orgs/not-a-uuid/plugins/allowlist").status_code == 404
 
 
 # --- download -----------------------------------------------------------------------------------------------
 
 def test_download_is_a_tar_gz_of_the_installed_copy_else_the_registry(client, dev):
-    from_registry = admin(client, "get", f"/workspaces/{dev.id}/plugins/code-review/download")
+    from_registry = call(client, "get", f"/workspaces/{dev.id}/plugins/code-review/download")
     assert from_registry.status_code == 200 and from_registry["Content-Type"] == "application/gzip"
     assert from_registry["Content-Disposition"] == 'attachment; filename="code-review.tar.gz"'
-    admin(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
+    call(client, "post", f"/workspaces/{dev.id}/plugins", {"source": "local://code-review"})
     extra = configs(dev) / "plugins" / "code-review" / "local-note.md"
     extra.write_text("added in the workspace")
-    installed = admin(client, "get", f"/workspaces/{dev.id}/plugins/code-review/download")
+    installed = call(client, "get", f"/workspaces/{dev.id}/plugins/code-review/download")
     with tarfile.open(fileobj=io.BytesIO(installed.content), mode="r:gz") as archive:
         names = sorted(archive.getnames())
         note = archive.extractfile("code-review/local-note.md").read()
     assert names == ["code-review/local-note.md", "code-review/plugin.yaml", "code-review/review-guidelines.md",
                      "code-review/skills/code-review/SKILL.md", "code-review/skills/code-review/scripts/diff_stats.py"]
     assert note == b"added in the workspace"
-    missing = admin(client, "get", f"/workspaces/{dev.id}/plugins/nope/download")
+    missing = call(client, "get", f"/workspaces/{dev.id}/plugins/nope/download")
     assert missing.status_code == 404 and missing.json() == {"error": "plugin 'nope' not found"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from activity.models import ActivityLog
 from molecule_site.celery import app
+from molecule_site.tests.api_client import ADMIN_TOKEN, call
 from registry import proxy
 from registry.tests.a2a_server import a2a_server  # noqa: F401 - fixture
 from registry.tokens import token_mint
@@ -20,7 +20,6 @@ from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
-ADMIN = "schedules-views-admin"
 STANDUP = {"name": "standup", "cron_expr": "0 9 * * 1-5", "timezone": "Europe/Paris", "prompt": "Post the plan."}
 
 
@@ -31,9 +30,7 @@ def _close_proxy_db_threads():
 
 
 @pytest.fixture(autouse=True)
-def _settings(settings, a2a_server):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
+def _settings(secure, settings, a2a_server):
     settings.A2A_ALLOW_PRIVATE_TARGETS = True
     a2a_server.requests.clear()
 
@@ -47,18 +44,17 @@ def pm(a2a_server):
 
 @pytest.fixture
 def api(client, django_capture_on_commit_callbacks):
-    def call(method, path, body=None, token=ADMIN, raw=None, **headers):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        kwargs.update({f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()})
-        if body is not None or raw is not None:
-            kwargs.update(data=raw if raw is not None else json.dumps(body), content_type="application/json")
+    """The shared ``call`` (headers by name: ``X_Workspace_ID=…``; ``raw``: a body sent as it is),
+    its after-commit work run before it answers."""
+    def send(method, path, body=None, token=ADMIN_TOKEN, raw=None, **headers):
+        environ = {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()}
         with django_capture_on_commit_callbacks(execute=True):
-            return client.generic(method, path, **kwargs)
+            return call(client, method, path, raw if raw is not None else body, token=token, **environ)
 
-    return call
+    return send
 
 
-def create(api, workspace, body=None, token=ADMIN):
+def create(api, workspace, body=None, token=ADMIN_TOKEN):
     return api("POST", f"/workspaces/{workspace.id}/schedules", body or STANDUP, token=token)
 
 

@@ -1,6 +1,5 @@
 """Secret routes on the wire (spec §12): bodies, status codes, exact errors, values never listed."""
 
-import json
 import uuid
 
 import pytest
@@ -12,35 +11,13 @@ from secrets_app.crypto import decrypt, encrypt
 from secrets_app.models import GlobalSecret, WorkspaceSecret
 from workspaces.models import Workspace
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("secure")]
 
-ADMIN = "admin"
 VALUE = "sk-live-view-plaintext-5150"
 GLOBAL_VALUE = "sk-live-global-plaintext-8080"
 OTHER_KEY = bytes(range(32))
 INVALID_BODY = b'{"error":"invalid request body"}'
 BAD_ID = b'{"error":"invalid workspace ID"}'
-
-
-@pytest.fixture(autouse=True)
-def admin_token(settings):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
-
-
-@pytest.fixture
-def api(client):
-    """Calls the API as scripts do: JSON bodies and the admin bearer unless told otherwise."""
-
-    def call(method, path, body=None, token=ADMIN):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        if body is not None:
-            kwargs.update(
-                data=body if isinstance(body, (str, bytes)) else json.dumps(body), content_type="application/json"
-            )
-        return getattr(client, method.lower())(path, **kwargs)
-
-    return call
 
 
 @pytest.fixture

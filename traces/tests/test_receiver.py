@@ -21,18 +21,12 @@ from traces.models import TraceSpan
 from registry.tokens import token_mint
 from workspaces.models import Workspace, WorkspaceStatus
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("secure")]
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 ROOT_ID = "eee19b7ec3c1b174"
 CHILD_ID = "eee19b7ec3c1b173"
 NOW_NS = int(time.time() * 1e9)
-
-
-@pytest.fixture(autouse=True)
-def _secure(settings):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = "traces-tests-admin-token"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
+from molecule_site.tests.api_client import ADMIN_TOKEN
 from registry.tests.a2a_server import closed_port_url
 from registry.tokens import INBOUND_SECRET_HEADER, inbound_secret, token_mint
 from traces.models import TraceSpan
@@ -18,16 +19,13 @@ from workspaces.models import Workspace, WorkspaceStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_client")]
 
-ADMIN = "traces-views-admin-token"
 T1 = "1" * 32
 T2 = "2" * 32
 T3 = "3" * 32
 
 
 @pytest.fixture(autouse=True)
-def _secure(settings):
-    settings.DEV_MODE = False
-    settings.ADMIN_TOKEN = ADMIN
+def _secure(secure, settings):
     settings.TRACES_EXTERNAL_URL = None
 
 
@@ -144,7 +142,7 @@ def test_another_workspaces_token_reads_no_traces(client, dev, pm, delegation_tr
 # --- one trace -------------------------------------------------------------------------------------
 
 def test_trace_tree_is_depth_first_with_children_by_start_time(client, dev, delegation_trace):
-    response = get(client, f"/workspaces/{dev.id}/traces/{T1}", ADMIN)
+    response = get(client, f"/workspaces/{dev.id}/traces/{T1}", ADMIN_TOKEN)
     assert response.status_code == 200
     tree = response.json()
     assert tree["id"] == T1
@@ -254,7 +252,7 @@ def test_transcript_is_read_from_the_agent_with_the_inbound_secret(client, dev, 
 
 def test_an_operators_transcript_read_does_not_pass_the_admin_token_on(client, dev, agent, private_targets):
     point(dev, agent.url)
-    assert get(client, f"/workspaces/{dev.id}/transcript", ADMIN).status_code == 200
+    assert get(client, f"/workspaces/{dev.id}/transcript", ADMIN_TOKEN).status_code == 200
     assert "authorization" not in agent.requests[0]["headers"]
     assert agent.requests[0]["query"] == {}
 

@@ -14,28 +14,7 @@ from secrets_app.crypto import decrypt
 from secrets_app.models import WorkspaceSecret
 from workspaces.models import CanvasLayout, CanvasViewport, Workspace, WorkspaceConfig
 
-pytestmark = pytest.mark.django_db
-
-ADMIN = "admin-token-for-tests"
-
-
-@pytest.fixture(autouse=True)
-def admin_token(settings):
-    settings.ADMIN_TOKEN = ADMIN
-    settings.DEV_MODE = False
-
-
-@pytest.fixture
-def api(client):
-    """Calls the API as the operator's scripts do: JSON bodies and the admin bearer."""
-
-    def call(method, path, body=None, token=ADMIN, **extra):
-        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        if body is not None:
-            kwargs.update(data=body if isinstance(body, (str, bytes)) else json.dumps(body), content_type="application/json")
-        return getattr(client, method.lower())(path, **kwargs, **extra)
-
-    return call
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("secure")]
 
 
 def create(api, on_commit, extra=None, **body):
