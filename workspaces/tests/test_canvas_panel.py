@@ -550,7 +550,8 @@ def test_skills_tab_says_docker_is_not_available_instead_of_nothing_installed(op
     assert response.status_code == 200
     body, text = response.content.decode(), _text(response)
     assert "Docker not available: this workspace's files can't be read right now" in text
-    assert "Plugins ( unknown )" in text and "0 installed" not in text and "No skills loaded" not in text
+    assert "Installed skills (unknown)" in text and "Plugins ( unknown )" in text
+    assert "0 installed" not in text and "No skills loaded" not in text
     assert "data-plugin-toggle disabled" in body and "data-plugin-registry hidden" in body
     assert "data-candidate-promote" in body  # what the database holds still shows
     assert "Registry · " in text  # and so does the registry
