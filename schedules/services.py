@@ -102,3 +102,21 @@ def schedules_from_template(*, workspace_id, entries: list[ScheduleInput]) -> li
         schedule_create(workspace_id=workspace_id, fields=entry, source=ScheduleSource.TEMPLATE)
         for entry in entries if entry.name not in existing
     ]
+
+
+def schedules_over_template(*, workspace_id, entries: list[ScheduleInput]) -> list[WorkspaceSchedule]:
+    """An org.yaml workspace's schedules (source ``template``), applied after its template's: an
+    entry named like one of the template's replaces its expression, zone, prompt and switch (the
+    org's per-workspace keys win over the template's, as its role and tier do); others are created."""
+    existing = {row.name: row for row in WorkspaceSchedule.objects.filter(workspace_id=workspace_id,
+                                                                           source=ScheduleSource.TEMPLATE)}
+    written = []
+    for entry in entries:
+        row = existing.get(entry.name)
+        if row is None:
+            written.append(schedule_create(workspace_id=workspace_id, fields=entry, source=ScheduleSource.TEMPLATE))
+            continue
+        written.append(schedule_update(schedule=row, fields=ScheduleInput(
+            name=entry.name, cron_expr=entry.cron_expr, timezone=entry.timezone or "UTC", prompt=entry.prompt,
+            enabled=True if entry.enabled is None else entry.enabled)))
+    return written

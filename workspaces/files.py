@@ -216,6 +216,26 @@ def file_write(*, workspace_id, path: str, content) -> dict:
     return {"status": "saved", "path": path}
 
 
+def config_keys_set(*, workspace: Workspace, values: dict, note: str = "") -> FileStore:
+    """Set top-level keys of the workspace's ``/configs/config.yaml`` (the org import's
+    per-workspace keys over its template's); returns the store written.
+
+    The template is copied in first (copy-on-write, as any write) and its config.yaml rewritten
+    with the keys set, headed by ``note`` as a comment (the rewrite drops the template's comments).
+    """
+    config = ConfigFiles(workspace).config() or yaml.safe_load(default_config_yaml(
+        name=workspace.name, description=workspace.role or "", tier=workspace.tier, runtime=workspace.runtime))
+    config.update(values)
+    text = "".join(f"# {line}\n" for line in note.splitlines()) + yaml.safe_dump(
+        config, sort_keys=False, allow_unicode=True, width=100)
+    store = own_configs(workspace)
+    try:
+        store.write(CONFIG_FILE, _encoded(CONFIG_FILE, text))
+    except OSError as exc:
+        raise ApiError(f"failed to write file: {exc.strerror or 'write failed'}", status=500) from None
+    return store
+
+
 def files_replace(*, workspace_id, files) -> dict:
     """``PUT /workspaces/:id/files {files}``: write a set of files into ``/configs`` (merge).
 

@@ -23,12 +23,18 @@ path component: no ``/``, no ``..``, not hidden.
         runtime: echo                 # else the template's runtime, else langgraph
         template: demo-pm             # a CONFIGS_DIR template (its config.yaml must exist)
         model: openai:gpt-4.1-mini
+        initial_prompt: /delegate Dev Lead plan the release   # config.yaml's key, over the template's
         initial_memories:
           - {scope: TEAM, content: We ship on Fridays.}   # LOCAL (default), TEAM or GLOBAL (roots only)
-        schedules:                    # cron prompts (source "template"), as in a config.yaml
+        schedules:                    # cron prompts (source "template"), as in a config.yaml; an
           - {name: standup, cron_expr: "0 9 * * 1-5", timezone: Europe/Paris, prompt: Post the plan.}
+                                      # entry named like one of the template's replaces it
         children:
           - !include dev-lead.yaml    # any value may come from another file
+
+``initial_prompt`` is what the workspace sends itself on its first boot (runtime spec §3.6): the
+import writes it into the workspace's own ``config.yaml`` (its template's, with the key set; ``""``
+turns a template's initial prompt off), so one template serves teams whose members differ.
 
 ``!include <file>`` loads another YAML file of the same org directory (the path is relative to
 the org directory wherever the tag appears); it may include further files. A path leaving the
@@ -73,11 +79,13 @@ MAX_DEPTH = 16
 MAX_FILES = 64  # org.yaml plus every include, counted per load
 MAX_MEMORIES_PER_WORKSPACE = 100
 MAX_MEMORY_BYTES = 100_000  # what POST /workspaces keeps of a memory; a template must not exceed it
+MAX_PROMPT_CHARS = 64 * 1024  # as a schedule's prompt
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 ORG_KEYS = ("name", "description", "required_env", "recommended_env", "defaults", "workspaces")
 DEFAULT_KEYS = ("runtime", "tier", "template", "model")
-WORKSPACE_KEYS = ("name", "role", "tier", "runtime", "template", "model", "initial_memories", "schedules", "children")
+WORKSPACE_KEYS = ("name", "role", "tier", "runtime", "template", "model", "initial_prompt", "initial_memories",
+                  "schedules", "children")
 MEMORY_KEYS = ("scope", "content")
 
 
@@ -101,6 +109,7 @@ class OrgWorkspace:
     memories: list[tuple[str, str]]  # (scope, content)
     children: list[OrgWorkspace] = field(default_factory=list)
     schedules: list[ScheduleInput] = field(default_factory=list)  # created with source "template"
+    initial_prompt: str | None = None  # None: the template's; "" turns it off
 
 
 @dataclass(frozen=True)
@@ -435,11 +444,25 @@ def _workspace(value, at: _At, *, defaults: dict, depth: int, count: list[int]) 
         model=_text(data, "model", at, rule="model") or defaults.get("model"),
         memories=_memories(data.get("initial_memories"), at.key("initial_memories"), root=depth == 0),
         schedules=_schedules(data.get("schedules"), at.key("schedules")),
+        initial_prompt=_initial_prompt(data, at),
         children=[
             _workspace(child, children_at.index(i), defaults=defaults, depth=depth + 1, count=count)
             for i, child in enumerate(children)
         ],
     )
+
+
+def _initial_prompt(data: dict, at: _At) -> str | None:
+    if "initial_prompt" not in data:
+        return None
+    value = data["initial_prompt"]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise at.key("initial_prompt").error("must be a string")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise at.key("initial_prompt").error(f"longer than {MAX_PROMPT_CHARS} characters")
+    return value.strip()
 
 
 def _schedules(value, at: _At) -> list[ScheduleInput]:

@@ -134,7 +134,7 @@ workspaces:
   - name: PM
     template: scheduled
     schedules:
-      - {name: standup, cron: "@hourly", prompt: the template's standup wins}
+      - {name: standup, cron: "@hourly", prompt: the org's standup replaces the template's}
       - {name: triage, cron: "*/30 9-17 * * 1-5", timezone: America/New_York, prompt: Triage new issues.}
     children:
       - {name: Dev, runtime: echo, schedules: [{name: build, cron: "0 2 * * *", prompt: Run the nightly build.}]}
@@ -144,7 +144,10 @@ workspaces:
     pm = Workspace.objects.get(name="PM")
     rows = {row.name: row for row in WorkspaceSchedule.objects.filter(workspace=pm)}
     assert set(rows) == {"standup", "weekly-report", "triage"}
-    assert rows["standup"].cron_expr == "0 9 * * 1-5"  # from the template: same name, kept
+    # the same name as the template's: the org's per-workspace entry wins, as its role and tier do
+    assert (rows["standup"].cron_expr, rows["standup"].prompt, rows["standup"].timezone, rows["standup"].source) == (
+        "@hourly", "the org's standup replaces the template's", "UTC", "template")
+    assert rows["standup"].next_fire_at is not None and rows["standup"].next_fire_at.minute == 0
     assert (rows["triage"].timezone, rows["triage"].source) == ("America/New_York", "template")
     assert WorkspaceSchedule.objects.get(workspace__name="Dev").name == "build"
 
@@ -172,5 +175,6 @@ def test_the_shipped_engineering_teams_pm_plans_each_weekday_on_a_schedule(
     settings.CONFIGS_DIR = settings.BASE_DIR / "workspace-configs-templates"
     settings.ORG_TEMPLATES_DIR = settings.BASE_DIR / "org-templates"
     assert import_org(client, django_capture_on_commit_callbacks, "engineering-team").status_code == 201
-    [row] = WorkspaceSchedule.objects.filter(workspace__name="PM")
+    [row] = WorkspaceSchedule.objects.filter(workspace__name="PM")  # its entry replaced the demo-pm template's
     assert (row.name, row.cron_expr, row.source, row.enabled) == ("morning-plan", "0 9 * * 1-5", "template", True)
+    assert row.prompt.startswith("/delegate Dev Lead ")

@@ -2,9 +2,11 @@
 ``!include`` and its limits, validation before anything is created, required env, auth."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from django.conf import settings as django_settings
 
 from activity.models import ActivityLog, StructureEvent
@@ -214,6 +216,80 @@ def test_a_failure_while_creating_rolls_the_whole_tree_back(api, monkeypatch):
     with pytest.raises(RuntimeError):
         org_services.org_import(directory="engineering-team", platform_url="http://localhost")
     assert_nothing_created()
+
+
+# --- initial_prompt: the template's config.yaml key, per workspace ---------------------------------
+
+def own_config(workspace: Workspace) -> dict | None:
+    """The workspace's own config.yaml (None while it still falls back to its template)."""
+    path = Path(django_settings.MOLECULE_HOME) / "workspaces" / str(workspace.id) / "configs" / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def test_the_shipped_teams_pms_get_an_initial_prompt_naming_their_own_team(api):
+    assert import_org(api, dir="engineering-team").status_code == 201
+    assert import_org(api, dir="research-desk").status_code == 201
+    template = yaml.safe_load((BASE / "workspace-configs-templates/demo-pm/config.yaml").read_text())
+    pm, lead = Workspace.objects.get(name="PM"), Workspace.objects.get(name="Research Lead")
+    for workspace, prompt in ((pm, "/delegate Dev Lead "), (lead, "/delegate Analyst ")):
+        config = own_config(workspace)
+        assert config["initial_prompt"].startswith(prompt), config
+        assert {k: v for k, v in config.items() if k != "initial_prompt"} == {
+            k: v for k, v in template.items() if k != "initial_prompt"}  # the rest is the template's
+        assert (BASE / "workspace-configs-templates/demo-pm/team-brief.md").read_text() == (
+            Path(django_settings.MOLECULE_HOME) / "workspaces" / str(workspace.id) / "configs" / "team-brief.md").read_text()
+    assert own_config(Workspace.objects.get(name="Dev Lead")) is None  # no key: the template as it is
+    assert template["initial_prompt"].startswith("/delegate Demo Researcher ")  # the template is untouched
+
+
+def test_an_empty_initial_prompt_turns_the_templates_off_and_a_workspace_without_template_gets_a_config(api, orgs):
+    orgs("quiet", {"org.yaml": """
+name: Quiet
+workspaces:
+  - name: Lead
+    template: demo-pm
+    initial_prompt: ""
+    children:
+      - {name: Member, runtime: echo, tier: 1, initial_prompt: "  /remember started  "}
+"""})
+    assert import_org(api, dir="quiet").status_code == 201
+    lead = own_config(Workspace.objects.get(name="Lead"))
+    assert lead["initial_prompt"] == "" and lead["name"] == "Demo PM" and lead["runtime"] == "echo"
+    member = own_config(Workspace.objects.get(name="Member"))
+    assert (member["name"], member["runtime"], member["tier"], member["initial_prompt"]) == (
+        "Member", "echo", 1, "/remember started")
+
+
+@pytest.mark.parametrize("value, error", [
+    ("[a, b]", "bad/org.yaml: workspaces[0].initial_prompt: must be a string"),
+    ("7", "bad/org.yaml: workspaces[0].initial_prompt: must be a string"),
+    ("'" + "x" * (64 * 1024 + 1) + "'", "bad/org.yaml: workspaces[0].initial_prompt: longer than 65536 characters"),
+])
+def test_a_bad_initial_prompt_is_refused_naming_the_place(api, orgs, value, error):
+    orgs("bad", {"org.yaml": f"name: Bad\nworkspaces: [{{name: A, runtime: echo, initial_prompt: {value}}}]\n"})
+    response = import_org(api, dir="bad")
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert_nothing_created()
+
+
+def test_a_failed_import_leaves_no_config_files_behind(api, orgs, settings, tmp_path):
+    configs = tmp_path / "configs"
+    shutil.copytree(BASE / "workspace-configs-templates" / "demo-pm", configs / "demo-pm")
+    (configs / "broken").mkdir()
+    (configs / "broken" / "config.yaml").write_text("name: Broken\nruntime: echo\nschedules: daily\n")
+    settings.CONFIGS_DIR = configs
+    orgs("half", {"org.yaml": """
+name: Half
+workspaces:
+  - name: Lead
+    template: demo-pm
+    initial_prompt: /delegate Member go
+    children: [{name: Member, template: broken}]
+"""})
+    response = import_org(api, dir="half")  # the second workspace's template fails after the first's files
+    assert (response.status_code, response.json()) == (400, {"error": "template broken: schedules must be a list"})
+    assert_nothing_created()
+    assert not list((Path(settings.MOLECULE_HOME) / "workspaces").glob("*"))
 
 
 # --- !include ------------------------------------------------------------------------------------

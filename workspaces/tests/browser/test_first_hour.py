@@ -3,10 +3,13 @@ palette, watch it come online, nest and extract a workspace, chat with the PM, s
 delegation on the A2A overlay — all in one page load, without curl.
 
 The team is the shipped ``engineering-team`` org (echo runtime: no model or key), run by the
-local provisioner; the PM delegates with the echo runtime's ``/delegate <id> <task>``.
+local provisioner; the PM hands the Dev Lead a first task on its own (its initial prompt), then
+delegates again from the chat with the echo runtime's ``/delegate <peer name> <task>``.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -77,16 +80,23 @@ def test_a_new_operator_deploys_the_demo_team_reorganises_it_and_talks_to_the_pm
     nest.get_by_role("button", name="Nest").click()
     wait_until(lambda: admin_api.get(f"/workspaces/{qa['id']}").json()["parent_id"] == lead["id"], what="QA back in the team")
 
-    # Chat with the PM: it answers, and its delegation to the Dev Lead shows on the A2A overlay.
+    # Nobody has messaged the team yet: the PM's initial prompt has handed the Dev Lead a first
+    # task, which the A2A overlay draws as one call.
+    edge = page.locator(f'#edges path.a2a-edge[data-source="{pm["id"]}"][data-target="{lead["id"]}"]')
+    calls = page.locator(f'#edges .a2a-label[data-source="{pm["id"]}"][data-target="{lead["id"]}"]')
+    expect(edge).to_have_count(1, timeout=120_000)
+    expect(calls).to_have_text(re.compile(r"^1 call · "))
+
+    # Chat with the PM: it answers, and its delegation to the Dev Lead (by name) is the pair's second call.
     page.locator(f'.ws-node[data-workspace-id="{pm["id"]}"] > .ws-head').click()
     page.locator("#tab-chat").click()
     composer = page.locator("#panel-chat textarea")
-    composer.fill(f"/delegate {lead['id']} Plan the release notes")
+    composer.fill("/delegate Dev Lead Plan the release notes")
     composer.press("Enter")
     reply = page.locator("#panel-chat .bubble.is-agent").last
-    expect(reply).to_be_visible(timeout=60_000)
-    edge = page.locator(f'#edges path.a2a-edge[data-source="{pm["id"]}"][data-target="{lead["id"]}"]')
-    expect(edge).to_have_count(1, timeout=30_000)
+    expect(reply).to_contain_text("specialist: Plan the release notes", timeout=60_000)
+    expect(edge).to_have_count(1)
+    expect(calls).to_have_text(re.compile(r"^2 calls · "), timeout=30_000)
     screenshot(page, "first-hour-chat-and-overlay")
 
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"

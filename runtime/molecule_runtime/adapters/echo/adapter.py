@@ -36,7 +36,8 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
         return "Deterministic test adapter"
 
     def get_config_schema(self) -> dict:
-        return {"reply_prefix": {"type": "string", "default": DEFAULT_PREFIX}}
+        return {"reply_prefix": {"type": "string", "default": DEFAULT_PREFIX},
+                "peer_wait_seconds": {"type": "number", "default": 0}}
 
     async def setup(self, config: AdapterConfig) -> None:
         # skills filtered by runtime "echo" (workspace, then plugin skills); built-in tools first,
@@ -59,6 +60,11 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
 
     async def create_executor(self, config: AdapterConfig) -> EchoExecutor:
         prefix = str(config.runtime_config.get("reply_prefix", DEFAULT_PREFIX))
+        try:  # how long `/delegate <name>` waits for a team member that is still starting
+            peer_wait = float(config.runtime_config.get("peer_wait_seconds", 0) or 0)
+        except (TypeError, ValueError):
+            log.warning("runtime_config.peer_wait_seconds is not a number; not waiting for peers")
+            peer_wait = 0.0
         self._executor = EchoExecutor(
             heartbeat=config.heartbeat,
             beat_now=config.beat_now,
@@ -66,6 +72,7 @@ class EchoAdapter(TranscriptMixin, BaseAdapter):
             prefix=prefix,
             transcript=self.record,
             chat_files=ChatFiles(platform=config.platform),
+            peer_wait_seconds=peer_wait,
         )
         return self._executor
 

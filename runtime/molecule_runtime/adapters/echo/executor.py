@@ -4,7 +4,9 @@ Commands (the first word of the message):
 - anything else      → `prefix + text` (with request history: `"[h=<n>] " + prefix + text`)
 - `/tool <name> <json-args>` → calls the tool, replies with its JSON result, records tool_trace
 - `/remember <text>` → `commit_memory(content=text)`; `/recall <query>` → `search_memory(query=…)`;
-  `/delegate <workspace_id> <task>` → `delegate_task(workspace_id=…, task=…)` (shorthands for /tool)
+  `/delegate <peer> <task>` → `delegate_task(workspace_id=…, task=…)` (shorthands for /tool)
+  where `<peer>` is a workspace id or a peer's NAME, resolved through `list_peers` (see
+  :meth:`EchoExecutor.resolve_peer`), so a template can name its team members before their ids exist
 - `/sleep <s>`       → waits s seconds (stopped by tasks/cancel), replies `slept <s>s`
 - `/fail`            → raises; the reply is `Agent error: echo /fail requested`
 - `/wedge <reason>`  → heartbeat `mark_wedged(reason)`, replies `wedged: <reason>`
@@ -20,6 +22,8 @@ import asyncio
 import inspect
 import json
 import logging
+import re
+import time
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +43,9 @@ NO_TEXT = "Error: message contained no text content."
 FAIL_MESSAGE = "echo /fail requested"
 CHUNK_SIZE = 32
 TRACE_MAX = 200
+LIVE_PEER = ("online", "degraded")
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+PEER_POLL_SECONDS = 1.0
 
 
 def extract_text(context: RequestContext) -> str:
@@ -69,8 +76,10 @@ def chunks(text: str, size: int = CHUNK_SIZE) -> list[str]:
 class EchoExecutor(AgentExecutor):
     def __init__(self, *, heartbeat: Any = None, beat_now: Callable[[], Awaitable[Any]] | None = None,
                  tools: dict[str, Callable[..., Any]] | None = None, prefix: str = DEFAULT_PREFIX,
-                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None):
+                 transcript: Callable[[str, str], None] | None = None, chat_files: ChatFiles | None = None,
+                 peer_wait_seconds: float = 0.0):
         self.heartbeat = heartbeat
+        self.peer_wait_seconds = max(0.0, peer_wait_seconds)
         self.chat_files = chat_files or ChatFiles()
         self.beat_now = beat_now
         self.tools = dict(tools or {})
@@ -132,8 +141,8 @@ class EchoExecutor(AgentExecutor):
         if command == "/recall":
             return await self.call_tool("search_memory", {"query": rest}, trace)
         if command == "/delegate":
-            target, _, task = rest.partition(" ")
-            return await self.call_tool("delegate_task", {"workspace_id": target, "task": task.strip()}, trace)
+            target, task = await self.resolve_peer(rest)
+            return await self.call_tool("delegate_task", {"workspace_id": target, "task": task}, trace)
         if command == "/sleep":
             try:
                 seconds = float(rest)
@@ -161,6 +170,81 @@ class EchoExecutor(AgentExecutor):
             return f"wedged: {reason}"
         n = history_length(context)
         return (f"[h={n}] " if n else "") + self.prefix + text
+
+    # -------------------------------------------------------------- /delegate targets
+    async def _peers(self) -> list[dict] | str:
+        """The peers ``list_peers`` gives (the runtime's own tool), or its error text."""
+        fn = self.tools.get("list_peers")
+        if fn is None:
+            return "no list_peers tool"
+        result = fn()
+        if inspect.isawaitable(result):
+            result = await result
+        if not isinstance(result, dict) or result.get("success") is False:
+            return str(result.get("error") if isinstance(result, dict) else result)
+        return [p for p in result.get("peers") or [] if isinstance(p, dict)]
+
+    @staticmethod
+    def _match(rest: str, peers: list[dict]) -> tuple[str, list[dict], str] | None:
+        """``(name, peers so named, task)``: the longest peer name that begins ``rest`` as whole
+        words (case-insensitive), or ``rest``'s quoted name; None when no peer name fits."""
+        if rest[0] in "\"'":
+            name, quote, task = rest[1:].partition(rest[0])
+            if not quote:
+                raise ValueError(f"/delegate: unterminated quote in {rest!r}")
+            named = [p for p in peers if str(p.get("name") or "").casefold() == name.strip().casefold()]
+            return name.strip(), named, task.strip()
+        best: tuple[str, list[dict], str] | None = None
+        for peer in peers:
+            name = str(peer.get("name") or "").strip()
+            size = len(name)
+            if not name or rest[:size].casefold() != name.casefold() or (len(rest) > size and not rest[size].isspace()):
+                continue
+            if best is None or size > len(best[0]):
+                best = (name, [peer], rest[size:].strip())
+            elif size == len(best[0]):
+                best[1].append(peer)
+        return best
+
+    async def resolve_peer(self, rest: str) -> tuple[str, str]:
+        """``(workspace_id, task)`` of ``/delegate <peer> <task>``.
+
+        ``<peer>`` is a peer's id (as before) or its name — quoted (``"Dev Lead"``) or not, the
+        longest peer name that begins the text wins — looked up in the peers ``list_peers`` gives.
+        A name no peer has, or one several peers share, is an error reply. With
+        ``runtime_config.peer_wait_seconds`` (a team lead whose initial prompt runs while its team
+        is still starting) the lookup waits that long for the named peer to exist and be online.
+        """
+        if not rest:
+            raise ValueError("usage: /delegate <peer name or workspace id> <task>")
+        first, _, after = rest.partition(" ")
+        deadline = time.monotonic() + self.peer_wait_seconds
+        while True:
+            peers = await self._peers()
+            if isinstance(peers, str):  # no peer list: only an id can be used
+                if UUID_TEXT.fullmatch(first):
+                    return first, after.strip()
+                raise ValueError(f"/delegate: cannot look up peer {first!r}: {peers}")
+            if any(str(p.get("id")) == first for p in peers):
+                return first, after.strip()
+            found = self._match(rest, peers)
+            if found is not None and len(found[1]) > 1:
+                ids = ", ".join(str(p.get("id")) for p in found[1])
+                raise ValueError(f"/delegate: {len(found[1])} peers are named {found[0]!r} ({ids}); use the id")
+            if found is None and UUID_TEXT.fullmatch(first):
+                return first, after.strip()  # an id discovery may still know (delegate_task says)
+            live = found is not None and bool(found[1]) and found[1][0].get("status") in LIVE_PEER
+            if live or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(PEER_POLL_SECONDS)
+        if found is None or not found[1]:
+            names = ", ".join(sorted(str(p.get("name")) for p in peers if p.get("name"))) or "none"
+            wanted = found[0] if found is not None else (rest if len(rest) <= 60 else rest[:60] + "…")
+            raise ValueError(f"/delegate: no peer matches {wanted!r}: give a peer's name or id (peers: {names})")
+        name, [peer], task = found
+        if not task:
+            raise ValueError(f"/delegate: no task given for {name!r}")
+        return str(peer.get("id")), task
 
     # -------------------------------------------------------------- AgentExecutor
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
