@@ -33,6 +33,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Part, TaskState
 
 from ..attachments import ChatFiles, describe
+from ..autonomy import snapshot_prompt_section
 from ..checkpoints import TaskCheckpoints, activate, deactivate, record_tool_step
 from ..tools.redact import redact_secrets
 from ..coordinator import fetch_parent_context, find_children, make_route_tool, parent_context_section, team_section
@@ -472,6 +473,7 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         self.checkpoints = None
         self._executor = None
         self._prompt_source = None
+        self._prompt_tail: list[str] = []
 
     def executor_class(self):
         """The executor class (imported lazily by subclasses, so the heavy SDK loads only when used)."""
@@ -533,7 +535,8 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
     def replace_skills(self, reloaded: dict) -> None:
         """Hot-reload hook: swap reloaded skills and rebuild the tool map and the system prompt
         (its ``## Your Skills`` section) the model sees: the executor reads both on its next task,
-        so a promoted skill's instructions are followed without a restart."""
+        so a promoted skill's instructions are followed without a restart. What was added after the
+        prompt was built (the CLI's inter-agent block, the pre-stop snapshot) stays at its end."""
         old_skill_tools = {n for s in self.loaded_skills for n in s.tools}
         self.loaded_skills = replace_skills(self.loaded_skills, reloaded)
         builtin = {n: f for n, f in self.all_tools.items() if n not in old_skill_tools}
@@ -541,8 +544,19 @@ class LLMAdapter(TranscriptMixin, BaseAdapter):
         source = getattr(self, "_prompt_source", None)
         if source is not None:
             config_path, prompt_files, extras = source
-            self.system_prompt = build_system_prompt(config_path, prompt_files, self.loaded_skills,
-                                                     tool_names=list(self.all_tools), extras=extras)
+            base = build_system_prompt(config_path, prompt_files, self.loaded_skills,
+                                       tool_names=list(self.all_tools), extras=extras)
+            self.system_prompt = "\n\n".join(p for p in (base, *self._prompt_tail) if p)
+        self._sync_executor()
+
+    def restore_state(self, snapshot: dict) -> None:
+        """The base class's restore, and the snapshot's prompt section handed to the executor
+        (created before the snapshot is read) and kept through later prompt rebuilds."""
+        super().restore_state(snapshot)
+        self._prompt_tail.append(snapshot_prompt_section(snapshot))
+        self._sync_executor()
+
+    def _sync_executor(self) -> None:
         if self._executor is not None:
             self._executor.tools = self.all_tools
             self._executor.system_prompt = self.system_prompt

@@ -75,6 +75,59 @@ def test_every_tab_opens_its_panel_with_no_console_errors(canvas, admin_api):
     expect(canvas.locator("#tab-events")).to_be_focused()
 
 
+def test_every_tab_is_in_sight_and_clickable_at_the_narrowest_panel(canvas, admin_api):
+    """The tab bar wraps: at the 320 px minimum (and the 480 px default) each of the eleven tabs lies
+    wholly inside the panel, its label unclipped, no two overlap, and a click or the arrow keys reach it."""
+    ws = create_workspace(admin_api, "Narrow Panel", role="Keeps every tab in sight")
+    register_online(admin_api, ws["id"])
+    for width in (320, 480):
+        canvas.evaluate(f"localStorage.setItem('molecule-panel-width', '{width}')")
+        canvas.reload()
+        canvas.wait_for_selector("body[data-canvas-ready]")
+        open_panel(canvas, ws["id"])
+        panel = canvas.locator("#side-panel").bounding_box()
+        assert round(panel["width"]) == width
+        strip = canvas.locator(".panel-tabs-wrap").bounding_box()
+        boxes = {}
+        for tab in TABS:
+            button = canvas.locator(f"#tab-{tab}")
+            box = button.bounding_box()
+            assert panel["x"] <= box["x"] and box["x"] + box["width"] <= panel["x"] + panel["width"], (width, tab, box)
+            assert strip["y"] <= box["y"] and box["y"] + box["height"] <= strip["y"] + strip["height"] + 1, (width, tab, box)
+            # the label is legible: not cut off by its box, not shrunk
+            assert button.evaluate("el => el.scrollWidth <= el.clientWidth"), (width, tab)
+            assert float(button.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")) >= 12
+            boxes[tab] = box
+        for a, b in zip(TABS, TABS[1:]):  # reading order, and no overlap
+            first, second = boxes[a], boxes[b]
+            same_row = abs(first["y"] - second["y"]) < 2
+            assert (same_row and second["x"] >= first["x"] + first["width"] - 0.5) or second["y"] >= first["y"] + first["height"] - 2, (a, b)
+        rows = len({round(box["y"]) for box in boxes.values()})
+        assert rows == (3 if width == 320 else 2), rows
+        # the point a click lands on is the tab itself (nothing covers it), and it selects the tab
+        for tab in TABS:
+            box = boxes[tab]
+            hit = canvas.evaluate("([x, y]) => document.elementFromPoint(x, y)?.id", [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+            assert hit == f"tab-{tab}", (width, tab, hit)
+            canvas.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            expect(canvas.locator(f"#tab-{tab}")).to_have_attribute("aria-selected", "true")
+            expect(canvas.locator(f"#panel-{tab}")).to_be_visible()
+        if width == 320:
+            canvas.locator("#tab-schedule").click()
+            screenshot(canvas, "panel-tabs-320")
+            # the keyboard walks every tab, across the rows, and wraps around
+            canvas.locator("#tab-chat").click()
+            canvas.locator("#tab-chat").focus()
+            for tab in TABS[1:] + TABS[:1]:
+                canvas.keyboard.press("ArrowRight")
+                expect(canvas.locator(f"#tab-{tab}")).to_be_focused()
+                expect(canvas.locator(f"#tab-{tab}")).to_have_attribute("aria-selected", "true")
+        else:
+            canvas.locator("#tab-schedule").click()
+            screenshot(canvas, "panel-tabs-480")
+    canvas.evaluate("localStorage.removeItem('molecule-panel-width')")
+
+
 def test_tabs_degrade_to_an_empty_state_when_their_backend_answers_4xx(canvas, admin_api):
     ws = create_workspace(admin_api, "Going Away")
     register_online(admin_api, ws["id"])

@@ -211,6 +211,10 @@ class CLIAdapter(LLMAdapter):
         base = with_platform_instructions(config.system_prompt, extras) if config.system_prompt else \
             build_system_prompt(config_path, config.prompt_files, self.loaded_skills,
                                 tool_names=list(self.all_tools), extras=extras)
+        # what a hot reload rebuilds the prompt from (a promoted skill's instructions reach the CLI),
+        # the inter-agent block kept after it
+        self._prompt_source = None if config.system_prompt else (config_path, list(config.prompt_files), extras)
+        self._prompt_tail = [INTER_AGENT_BLOCK]
         self.system_prompt = "\n\n".join(p for p in (base, INTER_AGENT_BLOCK) if p)
 
     async def create_executor(self, config: AdapterConfig):

@@ -18,9 +18,10 @@ from molecule_runtime.adapters.cli.adapter import CODEX_NPM_PACKAGE, INTER_AGENT
 from molecule_runtime.adapters.cli.executor import codex_config_toml
 from molecule_runtime.config import load_config
 from molecule_runtime.preflight import run_preflight
+from molecule_runtime.skills import load_skill
 
 from ...a2a_helpers import msg03, rpc
-from ...conftest import free_port, write_config
+from ...conftest import free_port, write_config, write_skill
 from ...fake_openai import answer_with_tool_result
 from ..conftest import process_env, run_cli, runtime_process
 from .conftest import NPM_BIN, codex_bin
@@ -123,6 +124,24 @@ def test_codex_setup_writes_a_private_config_for_the_provider_and_the_mcp_server
     assert (mcp["command"], mcp["args"], mcp["required"]) == (sys.executable, ["-m", "molecule_runtime.mcp_server"], True)
     assert mcp["env"]["WORKSPACE_ID"] == "ws-9" and mcp["env"]["PLATFORM_URL"] == "http://platform.test:8080"
     assert mcp["env"]["CONFIGS_DIR"] == str(tmp_path.resolve())
+
+
+def test_a_skill_promoted_while_running_reaches_the_cli_prompt_before_the_inter_agent_block(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    (tmp_path / "system-prompt.md").write_text("You are Ops.")
+    adapter = Adapter()
+    cfg = AdapterConfig(model="openai:gpt-4.1-mini", config_path=str(tmp_path),
+                        runtime_config={"command": sys.executable, "args": ["-c", "print(42)"]})
+    asyncio.run(adapter.setup(cfg))
+    executor = asyncio.run(adapter.create_executor(cfg))
+    assert "### Triage" not in executor.system_prompt
+    write_skill(tmp_path, "triage", "name: Triage\ndescription: Triage flaky CI\n", None)
+    adapter.replace_skills({"triage": load_skill(tmp_path, "triage", "cli")})
+    prompt = executor.system_prompt
+    assert prompt.startswith("You are Ops.") and "### Triage\nTriage flaky CI\nDo triage things." in prompt
+    assert prompt.endswith(INTER_AGENT_BLOCK) and prompt.count(INTER_AGENT_BLOCK) == 1
+    _argv, _stdin, env = executor.command_line("hello")
+    assert env["MOLECULE_SYSTEM_PROMPT"] == prompt  # what the CLI is given on the next task
 
 
 def test_toml_strings_escape_control_characters():

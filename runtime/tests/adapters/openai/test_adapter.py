@@ -100,6 +100,26 @@ def test_setup_merges_skill_tools_and_hot_reload_swaps_them(tmp_path, monkeypatc
     assert "### Triage" not in executor.system_prompt
 
 
+def test_a_restored_snapshot_reaches_the_executor_and_stays_through_a_skill_promotion(tmp_path, monkeypatch):
+    """main restores the pre-stop snapshot after the executor exists: the model must see it, and a
+    skill promoted afterwards rebuilds the prompt without dropping it."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    (tmp_path / "system-prompt.md").write_text("You are Ops.")
+    adapter = Adapter()
+    cfg = AdapterConfig(model="gpt-4o", config_path=str(tmp_path))
+    asyncio.run(adapter.setup(cfg))
+    executor = asyncio.run(adapter.create_executor(cfg))
+    adapter.restore_state({"timestamp": "2026-12-03T10:00:00Z", "current_task": "writing the report"})
+    assert "## Before your last restart" in executor.system_prompt and "writing the report" in executor.system_prompt
+    write_skill(tmp_path, "triage", "name: Triage\ndescription: Triage flaky CI\n", None)
+    adapter.replace_skills({"triage": load_skill(tmp_path, "triage", "openai")})
+    prompt = executor.system_prompt
+    assert prompt.startswith("You are Ops.") and "### Triage\nTriage flaky CI" in prompt
+    assert prompt.index("### Triage") < prompt.index("## Before your last restart") and "writing the report" in prompt
+    adapter.replace_skills({"triage": None})
+    assert "### Triage" not in executor.system_prompt and "writing the report" in executor.system_prompt
+
+
 def test_cli_exits_non_zero_naming_the_missing_key(tmp_path):
     config_dir = write_config(tmp_path / "configs", "runtime: openai\nmodel: openai:gpt-4o\n")
     proc = run_cli(process_env(WORKSPACE_ID="ws-1", WORKSPACE_CONFIG_PATH=str(config_dir),
