@@ -154,3 +154,10 @@ def test_compare_tracing_refuses_other_phases(monkeypatch, capsys, argv):
         load.main()
     assert exit_info.value.code == 2
     assert "--compare-tracing measures the a2a phase only" in capsys.readouterr().err
+
+
+def test_cpu_per_call_counts_a_process_started_during_the_run_whole():
+    before = {1: ("web", 10.0), 2: ("web", 4.0), 3: ("postgres", 1.0), 9: ("agent", 2.0)}
+    after = {1: ("web", 10.5), 2: ("web", 4.25), 3: ("postgres", 1.1), 4: ("postgres", 0.15)}  # 9 is gone
+    assert load.CpuMeter.per_call(before, after, 100) == {"postgres": 2.5, "web": 7.5}
+    assert load.CpuMeter.per_call(before, after, 0) == {}  # a run without one answered call
