@@ -10,10 +10,15 @@ load generator: a Python client would compete for the same 2 cores), and measure
 - health: ``GET /health`` at 32 connections, platform vs the floor's bare ASGI health;
 - a2a: ``message/send`` to an echo agent (``bench/echo_agent.py``) directly and through
   ``POST /workspaces/:id/a2a`` at 1 and 8 connections, reported as the latency the proxy adds;
+  with ``--compare-tracing``, this phase alone once per tracing mode (``TRACING_MODES``: off —
+  the floor —, the platform's spans only, and the default where the agent exports its own spans
+  to the platform's OTLP receiver too), each on a platform started afresh, reported as ratios to
+  the floor with the spans each mode stored;
 - ws: event fan-out to M ``/ws`` clients (``bench/ws_clients.py``, a process of its own).
 
     .venv/bin/python bench/load.py [--seconds N] [--workspaces 200] [--ws-clients 1000]
                                    [--only heartbeat,a2a,health,ws] [--json out.json]
+    .venv/bin/python bench/load.py --compare-tracing [--seconds N] [--json out.json]
 
 Each run starts once the machine is idle (or says that it was not). Everything listens on and
 talks to 127.0.0.1 only, every run is bounded in time, and every process started here is stopped
@@ -69,6 +74,19 @@ HEALTH_CONNECTIONS, HEALTH_SECONDS = 32, 8
 A2A_CONNECTIONS, A2A_SECONDS = (1, 8), 6
 WS_EVENTS = 5
 SAMPLE_SECONDS = 0.25
+# --compare-tracing: the a2a phase on a platform started afresh for each mode, in this order; the
+# first is the floor. (name, the platform's environment, whether the echo agent traces itself.)
+TRACING_MODES = (
+    ("off", {"OTEL_SDK_DISABLED": "true"}, False),    # no span anywhere
+    ("proxy", {"OTEL_SDK_DISABLED": "false"}, False),  # the platform's a2a.proxy spans only
+    ("on", {"OTEL_SDK_DISABLED": "false"}, True),      # the default: those, and the agent's to the receiver
+)
+TRACING_DESCRIPTIONS = {
+    "off": "OTEL_SDK_DISABLED=true, no span anywhere (the floor)",
+    "proxy": "the platform's a2a.proxy spans, through its BatchSpanProcessor into trace_spans; the agent untraced",
+    "on": "the default: those, and the echo agent's a2a.task + chat spans (as a runtime's) to POST /otlp/v1/traces",
+}
+SPAN_SETTLE_SECONDS, SPAN_SETTLE_MAX_SECONDS = 6.0, 40.0  # longer than the SDK's 5 s batch delay
 AFTER_SECONDS = 5.0
 QUIET_CPU_PERCENT, QUIET_MAX_SECONDS = 10.0, 10.0
 WRK_TIMEOUT = "30s"  # wrk's default 2 s would drop the slow tail from the percentiles
@@ -192,10 +210,11 @@ def embedded_urls(home: Path) -> dict[str, str]:
     return urls
 
 
-def platform_env(home: Path, urls: dict[str, str]) -> dict[str, str]:
+def platform_env(home: Path, urls: dict[str, str], overrides: dict[str, str] | None = None) -> dict[str, str]:
     """The environment the launched platform has (as ``Launch`` builds it), with its servers' URLs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOLECULE_")}
-    env.update(PLATFORM_ENV, MOLECULE_HOME=str(home), DJANGO_SETTINGS_MODULE="molecule_site.settings", **urls)
+    env.update(PLATFORM_ENV, **(overrides or {}), MOLECULE_HOME=str(home), DJANGO_SETTINGS_MODULE="molecule_site.settings",
+               **urls)
     return env
 
 
@@ -304,6 +323,44 @@ class IdleWatch:
                         "busiest": [[after[pid][1], round(used[pid], 1)] for pid in busiest]}
 
 
+class CpuMeter:
+    """CPU seconds spent during a run by the platform's processes, in groups (its web processes,
+    PostgreSQL, Redis, the Celery worker and beat, the launcher), and by the processes given (the
+    echo agent): on 2 cores shared with other jobs, CPU per call is steadier than throughput."""
+
+    GROUPS = (("web", "molecule_site.serve"), ("postgres", "postgres"), ("redis", "redis-server"),
+              ("celery", "celery"))
+
+    def __init__(self, idle: IdleWatch, others: dict[str, subprocess.Popen]):
+        self.idle, self.others = idle, others
+
+    def _group(self, cmdline: str) -> str:
+        return next((group for group, marker in self.GROUPS if marker in cmdline), "launcher")
+
+    def snapshot(self) -> dict[int, tuple[str, float]]:
+        seen = {}
+        pids = {pid: None for pid in self.idle._platform_pids()}
+        for name, process in self.others.items():
+            parent = psutil.Process(process.pid)
+            pids.update({child.pid: name for child in [parent, *parent.children(recursive=True)]})
+        for pid, group in pids.items():
+            try:
+                process = psutil.Process(pid)
+                times = process.cpu_times()
+                seen[pid] = (group or self._group(" ".join(process.cmdline())), times.user + times.system)
+            except psutil.Error:  # gone meanwhile
+                continue
+        return seen
+
+    @staticmethod
+    def per_call(before: dict, after: dict, calls: int) -> dict[str, float]:
+        """CPU ms per call by group; a process that started during the run counts whole."""
+        spent: dict[str, float] = {}
+        for pid, (group, seconds) in after.items():
+            spent[group] = spent.get(group, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
+        return {group: round(seconds * 1000 / calls, 3) for group, seconds in sorted(spent.items())} if calls else {}
+
+
 # --- wrk ------------------------------------------------------------------------------------------
 
 def lua_string(text: str) -> str:
@@ -341,12 +398,13 @@ end
 """)
 
 
-def post_script(path: Path, body: str) -> Path:
+def post_script(path: Path, body: str, headers: dict[str, str] | None = None) -> Path:
+    extra = "".join(f"wrk.headers[{lua_string(k)}] = {lua_string(v)}\n" for k, v in (headers or {}).items())
     return write_script(path, f"""
 wrk.method = "POST"
 wrk.body = {lua_string(body)}
 wrk.headers["Content-Type"] = "application/json"
-""")
+{extra}""")
 
 
 def timed_wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[dict, tuple[float, float]]:
@@ -434,9 +492,10 @@ class Bench:
     only now, so its connections never count against the platform's), then a2a and ws."""
 
     def __init__(self, args, stack: ExitStack, work: Path, launch: Launch, env: dict, sampler: ConnectionSampler,
-                 idle: IdleWatch):
+                 idle: IdleWatch, traced_agent: bool = False, count_spans: bool = False):
         self.args, self.stack, self.work, self.launch, self.env = args, stack, work, launch, env
         self.sampler, self.idle = sampler, idle
+        self.traced_agent, self.count_spans = traced_agent, count_spans
         self.results: dict = {}
         self.errors: dict[str, str] = {}
 
@@ -452,11 +511,16 @@ class Bench:
                                                 "log_tail": [line.rstrip() for line in self.launch.lines[-40:]]}
             raise PhaseError(f"the platform stopped (launcher exit code {code}): {' / '.join(said)}")
 
-    def wrk(self, url: str, script: Path, connections: int, seconds: int) -> tuple[dict, tuple[float, float]]:
-        """Every run: on a live platform, on an idle machine (or saying it was not)."""
+    def wrk(self, url: str, script: Path, connections: int, seconds: int,
+            cpu: CpuMeter | None = None) -> tuple[dict, tuple[float, float]]:
+        """Every run: on a live platform, on an idle machine (or saying it was not); with ``cpu``,
+        the CPU its processes spent per request."""
         self.check_platform()
         idle = self.idle.wait()
+        before = cpu.snapshot() if cpu else None
         result, window = timed_wrk(url, script, connections, seconds)
+        if cpu:
+            result["cpu_ms_per_call"] = CpuMeter.per_call(before, cpu.snapshot(), result["requests"])
         self.check_platform()  # a run the platform died in measures nothing
         result["idle_before"] = idle
         return result, window
@@ -513,30 +577,60 @@ class Bench:
     def a2a(self) -> None:
         with ExitStack() as stack:
             port = free_port()
+            agent_url = f"http://localhost:{port}"
+            workspace_id, token = asyncio.run(self._echo_workspace(agent_url))
+            env = dict(self.env)
+            if self.traced_agent:  # the agent exports its spans to the platform's receiver, as a runtime does
+                env.update(ECHO_PLATFORM_URL=self.launch.url, ECHO_WORKSPACE_TOKEN=token, ECHO_WORKSPACE_ID=workspace_id)
             process = start_server(stack, "echo", [
                 sys.executable, "-m", "uvicorn", "echo_agent:app", "--app-dir", str(BENCH), "--host", "127.0.0.1",
                 "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                 "--log-level", "info",
-            ], self.env, self.work)
+            ], env, self.work)
             wait_for_log(process, self.work / "echo.log", "Uvicorn running", 1, timeout=60)
+            if self.traced_agent and "tracing to the platform" not in (self.work / "echo.log").read_text():
+                raise PhaseError(f"the echo agent did not set its tracing up:\n{tail(self.work / 'echo.log')}")
             direct = f"http://127.0.0.1:{port}/"
-            workspace_id, _ = asyncio.run(self._echo_workspace(f"http://localhost:{port}"))
             through = f"{self.launch.url}/workspaces/{workspace_id}/a2a"
-            check = httpx.post(through, content=A2A_BODY, headers={"Content-Type": "application/json"}, timeout=30)
+            # The canvas caller (no X-Workspace-ID) is an operator: the admin token outside dev mode.
+            headers = {"Content-Type": "application/json", **ADMIN_HEADERS}
+            check = httpx.post(through, content=A2A_BODY, headers=headers, timeout=30)
             if check.status_code != 200 or '"echo"' not in check.text:
                 raise PhaseError(f"the proxy did not relay the echo agent: {check.status_code} {check.text[:300]}")
-            script = post_script(self.work / "a2a.lua", A2A_BODY)
+            script = post_script(self.work / "a2a.lua", A2A_BODY, ADMIN_HEADERS)
+            cpu = CpuMeter(self.idle, {"agent": process}) if self.count_spans else None
             runs = {}
+            calls = {"direct": 0, "through": 1}  # the check above went through too
             for connections in A2A_CONNECTIONS:
                 pair = {}
                 for name, url in (("direct", direct), ("through", through)):
                     print(f"a2a: {name}, {connections} connection(s)…", flush=True)
-                    pair[name], _ = self.wrk(url, script, connections, self.seconds(A2A_SECONDS))
+                    pair[name], _ = self.wrk(url, script, connections, self.seconds(A2A_SECONDS), cpu)
+                    calls[name] += pair[name]["requests"]
                 pair["added_ms"] = {
                     key: round(pair["through"][f"{key}_ms"] - pair["direct"][f"{key}_ms"], 2) for key in ("p50", "p99")
                 }
                 runs[str(connections)] = pair
-            self.results["a2a"] = {"workspace_id": workspace_id, "runs": runs}
+            self.results["a2a"] = {"workspace_id": workspace_id, "runs": runs, "calls": calls}
+            if self.count_spans:
+                self.results["a2a"]["spans"] = self.stored_spans()
+
+    def stored_spans(self) -> dict:
+        """Spans in ``trace_spans`` by (service, name), once every batch exporter has had its turn:
+        polled until the count held still for longer than the SDK's 5 s batch delay."""
+        print("a2a: waiting for the exporters' last batches…", flush=True)
+        query = "SELECT service_name, name, count(*) FROM trace_spans GROUP BY 1, 2 ORDER BY 1, 2"
+        deadline = time.monotonic() + SPAN_SETTLE_MAX_SECONDS
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True, application_name=SAMPLER_APP_NAME) as conn:
+            counts, still_since = None, time.monotonic()
+            while time.monotonic() < deadline:
+                now = {f"{service} {name}": n for service, name, n in conn.execute(query).fetchall()}
+                if now != counts:
+                    counts, still_since = now, time.monotonic()
+                elif time.monotonic() - still_since >= SPAN_SETTLE_SECONDS:
+                    return {"by_name": counts, "settled": True}
+                time.sleep(0.5)
+        return {"by_name": counts, "settled": False}
 
     async def _echo_workspace(self, agent_url: str) -> tuple[str, str]:
         async with httpx.AsyncClient(base_url=self.launch.url, timeout=60) as api:
@@ -686,6 +780,8 @@ def report(data: dict) -> str:
             out.append(row("through", pair["through"], False))
             added = pair["added_ms"]
             out.append(f"  added by the proxy: p50 {added['p50']:.2f} ms, p99 {added['p99']:.2f} ms")
+    if "tracing" in data:
+        out += tracing_report(data["tracing"], row, header)
     if "ws" in data:
         ws = data["ws"]
         out += ["", f"/ws fan-out: {ws['connected']}/{ws['clients']} clients ({ws.get('processes', 1)} processes) "
@@ -716,6 +812,46 @@ def report(data: dict) -> str:
     return "\n".join(out)
 
 
+def tracing_report(tracing: dict, row, header: str) -> list[str]:
+    modes = tracing["modes"]
+    floor = TRACING_MODES[0][0]
+    out = ["", "A2A message/send with tracing off and on, a platform of its own for each mode:"]
+    out += [f"  {mode:<6} {TRACING_DESCRIPTIONS[mode]}" for mode, _, _ in TRACING_MODES]
+    out.append(header)
+    connections = next((list(section["a2a"]["runs"]) for section in modes.values() if "a2a" in section), [])
+    for count in connections:
+        runs = {mode: section["a2a"]["runs"][count] for mode, section in modes.items()
+                if count in section.get("a2a", {}).get("runs", {})}
+        out.append(f" {count} connection(s), {next(iter(runs.values()))['direct']['seconds']:g} s each")
+        for name, label in (("direct", "direct"), ("through", "proxy")):
+            out += [row(f"{mode} {label}", pair[name], False) for mode, pair in runs.items()]
+        for name, label in (("direct", "direct"), ("through", "proxy")):
+            for mode, pair in runs.items():
+                if pair[name].get("cpu_ms_per_call"):
+                    spent = pair[name]["cpu_ms_per_call"]
+                    out.append(f"  {mode + ' ' + label:<12} CPU ms per call: total {sum(spent.values()):.3f} = "
+                               + ", ".join(f"{group} {ms:.3f}" for group, ms in spent.items()))
+        for mode, pair in runs.items():
+            added, ratios = pair["added_ms"], tracing["ratio"].get(mode, {}).get(count)
+            text = f"  {mode:<6} added by the proxy p50 {added['p50']:6.2f} ms, p99 {added['p99']:6.2f} ms"
+            if ratios and mode != floor:
+                through, direct = ratios["through"], ratios["direct"]
+                text += (f";  {mode}/{floor} through: req/s {fmt(through['rps'], '.3f')}x, p50 {fmt(through['p50_ms'], '.2f')}x,"
+                         f" p99 {fmt(through['p99_ms'], '.2f')}x; direct req/s {fmt(direct['rps'], '.3f')}x")
+            out.append(text)
+    out.append(" spans stored during each mode's runs (trace_spans, counted once the exporters went quiet):")
+    for mode, section in modes.items():
+        a2a = section.get("a2a")
+        if not a2a or "spans" not in a2a:
+            continue
+        spans, calls = a2a["spans"], a2a["calls"]
+        counts = ", ".join(f"{name} {n}" for name, n in spans["by_name"].items()) or "none"
+        late = "" if spans["settled"] else f" (STILL GROWING after {SPAN_SETTLE_MAX_SECONDS:g} s)"
+        out.append(f"  {mode:<6} {counts}{late}; calls through the proxy {calls['through']}, "
+                   f"to the agent {calls['through'] + calls['direct']}")
+    return out
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -726,10 +862,18 @@ def main() -> int:
     parser.add_argument("--ws-clients", type=int, default=1000)
     parser.add_argument("--ws-processes", type=int, default=2, help="processes the /ws clients are spread over "
                         "(one Python process reading 1,000 sockets is itself the slowest part of the fan-out)")
-    parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(PHASES)} (default: all of them)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--web-server", choices=("uvicorn", "daphne"), help="the platform's WEB_SERVER (default: its own)")
+    parser.add_argument("--compare-tracing", action="store_true",
+                        help="the a2a phase once per tracing mode, each on a platform of its own: "
+                        "OTEL_SDK_DISABLED=true (the floor), the platform's a2a.proxy spans only, and the default "
+                        "(those and the echo agent's spans to POST /otlp/v1/traces); reports each against the floor "
+                        "and the spans stored")
     args = parser.parse_args()
+    if args.compare_tracing and args.only not in (None, "a2a"):
+        parser.error("--compare-tracing measures the a2a phase only: leave --only out or give --only a2a")
+    args.only = args.only or ("a2a" if args.compare_tracing else ",".join(PHASES))
     if args.web_server:
         PLATFORM_ENV["WEB_SERVER"] = args.web_server
     args.only = [phase.strip() for phase in args.only.split(",") if phase.strip()]
@@ -753,7 +897,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "cpu_percent_before_start": psutil.cpu_percent(interval=1),
         "config": {"platform_env": PLATFORM_ENV, "workspaces": args.workspaces, "ws_clients": args.ws_clients,
-                   "only": args.only, "seconds": args.seconds},
+                   "only": args.only, "seconds": args.seconds, "compare_tracing": args.compare_tracing},
     }
     started = time.monotonic()
     try:
@@ -770,23 +914,54 @@ def main() -> int:
 
 
 def measure(args, data: dict) -> None:
-    """Start the platform, run the phases, stop everything (the ExitStack, also on errors and Ctrl-C)."""
+    """Start the platform, run the phases, stop everything; with ``--compare-tracing``, once per
+    tracing mode (a fresh platform each time), the a2a phase only, then traced/untraced."""
+    if not args.compare_tracing:
+        measure_platform(args, data, {})
+        return
+    data["tracing"] = {"modes": {}}
+    data["errors"] = {}
+    for mode, overrides, traced_agent in TRACING_MODES:
+        print(f"== tracing {mode}: {TRACING_DESCRIPTIONS[mode]}", flush=True)
+        section: dict = {"platform_env": overrides, "traced_agent": traced_agent}
+        measure_platform(args, section, overrides, traced_agent=traced_agent, count_spans=True)
+        data["tracing"]["modes"][mode] = section
+        data["errors"].update({f"{mode} {phase}": message for phase, message in section["errors"].items()})
+        for key in ("platform_web", "postgres"):
+            data.setdefault(key, section[key])
+    data["tracing"]["ratio"] = tracing_ratios(data["tracing"]["modes"])
+
+
+def tracing_ratios(modes: dict) -> dict:
+    """{mode: {connections: {direct, through: mode / the floor mode}}} for every run both measured."""
+    floor_runs = modes.get(TRACING_MODES[0][0], {}).get("a2a", {}).get("runs", {})
+    return {
+        mode: {connections: {name: compare(pair[name], floor_runs[connections][name]) for name in ("direct", "through")}
+               for connections, pair in section.get("a2a", {}).get("runs", {}).items() if connections in floor_runs}
+        for mode, section in modes.items()
+    }
+
+
+def measure_platform(args, data: dict, env_overrides: dict, traced_agent: bool = False,
+                     count_spans: bool = False) -> None:
+    """One platform: started, measured, stopped (the ExitStack, also on errors and Ctrl-C)."""
     with tempfile.TemporaryDirectory(prefix="molecule-load-") as work_dir, ExitStack() as stack:
         work = Path(work_dir)
         home = work / "home"
         print("starting the platform…", flush=True)
-        launch = Launch(home, free_port(), **PLATFORM_ENV)
+        launch = Launch(home, free_port(), **PLATFORM_ENV, **env_overrides)
         stack.callback(launch.stop)
         launch.wait_for("celery@", "beat: Starting", timeout=180)
         wait_for_health(launch)
         # The launcher's banner line about its web processes, when it prints one.
         data["platform_web"] = next((line.strip() for line in launch.lines if line.lstrip().startswith("web:")), None)
         urls = embedded_urls(home)
-        env = platform_env(home, urls)
+        env = platform_env(home, urls, env_overrides)
         sampler = ConnectionSampler(urls["DATABASE_URL"])
         stack.callback(sampler.close)
         data["postgres"] = {"max_connections": sampler.max_connections, "documented_bound": documented_bound(env)}
-        bench = Bench(args, stack, work, launch, env, sampler, IdleWatch(launch, home, urls["REDIS_URL"]))
+        bench = Bench(args, stack, work, launch, env, sampler, IdleWatch(launch, home, urls["REDIS_URL"]),
+                      traced_agent=traced_agent, count_spans=count_spans)
         bench.run()
         data.update(bench.results, errors=bench.errors)
         data["postgres"]["sampler_error"] = sampler.error

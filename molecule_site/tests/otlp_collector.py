@@ -16,8 +16,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 class OTLPCollector(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "/v1/traces") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.traces_path = path  # where exports are taken (the platform's receiver is at /otlp/v1/traces)
         self.lock = threading.Lock()
         self.spans: list[dict] = []
         self.requests: list[dict] = []  # path and headers of each export
@@ -66,7 +67,7 @@ def _value(value):
 class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/v1/traces" or self.headers.get("Content-Type") != "application/x-protobuf":
+        if self.path != self.server.traces_path or self.headers.get("Content-Type") != "application/x-protobuf":
             self.send_response(404)
             self.end_headers()
             return
