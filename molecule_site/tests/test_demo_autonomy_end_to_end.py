@@ -15,10 +15,7 @@ on a fresh database, with a one-second schedule sweep. The operator imports the 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -34,15 +31,6 @@ ADMIN = "demo-autonomy-e2e-admin"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 INITIAL_TASK = "Plan this week's release and split it between Backend and QA."
 MORNING_TASK = "Review what the team finished yesterday and take on today's most important task."
-
-
-@pytest.fixture
-def home():
-    """MOLECULE_HOME in /tmp: pytest's tmp_path is closed to the runtimes' own users (as root)."""
-    directory = Path(tempfile.mkdtemp(prefix="molecule-autonomy-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

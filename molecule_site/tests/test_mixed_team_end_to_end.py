@@ -11,9 +11,7 @@ are in the activity log of the PM and of its children.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -95,14 +93,6 @@ def model():
     server = fake_openai.FakeOpenAIServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def home():
-    directory = Path(tempfile.mkdtemp(prefix="molecule-mixed-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ a runtime boots; the keys are stand-ins and the endpoints closed loopback ports.
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,14 +21,6 @@ STAND_INS = {"OPENAI_API_KEY": "sk-fake-online-openai", "ANTHROPIC_API_KEY": "sk
              "GOOGLE_API_KEY": "fake-online-google", "OPENROUTER_API_KEY": "sk-or-fake-online",
              "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
              "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:9"}
-
-
-@pytest.fixture
-def home():
-    directory = Path(tempfile.mkdtemp(prefix="molecule-runtimes-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_every_default_template_comes_online_on_the_local_backend(home):

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 from pathlib import Path
 
 import asyncio
@@ -83,15 +81,6 @@ def sdk_reply_through_proxy(agent_url: str, proxy_url: str, version: str, stream
             return " ".join(texts)
 
     return asyncio.run(run())
-
-
-@pytest.fixture
-def home():
-    """MOLECULE_HOME in /tmp: pytest's tmp_path is closed to the runtimes' own users (as root)."""
-    directory = Path(tempfile.mkdtemp(prefix="molecule-team-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,9 +12,6 @@ lands in ``workspace_token_usage``, ``/workspaces/:id/metrics`` and Prometheus' 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -58,14 +55,6 @@ def model():
     server = fake_openai.FakeOpenAIServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def home():
-    directory = Path(tempfile.mkdtemp(prefix="molecule-traces-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
