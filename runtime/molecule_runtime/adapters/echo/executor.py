@@ -218,21 +218,19 @@ class EchoExecutor(AgentExecutor):
         if not rest:
             raise ValueError("usage: /delegate <peer name or workspace id> <task>")
         first, _, after = rest.partition(" ")
+        if UUID_TEXT.fullmatch(first):
+            # An id goes straight to delegate_task, which checks it: no list_peers call (and no
+            # extra tool span in the task's trace) for the form that needs no lookup.
+            return first, after.strip()
         deadline = time.monotonic() + self.peer_wait_seconds
         while True:
             peers = await self._peers()
             if isinstance(peers, str):  # no peer list: only an id can be used
-                if UUID_TEXT.fullmatch(first):
-                    return first, after.strip()
                 raise ValueError(f"/delegate: cannot look up peer {first!r}: {peers}")
-            if any(str(p.get("id")) == first for p in peers):
-                return first, after.strip()
             found = self._match(rest, peers)
             if found is not None and len(found[1]) > 1:
                 ids = ", ".join(str(p.get("id")) for p in found[1])
                 raise ValueError(f"/delegate: {len(found[1])} peers are named {found[0]!r} ({ids}); use the id")
-            if found is None and UUID_TEXT.fullmatch(first):
-                return first, after.strip()  # an id discovery may still know (delegate_task says)
             live = found is not None and bool(found[1]) and found[1][0].get("status") in LIVE_PEER
             if live or time.monotonic() >= deadline:
                 break

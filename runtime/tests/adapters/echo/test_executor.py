@@ -203,6 +203,15 @@ def test_delegate_takes_a_peers_name_and_still_takes_its_id(team_echo, fake_plat
     assert delegated(fake_platform) == [(DEV_LEAD, "plan the release"), (DEV_LEAD, "ship it"), (DEV_LEAD, "review")]
 
 
+def test_an_id_is_delegated_without_looking_up_the_peers(team_echo, fake_platform, workspace_id):
+    """The id form needs no lookup: no list_peers call (nor its span in the task's trace)."""
+    fake_platform.add_peer(workspace_id, DEV_LEAD, name="Dev Lead")
+    echo = team_echo()
+    reply = json.loads(send03(echo.url, f"/delegate {DEV_LEAD} ship it")["parts"][0]["text"])
+    assert reply["response"] == "echo: ship it"
+    assert [r.path for r in fake_platform.requests if r.path.endswith("/peers")] == []
+
+
 def test_the_longest_matching_name_wins_and_quotes_pick_the_shorter_one(team_echo, fake_platform, workspace_id):
     fake_platform.add_peer(workspace_id, "peer-qa", name="QA")
     fake_platform.add_peer(workspace_id, "peer-qa-lead", name="QA Lead")
