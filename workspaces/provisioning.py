@@ -57,8 +57,10 @@ PROVISIONING_GRACE_SECONDS = 10
 PLATFORM_ENV = frozenset({
     "WORKSPACE_ID", "PLATFORM_URL", "MOLECULE_URL", "PARENT_ID", "WORKSPACE_CONFIG_PATH", "CONFIGS_DIR",
     "WORKSPACE_DIR", "PORT", "A2A_PORT", "HOST", "AGENT_URL", "TIER", "DELEGATION_RESULTS_FILE", "PLUGINS_DIR",
-    "MOLECULE_AGENT_ROLE", "MOLECULE_STATE_DIR", "AGENT_SNAPSHOT_PATH", INBOUND_SECRET_ENV,
+    "MOLECULE_AGENT_ROLE", "MOLECULE_STATE_DIR", "AGENT_SNAPSHOT_PATH", "HEARTBEAT_INTERVAL", INBOUND_SECRET_ENV,
 })
+# The runtime's own default beat (runtime spec §4), used while it fits the liveness deadline.
+RUNTIME_HEARTBEAT_SECONDS = 30.0
 GIT_EMAIL_DOMAIN = "agents.molecule.local"
 
 
@@ -151,6 +153,13 @@ def _git_identity(workspace: Workspace) -> dict[str, str]:
             "GIT_COMMITTER_NAME": workspace.name, "GIT_COMMITTER_EMAIL": email}
 
 
+def heartbeat_interval_seconds() -> float:
+    """How often the runtimes we start beat: their default 30 s, or half of ``LIVENESS_TTL_SECONDS``
+    when that is shorter, so one late beat never takes a healthy runtime offline (a 20 s deadline
+    with 30 s beats would restart every runtime in a loop)."""
+    return min(RUNTIME_HEARTBEAT_SECONDS, max(settings.LIVENESS_TTL_SECONDS / 2, 0.5))
+
+
 def runtime_env(workspace: Workspace) -> dict[str, str]:
     """Spec §16's environment: the merged secrets (globals, then the workspace's own), the agent's
     git identity, then what the platform sets, which no secret overrides. Raises
@@ -162,6 +171,7 @@ def runtime_env(workspace: Workspace) -> dict[str, str]:
         "PLATFORM_URL": settings.PLATFORM_URL,
         "MOLECULE_URL": settings.PLATFORM_URL,
         "TIER": str(workspace.tier),
+        "HEARTBEAT_INTERVAL": f"{heartbeat_interval_seconds():g}",
         # What the platform's proxy presents on every call it forwards; our runtime refuses others.
         INBOUND_SECRET_ENV: inbound_secret(workspace.id),
     })

@@ -123,7 +123,7 @@ def test_the_launch_env_holds_the_platform_variables_and_secrets_cannot_override
     workspace = Workspace.objects.create(name="Dev Lead", role="Reviews code", tier=2, parent=lead)
     secret_services.global_secret_set(key="OPENAI_API_KEY", value="sk-global")
     secret_services.workspace_secret_set(workspace_id=workspace.id, key="OPENAI_API_KEY", value="sk-own")
-    for key in ("WORKSPACE_ID", "PLATFORM_URL", INBOUND_SECRET_ENV, "PORT", "TIER"):
+    for key in ("WORKSPACE_ID", "PLATFORM_URL", INBOUND_SECRET_ENV, "PORT", "TIER", "HEARTBEAT_INTERVAL"):
         secret_services.workspace_secret_set(workspace_id=workspace.id, key=key, value="hijacked")
 
     launch = provisioning.launch_for(workspace)
@@ -134,11 +134,19 @@ def test_the_launch_env_holds_the_platform_variables_and_secrets_cannot_override
     assert env["PLATFORM_URL"] == env["MOLECULE_URL"] == settings.PLATFORM_URL
     assert env[INBOUND_SECRET_ENV] == inbound_secret(workspace.id)
     assert (env["TIER"], env["PARENT_ID"], env["MOLECULE_AGENT_ROLE"]) == ("2", str(lead.id), "Reviews code")
+    assert env["HEARTBEAT_INTERVAL"] == "30"  # the runtime's default beat fits the default 60 s deadline
     assert "PORT" not in env  # where the runtime listens is the backend's to say, not a secret's
     assert env["GIT_AUTHOR_NAME"] == env["GIT_COMMITTER_NAME"] == "Dev Lead"
     assert env["GIT_AUTHOR_EMAIL"].startswith(f"dev-lead-{str(workspace.id)[:8]}@")
     assert "hijacked" not in env.values()
     assert launch.platform_keys >= {"WORKSPACE_ID", "PORT", "AGENT_URL", INBOUND_SECRET_ENV}
+
+
+@pytest.mark.parametrize(("ttl", "interval"), [(60, "30"), (600, "30"), (20, "10"), (4, "2"), (1, "0.5")])
+def test_runtimes_beat_at_least_twice_per_liveness_deadline(settings, ttl, interval):
+    settings.LIVENESS_TTL_SECONDS = ttl
+    workspace = Workspace.objects.create(name="Beats")
+    assert provisioning.launch_for(workspace).env["HEARTBEAT_INTERVAL"] == interval
 
 
 def test_issue_and_inject_revokes_every_live_token_and_the_launch_carries_the_new_one():
