@@ -43,7 +43,8 @@ def test_list_adapters():
         "openai", "openclaw"]
     adapters = [a for a in adapters if a["name"] == "echo"]
     assert adapters[0] == {"name": "echo", "display_name": "Echo", "description": "Deterministic test adapter",
-                           "config_schema": {"reply_prefix": {"type": "string", "default": "echo: "}}}
+                           "config_schema": {"reply_prefix": {"type": "string", "default": "echo: "},
+                                             "peer_wait_seconds": {"type": "number", "default": 0}}}
 
 
 def test_empty_runtime_means_the_default_langgraph():

@@ -227,6 +227,8 @@ class EchoExecutor(AgentExecutor):
             peers = await self._peers()
             if isinstance(peers, str):  # no peer list: only an id can be used
                 raise ValueError(f"/delegate: cannot look up peer {first!r}: {peers}")
+            if any(str(p.get("id")) == first for p in peers):
+                return first, after.strip()  # a peer's id that is not a UUID
             found = self._match(rest, peers)
             if found is not None and len(found[1]) > 1:
                 ids = ", ".join(str(p.get("id")) for p in found[1])
