@@ -10,6 +10,7 @@ from workspaces import views as ws
 
 handler400 = "molecule_site.wire.handler400"
 handler404 = "molecule_site.wire.handler404"
+handler500 = "molecule_site.wire.handler500"
 
 urlpatterns = [
     path("health", views.health, name="health"),

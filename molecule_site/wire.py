@@ -13,6 +13,7 @@ import re
 from django import db
 from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
+from django.views.defaults import server_error
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
@@ -124,6 +125,15 @@ def handler400(request, exception=None):
 def handler404(request, exception=None):
     """Unknown routes answer like gin: plain text ``404 page not found``."""
     return not_found_response()
+
+
+def handler500(request):
+    """An uncaught error: the API's error shape (``{"error": …}``, compact JSON) for API clients; a
+    browser navigating to a page (``Accept: text/html``) gets Django's HTML page. The traceback is
+    in the log, never in the answer."""
+    if "text/html" in request.headers.get("Accept", ""):
+        return server_error(request)
+    return error_response("internal server error", 500)
 
 
 def exception_handler(exc, context):

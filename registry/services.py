@@ -116,8 +116,8 @@ async def workspace_register(*, workspace_id, url: str, agent_card) -> dict:
     a token for it (the token is useless: validation ignores removed workspaces).
     """
     parsed = as_uuid(workspace_id)
-    if parsed is None:
-        raise ApiError("registration failed", status=500)
+    if parsed is None:  # the original's failed INSERT answers 500; this is the caller's mistake
+        raise ApiError("invalid request body")
     now = timezone.now()
     deadline = now + timedelta(seconds=settings.LIVENESS_TTL_SECONDS)
     try:
@@ -245,8 +245,8 @@ async def workspace_heartbeat(
     original still broadcasts their heartbeat events).
     """
     parsed = as_uuid(workspace_id)
-    if parsed is None:
-        raise ApiError("failed to update", status=500)
+    if parsed is None:  # the original's failed UPDATE answers 500; this is the caller's mistake
+        raise ApiError("invalid request body")
     now = timezone.now()
     spend = min(monthly_spend, MONTHLY_SPEND_MAX) if monthly_spend > 0 else None
     capabilities = capabilities or {}

@@ -70,8 +70,12 @@ def parse_new_workspace(data) -> NewWorkspace:
     canvas = _typed(
         data, "canvas", lambda v: isinstance(v, dict) and all(_is_number(v.get(k, 0)) for k in ("x", "y")), bad_payload, {}
     )
+    # each entry binds like the original's struct: `content` and `scope` strings when given
     memories = _typed(
-        data, "initial_memories", lambda v: isinstance(v, list) and all(isinstance(m, dict) for m in v), bad_payload, []
+        data, "initial_memories",
+        lambda v: isinstance(v, list) and all(
+            isinstance(m, dict) and all(isinstance(m.get(k), (str, type(None))) for k in ("content", "scope")) for m in v),
+        bad_payload, [],
     )
 
     fields = {"name": name, **{k: values[k] for k in ("role", "model", "runtime")}}

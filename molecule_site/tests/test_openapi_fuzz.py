@@ -17,29 +17,36 @@ import json
 import os
 import re
 import shutil
+import uuid
 from collections import defaultdict
 
 import httpx
 import pytest
 from django.conf import settings
 from hypothesis import HealthCheck, Phase, given
+from hypothesis.errors import Unsatisfiable
 from hypothesis import settings as hypothesis_settings
 
 from molecule_site.tests.launch import platform_on_fresh_database
 
 schemathesis = pytest.importorskip("schemathesis")
+from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
+    ensure_resource_availability,
     ignored_auth,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 
 ADMIN = "fuzz-admin-token-0123456789abcdef0123456789abcdef"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+STATEFUL_SCENARIOS = int(os.environ.get("FUZZ_STATEFUL_SCENARIOS", "40"))
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance, ignored_auth]
 
@@ -106,13 +113,17 @@ def target(platform):
     return created.json()["id"], created.json()["connection"]["auth_token"]
 
 
-def fuzz(platform, token: str, workspace_id: str | None) -> dict[str, list[str]]:
-    """Every operation × EXAMPLES generated cases; the problems found, by operation."""
+def fuzz(platform, token: str, workspace_id: str | None,
+         mode: GenerationMode = GenerationMode.POSITIVE) -> dict[str, list[str]]:
+    """Every operation × EXAMPLES generated cases; the problems found, by operation. Negative
+    cases must also be refused (schemathesis' ``negative_data_rejection``)."""
+    checks = CHECKS if mode is GenerationMode.POSITIVE else [*CHECKS, negative_data_rejection]
     schema = schemathesis.openapi.from_url(f"{platform.url}/api/schema/?format=json")
     problems: dict[str, list[str]] = defaultdict(list)
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 80
+    exercised = 0
     for operation in operations:
         label = f"{operation.method.upper()} {operation.path}"
         allowed_server_errors = declared_server_errors(operation)
@@ -120,41 +131,107 @@ def fuzz(platform, token: str, workspace_id: str | None) -> dict[str, list[str]]
         @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                              phases=[Phase.explicit, Phase.generate],
                              suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         def run(case):
-            if workspace_id and "workspace_id" in (case.path_parameters or {}):
-                case.path_parameters["workspace_id"] = workspace_id
+            if workspace_id and "workspace_id" in (case.path_parameters or {}) and (
+                    mode is GenerationMode.POSITIVE or is_uuid(case.path_parameters["workspace_id"])):
+                case.path_parameters["workspace_id"] = workspace_id  # a negated (non-UUID) id stays
             response = case.call(base_url=platform.url, headers=headers, timeout=30)
             problem = wire_problem(response, operation, allowed_server_errors)
             try:
-                case.validate_response(response, checks=CHECKS, headers=headers)
+                case.validate_response(response, checks=checks, headers=headers)
             except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 — collected; the test fails below with all of them
                 problem = problem or " ".join(str(exc).split())[:600]
             if problem and len(problems[label]) < 3:
                 problems[label].append(f"{problem}\n      reproduce: {case.as_curl_command(headers)}")
 
-        run()
+        try:
+            run()
+        except Unsatisfiable:  # nothing in this operation can be negated (no parameters, no body)
+            assert mode is GenerationMode.NEGATIVE, label
+            continue
+        exercised += 1
+    assert exercised > 60, f"only {exercised} operations were fuzzed"
     return dict(problems)
 
 
-def _report(problems: dict[str, list[str]]) -> str:
-    return "\n".join(f"{label}:\n    " + "\n    ".join(found) for label, found in sorted(problems.items()))
+def is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _report(problems: dict[str, list[str]], platform) -> str:
+    """The problems by operation, then the platform's first server-side traceback (a 500's cause)."""
+    found = "\n".join(f"{label}:\n    " + "\n    ".join(each) for label, each in sorted(problems.items()))
+    output = platform.output
+    start = output.find("Traceback (most recent call last)")
+    return found if start < 0 else f"{found}\n\nplatform log:\n{output[start:start + 4000]}"
 
 
 def test_fuzz_as_the_workspace_on_its_own_workspace(platform, target):
     workspace_id, token = target
     problems = fuzz(platform, token, workspace_id)
-    assert not problems, _report(problems)
+    assert not problems, _report(problems, platform)
 
 
 def test_fuzz_as_the_admin_on_a_real_workspace(platform, target):
     problems = fuzz(platform, ADMIN, target[0])
-    assert not problems, _report(problems)
+    assert not problems, _report(problems, platform)
 
 
 def test_fuzz_as_the_admin_with_generated_path_values(platform, target):
     problems = fuzz(platform, ADMIN, None)
-    assert not problems, _report(problems)
+    assert not problems, _report(problems, platform)
+
+
+def test_fuzz_with_invalid_data_every_operation_refuses_it_with_a_4xx(platform, target):
+    """Negative generation: bodies, queries and path values that break the schema (wrong types,
+    missing required fields, out-of-range values). Each is refused with a 4xx in the wire's
+    error shape, never a 5xx and never a 2xx that takes the bad data."""
+    problems = fuzz(platform, ADMIN, target[0], mode=GenerationMode.NEGATIVE)
+    assert not problems, _report(problems, platform)
+
+
+def test_fuzz_stateful_create_use_delete(platform, target):
+    """Sequences along the links schemathesis infers from the schema (a ``POST /workspaces``'s
+    ``id`` feeds ``GET``/``PATCH``/``DELETE /workspaces/{id}`` and the workspace's sub-resources):
+    every step keeps the conventions above, a resource just created can be read back, and one
+    just deleted is gone (404) to every later step."""
+    schema = schemathesis.openapi.from_url(f"{platform.url}/api/schema/?format=json")
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    problems: dict[str, list[str]] = defaultdict(list)
+    linked_steps: set[str] = set()
+
+    class Workflow(schema.as_state_machine()):
+        def step(self, input):
+            if input.transition is not None:
+                linked_steps.add(f"{input.transition.id}")
+            return super().step(input)
+
+        def get_call_kwargs(self, case):
+            return {"base_url": platform.url, "headers": headers, "timeout": 30}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            operation = case.operation
+            label = f"{operation.method.upper()} {operation.path}"
+            problem = wire_problem(response, operation, declared_server_errors(operation))
+            try:
+                case.validate_response(response, checks=[*CHECKS, use_after_free, ensure_resource_availability],
+                                       headers=headers, transport_kwargs=kwargs or None, recorder=self.recorder)
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 — collected; reported below
+                problem = problem or " ".join(str(exc).split())[:600]
+            if problem and len(problems[label]) < 3:
+                problems[label].append(f"{problem}\n      reproduce: {case.as_curl_command(headers)}")
+
+    Workflow.run(settings=hypothesis_settings(
+        max_examples=STATEFUL_SCENARIOS, stateful_step_count=8, deadline=None, database=None,
+        derandomize=True, suppress_health_check=list(HealthCheck)))
+    print(sorted(linked_steps))
+    assert len(linked_steps) >= 5, linked_steps
+    assert not problems, _report(problems, platform)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -90,3 +90,35 @@ def test_storable_json_leaves_bodies_without_escapes_alone():
     assert storable_json({"k": "\ud800", "l": ["x\udc00"]}, b'{"k": "\\ud800"}') == {"k": "\ufffd", "l": ["x\ufffd"]}
     with pytest.raises(ValueError):
         storable_json({"k": ["\x00"]}, b'{"k": ["\\u0000"]}')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("accept,body,content_type", [
+    ("application/json", b'{"error":"internal server error"}', "application/json; charset=utf-8"),
+    ("*/*", b'{"error":"internal server error"}', "application/json; charset=utf-8"),
+])
+def test_an_uncaught_error_is_the_apis_error_shape_and_leaks_nothing(admin, monkeypatch, accept, body, content_type):
+    """A bug in a view (the fuzz run's ``initial_memories`` scope that was no string) answered
+    Django's HTML page to API clients. The cause stays in the log."""
+    from django.test import Client
+
+    from workspaces import services
+
+    def broken(**_kwargs):
+        raise RuntimeError("secret detail of the bug")
+
+    monkeypatch.setattr(services, "workspace_create", broken)
+    client = Client(raise_request_exception=False)
+    response = client.post("/workspaces", '{"name": "n", "external": true}', content_type="application/json",
+                           HTTP_ACCEPT=accept, **admin)
+    assert response.status_code == 500
+    assert response["Content-Type"] == content_type
+    assert response.content == body
+
+
+def test_a_browser_navigating_to_a_broken_page_gets_the_html_page(rf):
+    from molecule_site.wire import handler500
+
+    response = handler500(rf.get("/canvas", HTTP_ACCEPT="text/html,application/xhtml+xml"))
+    assert (response.status_code, response["Content-Type"]) == (500, "text/html; charset=utf-8")
+    assert b"<h1>Server Error (500)</h1>" in response.content

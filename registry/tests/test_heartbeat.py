@@ -329,10 +329,11 @@ def test_unknown_id_is_still_ok(beat, delivered):
     assert delivered == []
 
 
-def test_non_uuid_id_is_a_failed_update(beat):
+def test_non_uuid_id_is_a_bad_request_not_a_server_error(beat):
+    """The original's failed UPDATE answers 500; the negative fuzz run found it. Bad input is a 400."""
     response = beat({"workspace_id": "not-a-uuid"}, token=ADMIN_TOKEN)
-    assert response.status_code == 500
-    assert response.content == b'{"error":"failed to update"}'
+    assert response.status_code == 400
+    assert response.content == b'{"error":"invalid request body"}'
 
 
 # --- Redis ---------------------------------------------------------------------------------------------

@@ -358,9 +358,9 @@ def test_register_with_a_non_uuid_id_is_not_found(api, token):
     assert (response.status_code, response.content) == (404, NOT_FOUND)
 
 
-def test_register_with_a_non_uuid_id_fails_in_dev_mode(api, dev_mode):
+def test_register_with_a_non_uuid_id_is_a_bad_request_in_dev_mode(api, dev_mode):
     response = register(api, "not-a-uuid", token=None)
-    assert (response.status_code, response.content) == (500, b'{"error":"registration failed"}')
+    assert (response.status_code, response.content) == (400, b'{"error":"invalid request body"}')
 
 
 # --- POST /registry/update-card (spec §7.3) ------------------------------------------------------------
