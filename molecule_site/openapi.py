@@ -90,6 +90,15 @@ def _obj(required: tuple = (), **properties) -> dict:
     return schema
 
 
+# The field rules of workspaces/validators.py (spec §5.1), so generated bodies and readers know them
+NO_LINE_BREAK = r"^[^\u0000\n\r]*$"
+NAME_LIKE = r"^[^\u0000\n\r{}\[\]|>*&!]*$"
+NAME_FIELD = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NAME_LIKE}
+ROLE_FIELD = {"type": "string", "maxLength": 1000, "pattern": NAME_LIKE}
+MODEL_FIELD = {"type": "string", "maxLength": 100, "pattern": NO_LINE_BREAK}
+RUNTIME_FIELD = MODEL_FIELD
+TIER_FIELD = {"type": "integer", "minimum": 0, "maximum": 4, "description": "0: the default (3)"}
+
 NO_PROVISIONER = "`{\"error\": \"provisioner not available\"}`: no backend can start runtimes here (`MOLECULE_PROVISIONER=none`)"
 NOT_RUNNING = "`{\"error\": \"workspace container not running\"}`: the workspace's runtime is not running"
 
@@ -267,12 +276,16 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("POST", "/workspaces/{workspace_id}/chat/uploads"): {"errors": {503: NOT_RUNNING}},
     ("POST", "/workspaces"): {
         "summary": "Create a workspace (spec §5.1)",
-        "request": _obj(("name",), name=STRING, role=STRING, tier={"type": "integer", "minimum": 0, "maximum": 4},
-                        model=STRING, runtime=STRING, template=STRING, parent_id=UUID_STRING,
-                        external={"type": "boolean"}, url=STRING, workspace_dir=STRING,
-                        workspace_access={"enum": ["none", "read_only", "read_write"]},
+        "request": _obj(("name",), name=NAME_FIELD, role=ROLE_FIELD, tier=TIER_FIELD,
+                        model=MODEL_FIELD, runtime=RUNTIME_FIELD, template=STRING, parent_id=UUID_STRING,
+                        external={"type": "boolean"}, url={"type": "string", "pattern": "^https?://"},
+                        workspace_dir={"type": "string", "pattern": "^/",
+                                       "description": "absolute; not a system directory (/etc, /usr…) nor below one"},
+                        workspace_access={"enum": ["none", "read_only", "read_write"],
+                                          "description": "read_only / read_write need workspace_dir"},
                         budget_limit={"type": "integer", "minimum": 0, "nullable": True},
-                        secrets={"type": "object", "additionalProperties": STRING},
+                        secrets={"type": "object", "additionalProperties": STRING,
+                                 "propertyNames": {"minLength": 1, "pattern": "^[^=\u0000]*$"}},
                         max_concurrent_tasks={"type": "integer"},
                         canvas=_obj((), x={"type": "number"}, y={"type": "number"}),
                         initial_memories={"type": "array", "items": _obj((), content=STRING, scope=STRING)}),
@@ -282,7 +295,7 @@ OPERATIONS: dict[tuple[str, str], dict] = {
     ("GET", "/workspaces/{workspace_id}"): {"summary": "One workspace (spec §5.3)", "responses": {200: _obj(("id",), id=UUID_STRING)}},
     ("PATCH", "/workspaces/{workspace_id}"): {
         "summary": "Change a workspace (spec §5.4)",
-        "request": _obj((), name=STRING, role=STRING, tier={"type": "integer"}, runtime=STRING,
+        "request": _obj((), name=NAME_FIELD, role=ROLE_FIELD, tier={**TIER_FIELD, "minimum": 1}, runtime=RUNTIME_FIELD,
                         parent_id={"type": "string", "nullable": True}, x={"type": "number"}, y={"type": "number"},
                         collapsed={"type": "boolean"}),
     },
