@@ -205,7 +205,7 @@ def load_crewai() -> type:
 
 
 class ModelCall:
-    """One `TracedOpenAICompletion.call`: its `chat <model>` span (None until the hooks let the call
+    """One `TracedOpenAICompletion.call` (or `acall`): its `chat <model>` span (None until the hooks let the call
     through) and what crewAI's provider code reported about the response."""
 
     def __init__(self) -> None:
@@ -276,7 +276,8 @@ def traced_llm_class() -> type:
             call = _MODEL_CALL.get()
             if call is not None:
                 call.finish_reasons = [finish_reason] if finish_reason else []
-                call.completion = to_serializable(response)
+                if telemetry.capture_content():
+                    call.completion = to_serializable(response)
             return super()._emit_call_completed_event(response, call_type, *args, finish_reason=finish_reason,
                                                       **kwargs)
 
