@@ -26,8 +26,8 @@ Spans (tracer ``molecule.workspace``, GenAI semantic conventions):
   when the task fails;
 - ``chat <model>`` (CLIENT) per model call (``ChatCall``): ``gen_ai.operation.name=chat``,
   ``gen_ai.system``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens`` /
-  ``output_tokens``, ``gen_ai.response.finish_reasons``; ``gen_ai.prompt`` / ``gen_ai.completion``
-  only with ``OTEL_CAPTURE_CONTENT=true``;
+  ``output_tokens``, ``gen_ai.response.finish_reasons``, ``gen_ai.response.model`` (when known);
+  ``gen_ai.prompt`` / ``gen_ai.completion`` only with ``OTEL_CAPTURE_CONTENT=true``;
 - ``execute_tool <name>`` (INTERNAL) per built-in tool call (``traced_tool``).
 
 Outgoing A2A calls through the platform proxy carry the current context (``inject_trace_headers``).

@@ -180,3 +180,48 @@ def fake_openai(_fake_openai_server) -> FakeOpenAIState:
 # ============================================================================================
 # end of fake OpenAI fixtures
 # ============================================================================================
+
+
+# ============================================================================================
+# OpenTelemetry: a loopback OTLP collector and the runtime's tracing pointed at it
+# (test_telemetry.py and the adapters' span tests; see otel_collector.py)
+# ============================================================================================
+@pytest.fixture
+def collector():
+    pytest.importorskip("opentelemetry.sdk")
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from otel_collector import Collector
+
+    server = Collector()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tracing(collector, monkeypatch, workspace_id):
+    """start(env=..., platform=True, runtime="openai") → tracing on (True), the platform receiver
+    being the collector; ``start.tokens[0]`` is the workspace token its exports carry."""
+    import os
+
+    from molecule_runtime import telemetry
+    from otel_collector import WORKSPACE_TOKEN
+
+    for name in ("OTEL_CAPTURE_CONTENT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_SDK_DISABLED",
+                 "OTEL_DEBUG", "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    tokens = [WORKSPACE_TOKEN]
+
+    def start(env: dict | None = None, *, platform: bool = True, runtime: str = "openai") -> bool:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return telemetry.setup_telemetry(os.environ, workspace_id=workspace_id, runtime=runtime,
+                                         platform_url=collector.url if platform else None,
+                                         token_provider=lambda: tokens[0])
+
+    start.tokens = tokens
+    yield start
+    telemetry.shutdown_telemetry()
+# ============================================================================================
+# end of OpenTelemetry fixtures
+# ============================================================================================

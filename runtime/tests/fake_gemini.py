@@ -17,6 +17,9 @@ Tests script the answers in `state.script` (consumed in order; when empty, `stat
 - `{"status": 500, "error": "boom"}`                            an HTTP error (`status` name derived)
 - a callable `fn(request_body) -> one of the above`             e.g. an answer quoting a tool result
 - any of them with `"delay": seconds`                           answer late (tasks/cancel tests)
+- an answer with `"usage": {"promptTokenCount": n, ...}`          that `usageMetadata` (else one
+  estimated from the text: a quarter of the characters, plus one)
+- an answer with `"finish_reason": "MAX_TOKENS"`                  another `finishReason` than `STOP`
 Every request is recorded in `state.requests` (JSON body, lower-cased headers, model, method, query).
 """
 
@@ -154,7 +157,7 @@ def build_app(state: FakeGeminiState) -> Starlette:
                                 status_code=code)
         response_id = uuid.uuid4().hex[:16]
         parts = _parts(spec)
-        usage = _usage(body, spec)
+        usage = spec.get("usage") or _usage(body, spec)
         finish = spec.get("finish_reason", "STOP")
         if method == "generateContent":
             return JSONResponse(_response(parts, model, finish=finish, usage=usage, response_id=response_id))

@@ -1,7 +1,8 @@
 """Traces (telemetry.py, issue 15): spans reach a real OTLP/HTTP endpoint and join the caller's trace.
 
-A loopback stand-in collector decodes each ``POST`` as the OTLP protobuf
-``ExportTraceServiceRequest`` the platform's receiver (or any collector) gets. The runtime under
+A loopback stand-in collector (otel_collector.py; the ``collector`` and ``tracing`` fixtures in
+conftest.py) decodes each ``POST`` as the OTLP protobuf ``ExportTraceServiceRequest`` the
+platform's receiver (or any collector) gets. The runtime under
 test is a real adapter behind the real A2A app (``llm_runtime``), its model the fake OpenAI server
 (which reports usage 10 in / 5 out per call) and its platform the fake platform.
 """
@@ -13,16 +14,12 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
-
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
 from molecule_runtime import telemetry  # noqa: E402
 
@@ -32,102 +29,7 @@ from .adapters.claude_code.conftest import (  # noqa: E402,F401
     _fake_anthropic_server, claude_env, claude_runtime, fake_anthropic)
 from .adapters.cli.conftest import cli_env  # noqa: E402,F401
 from .fake_openai import answer_with_tool_result  # noqa: E402
-
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_ID = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
-WORKSPACE_TOKEN = "ws-telemetry-token"
-SPAN_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT"}
-
-
-def _value(any_value):
-    kind = any_value.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
-    return getattr(any_value, kind) if kind else None
-
-
-class Collector:
-    """An OTLP/HTTP trace receiver on a loopback port: ``.exports`` = [(path, headers, spans)]."""
-
-    def __init__(self) -> None:
-        self.exports: list[tuple[str, dict, list[dict]]] = []
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                spans = []
-                for resource_spans in request.resource_spans:
-                    resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-                    for scope_spans in resource_spans.scope_spans:
-                        for span in scope_spans.spans:
-                            spans.append({
-                                "name": span.name, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
-                                "parent_id": span.parent_span_id.hex(), "kind": SPAN_KINDS.get(span.kind, span.kind),
-                                "attributes": {a.key: _value(a.value) for a in span.attributes},
-                                "status": span.status.code, "resource": resource, "scope": scope_spans.scope.name,
-                            })
-                collector.exports.append((self.path, {k.lower(): v for k, v in self.headers.items()}, spans))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def spans(self, path: str | None = None) -> list[dict]:
-        return [s for p, _h, spans in self.exports if path is None or p == path for s in spans]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def collector():
-    server = Collector()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def tracing(collector, monkeypatch, workspace_id):
-    """start(env=..., token=...) → tracing on, the platform receiver being the collector."""
-    for name in ("OTEL_CAPTURE_CONTENT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_SDK_DISABLED",
-                 "OTEL_DEBUG", "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    tokens = [WORKSPACE_TOKEN]
-
-    def start(env: dict | None = None, *, platform: bool = True) -> bool:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        import os
-
-        return telemetry.setup_telemetry(os.environ, workspace_id=workspace_id, runtime="openai",
-                                         platform_url=collector.url if platform else None,
-                                         token_provider=lambda: tokens[0])
-
-    start.tokens = tokens
-    yield start
-    telemetry.shutdown_telemetry()
-
-
-def _flush():
-    assert telemetry.force_flush(5000)
-
-
-def _by_name(spans: list[dict], name: str) -> list[dict]:
-    return [s for s in spans if s["name"] == name]
+from .otel_collector import PARENT_ID, TRACE_ID, TRACEPARENT, WORKSPACE_TOKEN, by_name, flush  # noqa: E402
 
 
 def _send(url: str, text: str, headers: dict | None = None) -> dict:
@@ -154,10 +56,10 @@ def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
     assert "echo: say hi" in result["parts"][0]["text"]
     # the reply carries the usage of both model calls (what the platform meters)
     assert result["metadata"]["usage"] == {"input_tokens": 20, "output_tokens": 10, "model": "gpt-4o-mini"}
-    _flush()
+    flush()
 
     spans = collector.spans("/otlp/v1/traces")
-    [task] = _by_name(spans, "a2a.task")
+    [task] = by_name(spans, "a2a.task")
     assert (task["trace_id"], task["parent_id"], task["kind"]) == (TRACE_ID, PARENT_ID, "SERVER")
     assert task["attributes"]["workspace.id"] == workspace_id
     assert task["attributes"]["a2a.task_id"] == result["taskId"]
@@ -168,7 +70,7 @@ def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
     assert task["resource"]["workspace.runtime"] == "openai"
     assert task["scope"] == "molecule.workspace"
 
-    chats = _by_name(spans, "chat gpt-4o-mini")
+    chats = by_name(spans, "chat gpt-4o-mini")
     assert len(chats) == 2
     for chat in chats:
         assert (chat["trace_id"], chat["parent_id"], chat["kind"]) == (TRACE_ID, task["span_id"], "CLIENT")
@@ -180,7 +82,7 @@ def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
         assert "gen_ai.prompt" not in attrs and "gen_ai.completion" not in attrs
     assert sorted(c["attributes"]["gen_ai.response.finish_reasons"][0] for c in chats) == ["stop", "tool_calls"]
 
-    [tool] = _by_name(spans, "execute_tool delegate_task")
+    [tool] = by_name(spans, "execute_tool delegate_task")
     assert (tool["trace_id"], tool["parent_id"], tool["kind"]) == (TRACE_ID, task["span_id"], "INTERNAL")
     assert tool["attributes"] == {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "delegate_task"}
 
@@ -204,12 +106,12 @@ def test_content_is_captured_only_with_otel_capture_content(tracing, collector, 
     text = "please summarise: " + "x" * 300
     result = _send(rt.url, text)
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
-    _flush()
+    flush()
     spans = collector.spans()
-    [task] = _by_name(spans, "a2a.task")
+    [task] = by_name(spans, "a2a.task")
     assert task["attributes"]["a2a.input_preview"] == text[:200]
     assert task["parent_id"] == ""  # no inbound traceparent: a new trace
-    [chat] = _by_name(spans, "chat gpt-4o-mini")
+    [chat] = by_name(spans, "chat gpt-4o-mini")
     assert chat["parent_id"] == task["span_id"]
     assert text in chat["attributes"]["gen_ai.prompt"]
     assert json.loads(chat["attributes"]["gen_ai.prompt"])[-1] == {"role": "user", "content": text}
@@ -224,10 +126,10 @@ def test_a_failed_task_has_an_error_status(tracing, collector, llm_runtime):
     rt.llm.default = {"status": 400, "error": "bad request"}
     result = _send(rt.url, "hello", {"traceparent": TRACEPARENT})
     assert result["parts"][0]["text"].startswith("Agent error:")
-    _flush()
-    [task] = _by_name(collector.spans(), "a2a.task")
+    flush()
+    [task] = by_name(collector.spans(), "a2a.task")
     assert task["status"] == 2  # STATUS_CODE_ERROR
-    [chat] = _by_name(collector.spans(), "chat gpt-4o-mini")
+    [chat] = by_name(collector.spans(), "chat gpt-4o-mini")
     assert chat["status"] == 2 and chat["parent_id"] == task["span_id"]
 
 
@@ -243,17 +145,17 @@ def test_langgraph_model_calls_are_chat_spans_with_their_usage(tracing, collecto
         {"content": "no peers"},
     ]
     result = _send(rt.url, "who are my peers?", {"traceparent": TRACEPARENT})
-    _flush()
+    flush()
     spans = collector.spans()
-    [task] = _by_name(spans, "a2a.task")
+    [task] = by_name(spans, "a2a.task")
     assert task["trace_id"] == TRACE_ID
-    chats = _by_name(spans, "chat gpt-4o-mini")
+    chats = by_name(spans, "chat gpt-4o-mini")
     assert len(chats) == 2
     for chat in chats:
         assert chat["parent_id"] == task["span_id"] and chat["kind"] == "CLIENT"
         assert chat["attributes"]["gen_ai.system"] == "openai"
         assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
-    [tool] = _by_name(spans, "execute_tool list_peers")
+    [tool] = by_name(spans, "execute_tool list_peers")
     assert tool["trace_id"] == TRACE_ID
     assert result["metadata"]["usage"] == {"input_tokens": 20, "output_tokens": 10, "model": "gpt-4o-mini"}
 
@@ -264,10 +166,10 @@ def test_autogen_model_calls_are_chat_spans_with_their_usage(tracing, collector,
     rt = llm_runtime("autogen", "name: A\nruntime: autogen\nmodel: openai:gpt-4o-mini\n")
     rt.llm.default = {"content": "hello from autogen"}
     result = _send(rt.url, "hi", {"traceparent": TRACEPARENT})
-    _flush()
+    flush()
     spans = collector.spans()
-    [task] = _by_name(spans, "a2a.task")
-    [chat] = _by_name(spans, "chat gpt-4o-mini")
+    [task] = by_name(spans, "a2a.task")
+    [chat] = by_name(spans, "chat gpt-4o-mini")
     assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
     assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4o-mini"}
@@ -280,9 +182,9 @@ def test_a_claude_code_turn_is_one_chat_span_with_the_cli_usage(tracing, collect
     rt.claude.script = [{"content": "Hello from Claude"}]
     result = _send(rt.url, "hi there", {"traceparent": TRACEPARENT})
     assert result["parts"][0]["text"] == "Hello from Claude"
-    _flush()
+    flush()
     spans = collector.spans()
-    [task] = _by_name(spans, "a2a.task")
+    [task] = by_name(spans, "a2a.task")
     [chat] = [s for s in spans if s["name"].startswith("chat ")]
     assert chat["name"] == "chat sonnet"
     assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
@@ -304,10 +206,10 @@ def test_a_codex_run_is_one_chat_span_with_its_turn_usage(tracing, collector, ll
     rt.llm.script = [{"content": "Hello from codex."}]
     result = _send(rt.url, "hi codex", {"traceparent": TRACEPARENT})
     assert result["parts"][0]["text"] == "Hello from codex."
-    _flush()
+    flush()
     spans = collector.spans()
-    [task] = _by_name(spans, "a2a.task")
-    [chat] = _by_name(spans, "chat gpt-4.1-mini")
+    [task] = by_name(spans, "a2a.task")
+    [chat] = by_name(spans, "chat gpt-4.1-mini")
     assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
     assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4.1-mini"}
@@ -331,8 +233,8 @@ def test_a_streamed_task_continues_the_inbound_trace_too(tracing, collector, ech
                       timeout=10) as response:
         assert response.status_code == 200
         assert "echo: streamed" in "".join(response.iter_lines())
-    _flush()
-    [task] = _by_name(collector.spans(), "a2a.task")
+    flush()
+    [task] = by_name(collector.spans(), "a2a.task")
     assert (task["trace_id"], task["parent_id"], task["kind"]) == (TRACE_ID, PARENT_ID, "SERVER")
 
 
@@ -352,11 +254,11 @@ def test_exporters_platform_collector_and_langfuse_each_get_their_own_auth(traci
                     "LANGFUSE_SECRET_KEY": "sk-lf-2"})
     with telemetry.tracer().start_as_current_span("before registration"):
         pass
-    _flush()
+    flush()
     tracing.tokens[0] = WORKSPACE_TOKEN
     with telemetry.tracer().start_as_current_span("after registration"):
         pass
-    _flush()
+    flush()
 
     by_path: dict[str, list[tuple[dict, list[str]]]] = {}
     for path, headers, spans in collector.exports:
@@ -452,7 +354,7 @@ def test_the_runtime_process_traces_its_tasks_and_flushes_them_when_it_stops(tmp
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
-    [task] = _by_name(collector.spans("/v1/traces"), "a2a.task")
+    [task] = by_name(collector.spans("/v1/traces"), "a2a.task")
     assert (task["trace_id"], task["parent_id"]) == (TRACE_ID, PARENT_ID)
     assert task["attributes"]["workspace.id"] == ws and task["attributes"]["a2a.input_preview"] == "ping"
     assert task["resource"]["workspace.runtime"] == "echo"

@@ -7,6 +7,8 @@
 - Crew: `kickoff()` in a daemon worker thread; tools run back on the runtime's event loop
   (`asyncio.run_coroutine_threadsafe`).
 - crewAI's telemetry, trace upload, first-run prompt, version check, memory and embeddings are off.
+- Each model call is a `chat <model>` span under the task's span, with its usage, which is summed
+  onto the reply (a traced subclass of crewAI's `OpenAICompletion`, telemetry.py).
 - `tasks/cancel` ends the A2A task at once; the worker thread cannot be killed, so it is told to
   stop (no further tool or model calls) and its late result is dropped.
 

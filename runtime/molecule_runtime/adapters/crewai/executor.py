@@ -4,7 +4,8 @@ Per A2A request, built inside a worker thread:
 - `LLM("openai/<model>", base_url, api_key, max_retries, timeout, temperature)`: crewAI's native
   OpenAI provider (the `openai` SDK) for every `resolve_llm_settings` provider (they all speak
   OpenAI chat completions). The base URL is always passed (api.openai.com when nothing else is
-  set), so crewAI routes any model name natively instead of to LiteLLM (not installed).
+  set), so crewAI routes any model name natively instead of to LiteLLM (not installed). The LLM
+  crewAI's routing builds is re-made, with the same fields, as `TracedOpenAICompletion` (below).
 - `Agent(role=<first line of the system prompt>, goal=GOAL, backstory=<the system prompt>)` with
   the built-in and skill tools as CrewAI `BaseTool`s whose args schema is built from
   `tools.tool_schemas` (crewAI sends it as a strict OpenAI function schema, so optional arguments
@@ -20,9 +21,21 @@ Per A2A request, built inside a worker thread:
 
 Threading: `kickoff()` is synchronous, so it runs in a daemon thread of its own (not
 `asyncio.to_thread`: the loop's default executor is joined at shutdown, and a kickoff cannot be
-interrupted). Each tool call hops back to the runtime's loop with
+interrupted), in a copy of the A2A task's context (so its model calls and tool calls see the
+task's span and usage, telemetry.py). Each tool call hops back to the runtime's loop with
 `asyncio.run_coroutine_threadsafe` (the platform client and tools are async and loop-bound), and
 the thread blocks on that future.
+
+Telemetry: `TracedOpenAICompletion` subclasses crewAI's `OpenAICompletion`; each `call`/`acall`
+that gets past the before_llm_call hooks (a cancelled run's blocked call is no model call) is a
+`chat <model>` span, a child of the `a2a.task` span. crewAI's own provider code reports what the
+response said through methods the subclass extends: the usage (`_track_token_usage_internal`,
+every API path; a response without usage leaves the span without token counts and adds nothing
+to the task's usage), the finish reason and answer (`_emit_call_completed_event`; a tool that
+crewAI runs itself inside the call, with `available_functions`, emits none, so that span has no
+finish reason) and the response's model (`_extract_openai_token_usage`, chat completions only;
+the Responses API fallback for responses-only OpenAI models reports usage and status but no
+response model). The usage is added to the task's (`ChatCall.end`), so it rides on the reply.
 
 Cancel: a running kickoff cannot be killed from outside its thread. `tasks/cancel` therefore
 ends the A2A task at once (status canceled, by `LLMExecutor.cancel`) and then tells the thread to
@@ -43,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import logging
@@ -50,15 +64,17 @@ import os
 import threading
 from typing import Any, Callable
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, dump_result, run_tool_for_model, trace_start
 
 log = logging.getLogger(__name__)
 
 # read by crewai_core.telemetry, crewai.events.listeners.tracing and the console formatter
 CREWAI_ENV = {
-    "CREWAI_DISABLE_TELEMETRY": "true",  # no OpenTelemetry spans to telemetry.crewai.com
+    # no OpenTelemetry spans to telemetry.crewai.com (not OTEL_SDK_DISABLED, which crewAI reads as
+    # the same opt-out: it would switch off any OpenTelemetry SDK provider made later, the runtime's too)
+    "CREWAI_DISABLE_TELEMETRY": "true",
     "CREWAI_DISABLE_TRACKING": "true",
-    "OTEL_SDK_DISABLED": "true",  # the same opt-out, as crewAI reads it (the runtime has no OTel of its own)
     "CREWAI_TRACING_ENABLED": "false",  # no trace batches to crewAI's cloud, no first-run trace prompt
     "CREWAI_DISABLE_VERSION_CHECK": "true",  # no PyPI look-up for a newer crewai
 }
@@ -188,6 +204,92 @@ def load_crewai() -> type:
     return MoleculeTool
 
 
+class ModelCall:
+    """One `TracedOpenAICompletion.call` (or `acall`): its `chat <model>` span (None until the hooks let the call
+    through) and what crewAI's provider code reported about the response."""
+
+    def __init__(self) -> None:
+        self.chat: telemetry.ChatCall | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.finish_reasons: list[str] = []
+        self.completion: Any = None
+        self.response_model: str | None = None
+
+    def end(self, error: BaseException | None = None) -> None:
+        if self.chat is not None:
+            self.chat.end(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+                          finish_reasons=self.finish_reasons, completion=self.completion,
+                          response_model=self.response_model, error=error)
+
+
+# the model call in progress (in the thread, or the task for acall, that makes it)
+_MODEL_CALL: contextvars.ContextVar[ModelCall | None] = contextvars.ContextVar("molecule_crewai_call", default=None)
+
+
+@functools.lru_cache(maxsize=1)
+def traced_llm_class() -> type:
+    """crewAI's native OpenAI provider, each model call a `chat <model>` span (see the module doc)."""
+    from crewai.llms.providers.openai.completion import OpenAICompletion
+    from crewai.utilities.serialization import to_serializable
+    from pydantic import PrivateAttr
+
+    class TracedOpenAICompletion(OpenAICompletion):
+        _molecule_provider: str = PrivateAttr(default="openai")  # the spans' gen_ai.system
+
+        @contextlib.contextmanager
+        def _traced(self):
+            call = ModelCall()
+            token = _MODEL_CALL.set(call)
+            try:
+                yield
+            except BaseException as exc:
+                call.end(error=exc)
+                raise
+            finally:
+                _MODEL_CALL.reset(token)
+                call.end()
+
+        def call(self, messages, *args, **kwargs):
+            with self._traced():
+                return super().call(messages, *args, **kwargs)
+
+        async def acall(self, messages, *args, **kwargs):
+            with self._traced():
+                return await super().acall(messages, *args, **kwargs)
+
+        def _invoke_before_llm_call_hooks(self, messages, *args, **kwargs):
+            allowed = super()._invoke_before_llm_call_hooks(messages, *args, **kwargs)  # a block raises
+            call = _MODEL_CALL.get()
+            if call is not None and call.chat is None:
+                call.chat = telemetry.ChatCall(self.model, provider=self._molecule_provider, messages=messages)
+            return allowed
+
+        def _track_token_usage_internal(self, usage_data):
+            call = _MODEL_CALL.get()
+            if call is not None and ("prompt_tokens" in usage_data or "completion_tokens" in usage_data):
+                call.input_tokens = usage_data.get("prompt_tokens")
+                call.output_tokens = usage_data.get("completion_tokens")
+            return super()._track_token_usage_internal(usage_data)
+
+        def _emit_call_completed_event(self, response, call_type, *args, finish_reason=None, **kwargs):
+            call = _MODEL_CALL.get()
+            if call is not None:
+                call.finish_reasons = [finish_reason] if finish_reason else []
+                if telemetry.capture_content():
+                    call.completion = to_serializable(response)
+            return super()._emit_call_completed_event(response, call_type, *args, finish_reason=finish_reason,
+                                                      **kwargs)
+
+        def _extract_openai_token_usage(self, response):
+            call = _MODEL_CALL.get()
+            if call is not None and getattr(response, "model", None):
+                call.response_model = response.model
+            return super()._extract_openai_token_usage(response)
+
+    return TracedOpenAICompletion
+
+
 def _never_cache(_args: Any = None, _result: Any = None) -> bool:
     return False
 
@@ -237,7 +339,11 @@ class CrewAIExecutor(LLMExecutor):
             kwargs["timeout"] = self.settings.timeout
         if self.settings.temperature is not None:
             kwargs["temperature"] = self.settings.temperature
-        return LLM(model=crewai_model(self.settings), **kwargs)
+        # crewAI's routing picks the provider class and its settings (custom_openai for a model name it
+        # does not know); the traced subclass is validated from those same fields
+        llm = traced_llm_class().model_validate(dict(LLM(model=crewai_model(self.settings), **kwargs)))
+        llm._molecule_provider = self.settings.provider
+        return llm
 
     def build_crew(self, text: str, history: list[tuple[str, str]], bridge: ToolBridge):
         load_crewai()
@@ -288,7 +394,9 @@ class CrewAIExecutor(LLMExecutor):
             except RuntimeError:  # the loop is gone (shutdown): nobody is waiting
                 pass
 
-        threading.Thread(target=work, name="crewai-kickoff", daemon=True).start()
+        # the thread runs in a copy of this task's context: crewAI's model and tool calls see its span and usage
+        threading.Thread(target=contextvars.copy_context().run, args=(work,), name="crewai-kickoff",
+                         daemon=True).start()
         try:
             reply = await done
         except asyncio.CancelledError:

@@ -15,8 +15,19 @@
 - A failure is logged with its (secret-redacted) message and the reply names only the exception
   class (`Agent error: ServerError`), as the spec's google-adk row says. ADK's and google-genai's
   own log records (which carry the exception and its traceback) are redacted too.
-- Telemetry: the per-run `TelemetryConfig` captures no message content and no experimental
-  telemetry; nothing exports spans unless the process installs an OpenTelemetry SDK itself.
+- Telemetry: the model is `TracedGemini`, ADK's `Gemini` whose `generate_content_async` (one
+  model call, streamed or not) is a `chat <model>` span, a child of the `a2a.task` span, with
+  what Gemini's responses carried: the usage of the newest `usage_metadata` (each report is the
+  call's total so far; input = prompt + tool-use prompt tokens, output = candidate + thinking
+  tokens, as ADK's own telemetry counts them; a response without it leaves the span without token
+  counts), the finish reason, `model_version` as the response model and, only with
+  `OTEL_CAPTURE_CONTENT=true`, the request's system instruction and contents and the final
+  response's text (or its parts). `gen_ai.system` is `google_genai`, or `vertexai` on Vertex AI.
+  A call that fails or is cut short (`tasks/cancel`) ends its span with status error. The usage
+  is added to the task's (`ChatCall.end`), so it rides on the reply. ADK's own spans go to the
+  global tracer provider, which the runtime leaves unset (`OTEL_LIBRARY_SPANS=true` sets it, and
+  then ADK's `call_llm` span sits between the task and the chat span); the per-run
+  `TelemetryConfig` captures no message content and no experimental telemetry.
 """
 
 from __future__ import annotations
@@ -24,12 +35,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import traceback
 import uuid
 from typing import Any, Callable
 
+from ... import telemetry
 from ...tools.redact import redact_secrets
 from ..shared_runtime import LLMExecutor, TextStream, error_text, run_tool_for_model, trace_start
 
@@ -107,6 +120,80 @@ def _texts(content: Any) -> str:
     return "".join(p.text for p in content.parts if p.text and not p.thought)
 
 
+def _dump(content: Any, role: str | None = None) -> dict:
+    """A genai Content (or a plain instruction string) as JSON for ``gen_ai.prompt``."""
+    if isinstance(content, str):
+        return {"role": role or "user", "parts": [{"text": content}]}
+    out = content.model_dump(mode="json", exclude_none=True)
+    return {**out, "role": role} if role else out
+
+
+def _prompt(llm_request: Any) -> list[dict]:
+    system = getattr(llm_request.config, "system_instruction", None)
+    return ([_dump(system, "system")] if system else []) + [_dump(c) for c in llm_request.contents or []]
+
+
+def _tokens(*counts: int | None) -> int | None:
+    return None if all(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
+class ModelCall:
+    """What one Gemini call's responses said, for its `chat <model>` span."""
+
+    def __init__(self) -> None:
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.response_model: str | None = None
+        self.completion: Any = None
+
+    def note(self, response: Any) -> None:
+        if response.usage_metadata is not None:
+            self.usage = response.usage_metadata  # cumulative for the call: the newest is the whole
+        if response.finish_reason is not None:
+            self.finish_reason = getattr(response.finish_reason, "value", str(response.finish_reason))
+        self.response_model = response.model_version or self.response_model
+        if not response.partial and response.content is not None and telemetry.capture_content():
+            self.completion = _texts(response.content) or _dump(response.content)["parts"]
+
+    def end(self, chat: telemetry.ChatCall, error: BaseException | None = None) -> None:
+        usage = self.usage
+        chat.end(input_tokens=_tokens(getattr(usage, "prompt_token_count", None),
+                                      getattr(usage, "tool_use_prompt_token_count", None)),
+                 output_tokens=_tokens(getattr(usage, "candidates_token_count", None),
+                                       getattr(usage, "thoughts_token_count", None)),
+                 finish_reasons=[self.finish_reason] if self.finish_reason else None,
+                 completion=self.completion, response_model=self.response_model, error=error)
+
+
+@functools.lru_cache(maxsize=1)
+def traced_gemini_class() -> type:
+    """ADK's Gemini model, each call a `chat <model>` span with its usage (see the module doc)."""
+    from google.adk.models import Gemini
+    from pydantic import PrivateAttr
+
+    class TracedGemini(Gemini):
+        _molecule_provider: str = PrivateAttr(default="google_genai")  # the spans' gen_ai.system
+
+        async def generate_content_async(self, llm_request, stream: bool = False):
+            chat = telemetry.ChatCall(llm_request.model or self.model, provider=self._molecule_provider,
+                                      messages=_prompt(llm_request) if telemetry.capture_content() else None)
+            call = ModelCall()
+            try:
+                async with contextlib.aclosing(super().generate_content_async(llm_request, stream)) as responses:
+                    async for response in responses:
+                        call.note(response)
+                        yield response
+            except GeneratorExit:  # the caller stopped reading: not a failure of the call
+                raise
+            except BaseException as exc:
+                call.end(chat, error=exc)
+                raise
+            finally:
+                call.end(chat)
+
+    return TracedGemini
+
+
 class GoogleADKExecutor(LLMExecutor):
     runtime_label = "google-adk"
 
@@ -121,7 +208,6 @@ class GoogleADKExecutor(LLMExecutor):
 
     # -------------------------------------------------------------- ADK objects
     def model(self):
-        from google.adk.models import Gemini
         from google.genai import types
 
         s = self.settings
@@ -137,7 +223,9 @@ class GoogleADKExecutor(LLMExecutor):
                 client.update(api_key=s.api_key, project=None, location=None)
         else:
             client.update(vertexai=False, api_key=s.api_key)
-        return Gemini(model=s.model, client_kwargs=client)
+        model = traced_gemini_class()(model=s.model, client_kwargs=client)
+        model._molecule_provider = "vertexai" if client["vertexai"] else "google_genai"
+        return model
 
     def runner(self):
         """Runner + LlmAgent for the current tool map (rebuilt when a hot reload changes it)."""

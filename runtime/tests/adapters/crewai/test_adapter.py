@@ -25,7 +25,7 @@ from .conftest import BOOT_TIMEOUT
 @pytest.fixture
 def restore_crewai_env(monkeypatch):
     """setup() writes CREWAI_ENV into os.environ: put the test process's values back afterwards."""
-    for name in CREWAI_ENV:
+    for name in (*CREWAI_ENV, "OTEL_SDK_DISABLED"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -85,6 +85,7 @@ def test_setup_merges_skill_tools_keeps_crewai_quiet_and_hot_reload_swaps_tools(
     asyncio.run(adapter.setup(cfg))
     assert {name: os.environ[name] for name in CREWAI_ENV} == CREWAI_ENV
     assert os.environ["CREWAI_TRACING_ENABLED"] == "false"
+    assert "OTEL_SDK_DISABLED" not in os.environ  # that would switch off the runtime's own tracing
     assert "crewai" in sys.modules  # imported at setup, not in the first request
     executor = asyncio.run(adapter.create_executor(cfg))
     assert isinstance(executor, CrewAIExecutor)
@@ -119,7 +120,16 @@ def test_crewai_objects_built_for_a_request(tmp_path, monkeypatch, restore_crewa
     llm = agent.llm
     assert (llm.model, llm.base_url, llm.api_key, llm.max_retries, llm.temperature) == (
         "gpt-4.1-mini", "http://127.0.0.1:9/v1", "sk-y", 1, 0.2)
-    assert type(llm).__name__ == "OpenAICompletion"  # crewAI's native OpenAI provider, not LiteLLM
+    from crewai.llms.providers.openai.completion import OpenAICompletion
+
+    from molecule_runtime.adapters.crewai.executor import traced_llm_class
+
+    # crewAI's native OpenAI provider (not LiteLLM), as the traced subclass, with crewAI's routing kept
+    assert isinstance(llm, OpenAICompletion) and type(llm) is traced_llm_class()
+    assert llm.custom_openai is False and llm._molecule_provider == "openai"
+    other = CrewAIExecutor(settings=resolve_llm_settings("openai:llama3.1-local", env={
+        "OPENAI_API_KEY": "sk-y", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}), system_prompt="").build_llm()
+    assert other.custom_openai is True  # a name crewAI does not know, on a custom endpoint
     [tool] = agent.tools
     assert tool.name == "commit_memory" and tool.description == "Save a fact."
     assert set(tool.args_schema.model_fields) == {"content", "scope"}
