@@ -1,6 +1,6 @@
 """Traces (telemetry.py, issue 15): spans reach a real OTLP/HTTP endpoint and join the caller's trace.
 
-A loopback stand-in collector decodes each ``POST`` as the OTLP protobuf
+A loopback stand-in collector (tracing_fixtures.py) decodes each ``POST`` as the OTLP protobuf
 ``ExportTraceServiceRequest`` the platform's receiver (or any collector) gets. The runtime under
 test is a real adapter behind the real A2A app (``llm_runtime``), its model the fake OpenAI server
 (which reports usage 10 in / 5 out per call) and its platform the fake platform.
@@ -13,8 +13,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,104 +20,19 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
-
 from molecule_runtime import telemetry  # noqa: E402
 
 from .a2a_helpers import rpc, msg03  # noqa: E402
 from .adapters.conftest import llm_env, llm_runtime  # noqa: E402,F401  (a real adapter behind the real app)
 from .adapters.claude_code.conftest import (  # noqa: E402,F401
     _fake_anthropic_server, claude_env, claude_runtime, fake_anthropic)
-from .adapters.cli.conftest import cli_env  # noqa: E402,F401
+from .adapters.cli.conftest import agent_script, cli_env  # noqa: E402,F401
 from .fake_openai import answer_with_tool_result  # noqa: E402
+from .tracing_fixtures import WORKSPACE_TOKEN, collector, tracing  # noqa: E402,F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
-WORKSPACE_TOKEN = "ws-telemetry-token"
-SPAN_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT"}
-
-
-def _value(any_value):
-    kind = any_value.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
-    return getattr(any_value, kind) if kind else None
-
-
-class Collector:
-    """An OTLP/HTTP trace receiver on a loopback port: ``.exports`` = [(path, headers, spans)]."""
-
-    def __init__(self) -> None:
-        self.exports: list[tuple[str, dict, list[dict]]] = []
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                spans = []
-                for resource_spans in request.resource_spans:
-                    resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-                    for scope_spans in resource_spans.scope_spans:
-                        for span in scope_spans.spans:
-                            spans.append({
-                                "name": span.name, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
-                                "parent_id": span.parent_span_id.hex(), "kind": SPAN_KINDS.get(span.kind, span.kind),
-                                "attributes": {a.key: _value(a.value) for a in span.attributes},
-                                "status": span.status.code, "resource": resource, "scope": scope_spans.scope.name,
-                            })
-                collector.exports.append((self.path, {k.lower(): v for k, v in self.headers.items()}, spans))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def spans(self, path: str | None = None) -> list[dict]:
-        return [s for p, _h, spans in self.exports if path is None or p == path for s in spans]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def collector():
-    server = Collector()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def tracing(collector, monkeypatch, workspace_id):
-    """start(env=..., token=...) → tracing on, the platform receiver being the collector."""
-    for name in ("OTEL_CAPTURE_CONTENT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_SDK_DISABLED",
-                 "OTEL_DEBUG", "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    tokens = [WORKSPACE_TOKEN]
-
-    def start(env: dict | None = None, *, platform: bool = True) -> bool:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        import os
-
-        return telemetry.setup_telemetry(os.environ, workspace_id=workspace_id, runtime="openai",
-                                         platform_url=collector.url if platform else None,
-                                         token_provider=lambda: tokens[0])
-
-    start.tokens = tokens
-    yield start
-    telemetry.shutdown_telemetry()
 
 
 def _flush():
@@ -311,6 +224,49 @@ def test_a_codex_run_is_one_chat_span_with_its_turn_usage(tracing, collector, ll
     assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
     assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4.1-mini"}
+
+
+def _custom_cli_yaml(python, script, extra: str = "") -> str:
+    return (f"name: C\nruntime: cli\nmodel: openai:gpt-4.1-mini\nruntime_config:\n  command: {json.dumps(str(python))}\n"
+            f"  args: [{json.dumps(str(script))}, \"{{message}}\"]\n{extra}")
+
+
+def test_a_custom_cli_run_is_one_invoke_agent_span_without_invented_usage(tracing, collector, llm_runtime,
+                                                                         agent_script):
+    python, script, records = agent_script
+    assert tracing({"OTEL_CAPTURE_CONTENT": "true"})
+    rt = llm_runtime("cli", _custom_cli_yaml(python, script))
+    result = _send(rt.url, "hello custom", {"traceparent": TRACEPARENT})
+    assert result["parts"][0]["text"] == "custom reply to: hello custom"
+    assert len(records()) == 1
+    assert "usage" not in result.get("metadata", {})  # the command's model use is unknown: nothing is metered
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    [agent] = _by_name(spans, f"invoke_agent {Path(python).name}")
+    assert (agent["trace_id"], agent["parent_id"], agent["kind"]) == (TRACE_ID, task["span_id"], "CLIENT")
+    assert agent["attributes"] == {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": Path(python).name,
+                                   "gen_ai.request.model": "gpt-4.1-mini"}
+    assert agent["status"] == 0
+    assert [s["name"] for s in spans if s["name"].startswith("chat ")] == []
+
+
+@pytest.mark.parametrize(("text", "extra", "error"), [
+    ("please fail", "", "exited with status 3"),
+    ("please hang", "  timeout: 2\n", "timed out after 2s"),
+])
+def test_a_failed_custom_cli_run_has_an_error_status(tracing, collector, llm_runtime, agent_script, text, extra, error):
+    python, script, _records = agent_script
+    assert tracing()
+    rt = llm_runtime("cli", _custom_cli_yaml(python, script, extra))
+    result = _send(rt.url, text)
+    assert result["parts"][0]["text"].startswith("Agent error: ") and error in result["parts"][0]["text"]
+    _flush()
+    spans = collector.spans()
+    [task] = _by_name(spans, "a2a.task")
+    [agent] = _by_name(spans, f"invoke_agent {Path(python).name}")
+    assert agent["parent_id"] == task["span_id"]
+    assert (agent["status"], task["status"]) == (2, 2)  # STATUS_CODE_ERROR
 
 
 def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):
