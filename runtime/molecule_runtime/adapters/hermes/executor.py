@@ -19,8 +19,8 @@ threads), so each task runs it in a worker thread:
 - each model request of the loop (`_interruptible_streaming_api_call` / `_interruptible_api_call`,
   retries included) is a `chat <model>` span, a child of the task's span, with the response's
   usage as hermes normalises it (`normalize_usage`: input = prompt tokens, cached ones included),
-  finish reason and model; hermes' side calls outside the loop (context compression, titles) are
-  not traced.
+  finish reason and model; hermes' calls outside that path (its auxiliary client's context
+  compression, the summary asked for after `max_iterations`) are not traced.
 """
 
 from __future__ import annotations
