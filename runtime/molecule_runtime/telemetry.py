@@ -28,6 +28,9 @@ Spans (tracer ``molecule.workspace``, GenAI semantic conventions):
   ``gen_ai.system``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens`` /
   ``output_tokens``, ``gen_ai.response.finish_reasons``, ``gen_ai.response.model`` (when known);
   ``gen_ai.prompt`` / ``gen_ai.completion`` only with ``OTEL_CAPTURE_CONTENT=true``;
+- ``invoke_agent <agent>`` (CLIENT) per run of an agent whose model calls are out of sight
+  (``agent_span``: the cli runtime's custom command): ``gen_ai.operation.name=invoke_agent``,
+  ``gen_ai.agent.name``, ``gen_ai.request.model`` when configured, no usage;
 - ``execute_tool <name>`` (INTERNAL) per built-in tool call (``traced_tool``).
 
 Outgoing A2A calls through the platform proxy carry the current context (``inject_trace_headers``).
@@ -489,6 +492,22 @@ def chat_span(model: str, *, provider: str | None = None, messages: Any = None):
         raise
     finally:
         call.end()
+
+
+@contextlib.contextmanager
+def agent_span(agent: str, *, model: str | None = None):
+    """One ``invoke_agent <agent>`` CLIENT span around a run of an agent whose model calls this
+    process does not see (a custom CLI): ``gen_ai.operation.name=invoke_agent``,
+    ``gen_ai.agent.name``, ``gen_ai.request.model`` when a model is configured, and no usage (none
+    is known). An exception inside ends it with status error."""
+    attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
+    if model:
+        attrs["gen_ai.request.model"] = model
+    kwargs: dict[str, Any] = {"attributes": attrs, "record_exception": True, "set_status_on_exception": True}
+    if HAVE_API:
+        kwargs["kind"] = SpanKind.CLIENT
+    with tracer().start_as_current_span(f"invoke_agent {agent}".strip(), **kwargs) as span:
+        yield span
 
 
 def langchain_callback(model: str, provider: str | None = None):

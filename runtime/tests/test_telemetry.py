@@ -27,7 +27,7 @@ from .a2a_helpers import rpc, msg03  # noqa: E402
 from .adapters.conftest import llm_env, llm_runtime  # noqa: E402,F401  (a real adapter behind the real app)
 from .adapters.claude_code.conftest import (  # noqa: E402,F401
     _fake_anthropic_server, claude_env, claude_runtime, fake_anthropic)
-from .adapters.cli.conftest import cli_env  # noqa: E402,F401
+from .adapters.cli.conftest import agent_script, cli_env  # noqa: E402,F401
 from .fake_openai import answer_with_tool_result  # noqa: E402
 from .otel_collector import PARENT_ID, TRACE_ID, TRACEPARENT, WORKSPACE_TOKEN, by_name, flush  # noqa: E402
 
@@ -213,6 +213,50 @@ def test_a_codex_run_is_one_chat_span_with_its_turn_usage(tracing, collector, ll
     assert (chat["trace_id"], chat["parent_id"]) == (TRACE_ID, task["span_id"])
     assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (10, 5)
     assert result["metadata"]["usage"] == {"input_tokens": 10, "output_tokens": 5, "model": "gpt-4.1-mini"}
+
+
+def _custom_cli_yaml(python, script, extra: str = "") -> str:
+    return (f"name: C\nruntime: cli\nmodel: openai:gpt-4.1-mini\nruntime_config:\n"
+            f"  command: {json.dumps(str(python))}\n  args: [{json.dumps(str(script))}, \"{{message}}\"]\n{extra}")
+
+
+def test_a_custom_cli_run_is_one_invoke_agent_span_without_invented_usage(tracing, collector, llm_runtime,
+                                                                         agent_script):
+    python, script, records = agent_script
+    assert tracing({"OTEL_CAPTURE_CONTENT": "true"})
+    rt = llm_runtime("cli", _custom_cli_yaml(python, script))
+    result = _send(rt.url, "hello custom", {"traceparent": TRACEPARENT})
+    assert result["parts"][0]["text"] == "custom reply to: hello custom"
+    assert len(records()) == 1
+    # the command's model use is unknown: nothing is metered, and the span carries no content either
+    assert "usage" not in result.get("metadata", {})
+    flush()
+    spans = collector.spans()
+    [task] = by_name(spans, "a2a.task")
+    [agent] = by_name(spans, f"invoke_agent {Path(python).name}")
+    assert (agent["trace_id"], agent["parent_id"], agent["kind"]) == (TRACE_ID, task["span_id"], "CLIENT")
+    assert agent["attributes"] == {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": Path(python).name,
+                                   "gen_ai.request.model": "gpt-4.1-mini"}
+    assert agent["status"] == 0
+    assert [s["name"] for s in spans if s["name"].startswith("chat ")] == []
+
+
+@pytest.mark.parametrize(("text", "extra", "error"), [
+    ("please fail", "", "exited with status 3"),
+    ("please hang", "  timeout: 2\n", "timed out after 2s"),
+])
+def test_a_failed_custom_cli_run_has_an_error_status(tracing, collector, llm_runtime, agent_script, text, extra, error):
+    python, script, _records = agent_script
+    assert tracing()
+    rt = llm_runtime("cli", _custom_cli_yaml(python, script, extra))
+    result = _send(rt.url, text)
+    assert result["parts"][0]["text"].startswith("Agent error: ") and error in result["parts"][0]["text"]
+    flush()
+    spans = collector.spans()
+    [task] = by_name(spans, "a2a.task")
+    [agent] = by_name(spans, f"invoke_agent {Path(python).name}")
+    assert agent["parent_id"] == task["span_id"]
+    assert (agent["status"], task["status"]) == (2, 2)  # STATUS_CODE_ERROR
 
 
 def test_usage_rides_on_the_reply_without_tracing(llm_runtime, monkeypatch):

@@ -19,6 +19,10 @@ The prompt is the user text, preceded by the conversation so far when A2A histor
   three values are in env `MOLECULE_MESSAGE`, `MOLECULE_SYSTEM_PROMPT`, `MOLECULE_MODEL`.
   stdout (stripped) is the reply.
 
+Telemetry: a codex run is one `chat <model>` span with the usage of its `turn.completed` events;
+a custom command's run is one `invoke_agent <command name>` span (its model calls, if any, are
+out of sight: no token counts), status error on a non-zero exit or a timeout.
+
 The process runs in its own session (process group): `runtime_config.timeout` (300 s) and
 `tasks/cancel` kill the whole group (SIGTERM, then SIGKILL after 3 s). A non-zero exit is
 `Agent error: <CLI> exited with status N: <stderr tail>` (secrets redacted).
@@ -202,7 +206,9 @@ class CLIExecutor(LLMExecutor):
     # -------------------------------------------------------------- run
     async def run(self, text: str, history: list[tuple[str, str]], stream: TextStream, trace: list[dict]) -> str:
         if self.plan.preset != "codex":
-            return await self._run_cli(text, history, stream, trace, None)
+            # what the command does with a model is out of sight: one `invoke_agent` span, no usage
+            with telemetry.agent_span(Path(self.plan.command).name, model=self.plan.model):
+                return await self._run_cli(text, history, stream, trace, None)
         # one `chat <model>` span per codex run, with the usage of its `turn.completed` events
         with telemetry.chat_span(self.plan.model or "codex", provider="openai",
                                  messages=[{"role": "user", "content": text}]) as chat:

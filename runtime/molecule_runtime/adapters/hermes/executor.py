@@ -15,7 +15,12 @@ threads), so each task runs it in a worker thread:
 - model text deltas (`stream_delta_callback`) go out as A2A artifact chunks, one artifact per model
   turn (hermes sends None between turns);
 - `result["failed"]` (provider error after hermes' retries) raises → `Agent error: <error>`;
-- `tasks/cancel` calls `AIAgent.interrupt()`, which aborts the in-flight model request.
+- `tasks/cancel` calls `AIAgent.interrupt()`, which aborts the in-flight model request;
+- each model request of the loop (`_interruptible_streaming_api_call` / `_interruptible_api_call`,
+  retries included) is a `chat <model>` span, a child of the task's span, with the response's
+  usage as hermes normalises it (`normalize_usage`: input = prompt tokens, cached ones included),
+  finish reason and model; hermes' calls outside that path (its auxiliary client's context
+  compression, the summary asked for after `max_iterations`) are not traced.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, run_tool_for_model, trace_start
 
 log = logging.getLogger(__name__)
@@ -98,17 +104,47 @@ def register_tools(tools: dict[str, Callable[..., Any]]) -> list[str]:
         return sorted(wanted)
 
 
+def _end_chat(hermes_agent: Any, chat: "telemetry.ChatCall", response: Any) -> None:
+    """End a model request's span with what the response says (hermes' own usage normalisation)."""
+    from agent.usage_pricing import normalize_usage
+
+    raw = getattr(response, "usage", None)
+    usage = normalize_usage(raw, provider=hermes_agent.provider, api_mode=hermes_agent.api_mode) if raw else None
+    choice = next(iter(getattr(response, "choices", None) or []), None)
+    chat.end(input_tokens=usage.prompt_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
+             finish_reasons=[getattr(choice, "finish_reason", None)],
+             completion=getattr(getattr(choice, "message", None), "content", None),
+             response_model=getattr(response, "model", None))
+
+
 def agent_class():
-    """`run_agent.AIAgent` with hermes' `delegate_task` dispatch routed to the Molecule tool."""
+    """`run_agent.AIAgent` with hermes' `delegate_task` dispatch routed to the Molecule tool and
+    each model request traced as a `chat <model>` span."""
     global _AGENT_CLASS
     if _AGENT_CLASS is None:
         from run_agent import AIAgent
 
         class _MoleculeAgent(AIAgent):
             molecule_run_id = ""
+            molecule_provider = "openai"  # gen_ai.system (the LLMSettings provider)
 
             def _dispatch_delegate_task(self, function_args: dict) -> str:
                 return _call_tool("delegate_task", function_args, self.molecule_run_id)
+
+            def _traced(self, api_kwargs: dict, call: Callable[[], Any]) -> Any:
+                messages = api_kwargs.get("messages") or api_kwargs.get("input")
+                with telemetry.chat_span(str(api_kwargs.get("model") or self.model), provider=self.molecule_provider,
+                                         messages=messages) as chat:
+                    response = call()
+                    _end_chat(self, chat, response)
+                    return response
+
+            def _interruptible_api_call(self, api_kwargs: dict):
+                return self._traced(api_kwargs, lambda: super(_MoleculeAgent, self)._interruptible_api_call(api_kwargs))
+
+            def _interruptible_streaming_api_call(self, api_kwargs: dict, *, on_first_delta: Callable | None = None):
+                return self._traced(api_kwargs, lambda: super(_MoleculeAgent, self)._interruptible_streaming_api_call(
+                    api_kwargs, on_first_delta=on_first_delta))
 
         _AGENT_CLASS = _MoleculeAgent
     return _AGENT_CLASS
@@ -153,6 +189,7 @@ class HermesExecutor(LLMExecutor):
             skip_context_files=True, skip_memory=True, stream_delta_callback=deltas,
         )
         agent.molecule_run_id = run_id
+        agent.molecule_provider = self.settings.provider or "openai"
         agent._print_fn = lambda *a, **_k: log.info("hermes: %s", " ".join(str(x) for x in a))
         return agent
 

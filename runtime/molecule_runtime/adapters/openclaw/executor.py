@@ -8,6 +8,13 @@ id, so later messages of the same A2A context continue it; the history the calle
 is waited for `timeout + 10` s. `tasks/cancel` kills it (SIGTERM to its process group, SIGKILL
 after 3 s). A failed run (`ok: false`, a non-zero exit, no JSON) raises with openclaw's own
 error message, which the shared skeleton turns into `Agent error: …`.
+
+The CLI hides the turn's single model calls, so each run is one `chat <model>` span (a child of
+the task's span) with what its JSON reports for the whole turn (`result.meta.agentMeta`): the
+usage summed over the turn's model calls (input = `input + cacheRead + cacheWrite`, the provider's
+prompt tokens), the finish reason (`meta.completion.finishReason`) and the model the provider
+answered as (`terminalReceipt.effective.responseModel`); a failed run is an error span without
+usage.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import subprocess
 import uuid
 from typing import Any
 
+from ... import telemetry
 from ..shared_runtime import LLMExecutor, LLMSettings, TextStream, trace_start
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,22 @@ def tool_names(data: dict) -> list[str]:
     return [str(t) for t in tools] if isinstance(tools, list) else []
 
 
+def end_chat(chat: "telemetry.ChatCall", data: dict, reply: str) -> None:
+    """End the turn's span with the usage, finish reason and response model of its JSON."""
+    meta = (data.get("result") or {}).get("meta") or {}
+    agent_meta = meta.get("agentMeta") or {}
+    usage = agent_meta.get("usage") if isinstance(agent_meta.get("usage"), dict) else {}
+
+    def tokens(*keys: str) -> int | None:
+        values = [usage[k] for k in keys if isinstance(usage.get(k), int)]
+        return sum(values) if values else None
+
+    completion = meta.get("completion") or {}
+    chat.end(input_tokens=tokens("input", "cacheRead", "cacheWrite"), output_tokens=tokens("output"),
+             finish_reasons=[completion.get("finishReason") or meta.get("stopReason")], completion=reply,
+             response_model=((agent_meta.get("terminalReceipt") or {}).get("effective") or {}).get("responseModel"))
+
+
 class OpenClawExecutor(LLMExecutor):
     runtime_label = "openclaw"
 
@@ -107,6 +131,19 @@ class OpenClawExecutor(LLMExecutor):
             raise OpenClawError("the openclaw gateway is not running (smoke mode, or setup did not finish)")
         session = _session_id.get() or uuid.uuid4().hex
         message = (history_prefix(history) + text) if history and session not in self._sessions else text
+        with telemetry.chat_span(self.settings.model, provider=self.settings.provider,
+                                 messages=[{"role": "user", "content": message}]) as chat:
+            data = await self._turn(session, message)
+            reply = reply_text(data)
+            end_chat(chat, data, reply)
+        self._sessions.add(session)
+        for name in tool_names(data):
+            trace_start(trace, name, "")
+        await stream.write(reply)
+        return reply
+
+    async def _turn(self, session: str, message: str) -> dict:
+        """One `openclaw agent` run → its JSON document; raises OpenClawError when the run failed."""
         timeout = int(self.settings.timeout or DEFAULT_TIMEOUT)
         proc = await asyncio.create_subprocess_exec(
             *self.command(session, message), env=self.env, cwd=self.env.get("HOME"), stdin=subprocess.DEVNULL,
@@ -123,13 +160,7 @@ class OpenClawExecutor(LLMExecutor):
         finally:
             if self.processes.get(session) is proc:
                 self.processes.pop(session, None)
-        data = parse_agent_output(out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode)
-        self._sessions.add(session)
-        for name in tool_names(data):
-            trace_start(trace, name, "")
-        reply = reply_text(data)
-        await stream.write(reply)
-        return reply
+        return parse_agent_output(out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode)
 
     @staticmethod
     async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -1,5 +1,6 @@
 """OpenClawExecutor over real processes: A2A server → `openclaw agent` CLI → the real openclaw gateway
-→ the fake chat-completions server over HTTP (one gateway for the module)."""
+→ the fake chat-completions server over HTTP (one gateway for the module); the turn's span read back
+by the loopback OTLP collector (otel_collector.py, the `collector` and `tracing` fixtures of tests/conftest.py)."""
 
 import json
 import os
@@ -7,6 +8,8 @@ import re
 import threading
 import time
 import uuid
+
+from molecule_runtime import telemetry
 
 from ...a2a_helpers import msg03, rpc
 from .conftest import LLM_KEY, PLATFORM_TOKEN, PROMPT, WORKSPACE_ID
@@ -155,3 +158,59 @@ def test_a_platform_tool_called_through_the_mcp_server_reaches_the_platform(oc):
     assert text.startswith("Saved. Tool said: ") and memory_id in text
     # tool_trace: the tools openclaw's run summary names (meta.toolSummary.tools)
     assert [t["tool"] for t in result["metadata"]["tool_trace"]] == ["molecule__commit_memory", "tool_call"]
+
+
+# ----------------------------------------------------------------------------- spans
+
+
+def _spans(collector) -> list[dict]:
+    assert telemetry.force_flush(5000)
+    return collector.spans("/otlp/v1/traces")
+
+
+def test_a_turn_is_one_chat_span_with_the_usage_of_all_its_model_calls(oc, tracing, collector):
+    assert tracing()
+    oc.llm.script = [
+        {"tool_calls": [{"id": "callp1", "name": "tool_call", "arguments": {"id": "molecule__list_peers", "args": {}}}],
+         "usage": (111, 11)},
+        {"content": "You have no peers.", "usage": (222, 22)},
+    ]
+    result = ask(oc, "who are my peers?", f"ctx-{uuid.uuid4().hex[:8]}")
+    assert result["parts"][0]["text"] == "You have no peers."
+    assert len(oc.llm.requests) == 2
+    # the reply carries the turn's usage (both model calls): what the platform meters
+    assert result["metadata"]["usage"] == {"input_tokens": 333, "output_tokens": 33, "model": "gpt-4o-mini"}
+    spans = _spans(collector)
+    [task] = [s for s in spans if s["name"] == "a2a.task"]
+    [chat] = [s for s in spans if s["name"].startswith("chat ")]  # the CLI hides the single calls
+    assert (chat["name"], chat["trace_id"], chat["parent_id"], chat["kind"]) == (
+        "chat gpt-4o-mini", task["trace_id"], task["span_id"], "CLIENT")
+    assert chat["attributes"] == {
+        "gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 333, "gen_ai.usage.output_tokens": 33,
+        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.response.model": "gpt-4o-mini"}
+    assert chat["status"] == 0
+
+
+def test_the_turns_prompt_and_reply_are_on_its_span_only_with_otel_capture_content(oc, tracing, collector):
+    assert tracing({"OTEL_CAPTURE_CONTENT": "true"})
+    oc.llm.script = [{"content": "The secret answer.", "usage": (40, 4)}]
+    result = ask(oc, "tell me the secret", f"ctx-{uuid.uuid4().hex[:8]}")
+    assert result["metadata"]["usage"] == {"input_tokens": 40, "output_tokens": 4, "model": "gpt-4o-mini"}
+    [chat] = [s for s in _spans(collector) if s["name"] == "chat gpt-4o-mini"]
+    assert json.loads(chat["attributes"]["gen_ai.prompt"]) == [{"role": "user", "content": "tell me the secret"}]
+    assert chat["attributes"]["gen_ai.completion"] == "The secret answer."
+
+
+def test_a_failed_turn_is_an_error_span_without_usage(oc, tracing, collector):
+    assert tracing()
+    oc.llm.default = {"status": 400, "error": "upstream exploded"}
+    result = ask(oc, "hello", f"ctx-{uuid.uuid4().hex[:8]}")
+    assert result["parts"][0]["text"].startswith("Agent error: ")
+    assert "usage" not in result.get("metadata", {})
+    spans = _spans(collector)
+    [task] = [s for s in spans if s["name"] == "a2a.task"]
+    [chat] = [s for s in spans if s["name"].startswith("chat ")]
+    assert chat["parent_id"] == task["span_id"]
+    assert (chat["status"], task["status"]) == (2, 2)  # STATUS_CODE_ERROR
+    assert not any(key.startswith("gen_ai.usage.") for key in chat["attributes"])
