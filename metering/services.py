@@ -37,6 +37,12 @@ class Usage:
     model: str
     input_tokens: int
     output_tokens: int
+    calls: int = 1
+
+
+# Set by our runtime on a model call's span when its usage rides on the task's A2A reply too
+# (which the proxy meters): such spans are not metered a second time from the trace.
+ON_REPLY_ATTRIBUTE = "molecule.usage.on_reply"
 
 
 def _count(value) -> int | None:
@@ -67,14 +73,35 @@ def usage_from_reply(decoded) -> Usage | None:
     return None
 
 
+def usage_from_spans(attribute_sets) -> list[Usage]:
+    """The usage of the ``chat`` spans (GenAI conventions) among the attribute dicts of newly stored
+    spans, summed per model, for the calls no A2A reply reports: an external agent's own model
+    calls, exported to the platform's receiver. Spans marked :data:`ON_REPLY_ATTRIBUTE` are left out."""
+    totals: dict[str, list[int]] = {}
+    for attributes in attribute_sets:
+        if attributes.get("gen_ai.operation.name") != "chat" or attributes.get(ON_REPLY_ATTRIBUTE) is True:
+            continue
+        input_tokens = _count(attributes.get("gen_ai.usage.input_tokens", 0))
+        output_tokens = _count(attributes.get("gen_ai.usage.output_tokens", 0))
+        if input_tokens is None or output_tokens is None or input_tokens + output_tokens == 0:
+            continue
+        model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+        model = model[:MAX_MODEL_NAME] if isinstance(model, str) else ""
+        total = totals.setdefault(model, [0, 0, 0])
+        total[0] += input_tokens
+        total[1] += output_tokens
+        total[2] += 1
+    return [Usage(model=model, input_tokens=i, output_tokens=o, calls=n) for model, (i, o, n) in totals.items()]
+
+
 _UPSERT_SQL = """
 INSERT INTO workspace_token_usage (id, workspace_id, model, day, input_tokens, output_tokens, call_count, cost_cents,
                                    updated_at)
-VALUES (%s, %s, %s, (now() AT TIME ZONE 'UTC')::date, %s, %s, 1, %s, now())
+VALUES (%s, %s, %s, (now() AT TIME ZONE 'UTC')::date, %s, %s, %s, %s, now())
 ON CONFLICT (workspace_id, model, day) DO UPDATE SET
     input_tokens = workspace_token_usage.input_tokens + EXCLUDED.input_tokens,
     output_tokens = workspace_token_usage.output_tokens + EXCLUDED.output_tokens,
-    call_count = workspace_token_usage.call_count + 1,
+    call_count = workspace_token_usage.call_count + EXCLUDED.call_count,
     cost_cents = workspace_token_usage.cost_cents + EXCLUDED.cost_cents,
     updated_at = now()
 """
@@ -107,7 +134,7 @@ async def usage_record(*, workspace_id: uuid.UUID, usage: Usage) -> int | None:
             return None
         before, limit = row
         await adb.execute(_UPSERT_SQL, [uuid.uuid4(), workspace_id, usage.model, usage.input_tokens,
-                                        usage.output_tokens, cost], conn=conn)
+                                        usage.output_tokens, usage.calls, cost], conn=conn)
         (month_cost,) = await adb.fetchone(_MONTH_SQL, [workspace_id], conn=conn)
         after = math.ceil(month_cost - 1e-9)
         await adb.execute(_SPEND_SQL, [after, workspace_id], conn=conn)

@@ -1,7 +1,8 @@
 """Writes of the traces app: storing spans (one statement per batch), retention, and reading the
 agent's live transcript (spec §19 "Traces / transcript").
 
-:func:`aspans_store` serves the OTLP receiver on the event loop; :func:`spans_store` the
+:func:`aspans_receive` serves the OTLP receiver on the event loop (and meters the usage of an
+external agent's model-call spans); :func:`spans_store` the
 platform's own exporter (``traces.otel``), which runs in the SDK's batch thread. Both run one
 ``INSERT … SELECT FROM jsonb_to_recordset(…)`` (the batch as one JSON parameter): a span already stored — an exporter retrying — is left as it
 is (``ON CONFLICT (trace_id, span_id) DO NOTHING``), and a ``workspace_id`` that names no
@@ -15,11 +16,13 @@ import logging
 from datetime import timedelta
 
 import httpx
+import psycopg
 import redis
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from metering.services import usage_from_spans, usage_record
 from molecule_site import adb
 from molecule_site.errors import ApiError
 from molecule_site.redis_client import get_redis
@@ -45,6 +48,7 @@ FROM jsonb_to_recordset(%s::jsonb)
 LEFT JOIN workspaces w ON w.id = s.workspace_id
 ON CONFLICT (trace_id, span_id) DO NOTHING
 """
+_STORE_RETURNING_SQL = _STORE_SQL.rstrip() + " RETURNING trace_id, span_id"
 
 
 def _store_params(rows: list[SpanRow]) -> list[str]:
@@ -59,11 +63,26 @@ def _store_params(rows: list[SpanRow]) -> list[str]:
     } for row in rows], separators=(",", ":"), ensure_ascii=False, default=str)]
 
 
-async def aspans_store(*, rows: list[SpanRow]) -> int:
-    """Store ``rows`` (each carrying its ``workspace_id``); returns how many were new."""
+async def aspans_store(*, rows: list[SpanRow]) -> list[SpanRow]:
+    """Store ``rows`` (each carrying its ``workspace_id``); returns the ones that were new (a
+    resent span is neither stored nor returned twice)."""
     if not rows:
-        return 0
-    return await adb.execute(_STORE_SQL, _store_params(rows))
+        return []
+    stored = {tuple(key) for key in await adb.fetchall(_STORE_RETURNING_SQL, _store_params(rows))}
+    return [row for row in rows if (row.trace_id, row.span_id) in stored]
+
+
+async def aspans_receive(*, workspace_id, rows: list[SpanRow]) -> None:
+    """The receiver's export: the spans are ``workspace_id``'s (the bearer's), stored once; the
+    usage of new ``chat`` spans no A2A reply reports is metered to that workspace (metering)."""
+    for row in rows:
+        row.workspace_id = workspace_id
+    new = await aspans_store(rows=rows)
+    for usage in usage_from_spans(row.attributes for row in new):
+        try:
+            await usage_record(workspace_id=workspace_id, usage=usage)
+        except (psycopg.Error, adb.DatabaseBusy):  # the spans stay stored; the exporter must not retry
+            log.warning("could not meter the span usage of workspace %s", workspace_id, exc_info=True)
 
 
 def spans_store(*, rows: list[SpanRow]) -> int:

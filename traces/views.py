@@ -83,9 +83,7 @@ async def _receive(request):
         decoded = otlp.decode_protobuf(body) if content_type == PROTOBUF else otlp.decode_json(body)
     except otlp.OtlpError:
         return error_response(INVALID_PAYLOAD, 400)
-    for row in decoded.spans:
-        row.workspace_id = workspace_id
-    await services.aspans_store(rows=decoded.spans)
+    await services.aspans_receive(workspace_id=workspace_id, rows=decoded.spans)
     if content_type == PROTOBUF:
         return HttpResponse(otlp.protobuf_response(decoded), content_type=PROTOBUF)
     return json_response(otlp.json_response_body(decoded))

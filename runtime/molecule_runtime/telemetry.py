@@ -37,7 +37,10 @@ Outgoing A2A calls through the platform proxy carry the current context (``injec
 
 The usage of a task's model calls is summed whether tracing is on or not (``record_usage``) and
 rides on the reply as ``metadata.usage = {input_tokens, output_tokens, model}`` (``current_usage``,
-read by ``adapters.base.finish_task``): the platform meters it.
+read by ``adapters.base.finish_task``): the platform meters it. So that it is not metered a
+second time from the trace, a chat span whose usage the task sums says
+``molecule.usage.on_reply=true``; the platform's receiver meters only unmarked chat spans (an
+external agent's own model calls).
 """
 
 from __future__ import annotations
@@ -476,6 +479,9 @@ class ChatCall:
         if error is not None and HAVE_API:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+        if self.task is not None and (input_tokens is not None or output_tokens is not None):
+            # the usage rides on the task's A2A reply, which the platform meters: not again from the span
+            span.set_attribute("molecule.usage.on_reply", True)
         span.end()
         record_usage(self.model, input_tokens, output_tokens, task=self.task)
 

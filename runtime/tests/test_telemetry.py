@@ -80,6 +80,7 @@ def test_a_task_continues_the_inbound_trace_with_chat_tool_and_delegation_spans(
         assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
         assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (10, 5)
         assert "gen_ai.prompt" not in attrs and "gen_ai.completion" not in attrs
+        assert attrs["molecule.usage.on_reply"] is True  # the platform meters the reply, not the span
     assert sorted(c["attributes"]["gen_ai.response.finish_reasons"][0] for c in chats) == ["stop", "tool_calls"]
 
     [tool] = by_name(spans, "execute_tool delegate_task")
@@ -445,3 +446,13 @@ def test_the_gen_ai_system_is_the_models_provider_prefix_when_it_names_one():
     assert telemetry.gen_ai_system("gemini:gemini-2.5-pro") == "gemini"
     assert telemetry.gen_ai_system("llama3:8b") == "openai"  # an ollama tag, not a provider
     assert telemetry.gen_ai_system("gpt-4o", provider="azure") == "azure"
+
+
+def test_a_model_call_outside_a_task_is_not_marked_as_metered_on_a_reply(tracing, collector):
+    """No A2A reply carries its usage, so the platform's receiver meters it from the span."""
+    assert tracing()
+    telemetry.ChatCall("gpt-4o-mini", provider="openai").end(input_tokens=7, output_tokens=3)
+    flush()
+    [chat] = by_name(collector.spans("/otlp/v1/traces"), "chat gpt-4o-mini")
+    assert (chat["attributes"]["gen_ai.usage.input_tokens"], chat["attributes"]["gen_ai.usage.output_tokens"]) == (7, 3)
+    assert "molecule.usage.on_reply" not in chat["attributes"]

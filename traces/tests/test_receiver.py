@@ -297,3 +297,43 @@ def test_the_asgi_handler_refuses_a_long_body_before_django_reads_it(settings):
 
     assert route_body_limit("/otlp/v1/traces") == settings.TRACE_MAX_BODY_BYTES
     assert routes_to_async_view("/otlp/v1/traces")  # on the event loop, no thread per export
+
+
+def chat_span(span_id: str, *, model="gpt-4o", input_tokens=1000, output_tokens=500, **extra) -> Span:
+    attributes = [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", model),
+                  kv("gen_ai.usage.input_tokens", input_tokens), kv("gen_ai.usage.output_tokens", output_tokens)]
+    attributes += [kv(key, value) for key, value in extra.items()]
+    return Span(trace_id=bytes.fromhex(TRACE_ID), span_id=bytes.fromhex(span_id), name=f"chat {model}",
+                kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=NOW_NS, end_time_unix_nano=NOW_NS + 1_000_000,
+                attributes=attributes)
+
+
+def test_an_external_agents_model_call_spans_are_metered_once(workspace, settings):
+    """Usage no A2A reply reports (an external agent's own model calls) is metered from its spans,
+    summed per model; an exporter resending the batch is not metered twice."""
+    from metering.models import WorkspaceTokenUsage
+
+    settings.MODEL_PRICES = {"gpt-4o": (250, 1000)}  # cents per million tokens in / out
+    body = protobuf_request(spans=[chat_span("00000000000000a1"), chat_span("00000000000000a2", input_tokens=3000),
+                                   chat_span("00000000000000a3", model="other-model", input_tokens=0, output_tokens=7)])
+    for _ in range(2):
+        assert post(body, token=workspace.token).status_code == 200
+    rows = {row.model: row for row in WorkspaceTokenUsage.objects.filter(workspace=workspace)}
+    assert {m: (r.input_tokens, r.output_tokens, r.call_count) for m, r in rows.items()} == {
+        "gpt-4o": (4000, 1000, 2), "other-model": (0, 7, 1)}
+    workspace.refresh_from_db()
+    assert workspace.monthly_spend == 2  # 4000 × 250 + 1000 × 1000 per million = 2 cents
+
+
+def test_spans_whose_usage_rode_on_a_reply_and_other_spans_are_not_metered(workspace):
+    """Our runtime marks the chat spans of a task (the proxy metered the reply); spans that are no
+    chat, or carry no usage, meter nothing."""
+    from metering.models import WorkspaceTokenUsage
+
+    spans = [chat_span("00000000000000b1", **{"molecule.usage.on_reply": True}),
+             chat_span("00000000000000b2", input_tokens=0, output_tokens=0),
+             chat_span("00000000000000b3", input_tokens=-5)]
+    assert post(protobuf_request(spans=spans), token=workspace.token).status_code == 200
+    assert post(protobuf_request(), token=workspace.token).status_code == 200  # a2a.task + an unlabelled span
+    assert TraceSpan.objects.count() == 5
+    assert not WorkspaceTokenUsage.objects.exists()
