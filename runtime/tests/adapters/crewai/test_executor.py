@@ -3,12 +3,11 @@
 fake platform from crewAI's worker thread."""
 
 import json
-import threading
 import time
 
 from ...a2a_helpers import msg03, rpc, rpc_stream
 from ...fake_openai import answer_with_tool_result
-from .conftest import A2A_TIMEOUT
+from .conftest import A2A_TIMEOUT, cancel_during_a_slow_model_answer
 
 WS_MEMORIES = "/workspaces/{ws}/memories"
 
@@ -135,20 +134,10 @@ def test_tasks_cancel_ends_the_task_at_once_and_the_late_work_is_dropped(crewai_
     # further model call may be made
     rt.llm.script = [{"tool_calls": [{"id": "c1", "name": "commit_memory", "arguments": {"content": "late"}}],
                       "delay": 2.0}, {"content": "too late"}]
-    holder = {}
-    sender = threading.Thread(target=lambda: holder.update(
-        out=rpc(rt.url, "message/send", {"message": msg03("slow please")}, timeout=A2A_TIMEOUT)))
-    sender.start()
-    deadline = time.monotonic() + A2A_TIMEOUT
-    while not (rt.llm.requests and rt.executor._running) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    [task_id] = list(rt.executor._running)
-    started = time.monotonic()
-    out = rpc(rt.url, "tasks/cancel", {"id": task_id})
-    sender.join(timeout=10)
-    assert time.monotonic() - started < 1.5  # not after the slow model answer
+    task_id, out, sent, took = cancel_during_a_slow_model_answer(rt)
+    assert took < 1.5  # not after the slow model answer
     assert out["result"]["status"]["state"] == "canceled"
-    assert holder["out"]["result"]["status"]["state"] == "canceled"
+    assert sent["result"]["status"]["state"] == "canceled"
     assert rt.executor._running == {}
     assert rt.state.active_tasks == 0 and rt.state.error_rate == 0.0  # a cancel is not an agent error
 

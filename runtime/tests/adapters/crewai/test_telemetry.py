@@ -4,7 +4,6 @@ exported to the loopback OTLP collector (tests/otel_collector.py)."""
 
 import asyncio
 import json
-import threading
 import time
 
 from molecule_runtime import telemetry
@@ -13,7 +12,7 @@ from molecule_runtime.adapters.crewai.executor import traced_llm_class
 from ...a2a_helpers import msg03, rpc
 from ...fake_openai import answer_with_tool_result
 from ...otel_collector import PARENT_ID, STATUS_ERROR, TRACE_ID, TRACEPARENT, by_name, flush
-from .conftest import A2A_TIMEOUT
+from .conftest import A2A_TIMEOUT, cancel_during_a_slow_model_answer
 
 
 def send(url: str, text: str, headers: dict | None = None) -> dict:
@@ -108,16 +107,8 @@ def test_a_cancelled_runs_blocked_model_call_is_no_span(tracing, collector, crew
     rt = crewai_runtime()
     rt.llm.script = [{"tool_calls": [{"id": "c1", "name": "list_peers", "arguments": {}}], "delay": 2.0},
                      {"content": "too late"}]
-    holder = {}
-    sender = threading.Thread(target=lambda: holder.update(
-        out=rpc(rt.url, "message/send", {"message": msg03("slow please")}, timeout=A2A_TIMEOUT)))
-    sender.start()
-    deadline = time.monotonic() + A2A_TIMEOUT
-    while not (rt.llm.requests and rt.executor._running) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    [task_id] = list(rt.executor._running)
-    assert rpc(rt.url, "tasks/cancel", {"id": task_id})["result"]["status"]["state"] == "canceled"
-    sender.join(timeout=10)
+    _, cancelled, _, _ = cancel_during_a_slow_model_answer(rt)
+    assert cancelled["result"]["status"]["state"] == "canceled"
     time.sleep(3.0)  # the late answer arrives; crewAI's next model call is blocked by the cancel hook
     flush()
     spans = collector.spans()
