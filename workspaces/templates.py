@@ -40,14 +40,22 @@ UNNAMED = "unnamed"
 
 # --- the rel-path rule ---------------------------------------------------------------------------
 
+NAME_MAX_BYTES = 255  # Linux NAME_MAX / PATH_MAX
+PATH_MAX_BYTES = 4096
+
+
 def rel_path_is_valid(path) -> bool:
     """Spec §14: non-empty, not ``.``, not absolute, no ``..`` anywhere (raw or cleaned).
 
     Beyond the original, the percent-decoded form must pass too (``..%2F`` is refused even where
     nothing decodes it) and NUL bytes and backslashes are refused. ``..`` is refused as a
-    substring, as in the original, so ``a..b`` is invalid as well.
+    substring, as in the original, so ``a..b`` is invalid as well. A name longer than the file
+    system takes (255 bytes a component, 4096 a path) is invalid here rather than an OS error.
     """
     if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+        return False
+    encoded = path.encode(errors="surrogatepass")
+    if len(encoded) > PATH_MAX_BYTES or any(len(part) > NAME_MAX_BYTES for part in encoded.split(b"/")):
         return False
     for candidate in (path, unquote(path)):
         if candidate.startswith("/") or ".." in candidate or posixpath.normpath(candidate) == ".":

@@ -180,6 +180,13 @@ def test_read_write_delete_cycle(api, workspace):
     assert (response.status_code, response.json()) == (404, {"error": "file not found"})
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_name_longer_than_the_file_system_takes_is_an_invalid_path(api, workspace, method):
+    """The fuzz run's ``DELETE …/files/<300 bytes>`` was a 500 ``File name too long``."""
+    response = api(method, f"/workspaces/{workspace.id}/files/notes/{'ṯ' * 100}.md", {"content": "x"})
+    assert (response.status_code, response.json()) == (400, {"error": "invalid path"})
+
+
 def test_read_without_template_or_files(api):
     loner = Workspace.objects.create(name="Nobody")
     response = api("GET", f"/workspaces/{loner.id}/files/config.yaml")

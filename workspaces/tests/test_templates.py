@@ -140,7 +140,8 @@ def test_name_defaults_to_the_directory(configs):
 
 # --- rel-path rule and name normalisation -------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["config.yaml", "skills/a/SKILL.md", "a//b", "./a", "dir/", ".hidden"])
+@pytest.mark.parametrize("path", ["config.yaml", "skills/a/SKILL.md", "a//b", "./a", "dir/", ".hidden",
+                                  "n" * 255, "é" * 127, "/".join(["d" * 200] * 20)])
 def test_rel_path_accepts(path):
     assert templates.rel_path_is_valid(path)
 
@@ -148,7 +149,8 @@ def test_rel_path_accepts(path):
 @pytest.mark.parametrize(
     "path",
     ["", ".", "./", "/etc/passwd", "../x", "a/../b", "a/..", "..", "a..b", "..%2F..%2Fetc%2Fpasswd",
-     "%2e%2e/x", "%2Fetc%2Fpasswd", "a\\..\\b", "nul\x00byte", None, 5],
+     "%2e%2e/x", "%2Fetc%2Fpasswd", "a\\..\\b", "nul\x00byte", None, 5,
+     "n" * 256, "é" * 128, "dir/" + "n" * 256, "/".join(["d" * 200] * 21)],  # longer than Linux takes
 )
 def test_rel_path_refuses(path):
     assert not templates.rel_path_is_valid(path)
