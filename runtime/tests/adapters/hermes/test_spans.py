@@ -54,7 +54,8 @@ def test_each_model_request_is_a_chat_span_with_the_usage_the_model_reported(tra
     assert first["attributes"] == {
         "gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.usage.input_tokens": 123, "gen_ai.usage.output_tokens": 7,
-        "gen_ai.response.finish_reasons": ["tool_calls"], "gen_ai.response.model": "gpt-4o-mini"}
+        "gen_ai.response.finish_reasons": ["tool_calls"], "gen_ai.response.model": "gpt-4o-mini",
+        "molecule.usage.on_reply": True}  # the reply carries the usage; the platform meters it once
     assert (second["attributes"]["gen_ai.usage.input_tokens"], second["attributes"]["gen_ai.usage.output_tokens"],
             second["attributes"]["gen_ai.response.finish_reasons"]) == (150, 20, ["stop"])
     [tool] = [s for s in spans if s["name"] == "execute_tool commit_memory"]
