@@ -5,6 +5,8 @@ import functools
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.db import connections
+from django.test.testcases import TransactionTestCase
 
 from molecule_site.tests.api_client import ADMIN_TOKEN, call
 
@@ -20,6 +22,32 @@ def pytest_collection_modifyitems(items):
     if uses_session_browser:
         others = [item for item in items if "browser_name" not in getattr(item, "fixturenames", ())]
         items[:] = others + uses_session_browser
+
+
+# Tables a transactional test's teardown leaves alone: what migrate wrote and no test changes.
+# Django's flush empties them too and then rebuilds them in a post_migrate pass for every app.
+FLUSH_KEEPS = frozenset({"django_migrations", "django_content_type", "auth_permission"})
+
+
+def _truncate_what_the_test_wrote(self):
+    """TransactionTestCase's teardown (every ``django_db(transaction=True)`` test), cheaper: one
+    probe finds the tables that have rows, and only those are truncated (CASCADE), with no
+    post_migrate pass. Django's ``flush`` truncates all ~45 tables and rebuilds the content types
+    and permissions after each test: the registry, activity, memory and secrets_app tests (1,375)
+    took 180 s with it and take 137 s with this."""
+    for db_name in self._databases_names(include_mirrors=False):
+        connection = connections[db_name]
+        tables = [table for table in connection.introspection.django_table_names(only_existing=True, include_views=False)
+                  if table not in FLUSH_KEEPS]
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(f"(SELECT %s FROM {quote(table)} LIMIT 1)" for table in tables), tables)
+            written = [row[0] for row in cursor.fetchall()]
+            if written:
+                cursor.execute(f"TRUNCATE {', '.join(quote(table) for table in written)} CASCADE")
+
+
+TransactionTestCase._fixture_teardown = _truncate_what_the_test_wrote
 
 
 @pytest.fixture
