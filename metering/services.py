@@ -138,12 +138,19 @@ async def usage_record(*, workspace_id: uuid.UUID, usage: Usage) -> int | None:
         (month_cost,) = await adb.fetchone(_MONTH_SQL, [workspace_id], conn=conn)
         after = math.ceil(month_cost - 1e-9)
         await adb.execute(_SPEND_SQL, [after, workspace_id], conn=conn)
+    await spend_changed(workspace_id=workspace_id, before=before, after=after, limit=limit)
+    return after
+
+
+async def spend_changed(*, workspace_id: uuid.UUID, before: int, after: int, limit: int | None) -> None:
+    """The monthly spend moved from ``before`` to ``after`` cents (metered here, or reported by
+    the agent's heartbeat), committed: BUDGET_WARNING / BUDGET_EXCEEDED and their approval
+    requests for each line it crossed."""
     for event_type in crossed(before, after, limit):
         figures = {"monthly_spend": after, "budget_limit": limit,
                    "percent": round(100 * after / limit, 1) if limit else None}
         await aemit(event_type, workspace_id, figures)
         await sync_to_async(_budget_approval)(workspace_id=workspace_id, event_type=event_type, figures=figures)
-    return after
 
 
 def _budget_approval(*, workspace_id: uuid.UUID, event_type: str, figures: dict) -> None:

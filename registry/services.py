@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from activity.events import aemit, broadcast_publication
+from metering.services import spend_changed
 from molecule_site import adb
 from molecule_site.errors import ApiError
 from molecule_site.redis_client import get_async_redis
@@ -185,9 +186,9 @@ UPDATE workspaces SET
             THEN %s + make_interval(mins => workspaces.hibernation_idle_minutes)
         ELSE workspaces.hibernation_deadline END,
     updated_at = %s
-FROM (SELECT status, current_task, max_concurrent_tasks FROM workspaces WHERE id = %s FOR UPDATE) AS old
+FROM (SELECT status, current_task, max_concurrent_tasks, monthly_spend FROM workspaces WHERE id = %s FOR UPDATE) AS old
 WHERE workspaces.id = %s AND workspaces.status <> 'removed'
-RETURNING old.status, old.current_task, old.max_concurrent_tasks
+RETURNING old.status, old.current_task, old.max_concurrent_tasks, old.monthly_spend, workspaces.budget_limit
 """
 
 # A status change is a claim on the status read above: it only applies if nobody moved it since.
@@ -263,7 +264,7 @@ async def workspace_heartbeat(
             )
             if row is None:
                 return {"status": "ok"}
-            old_status, old_task, max_tasks = row
+            old_status, old_task, max_tasks, old_spend, budget_limit = row
             change = heartbeat_transition(
                 old_status, error_rate=error_rate, sample_error=sample_error, runtime_state=runtime_state,
                 status_mgmt=capabilities.get(STATUS_MGMT_CAPABILITY) is True,
@@ -279,6 +280,8 @@ async def workspace_heartbeat(
 
     if status_event is not None:
         await aemit(status_event[0], parsed, status_event[1])  # before the broadcasts below
+    if spend is not None and spend != old_spend:  # the agent reports its own spend (spec §19 budgets)
+        await spend_changed(workspace_id=parsed, before=old_spend, after=spend, limit=budget_limit)
     broadcasts = []
     if (old_task or "") != current_task:
         broadcasts.append(broadcast_publication(

@@ -26,7 +26,7 @@ from django.db import connections
 from django.utils import timezone
 
 from activity.events import EVENTS_GROUP
-from activity.models import StructureEvent
+from activity.models import ApprovalRequest, StructureEvent
 from molecule_site import adb
 from molecule_site.channel_layer import group_channel_name
 from registry import a2a_drain, selectors, services
@@ -305,6 +305,29 @@ def test_monthly_spend_written_only_when_positive_and_clamped(beat, sent, stored
     beat({"workspace_id": str(workspace.id), "monthly_spend": sent})
     workspace.refresh_from_db()
     assert workspace.monthly_spend == stored
+
+
+def test_a_reported_spend_that_crosses_the_budget_lines_is_announced_and_asks_for_approval_once(beat):
+    """An agent that reports its own spend (an external one) trips the same BUDGET_* events and
+    approval requests as metered spend: once per line crossed, not on every beat above it."""
+    workspace = make(budget_limit=1000, monthly_spend=100)
+    for spend in (700, 850, 900, 1200, 1300):
+        beat({"workspace_id": str(workspace.id), "monthly_spend": spend})
+    budget = [(kind, payload) for kind, payload in persisted(workspace) if kind.startswith("BUDGET_")]
+    assert budget == [
+        ("BUDGET_WARNING", {"monthly_spend": 850, "budget_limit": 1000, "percent": 85.0}),
+        ("BUDGET_EXCEEDED", {"monthly_spend": 1200, "budget_limit": 1000, "percent": 120.0}),
+    ]
+    approvals = ApprovalRequest.objects.filter(workspace=workspace).order_by("created_at")
+    assert [(a.action, a.status, a.context["monthly_spend"]) for a in approvals] == [
+        ("budget_warning", "pending", 850), ("budget_exceeded", "pending", 1200)]
+
+
+def test_a_reported_spend_without_a_budget_announces_nothing(beat):
+    workspace = make(monthly_spend=0)
+    beat({"workspace_id": str(workspace.id), "monthly_spend": 10**9})
+    assert [kind for kind, _ in persisted(workspace) if kind.startswith("BUDGET_")] == []
+    assert not ApprovalRequest.objects.filter(workspace=workspace).exists()
 
 
 def test_removed_rows_are_untouched(beat, delivered, redis_client):
