@@ -240,6 +240,8 @@ def test_a_custom_cli_run_is_one_invoke_agent_span_without_invented_usage(tracin
                                    "gen_ai.request.model": "gpt-4.1-mini"}
     assert agent["status"] == 0
     assert [s["name"] for s in spans if s["name"].startswith("chat ")] == []
+    # the command was handed the trace context: its own spans would be children of invoke_agent
+    assert records()[0]["env"]["TRACEPARENT"] == f"00-{TRACE_ID}-{agent['span_id']}-01"
 
 
 @pytest.mark.parametrize(("text", "extra", "error"), [

@@ -16,7 +16,9 @@ The prompt is the user text, preceded by the conversation so far when A2A histor
   are the error text.
 - `custom`: `command` + `args`; `{message}` (the prompt), `{system_prompt}` and `{model}` are
   replaced inside each arg. When no arg has `{message}`, the prompt is written to stdin. The same
-  three values are in env `MOLECULE_MESSAGE`, `MOLECULE_SYSTEM_PROMPT`, `MOLECULE_MODEL`.
+  three values are in env `MOLECULE_MESSAGE`, `MOLECULE_SYSTEM_PROMPT`, `MOLECULE_MODEL`, and
+  with tracing on `TRACEPARENT` names the run's `invoke_agent` span (OpenTelemetry's environment
+  carrier), so a command that traces itself continues the task's trace.
   stdout (stripped) is the reply.
 
 Telemetry: a codex run is one `chat <model>` span with the usage of its `turn.completed` events;
@@ -218,6 +220,8 @@ class CLIExecutor(LLMExecutor):
                        chat: "telemetry.ChatCall | None") -> str:
         argv, stdin, extra_env = self.command_line(build_prompt(text, history))
         env = {**os.environ, **extra_env}
+        if chat is None and (traceparent := telemetry.get_current_traceparent()):
+            env["TRACEPARENT"] = traceparent  # a custom command that traces itself joins the invoke_agent span
         name = Path(argv[0]).name
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

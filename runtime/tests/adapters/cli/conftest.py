@@ -27,7 +27,7 @@ AGENT_SCRIPT = textwrap.dedent('''
     stdin = "" if sys.stdin is None or sys.stdin.closed else sys.stdin.read()
     with open(record, "a") as fh:
         fh.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin, "pid": os.getpid(),
-                             "env": {k: v for k, v in os.environ.items() if k.startswith("MOLECULE_")}}) + "\\n")
+                             "env": {k: v for k, v in os.environ.items() if k.startswith("MOLECULE_") or k == "TRACEPARENT"}}) + "\\n")
     text = " ".join(sys.argv[1:]) + " " + stdin
     if "please fail" in text:
         print("starting up", flush=True)

@@ -65,6 +65,7 @@ def test_custom_command_gets_message_system_prompt_and_model_and_stdout_is_the_r
     assert "## Inter-Agent Communication" in system and "commit_memory" in system
     assert rec["stdin"] == ""  # {message} is in the args: nothing on stdin
     assert rec["env"]["MOLECULE_MESSAGE"] == "hello custom" and rec["env"]["MOLECULE_SYSTEM_PROMPT"] == system
+    assert "TRACEPARENT" not in rec["env"]  # tracing is off: no trace to join
     assert rt.llm.requests == []  # the command is the agent: no model call from the runtime
 
 
