@@ -68,7 +68,8 @@ def test_the_engineering_team_starts_and_keeps_working_with_nobody_messaging_it(
         # (a) The initial prompt: sent once by the PM to itself, delegated to the Dev Lead.
         initial = f"/delegate Dev Lead {INITIAL_TASK}"
         wait_until(lambda: received(api, lead, INITIAL_TASK), 120, "the PM's first task to reach the Dev Lead")
-        [to_self] = received(api, pm, initial)
+        # the PM's own row is written when its turn ends, after the Dev Lead's
+        [to_self] = wait_until(lambda: received(api, pm, initial), 30, "the PM's first turn to end")
         assert to_self["source_id"] == pm and to_self["status"] == "ok", to_self
         [to_lead] = received(api, lead, INITIAL_TASK)
         assert (to_lead["source_id"], to_lead["status"]) == (pm, "ok"), to_lead

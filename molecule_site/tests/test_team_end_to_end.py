@@ -128,7 +128,10 @@ def test_demo_team_runs_talks_delegates_remembers_recovers_and_is_deleted(platfo
 
         # A killed runtime goes offline (deadline missed) and the provisioner brings it back.
         os.kill(pids[researcher], signal.SIGKILL)
-        wait_until(lambda: status(researcher) == "offline", TTL_SECONDS + SWEEP_SECONDS + 10, "offline")
+        # the restart is queued at once, so the offline status may last less than a poll: the
+        # event log says it happened
+        wait_until(lambda: any(e["event_type"] == "WORKSPACE_OFFLINE" for e in api.get(f"/events/{researcher}").json()),
+                   TTL_SECONDS + SWEEP_SECONDS + 10, "offline")
         wait_until(lambda: status(researcher) == "online", 60, "the runtime to be restarted")
         assert runtime_pid(home, researcher) not in (None, pids[researcher])
         assert "specialist: back" in say(api, researcher, "back")
