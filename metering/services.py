@@ -54,6 +54,15 @@ def _count(value) -> int | None:
     return value
 
 
+def _usage(model, input_value, output_value) -> Usage | None:
+    """One reported call's usage, or None when a count is out of bounds or both are zero."""
+    input_tokens, output_tokens = _count(input_value), _count(output_value)
+    if input_tokens is None or output_tokens is None or input_tokens + output_tokens == 0:
+        return None
+    return Usage(model=model[:MAX_MODEL_NAME] if isinstance(model, str) else "",
+                 input_tokens=input_tokens, output_tokens=output_tokens)
+
+
 def usage_from_reply(decoded) -> Usage | None:
     """The ``usage`` an agent's JSON-RPC reply reports (spec §8.4: ``result.usage`` or top-level
     ``usage``; our runtime puts it in ``result.metadata.usage``), or None when there is none."""
@@ -63,13 +72,7 @@ def usage_from_reply(decoded) -> Usage | None:
     metadata = result.get("metadata") if isinstance(result.get("metadata"), dict) else {}
     for candidate in (result.get("usage"), decoded.get("usage"), metadata.get("usage")):
         if isinstance(candidate, dict):
-            input_tokens = _count(candidate.get("input_tokens", 0))
-            output_tokens = _count(candidate.get("output_tokens", 0))
-            if input_tokens is None or output_tokens is None or input_tokens + output_tokens == 0:
-                return None
-            model = candidate.get("model")
-            model = model[:MAX_MODEL_NAME] if isinstance(model, str) else ""
-            return Usage(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
+            return _usage(candidate.get("model"), candidate.get("input_tokens", 0), candidate.get("output_tokens", 0))
     return None
 
 
@@ -77,21 +80,19 @@ def usage_from_spans(attribute_sets) -> list[Usage]:
     """The usage of the ``chat`` spans (GenAI conventions) among the attribute dicts of newly stored
     spans, summed per model, for the calls no A2A reply reports: an external agent's own model
     calls, exported to the platform's receiver. Spans marked :data:`ON_REPLY_ATTRIBUTE` are left out."""
-    totals: dict[str, list[int]] = {}
+    totals: dict[str, Usage] = {}
     for attributes in attribute_sets:
         if attributes.get("gen_ai.operation.name") != "chat" or attributes.get(ON_REPLY_ATTRIBUTE) is True:
             continue
-        input_tokens = _count(attributes.get("gen_ai.usage.input_tokens", 0))
-        output_tokens = _count(attributes.get("gen_ai.usage.output_tokens", 0))
-        if input_tokens is None or output_tokens is None or input_tokens + output_tokens == 0:
+        call = _usage(attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model"),
+                      attributes.get("gen_ai.usage.input_tokens", 0), attributes.get("gen_ai.usage.output_tokens", 0))
+        if call is None:
             continue
-        model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
-        model = model[:MAX_MODEL_NAME] if isinstance(model, str) else ""
-        total = totals.setdefault(model, [0, 0, 0])
-        total[0] += input_tokens
-        total[1] += output_tokens
-        total[2] += 1
-    return [Usage(model=model, input_tokens=i, output_tokens=o, calls=n) for model, (i, o, n) in totals.items()]
+        total = totals.get(call.model)
+        totals[call.model] = call if total is None else Usage(
+            model=call.model, input_tokens=total.input_tokens + call.input_tokens,
+            output_tokens=total.output_tokens + call.output_tokens, calls=total.calls + 1)
+    return list(totals.values())
 
 
 _UPSERT_SQL = """

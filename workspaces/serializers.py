@@ -47,6 +47,14 @@ def _uuid_or_none(value, error: str) -> uuid.UUID | None:
         raise ApiError(error) from None
 
 
+def _memories_bind(value) -> bool:
+    """``initial_memories`` binds like the original's struct list: objects whose ``content`` and
+    ``scope`` are strings (or absent / null)."""
+    return isinstance(value, list) and all(
+        isinstance(m, dict) and all(isinstance(m.get(key), (str, type(None))) for key in ("content", "scope"))
+        for m in value)
+
+
 def parse_new_workspace(data) -> NewWorkspace:
     """``POST /workspaces`` body → :class:`NewWorkspace` (spec §5.1)."""
     bad_payload = "invalid workspace payload"
@@ -70,13 +78,7 @@ def parse_new_workspace(data) -> NewWorkspace:
     canvas = _typed(
         data, "canvas", lambda v: isinstance(v, dict) and all(_is_number(v.get(k, 0)) for k in ("x", "y")), bad_payload, {}
     )
-    # each entry binds like the original's struct: `content` and `scope` strings when given
-    memories = _typed(
-        data, "initial_memories",
-        lambda v: isinstance(v, list) and all(
-            isinstance(m, dict) and all(isinstance(m.get(k), (str, type(None))) for k in ("content", "scope")) for m in v),
-        bad_payload, [],
-    )
+    memories = _typed(data, "initial_memories", _memories_bind, bad_payload, [])
 
     fields = {"name": name, **{k: values[k] for k in ("role", "model", "runtime")}}
     if any(value and validators.field_problem(key, value) for key, value in fields.items()):
